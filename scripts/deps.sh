@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything bpfchain's build, tests and demo need, idempotently: Debian packages, then
+# the Go-built test-bed tools (kube-apiserver, etcd, cnitool, helm; tools/envtest/build.sh).
+# Run as root. A second run installs nothing and takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  cmake ninja-build ccache g++ pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+  libcpprest-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # checks
+  clang-format clang-tidy
+  # tests and demo
+  iproute2 iputils-ping containernetworking-plugins prometheus openssl curl jq python3 procps
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Go builds the control plane for tests. This machine kind ships Go; the modules need >= 1.26.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+  export PATH=$PATH:/usr/local/go/bin
+fi
+if ! command -v go >/dev/null; then
+  echo "deps.sh: Go >= 1.26 is required on PATH to build the test bed (tools/envtest)" >&2
+  exit 1
+fi
+tools/envtest/build.sh >/dev/null

@@ -1,0 +1,516 @@
+#!/usr/bin/env bash
+# A real kube-apiserver + etcd on loopback, started the way controller-runtime's envtest starts
+# them (DESIGN.md section 8). No controllers, no scheduler, no kubelet: tests create what they need.
+#
+# Usage:
+#   scripts/local-cluster.sh up [--dir DIR] [--owner-pid PID]
+#       Starts etcd and kube-apiserver; prints ONE line on stdout: the absolute path of an admin
+#       kubeconfig (user admin, group system:masters; certificates embedded). All else goes to
+#       stderr. DIR (default: a new mktemp -d ${TMPDIR:-/tmp}/bpfchain-cluster.XXXXXX; if given, it
+#       must be absent or empty) holds everything: certs/, etcd/, *.log, *.pid, kubeconfig, env,
+#       owner. With --owner-pid, a detached watchdog runs `down --dir DIR` within ~1 s of PID's
+#       death (pass your own pid: a test killed by SIGKILL then leaves nothing behind). Without
+#       --owner-pid, DIR is recorded in ${TMPDIR:-/tmp}/bpfchain-cluster.last for a bare `down`.
+#       On failure: the tail of the relevant log on stderr, everything started is torn down, exit 1.
+#   scripts/local-cluster.sh down [--dir DIR]
+#       Stops the watchdog, kube-apiserver, then etcd (SIGTERM, SIGKILL after 10 s); removes DIR.
+#       Without --dir: the dir recorded by the last owner-less `up`. Idempotent (a missing or
+#       half-started DIR is fine); refuses a non-empty DIR that `up` did not make.
+#   scripts/local-cluster.sh down --all-stale
+#       Runs `down` on every ${TMPDIR:-/tmp}/bpfchain-cluster.* dir whose owner is dead, whose
+#       etcd and kube-apiserver are both dead, or whose `up` was killed before it finished (dirs
+#       whose `up` is still running are skipped).
+#   scripts/local-cluster.sh env [--dir DIR]
+#       Prints DIR/env: shell exports of KUBECONFIG, BPFCHAIN_APISERVER_URL, ETCD_ENDPOINT and
+#       BPFCHAIN_CLUSTER_DIR. Use: eval "$(scripts/local-cluster.sh env)".
+#
+# Environment: BPFCHAIN_CLUSTER_START_TIMEOUT (seconds, default 60) bounds the wait for etcd and
+# for kube-apiserver each; binaries come from tools/envtest/build.sh (which honours
+# KUBEBUILDER_ASSETS and BPFCHAIN_TOOLS_DIR, and builds on first use).
+set -euo pipefail
+
+self=$(readlink -f "${BASH_SOURCE[0]}")
+root=$(cd "$(dirname "$self")/.." && pwd)
+tmpbase=${TMPDIR:-/tmp}
+tmpbase=${tmpbase%/}
+last_file="$tmpbase/bpfchain-cluster.last"
+marker=.bpfchain-cluster
+start_timeout=${BPFCHAIN_CLUSTER_START_TIMEOUT:-60}
+stop_timeout=10
+
+log() { printf 'local-cluster: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//' >&2; }
+
+now_ms() { date +%s%3N; }
+
+# proc_start PID: prints the start time (jiffies since boot) of a live process; fails if PID is
+# gone or a zombie. PID plus start time names a process even across pid reuse.
+proc_start() {
+    local stat fields
+    [[ "$1" =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -ra fields <<<"${stat##*) }" # fields[0] is field 3 (state); field 22 is fields[19]
+    [[ "${fields[0]}" != Z && "${fields[0]}" != X ]] || return 1
+    printf '%s\n' "${fields[19]}"
+}
+
+# ours PID DIR: PID is alive and its command line names DIR (guards against pid reuse).
+ours() {
+    local pid=$1 dir=$2 arg
+    proc_start "$pid" >/dev/null || return 1
+    while IFS= read -r -d '' arg; do
+        case "$arg" in
+            "$dir" | "$dir"/* | *="$dir" | *="$dir"/*) return 0 ;;
+        esac
+    done <"/proc/$pid/cmdline" 2>/dev/null
+    return 1
+}
+
+read_pid() { # FILE
+    local pid=""
+    [[ -f "$1" ]] && pid=$(head -n1 "$1" 2>/dev/null || true)
+    [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
+}
+
+# stop_proc DIR NAME: SIGTERM, then SIGKILL after $stop_timeout s.
+stop_proc() {
+    local dir=$1 name=$2 pid i
+    pid=$(read_pid "$dir/$name.pid") || return 0
+    if ours "$pid" "$dir"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < stop_timeout * 10; i++)); do
+            ours "$pid" "$dir" || break
+            sleep 0.1
+        done
+        if ours "$pid" "$dir"; then
+            log "$name (pid $pid) still running after ${stop_timeout} s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                ours "$pid" "$dir" || break
+                sleep 0.1
+            done
+        fi
+    fi
+    rm -f "$dir/$name.pid"
+}
+
+do_down() { # DIR
+    local dir=$1 pid
+    if [[ ! -e "$dir" ]]; then
+        log "$dir: already gone"
+        return 0
+    fi
+    [[ -d "$dir" && ! -L "$dir" ]] || die "$dir is not a directory"
+    if [[ ! -f "$dir/$marker" ]]; then
+        if [[ -z "$(ls -A "$dir")" ]]; then
+            rmdir "$dir" 2>/dev/null || true
+            return 0
+        fi
+        die "$dir is not a local-cluster dir (no $marker); not removing it"
+    fi
+    # The watchdog first (its process group, to take its sleep along), unless we are it.
+    if pid=$(read_pid "$dir/watchdog.pid") && [[ "$pid" != "$$" ]] && ours "$pid" "$dir"; then
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    fi
+    stop_proc "$dir" kube-apiserver
+    stop_proc "$dir" etcd
+    # A concurrent down (user and watchdog) may race us in rm; try again once.
+    rm -rf -- "$dir" 2>/dev/null || rm -rf -- "$dir"
+    if [[ -f "$last_file" && "$(cat "$last_file" 2>/dev/null)" == "$dir" ]]; then
+        rm -f "$last_file"
+    fi
+    log "stopped; removed $dir"
+}
+
+# --- up ----------------------------------------------------------------------------------------
+
+gen_certs() { # DIR
+    local d=$1/certs cnf
+    mkdir -p "$d"
+    cnf="$d/openssl.cnf"
+    cat >"$cnf" <<'EOF'
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[ server_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ client_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    local days=7 ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    ca() { # NAME CN
+        openssl req -x509 -new -config "$cnf" -extensions ca_ext "${ec[@]}" \
+            -keyout "$d/$1.key" -out "$d/$1.crt" -days "$days" -subj "/CN=$2" 2>/dev/null
+    }
+    leaf() { # NAME CA SUBJECT EXT
+        openssl req -new -config "$cnf" "${ec[@]}" \
+            -keyout "$d/$1.key" -out "$d/$1.csr" -subj "$3" 2>/dev/null
+        openssl x509 -req -in "$d/$1.csr" -CA "$d/$2.crt" -CAkey "$d/$2.key" \
+            -set_serial "0x$(openssl rand -hex 16)" -days "$days" \
+            -extfile "$cnf" -extensions "$4" -out "$d/$1.crt" 2>/dev/null
+        rm -f "$d/$1.csr"
+    }
+    ca ca "bpfchain-local-cluster-ca" || return 1
+    leaf apiserver ca "/CN=localhost" server_ext || return 1
+    ca client-ca "bpfchain-local-cluster-client-ca" || return 1
+    leaf admin client-ca "/CN=admin/O=system:masters" client_ext || return 1
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/sa.key" 2>/dev/null &&
+        openssl pkey -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+}
+
+free_ports() { # COUNT: distinct free loopback ports, space separated
+    python3 -c '
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+}
+
+# spawn DIR NAME BIN ARGS...: a detached process (own session), log DIR/NAME.log, pid DIR/NAME.pid.
+spawn() {
+    local dir=$1 name=$2 i
+    shift 2
+    rm -f "$dir/$name.pid"
+    # A retry's log starts afresh (port-clash detection greps it); keep the previous one.
+    [[ ! -e "$dir/$name.log" ]] || mv -f "$dir/$name.log" "$dir/$name.log.prev"
+    setsid "$self" __exec "$dir/$name.pid" "$@" </dev/null >>"$dir/$name.log" 2>&1 8>&- &
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$dir/$name.pid" ]] && return 0
+        sleep 0.05
+    done
+    die "$name did not start"
+}
+
+tail_log() { # FILE
+    log "---- last lines of $1 ----"
+    tail -n 40 "$1" >&2 2>/dev/null || true
+    log "---- end of $1 ----"
+}
+
+# wait_ready DIR NAME URL CURL_ARGS...: 0 when ready, 2 when NAME died of a port clash, 1 else.
+wait_ready() {
+    local dir=$1 name=$2 url=$3 deadline pid
+    shift 3
+    deadline=$(($(date +%s) + start_timeout))
+    pid=$(read_pid "$dir/$name.pid") || return 1
+    while :; do
+        if curl -fsS --max-time 2 "$@" "$url" >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! ours "$pid" "$dir"; then
+            if grep -qi 'address already in use' "$dir/$name.log" 2>/dev/null; then
+                log "$name: port taken meanwhile; retrying with other ports"
+                return 2
+            fi
+            log "error: $name exited before becoming ready"
+            tail_log "$dir/$name.log"
+            return 1
+        fi
+        if (($(date +%s) >= deadline)); then
+            log "error: $name not ready at $url after ${start_timeout} s"
+            tail_log "$dir/$name.log"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+start_etcd() { # DIR PORT_CLIENT PORT_PEER
+    local dir=$1 curl="http://127.0.0.1:$2" purl="http://127.0.0.1:$3"
+    rm -rf "$dir/etcd"
+    spawn "$dir" etcd "$bin/etcd" \
+        --name=default \
+        --data-dir="$dir/etcd" \
+        --listen-client-urls="$curl" \
+        --advertise-client-urls="$curl" \
+        --listen-peer-urls="$purl" \
+        --initial-advertise-peer-urls="$purl" \
+        --initial-cluster="default=$purl" \
+        --unsafe-no-fsync=true \
+        --quota-backend-bytes=$((1024 * 1024 * 1024))
+}
+
+start_apiserver() { # DIR PORT ETCD_URL
+    local dir=$1 port=$2 c="$1/certs"
+    spawn "$dir" kube-apiserver "$bin/kube-apiserver" \
+        --etcd-servers="$3" \
+        --cert-dir="$c" \
+        --tls-cert-file="$c/apiserver.crt" \
+        --tls-private-key-file="$c/apiserver.key" \
+        --secure-port="$port" \
+        --bind-address=127.0.0.1 \
+        --service-cluster-ip-range=10.0.0.0/24 \
+        --allow-privileged=true \
+        --disable-admission-plugins=ServiceAccount \
+        --authorization-mode=RBAC \
+        --service-account-issuer="https://127.0.0.1:$port/" \
+        --service-account-key-file="$c/sa.pub" \
+        --service-account-signing-key-file="$c/sa.key" \
+        --client-ca-file="$c/client-ca.crt"
+}
+
+write_kubeconfig() { # DIR URL
+    local dir=$1 url=$2 c="$1/certs"
+    cat >"$dir/kubeconfig.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: bpfchain-local
+  cluster:
+    server: $url
+    certificate-authority-data: $(base64 -w0 "$c/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(base64 -w0 "$c/admin.crt")
+    client-key-data: $(base64 -w0 "$c/admin.key")
+contexts:
+- name: bpfchain-local
+  context:
+    cluster: bpfchain-local
+    user: admin
+current-context: bpfchain-local
+preferences: {}
+EOF
+    mv -f "$dir/kubeconfig.tmp" "$dir/kubeconfig"
+}
+
+up_dir=""
+up_ok=0
+up_cleanup() {
+    if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
+        log "start-up failed; tearing down $up_dir"
+        do_down "$up_dir" || true
+    fi
+}
+
+cmd_up() {
+    local dir="" owner="" owner_start="" t0 attempt ports pe pp pa eurl aurl rc
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            --owner-pid) owner=${2:?--owner-pid needs a value}; shift ;;
+            --owner-pid=*) owner=${1#--owner-pid=} ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage; die "up: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    if [[ -n "$owner" ]]; then
+        owner_start=$(proc_start "$owner") || die "--owner-pid $owner: no such live process"
+    fi
+    if [[ -n "$dir" ]]; then
+        dir=$(readlink -m "$dir")
+        [[ ! -e "$dir" || -z "$(ls -A "$dir" 2>/dev/null)" ]] || die "--dir $dir is not empty"
+    fi
+    for c in openssl curl python3 setsid flock; do
+        command -v "$c" >/dev/null 2>&1 || die "$c is required"
+    done
+
+    bin=$("$root/tools/envtest/build.sh") || die "tools/envtest/build.sh failed"
+    t0=$(now_ms)
+
+    umask 077
+    if [[ -z "$dir" ]]; then
+        mkdir -p "$tmpbase"
+        dir=$(mktemp -d "$tmpbase/bpfchain-cluster.XXXXXX")
+    else
+        mkdir -p "$dir"
+    fi
+    up_dir=$dir
+    trap up_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
+    # Held while up runs (down --all-stale skips such dirs); never inherited by what we start.
+    exec 8>"$dir/.lock"
+    flock 8
+    : >"$dir/$marker"
+    printf '%s\n' "$owner" >"$dir/owner"
+    printf '%s\n' "$owner_start" >"$dir/owner.start"
+
+    if [[ -n "$owner" ]]; then
+        spawn "$dir" watchdog "$self" __watchdog "$dir" "$owner" "$owner_start"
+    else
+        printf '%s\n' "$dir" >"$last_file.tmp.$$"
+        mv -f "$last_file.tmp.$$" "$last_file"
+    fi
+
+    gen_certs "$dir" || die "certificate generation with openssl failed"
+    local c="$dir/certs"
+    local auth=(--cacert "$c/ca.crt" --cert "$c/admin.crt" --key "$c/admin.key")
+
+    for attempt in 1 2 3; do
+        ports=$(free_ports 3) || die "cannot find free loopback ports (python3)"
+        read -r pe pp pa <<<"$ports"
+        eurl="http://127.0.0.1:$pe"
+        aurl="https://127.0.0.1:$pa"
+
+        start_etcd "$dir" "$pe" "$pp"
+        rc=0
+        wait_ready "$dir" etcd "$eurl/health" || rc=$?
+        if ((rc == 2 && attempt < 3)); then
+            stop_proc "$dir" etcd
+            continue
+        fi
+        ((rc == 0)) || exit 1
+        log "etcd ready at $eurl ($(($(now_ms) - t0)) ms)"
+
+        start_apiserver "$dir" "$pa" "$eurl"
+        rc=0
+        wait_ready "$dir" kube-apiserver "$aurl/readyz" "${auth[@]}" || rc=$?
+        if ((rc == 2 && attempt < 3)); then
+            stop_proc "$dir" kube-apiserver
+            stop_proc "$dir" etcd
+            continue
+        fi
+        ((rc == 0)) || exit 1
+        # As envtest does: the bootstrap controller has created the default namespace.
+        wait_ready "$dir" kube-apiserver "$aurl/api/v1/namespaces/default" "${auth[@]}" || exit 1
+        break
+    done
+
+    write_kubeconfig "$dir" "$aurl"
+    {
+        printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+        printf 'export BPFCHAIN_APISERVER_URL=%q\n' "$aurl"
+        printf 'export ETCD_ENDPOINT=%q\n' "$eurl"
+        printf 'export BPFCHAIN_CLUSTER_DIR=%q\n' "$dir"
+    } >"$dir/env"
+    up_ok=1
+    log "kube-apiserver ready at $aurl in $(($(now_ms) - t0)) ms (dir $dir)"
+    printf '%s\n' "$dir/kubeconfig"
+}
+
+# --- down / env --------------------------------------------------------------------------------
+
+recorded_dir() {
+    local d=""
+    [[ -f "$last_file" ]] && d=$(head -n1 "$last_file")
+    printf '%s\n' "$d"
+}
+
+stale() { # DIR: 0 if the cluster in DIR should be swept
+    local dir=$1 owner start now pid alive=0 n
+    # up still running (holds the lock): not stale.
+    flock -n "$dir/.lock" true 2>/dev/null || return 1
+    # up is not running and never finished: a killed up.
+    [[ -f "$dir/kubeconfig" ]] || return 0
+    owner=$(head -n1 "$dir/owner" 2>/dev/null || true)
+    if [[ -n "$owner" ]]; then
+        start=$(head -n1 "$dir/owner.start" 2>/dev/null || true)
+        now=$(proc_start "$owner") || return 0
+        [[ -z "$start" || "$now" == "$start" ]] || return 0
+    fi
+    for n in etcd kube-apiserver; do
+        if pid=$(read_pid "$dir/$n.pid") && ours "$pid" "$dir"; then
+            alive=1
+        fi
+    done
+    ((alive == 0))
+}
+
+cmd_down() {
+    local dir="" all=0 d n=0
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            --all-stale) all=1 ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage; die "down: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    if ((all)); then
+        [[ -z "$dir" ]] || die "down: --all-stale and --dir are exclusive"
+        for d in "$tmpbase"/bpfchain-cluster.*; do
+            [[ -d "$d" && ! -L "$d" && -f "$d/$marker" ]] || continue
+            if stale "$d"; then
+                do_down "$d"
+                printf '%s\n' "$d"
+                n=$((n + 1))
+            fi
+        done
+        log "swept $n stale cluster(s)"
+        return 0
+    fi
+    if [[ -z "$dir" ]]; then
+        dir=$(recorded_dir)
+        if [[ -z "$dir" ]]; then
+            log "no cluster recorded in $last_file; nothing to do"
+            return 0
+        fi
+    fi
+    [[ "$dir" == /* ]] || dir="$PWD/$dir"
+    do_down "${dir%/}"
+}
+
+cmd_env() {
+    local dir=""
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            *) usage; die "env: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    [[ -n "$dir" ]] || dir=$(recorded_dir)
+    [[ -n "$dir" ]] || die "no cluster recorded in $last_file; pass --dir"
+    [[ -f "$dir/env" ]] || die "$dir/env not found (cluster not up?)"
+    cat "$dir/env"
+}
+
+# --- internal ----------------------------------------------------------------------------------
+
+# __exec PIDFILE BIN ARGS...: record our pid, then become BIN (so the pid is BIN's).
+cmd_exec() {
+    local pidfile=$1
+    shift
+    printf '%s\n' "$$" >"$pidfile"
+    exec "$@"
+}
+
+# __watchdog DIR OWNER OWNER_START: `down --dir DIR` once OWNER is gone (or is another process).
+cmd_watchdog() {
+    local dir=$1 owner=$2 start=$3 now
+    printf '%s\n' "$$" >"$dir/watchdog.pid"
+    cd /
+    while now=$(proc_start "$owner") && [[ "$now" == "$start" ]]; do
+        sleep 1
+    done
+    log "owner pid $owner is gone; tearing down $dir"
+    # In-process (do_down skips killing $$): works even if this script's file is gone by now.
+    do_down "$dir"
+}
+
+case "${1:-}" in
+    up) shift; cmd_up "$@" ;;
+    down) shift; cmd_down "$@" ;;
+    env) shift; cmd_env "$@" ;;
+    __exec) shift; cmd_exec "$@" ;;
+    __watchdog) shift; cmd_watchdog "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage; exit 2 ;;
+esac

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, checks formatting and
+# clang-tidy, then runs every test tier (unit, kernel, cluster, e2e). Run as root.
+#   scripts/test.sh [ctest arguments...]     e.g. scripts/test.sh -L unit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin:/usr/sbin
+
+start=$SECONDS
+step() { echo "== $* ($((SECONDS - start)) s)"; }
+
+step "dependencies"
+scripts/deps.sh
+
+step "build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build
+
+step "format"
+scripts/check-format.sh
+step "clang-tidy"
+scripts/check-tidy.sh build
+
+step "tests"
+ctest --test-dir build --output-on-failure --timeout 1500 "$@"
+step "done"

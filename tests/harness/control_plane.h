@@ -1,0 +1,51 @@
+// A real kube-apiserver + etcd for cluster and e2e tests, started through
+// scripts/local-cluster.sh (which builds them with tools/envtest on first use). The script's
+// watchdog stops the control plane when this process dies, even by SIGKILL.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/process.h"
+#include "system/result.h"
+
+namespace bpfchain::testing {
+
+class ControlPlane {
+public:
+  static Result<ControlPlane> start();
+  ~ControlPlane();
+  ControlPlane(ControlPlane&& other) noexcept
+      : dir_(std::move(other.dir_)), kubeconfig_(std::move(other.kubeconfig_)) {
+    other.dir_.clear();
+  }
+  ControlPlane& operator=(ControlPlane&&) = delete;
+
+  // An admin (system:masters) kubeconfig with embedded certificates.
+  const std::string& kubeconfig() const { return kubeconfig_; }
+  // Runs the machine's kubectl against this control plane; a non-zero exit is an error.
+  Result<CommandOutput> kubectl(const std::vector<std::string>& args) const;
+
+private:
+  ControlPlane(std::string dir, std::string kubeconfig)
+      : dir_(std::move(dir)), kubeconfig_(std::move(kubeconfig)) {}
+  std::string dir_;
+  std::string kubeconfig_;
+};
+
+// One control plane shared by every test of a binary:
+//   ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);  (in main)
+//   ControlPlaneEnvironment::get().kubectl(...)                       (in tests)
+class ControlPlaneEnvironment : public ::testing::Environment {
+public:
+  void SetUp() override;
+  void TearDown() override;
+  static ControlPlane& get();
+
+private:
+  static std::unique_ptr<ControlPlane> instance_;
+};
+
+} // namespace bpfchain::testing
