@@ -1,0 +1,168 @@
+// Chain overhead per hop (DESIGN.md section 9): T(N), the time BPF_PROG_TEST_RUN takes to run
+// a root and N chained programs on one 64-byte frame, for N = 0..max, for
+//   bpfchain    our root + N `counter` instances, built by the chain manager;
+//   l3af        the same root + N programs written to L3AF's ABI (bpf/l3af_compat.bpf.c),
+//               i.e. L3AF's xdp-root chain;
+//   monolithic  one program doing the work of N counters (bench/bpf/monolithic.bpf.c).
+// Per-hop overhead is (T(N) - T(0)) / N. Each sample is one test run of `repeat` packets timed
+// with CLOCK_MONOTONIC (the kernel's own `duration` is a whole-ns mean: too coarse for a
+// per-hop difference of a few ns); the table gives the median of `runs` samples and their
+// interquartile range.
+//   bpfchain-bench-dataplane [--max-hops N] [--runs N] [--repeat N]
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "dataplane/chain.h"
+#include "monolithic.skel.h"
+
+using namespace bpfchain;
+using namespace bpfchain::dataplane;
+
+namespace {
+
+const std::string kBpfDir = BPFCHAIN_BPF_DIR;
+
+struct Options {
+  int maxHops = 10;
+  int runs = 31;
+  unsigned repeat = 200000;
+};
+
+struct Sample {
+  double median = 0, p25 = 0, p75 = 0;
+};
+
+Sample summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::lround(q * static_cast<double>(v.size() - 1))]; };
+  return {at(0.5), at(0.25), at(0.75)};
+}
+
+// Nanoseconds per packet for one program fd, `runs` samples of `repeat` packets each.
+Sample measure(int progFd, const Options& options) {
+  std::array<unsigned char, 64> frame{};
+  frame[12] = 0x08; // IPv4 ethertype; contents do not matter to these programs
+  std::vector<double> samples;
+  for (int run = 0; run < options.runs; ++run) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = frame.size(),
+                .repeat = static_cast<int>(options.repeat));
+    auto start = std::chrono::steady_clock::now();
+    if (bpf_prog_test_run_opts(progFd, &opts) != 0) {
+      std::fprintf(stderr, "test run: %s\n", std::strerror(errno));
+      std::exit(1);
+    }
+    auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start);
+    samples.push_back(ns.count() / options.repeat);
+  }
+  return summarize(samples);
+}
+
+std::vector<Sample> chainSeries(const std::string& dir, const ProgramSpec& stage,
+                                const Options& options) {
+  auto chain = Chain::open(dir, Hook::Xdp);
+  if (!chain) {
+    std::fprintf(stderr, "%s\n", chain.error().message().c_str());
+    std::exit(1);
+  }
+  std::vector<Sample> series;
+  for (int n = 0; n <= options.maxHops; ++n) {
+    std::vector<ProgramSpec> specs;
+    for (int i = 0; i < n; ++i) {
+      specs.push_back(stage);
+      specs.back().id = "p" + std::to_string(i);
+    }
+    if (auto r = chain->apply(specs); !r) {
+      std::fprintf(stderr, "%s\n", r.error().message().c_str());
+      std::exit(1);
+    }
+    series.push_back(measure(chain->rootFd(), options));
+  }
+  (void)chain->destroy();
+  return series;
+}
+
+std::vector<Sample> monolithicSeries(const Options& options) {
+  std::vector<Sample> series;
+  for (int n = 0; n <= options.maxHops; ++n) {
+    monolithic* skel = monolithic::open();
+    skel->rodata->stages = n;
+    if (!skel || monolithic::load(skel) != 0) {
+      std::fprintf(stderr, "load monolithic: %s\n", std::strerror(errno));
+      std::exit(1);
+    }
+    series.push_back(measure(bpf_program__fd(skel->progs.monolithic_xdp), options));
+    monolithic::destroy(skel);
+  }
+  return series;
+}
+
+double perHop(const std::vector<Sample>& s, int n) {
+  return (s[n].median - s[0].median) / n;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    int value = std::atoi(argv[i + 1]);
+    if (flag == "--max-hops")
+      options.maxHops = std::clamp(value, 1, 30);
+    else if (flag == "--runs")
+      options.runs = std::max(value, 3);
+    else if (flag == "--repeat")
+      options.repeat = std::max(value, 1000);
+  }
+
+  // A private bpffs: the benchmark's pins never meet anyone else's.
+  char dirTemplate[] = "/tmp/bpfchain-bench.XXXXXX";
+  if (!::mkdtemp(dirTemplate) || ::mount("bpf", dirTemplate, "bpf", 0, "mode=0700") != 0) {
+    std::fprintf(stderr, "mount bpffs: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::string bpffs = dirTemplate;
+
+  ProgramSpec counter{.id = "",
+                      .objectPath = kBpfDir + "/counter.bpf.o",
+                      .entry = "counter_xdp",
+                      .nextMap = "counter_xdp_next"};
+  ProgramSpec l3af{.id = "",
+                   .objectPath = kBpfDir + "/l3af_compat.bpf.o",
+                   .entry = "xdp_l3af",
+                   .nextMap = "xdp_l3af_next_prog"};
+  auto ours = chainSeries(bpffs + "/bpfchain", counter, options);
+  auto theirs = chainSeries(bpffs + "/l3af", l3af, options);
+  auto mono = monolithicSeries(options);
+  ::umount2(bpffs.c_str(), MNT_DETACH);
+  ::rmdir(bpffs.c_str());
+
+  std::printf("ns per packet, median [p25, p75] of %d runs x %u packets\n\n", options.runs,
+              options.repeat);
+  std::printf("| N | bpfchain | l3af xdp-root | monolithic |\n|---|---|---|---|\n");
+  for (int n = 0; n <= options.maxHops; ++n)
+    std::printf("| %d | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] |\n", n,
+                ours[n].median, ours[n].p25, ours[n].p75, theirs[n].median, theirs[n].p25,
+                theirs[n].p75, mono[n].median, mono[n].p25, mono[n].p75);
+  std::printf("\nper-hop overhead (T(N) - T(0)) / N, ns\n\n");
+  std::printf("| N | bpfchain | l3af xdp-root | monolithic | bpfchain - monolithic |\n"
+              "|---|---|---|---|---|\n");
+  for (int n = 1; n <= options.maxHops; ++n)
+    std::printf("| %d | %.2f | %.2f | %.2f | %.2f |\n", n, perHop(ours, n), perHop(theirs, n),
+                perHop(mono, n), perHop(ours, n) - perHop(mono, n));
+  return 0;
+}

@@ -1,0 +1,338 @@
+#include "btf/map_args.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <unistd.h>
+
+#include "btf/value.h"
+
+namespace bpfchain::btf {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+struct BtfDeleter {
+  void operator()(struct btf* btf) const { btf__free(btf); }
+};
+using BtfPtr = std::unique_ptr<struct btf, BtfDeleter>;
+
+bool isPerCpu(__u32 type) {
+  return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
+         type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+bool isArray(__u32 type) {
+  return type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+bool isLru(__u32 type) {
+  return type == BPF_MAP_TYPE_LRU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+bool isSupported(__u32 type) {
+  switch (type) {
+  case BPF_MAP_TYPE_HASH:
+  case BPF_MAP_TYPE_ARRAY:
+  case BPF_MAP_TYPE_PERCPU_HASH:
+  case BPF_MAP_TYPE_PERCPU_ARRAY:
+  case BPF_MAP_TYPE_LRU_HASH:
+  case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+  case BPF_MAP_TYPE_LPM_TRIE:
+    return true;
+  default:
+    return false;
+  }
+}
+
+std::string mapTypeName(__u32 type) {
+  const char* name = libbpf_bpf_map_type_str(static_cast<enum bpf_map_type>(type));
+  return name ? name : "type " + std::to_string(type);
+}
+
+std::string hex(const Bytes& bytes) {
+  std::string out = "0x";
+  for (uint8_t byte : bytes) {
+    char buf[3];
+    std::snprintf(buf, sizeof buf, "%02x", byte);
+    out += buf;
+  }
+  return out;
+}
+
+bool allZero(const Bytes& bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+}
+
+// The map's writes so far, so that a failing write can take them back.
+class Journal {
+public:
+  Journal(int fd, size_t valueBytes) : fd_(fd), valueBytes_(valueBytes) {}
+
+  // The current value of `key`, or nothing when it has none.
+  Result<std::optional<Bytes>> lookup(const Bytes& key) const {
+    Bytes value(valueBytes_);
+    if (bpf_map_lookup_elem(fd_, key.data(), value.data()) == 0)
+      return std::optional<Bytes>(std::move(value));
+    if (errno == ENOENT)
+      return std::optional<Bytes>();
+    return systemError(errno, "look up");
+  }
+
+  Result<void> update(const Bytes& key, const Bytes& value, std::optional<Bytes> old) {
+    if (bpf_map_update_elem(fd_, key.data(), value.data(), BPF_ANY) != 0)
+      return systemError(errno, "update");
+    undo_.push_back(Undo{key, std::move(old)});
+    return {};
+  }
+
+  Result<void> remove(const Bytes& key, Bytes old) {
+    if (bpf_map_delete_elem(fd_, key.data()) != 0) {
+      if (errno == ENOENT) // gone meanwhile (an LRU eviction, the program itself)
+        return {};
+      return systemError(errno, "delete");
+    }
+    undo_.push_back(Undo{key, std::move(old)});
+    return {};
+  }
+
+  // Takes every write back, newest first. Returns what could not be taken back.
+  std::string rollback() {
+    std::string failures;
+    for (size_t i = undo_.size(); i-- > 0;) {
+      const Undo& undo = undo_[i];
+      int rc = undo.old ? bpf_map_update_elem(fd_, undo.key.data(), undo.old->data(), BPF_ANY)
+                        : bpf_map_delete_elem(fd_, undo.key.data());
+      if (rc != 0 && !(errno == ENOENT && !undo.old))
+        failures.append(failures.empty() ? "" : ", ")
+            .append(hex(undo.key))
+            .append(" (")
+            .append(std::strerror(errno))
+            .append(")");
+    }
+    undo_.clear();
+    return failures;
+  }
+
+private:
+  struct Undo {
+    Bytes key;
+    std::optional<Bytes> old; // nothing: the key was new, undo deletes it
+  };
+  int fd_;
+  size_t valueBytes_;
+  std::vector<Undo> undo_;
+};
+
+// Every key of a hash-like map. Bounded, in case the map changes faster than it is walked.
+Result<std::vector<Bytes>> listKeys(int fd, size_t keySize, __u32 maxEntries) {
+  std::vector<Bytes> keys;
+  Bytes current(keySize);
+  Bytes next(keySize);
+  const void* previous = nullptr;
+  for (size_t i = 0; i <= static_cast<size_t>(maxEntries) * 2 + 16; ++i) {
+    if (bpf_map_get_next_key(fd, previous, next.data()) != 0) {
+      if (errno == ENOENT)
+        return keys;
+      return systemError(errno, "list keys");
+    }
+    keys.push_back(next);
+    current = next;
+    previous = current.data();
+  }
+  return keys;
+}
+
+} // namespace
+
+Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEntry>& entries,
+                          const std::string& field) {
+  // The kernel answers a program's or link's descriptor with that object's info, which would
+  // be read as garbage map info; the descriptor's inode says what it is.
+  char target[64] = {};
+  std::string link = "/proc/self/fd/" + std::to_string(mapFd);
+  if (readlink(link.c_str(), target, sizeof target - 1) < 0)
+    return systemError(errno, field + ": descriptor " + std::to_string(mapFd));
+  if (std::strcmp(target, "anon_inode:bpf-map") != 0)
+    return invalidError(field + ": descriptor " + std::to_string(mapFd) + " is not a BPF map (" +
+                        target + ")");
+  bpf_map_info info{};
+  __u32 infoLen = sizeof info;
+  if (bpf_obj_get_info_by_fd(mapFd, &info, &infoLen) != 0)
+    return systemError(errno, field + ": get map info");
+  const std::string where = field + ": map " + info.name;
+  if (!isSupported(info.type))
+    return invalidError(
+        where + " is a " + mapTypeName(info.type) +
+        " map; mapArgs can fill hash, array and LPM-trie maps (per-CPU and LRU too)");
+  if (info.btf_id == 0 || info.btf_key_type_id == 0 || info.btf_value_type_id == 0)
+    return invalidError(where + " has no BTF key/value types, so its entries cannot be typed " +
+                        "(declare it with __type(key, ...) and __type(value, ...))");
+  BtfPtr btf(btf__load_from_kernel_by_id(info.btf_id));
+  if (!btf)
+    return systemError(errno, where + ": load BTF " + std::to_string(info.btf_id));
+  const struct btf* types = btf.get();
+  if (btf__resolve_size(types, info.btf_key_type_id) != info.key_size ||
+      btf__resolve_size(types, info.btf_value_type_id) != info.value_size)
+    return invalidError(
+        where + ": its BTF key/value types (" + typeName(types, info.btf_key_type_id) + ", " +
+        typeName(types, info.btf_value_type_id) + ") do not match its key/value sizes");
+
+  // Per-CPU values are one 8-byte aligned slot per possible CPU.
+  size_t cpus = 1;
+  size_t stride = info.value_size;
+  if (isPerCpu(info.type)) {
+    int possible = libbpf_num_possible_cpus();
+    if (possible <= 0)
+      return systemError(-possible, where + ": count possible CPUs");
+    cpus = possible;
+    stride = (static_cast<size_t>(info.value_size) + 7) / 8 * 8;
+  }
+  const size_t valueBytes = stride * cpus;
+
+  auto renderKey = [&](const Bytes& key) {
+    auto text = decodeValue(types, info.btf_key_type_id, key.data(), key.size());
+    return text ? *text : hex(key);
+  };
+
+  // Everything is encoded and checked before the first write.
+  std::vector<std::pair<Bytes, Bytes>> encoded;
+  std::map<Bytes, size_t> listed; // key -> entry index
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string entryField = field + ".entries[" + std::to_string(i) + "]";
+    auto key = encodeValue(types, info.btf_key_type_id, entries[i].key, entryField + ".key");
+    if (!key)
+      return std::move(key).error();
+    auto value =
+        encodeValue(types, info.btf_value_type_id, entries[i].value, entryField + ".value");
+    if (!value)
+      return std::move(value).error();
+    if (auto [it, inserted] = listed.emplace(*key, i); !inserted)
+      return invalidError(entryField + ".key: same key as entries[" + std::to_string(it->second) +
+                          "].key (" + renderKey(*key) + ")");
+    if (isArray(info.type)) {
+      __u32 index = 0;
+      std::memcpy(&index, key->data(), sizeof index);
+      if (index >= info.max_entries)
+        return invalidError(entryField + ".key: index " + std::to_string(index) +
+                            " is out of range for array map " + info.name + " (max_entries " +
+                            std::to_string(info.max_entries) + ")");
+    }
+    Bytes replicated(valueBytes, 0);
+    for (size_t cpu = 0; cpu < cpus; ++cpu)
+      std::memcpy(replicated.data() + cpu * stride, value->data(), value->size());
+    encoded.emplace_back(std::move(*key), std::move(replicated));
+  }
+  if (entries.size() > info.max_entries)
+    return invalidError(where + ": " + std::to_string(entries.size()) +
+                        " entries do not fit (max_entries " + std::to_string(info.max_entries) +
+                        ")");
+
+  Journal journal(mapFd, valueBytes);
+  std::string failedKey;
+  auto failed = [&](const Error& error) -> Error {
+    std::string undone = journal.rollback();
+    std::string message = where + ": key " + failedKey + ": " + error.message();
+    message += undone.empty() ? "; the map was left as it was"
+                              : "; restoring the map failed too for keys " + undone;
+    return Error(error.code(), message);
+  };
+  // Writes `value` under `key`, remembering what was there.
+  auto write = [&](const Bytes& key, const Bytes& value) -> Result<void> {
+    failedKey = renderKey(key);
+    auto old = journal.lookup(key);
+    if (!old)
+      return std::move(old).error();
+    return journal.update(key, value, std::move(*old));
+  };
+  auto remove = [&](const Bytes& key) -> Result<void> {
+    failedKey = renderKey(key);
+    auto old = journal.lookup(key);
+    if (!old)
+      return std::move(old).error();
+    if (!*old)
+      return {};
+    return journal.remove(key, std::move(**old));
+  };
+
+  if (isArray(info.type)) {
+    for (const auto& [key, value] : encoded) {
+      if (auto done = write(key, value); !done)
+        return failed(std::move(done).error());
+    }
+    if (mode == MapArgMode::Replace) {
+      // Array slots cannot be deleted: an unlisted slot is reset to zero.
+      const Bytes zero(valueBytes, 0);
+      for (__u32 index = 0; index < info.max_entries; ++index) {
+        Bytes key(info.key_size, 0);
+        std::memcpy(key.data(), &index, sizeof index);
+        if (listed.count(key) != 0)
+          continue;
+        failedKey = std::to_string(index);
+        auto old = journal.lookup(key);
+        if (!old)
+          return failed(std::move(old).error());
+        if (!*old || allZero(**old))
+          continue;
+        if (auto done = journal.update(key, zero, std::move(*old)); !done)
+          return failed(std::move(done).error());
+      }
+    }
+    return {};
+  }
+
+  auto existing = listKeys(mapFd, info.key_size, info.max_entries);
+  if (!existing)
+    return std::move(existing).error().context(where);
+  std::vector<Bytes> stale;
+  size_t added = encoded.size();
+  for (const auto& key : *existing) {
+    if (listed.count(key) != 0)
+      --added;
+    else if (mode == MapArgMode::Replace)
+      stale.push_back(key);
+  }
+  // The listed entries are written first, then the unlisted deleted, so that a key being
+  // replaced never goes missing. When the map has no room for that, the unlisted go first; an
+  // LRU map has no such limit (it would evict instead), so it is never refused.
+  bool staleFirst = false;
+  if (!isLru(info.type) && existing->size() + added > info.max_entries) {
+    if (existing->size() - stale.size() + added > info.max_entries)
+      return invalidError(where + ": no room for " + std::to_string(added) + " new entries (it " +
+                          "holds " + std::to_string(existing->size()) + ", max_entries " +
+                          std::to_string(info.max_entries) + ")");
+    staleFirst = true;
+  }
+  auto removeStale = [&]() -> Result<void> {
+    for (const auto& key : stale) {
+      if (auto done = remove(key); !done)
+        return done;
+    }
+    return {};
+  };
+  if (staleFirst) {
+    if (auto done = removeStale(); !done)
+      return failed(std::move(done).error());
+  }
+  for (const auto& [key, value] : encoded) {
+    if (auto done = write(key, value); !done)
+      return failed(std::move(done).error());
+  }
+  if (!staleFirst) {
+    if (auto done = removeStale(); !done)
+      return failed(std::move(done).error());
+  }
+  return {};
+}
+
+} // namespace bpfchain::btf

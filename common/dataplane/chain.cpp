@@ -1,0 +1,277 @@
+#include "dataplane/chain.h"
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <sys/stat.h>
+
+#include "dataplane/chain_plan.h"
+#include "root.skel.h"
+
+namespace bpfchain::dataplane {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr size_t kDigestChars = 16;
+
+// Instance directory names: "<escaped id>@<digest>@<serial>". Ids may hold '/' and '.', and
+// bpffs refuses names with a '.', so both are %-escaped.
+std::string escapeId(const std::string& id) {
+  std::string out;
+  for (unsigned char c : id) {
+    if (std::isalnum(c) || c == '-' || c == '_') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> unescapeId(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size())
+      return std::nullopt;
+    out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+    i += 2;
+  }
+  return out;
+}
+
+struct InstanceName {
+  std::string id;
+  std::string digest;
+  unsigned serial = 0;
+};
+
+std::optional<InstanceName> parseInstanceName(const std::string& name) {
+  auto dot = name.rfind('@');
+  if (dot == std::string::npos || dot == 0)
+    return std::nullopt;
+  auto at = name.rfind('@', dot - 1);
+  if (at == std::string::npos)
+    return std::nullopt;
+  auto id = unescapeId(name.substr(0, at));
+  if (!id)
+    return std::nullopt;
+  try {
+    return InstanceName{*id, name.substr(at + 1, dot - at - 1),
+                        static_cast<unsigned>(std::stoul(name.substr(dot + 1)))};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Result<void> makeDirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return Error(ec.value(), "mkdir " + dir + ": " + ec.message());
+  return {};
+}
+
+Result<ProgramInstance> loadRoot(const std::string& dir, Hook hook) {
+  size_t size = 0;
+  const void* image = root__elf_bytes(&size);
+  bool xdp = hook == Hook::Xdp;
+  ProgramSpec spec{.id = "root",
+                   .objectPath = "root.bpf.o (built in)",
+                   .entry = xdp ? "root_xdp" : "root_tc",
+                   .nextMap = xdp ? "root_xdp_next" : "root_tc_next"};
+  return ProgramInstance::loadImage(image, size, spec, hook, dir);
+}
+
+} // namespace
+
+Result<Chain> Chain::open(const std::string& dir, Hook hook) {
+  if (auto r = makeDirs(dir + "/programs"); !r)
+    return std::move(r).error();
+  std::string rootDir = dir + "/root";
+  auto root = ProgramInstance::adopt(rootDir);
+  if (!root) {
+    // No root, or one a crash left half-pinned before it was ever attached: start over.
+    (void)removePinTree(rootDir);
+    root = loadRoot(rootDir, hook);
+    if (!root)
+      return std::move(root).error().context("load the root program");
+  }
+  Chain chain(dir, hook, std::move(*root));
+  if (auto r = chain.adoptPrograms(); !r)
+    return std::move(r).error();
+  return chain;
+}
+
+Result<void> Chain::adoptPrograms() {
+  running_.clear();
+  std::map<uint32_t, std::pair<InstanceName, std::string>> byProgramId; // id -> name, dir
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/programs", ec)) {
+    std::string name = entry.path().filename();
+    auto parsed = parseInstanceName(name);
+    auto instance = parsed ? ProgramInstance::adopt(entry.path()) : invalidError("bad name");
+    if (!instance) {
+      (void)removePinTree(entry.path());
+      continue;
+    }
+    serial_ = std::max(serial_, parsed->serial + 1);
+    byProgramId.emplace(instance->programId(), std::make_pair(*parsed, entry.path().string()));
+  }
+  if (ec)
+    return Error(ec.value(), "list " + dir_ + "/programs: " + ec.message());
+
+  std::set<uint32_t> onPath;
+  auto next = root_.nextProgramId();
+  while (next && *next != 0 && !onPath.contains(*next)) {
+    auto it = byProgramId.find(*next);
+    if (it == byProgramId.end())
+      return invalidError("chain " + dir_ + ": program id " + std::to_string(*next) +
+                          " is linked but has no pinned instance");
+    auto instance = ProgramInstance::adopt(it->second.second);
+    if (!instance)
+      return std::move(instance).error();
+    onPath.insert(*next);
+    next = instance->nextProgramId();
+    running_.push_back({it->second.first.id, it->second.first.digest, std::move(*instance)});
+  }
+  if (!next)
+    return std::move(next).error();
+  for (const auto& [id, named] : byProgramId)
+    if (!onPath.contains(id))
+      (void)removePinTree(named.second); // loaded by a process that died before linking it
+  return {};
+}
+
+std::string Chain::newInstanceDir(const std::string& id, const std::string& digest) {
+  return dir_ + "/programs/" + escapeId(id) + "@" + digest + "@" + std::to_string(serial_++);
+}
+
+Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> desired) {
+  std::vector<ProgramKey> runningKeys, desiredKeys;
+  for (const auto& r : running_)
+    runningKeys.push_back({r.id, r.digest});
+  for (size_t j = 0; j < desired.size(); ++j) {
+    auto digest = reloadDigest(desired[j]);
+    if (!digest)
+      return std::move(digest).error().context("programs[" + std::to_string(j) + "] (" +
+                                               desired[j].id + ")");
+    desiredKeys.push_back({desired[j].id, digest->substr(0, kDigestChars)});
+  }
+  auto plan = planChain(runningKeys, desiredKeys);
+  if (!plan)
+    return std::move(plan).error();
+
+  // 1. Load every new instance. Nothing links to them yet: packets cannot see them.
+  std::vector<std::optional<ProgramInstance>> fresh(desired.size());
+  auto discardFresh = [&] {
+    for (auto& instance : fresh)
+      if (instance)
+        (void)instance->unpin();
+  };
+  ApplyReport report;
+  for (size_t j = 0; j < desired.size(); ++j) {
+    const PlannedSlot& slot = plan->slots[j];
+    if (slot.source == SlotSource::Keep)
+      continue;
+    const ProgramInstance* share =
+        slot.source == SlotSource::Clone ? &running_[*slot.runningIndex].instance : nullptr;
+    auto instance = ProgramInstance::load(
+        desired[j], hook_, newInstanceDir(desiredKeys[j].id, desiredKeys[j].digest), share);
+    if (!instance) {
+      discardFresh();
+      return std::move(instance).error().context("programs[" + std::to_string(j) + "] (" +
+                                                 desired[j].id + ")");
+    }
+    fresh[j] = std::move(*instance);
+    ++report.loaded;
+  }
+  auto at = [&](size_t j) -> const ProgramInstance& {
+    return fresh[j] ? *fresh[j] : running_[*plan->slots[j].runningIndex].instance;
+  };
+
+  // 2. Map arguments: new instances first (still invisible), then running ones.
+  for (bool runningPass : {false, true}) {
+    for (size_t j = 0; j < desired.size(); ++j) {
+      if (fresh[j].has_value() == runningPass)
+        continue;
+      for (size_t k = 0; k < desired[j].mapArgs.size(); ++k) {
+        const MapArgSpec& arg = desired[j].mapArgs[k];
+        std::string field = "programs[" + std::to_string(j) + "] (" + desired[j].id + ").mapArgs[" +
+                            std::to_string(k) + "]";
+        auto fd = at(j).openMap(arg.map);
+        auto applied = fd ? btf::applyMapArgs(fd->get(), arg.mode, arg.entries, field)
+                          : Result<void>(invalidError(field + ": map \"" + arg.map +
+                                                      "\": no such map in the program"));
+        if (!applied) {
+          discardFresh();
+          return std::move(applied).error();
+        }
+      }
+    }
+  }
+
+  // 3. Relink, segment by segment: link the new instances to the successor, then swap the
+  // segment in with one update of the predecessor's slot.
+  for (const Relink& r : plan->relinks) {
+    int successor = r.successor ? at(*r.successor).programFd() : -1;
+    Result<void> linked;
+    for (size_t j = r.begin; linked && j < r.end; ++j) {
+      int next = j + 1 < r.end ? at(j + 1).programFd() : successor;
+      linked = next >= 0 ? at(j).setNext(next) : at(j).clearNext();
+    }
+    if (linked) {
+      const ProgramInstance& predecessor = r.predecessor ? at(*r.predecessor) : root_;
+      int first = r.begin < r.end ? at(r.begin).programFd() : successor;
+      linked = first >= 0 ? predecessor.setNext(first) : predecessor.clearNext();
+    }
+    if (!linked) {
+      // A slot update failed (it should not): trust the kernel's view, not the plan.
+      (void)adoptPrograms();
+      return std::move(linked).error();
+    }
+    ++report.relinks;
+  }
+
+  // 4. Retire what is no longer linked, and adopt the new order.
+  std::vector<Running> next;
+  for (size_t j = 0; j < desired.size(); ++j) {
+    if (fresh[j])
+      next.push_back({desiredKeys[j].id, desiredKeys[j].digest, std::move(*fresh[j])});
+    else
+      next.push_back(std::move(running_[*plan->slots[j].runningIndex]));
+  }
+  for (size_t i : plan->retired) {
+    (void)running_[i].instance.unpin();
+    ++report.retired;
+  }
+  running_ = std::move(next);
+  return report;
+}
+
+std::vector<Chain::Program> Chain::programs() const {
+  std::vector<Program> out;
+  for (const auto& r : running_)
+    out.push_back({r.id, r.digest, r.instance.programId(), r.instance.dir()});
+  return out;
+}
+
+Result<FD> Chain::openMap(const std::string& programId, const std::string& map) const {
+  for (const auto& r : running_)
+    if (r.id == programId)
+      return r.instance.openMap(map);
+  return invalidError("no program \"" + programId + "\" in chain " + dir_);
+}
+
+Result<void> Chain::destroy() {
+  running_.clear();
+  return removePinTree(dir_);
+}
+
+} // namespace bpfchain::dataplane

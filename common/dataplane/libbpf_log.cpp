@@ -1,0 +1,73 @@
+#include "dataplane/libbpf_log.h"
+
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <vector>
+
+namespace bpfchain::dataplane {
+namespace {
+
+thread_local std::string* currentText = nullptr;
+
+int print(libbpf_print_level level, const char* format, va_list args) {
+  if (currentText) {
+    va_list copy;
+    va_copy(copy, args);
+    int size = std::vsnprintf(nullptr, 0, format, copy);
+    va_end(copy);
+    if (size > 0) {
+      std::vector<char> buf(size + 1);
+      std::vsnprintf(buf.data(), buf.size(), format, args);
+      currentText->append(buf.data(), size);
+    }
+    return 0;
+  }
+  if (level == LIBBPF_DEBUG)
+    return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+void installPrinter() {
+  static const bool installed = [] {
+    libbpf_set_print(print);
+    return true;
+  }();
+  (void)installed;
+}
+
+} // namespace
+
+LibbpfLogCapture::LibbpfLogCapture() : previous_(currentText) {
+  installPrinter();
+  currentText = &text_;
+}
+
+LibbpfLogCapture::~LibbpfLogCapture() {
+  currentText = previous_;
+}
+
+std::string LibbpfLogCapture::verifierLogTail(size_t maxLines) const {
+  std::string_view log = text_;
+  auto begin = log.find("-- BEGIN PROG LOAD LOG --");
+  if (begin != std::string_view::npos) {
+    log.remove_prefix(log.find('\n', begin) + 1);
+    log = log.substr(0, log.find("-- END PROG LOAD LOG --"));
+  }
+  while (!log.empty() && log.back() == '\n')
+    log.remove_suffix(1);
+  size_t at = log.size();
+  for (size_t lines = 0; at > 0 && lines < maxLines; ++lines) {
+    at = log.rfind('\n', at - 1);
+    if (at == std::string_view::npos) {
+      at = 0;
+      break;
+    }
+  }
+  if (at > 0)
+    ++at;
+  return std::string(log.substr(at));
+}
+
+} // namespace bpfchain::dataplane

@@ -1,0 +1,244 @@
+#include "dataplane/program_instance.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <memory>
+#include <sys/stat.h>
+
+#include "btf/global_data.h"
+#include "dataplane/libbpf_log.h"
+
+namespace bpfchain::dataplane {
+namespace {
+
+using ObjectPtr = std::unique_ptr<bpf_object, void (*)(bpf_object*)>;
+
+Result<void> makeDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return systemError(errno, "mkdir " + dir);
+  return {};
+}
+
+std::string programNames(bpf_object* obj) {
+  std::string names;
+  bpf_program* prog;
+  bpf_object__for_each_program (prog, obj) {
+    names += (names.empty() ? "" : ", ") + std::string(bpf_program__name(prog));
+  }
+  return names.empty() ? "none" : names;
+}
+
+std::string mapNames(bpf_object* obj) {
+  std::string names;
+  bpf_map* map;
+  bpf_object__for_each_map (map, obj) {
+    names += (names.empty() ? "" : ", ") + std::string(bpf_map__name(map));
+  }
+  return names.empty() ? "none" : names;
+}
+
+// The pin name of a map: its name with every '.' (which bpffs refuses) made '_'.
+std::string mapPinName(std::string name) {
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
+Result<FD> openPin(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0)
+    return systemError(errno, "open pin " + path);
+  return FD(fd);
+}
+
+Result<FD> duplicate(int fd, const std::string& what) {
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0)
+    return systemError(errno, "dup " + what);
+  return FD(copy);
+}
+
+// Everything up to the load, on an opened object; returns the entry program and next map.
+Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const ProgramSpec& spec,
+                                                  Hook hook, const ProgramInstance* shareMapsWith) {
+  bpf_program* entry = bpf_object__find_program_by_name(obj, spec.entry.c_str());
+  if (!entry)
+    return invalidError("entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
+                        " (programs: " + programNames(obj) + ")");
+  bpf_program* prog;
+  bpf_object__for_each_program (prog, obj) {
+    bpf_program__set_autoload(prog, prog == entry);
+  }
+  bpf_program__set_type(entry, programType(hook));
+  bpf_program__set_expected_attach_type(entry, hook == Hook::Xdp ? BPF_XDP
+                                                                 : static_cast<bpf_attach_type>(0));
+
+  bpf_map* next = bpf_object__find_map_by_name(obj, spec.nextMap.c_str());
+  if (!next)
+    return invalidError("nextMap \"" + spec.nextMap + "\": no such map in " + spec.objectPath +
+                        " (maps: " + mapNames(obj) + ")");
+  if (bpf_map__type(next) != BPF_MAP_TYPE_PROG_ARRAY || bpf_map__max_entries(next) < 1)
+    return invalidError("nextMap \"" + spec.nextMap +
+                        "\": not a BPF_MAP_TYPE_PROG_ARRAY with at least one slot");
+
+  if (auto r = btf::setGlobalData(obj, spec.globalData, "globalData"); !r)
+    return std::move(r).error();
+
+  if (shareMapsWith) {
+    bpf_map* map;
+    bpf_object__for_each_map (map, obj) {
+      if (map == next)
+        continue;
+      auto fd = shareMapsWith->openMap(bpf_map__name(map));
+      if (!fd)
+        return std::move(fd).error().context("share maps with " + shareMapsWith->dir());
+      if (bpf_map__reuse_fd(map, fd->get()) != 0)
+        return systemError(errno, std::string("reuse map ") + bpf_map__name(map));
+    }
+  }
+  return std::make_pair(entry, next);
+}
+
+} // namespace
+
+Result<uint32_t> programIdOf(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return systemError(errno, "bpf_obj_get_info_by_fd");
+  return info.id;
+}
+
+Result<void> removePinTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec)
+    return Error(ec.value(), "remove " + dir + ": " + ec.message());
+  return {};
+}
+
+Result<ProgramInstance> ProgramInstance::load(const ProgramSpec& spec, Hook hook,
+                                              const std::string& dir,
+                                              const ProgramInstance* shareMapsWith) {
+  return loadFrom(nullptr, 0, spec, hook, dir, shareMapsWith);
+}
+
+Result<ProgramInstance> ProgramInstance::loadImage(const void* image, size_t size,
+                                                   const ProgramSpec& spec, Hook hook,
+                                                   const std::string& dir) {
+  return loadFrom(image, size, spec, hook, dir, nullptr);
+}
+
+Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size,
+                                                  const ProgramSpec& spec, Hook hook,
+                                                  const std::string& dir,
+                                                  const ProgramInstance* shareMapsWith) {
+  auto fail = [&](Error e) -> Result<ProgramInstance> {
+    (void)removePinTree(dir);
+    return e;
+  };
+  if (auto r = makeDir(dir); !r)
+    return std::move(r).error();
+  if (auto r = makeDir(dir + "/maps"); !r)
+    return fail(std::move(r).error());
+
+  LibbpfLogCapture log;
+  std::string pinRoot = dir + "/maps";
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot.c_str());
+  ObjectPtr obj(image ? bpf_object__open_mem(image, size, &opts)
+                      : bpf_object__open_file(spec.objectPath.c_str(), &opts),
+                bpf_object__close);
+  if (!obj) {
+    int err = errno;
+    return fail(Error(err, "open " + spec.objectPath + ": not a loadable BPF object (" +
+                               std::string(std::strerror(err)) + ")"));
+  }
+  auto prepared = prepare(obj.get(), spec, hook, shareMapsWith);
+  if (!prepared)
+    return fail(std::move(prepared).error());
+  auto [entry, next] = *prepared;
+
+  if (bpf_object__load(obj.get()) != 0) {
+    int err = errno;
+    return fail(Error(err, "load " + spec.entry + " from " + spec.objectPath + ": " +
+                               std::strerror(err) + "; verifier: " + log.verifierLogTail()));
+  }
+
+  bpf_map* map;
+  bpf_object__for_each_map (map, obj.get()) {
+    if (bpf_map__is_pinned(map))
+      continue;
+    std::string path = pinRoot + "/" + mapPinName(bpf_map__name(map));
+    if (bpf_map__pin(map, path.c_str()) != 0)
+      return fail(systemError(errno, "pin map " + path));
+  }
+  if (bpf_obj_pin(bpf_map__fd(next), (dir + "/next").c_str()) != 0)
+    return fail(systemError(errno, "pin " + dir + "/next"));
+  if (bpf_program__pin(entry, (dir + "/prog").c_str()) != 0)
+    return fail(systemError(errno, "pin " + dir + "/prog"));
+
+  auto progFd = duplicate(bpf_program__fd(entry), "program fd");
+  if (!progFd)
+    return fail(std::move(progFd).error());
+  auto nextFd = duplicate(bpf_map__fd(next), "next map fd");
+  if (!nextFd)
+    return fail(std::move(nextFd).error());
+  auto id = programIdOf(progFd->get());
+  if (!id)
+    return fail(std::move(id).error());
+  return Result<ProgramInstance>(ProgramInstance(dir, std::move(*progFd), std::move(*nextFd), *id));
+}
+
+Result<ProgramInstance> ProgramInstance::adopt(const std::string& dir) {
+  auto prog = openPin(dir + "/prog");
+  if (!prog)
+    return std::move(prog).error();
+  auto next = openPin(dir + "/next");
+  if (!next)
+    return std::move(next).error();
+  auto id = programIdOf(prog->get());
+  if (!id)
+    return std::move(id).error();
+  return ProgramInstance(dir, std::move(*prog), std::move(*next), *id);
+}
+
+Result<void> ProgramInstance::setNext(int programFd) const {
+  uint32_t key = 0;
+  uint32_t value = static_cast<uint32_t>(programFd);
+  if (bpf_map_update_elem(next_.get(), &key, &value, BPF_ANY) != 0)
+    return systemError(errno, "link " + dir_ + " to the next program");
+  return {};
+}
+
+Result<void> ProgramInstance::clearNext() const {
+  uint32_t key = 0;
+  if (bpf_map_delete_elem(next_.get(), &key) != 0 && errno != ENOENT)
+    return systemError(errno, "clear the next program of " + dir_);
+  return {};
+}
+
+Result<uint32_t> ProgramInstance::nextProgramId() const {
+  uint32_t key = 0;
+  uint32_t id = 0;
+  // A PROG_ARRAY read from user space yields the program's id, not a descriptor.
+  if (bpf_map_lookup_elem(next_.get(), &key, &id) != 0) {
+    if (errno == ENOENT)
+      return 0u;
+    return systemError(errno, "read the next program of " + dir_);
+  }
+  return id;
+}
+
+Result<FD> ProgramInstance::openMap(const std::string& name) const {
+  return openPin(dir_ + "/maps/" + mapPinName(name));
+}
+
+Result<void> ProgramInstance::unpin() {
+  return removePinTree(dir_);
+}
+
+} // namespace bpfchain::dataplane
