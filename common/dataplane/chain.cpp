@@ -153,15 +153,25 @@ std::string Chain::newInstanceDir(const std::string& id, const std::string& dige
   return dir_ + "/programs/" + escapeId(id) + "@" + digest + "@" + std::to_string(serial_++);
 }
 
-Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> desired) {
+Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
+  std::vector<ProgramSpec> desired;
+  std::vector<size_t> position; // in `programs`, for errors that name the field
+  for (size_t i = 0; i < programs.size(); ++i) {
+    if (programs[i].enabled) {
+      desired.push_back(programs[i]);
+      position.push_back(i);
+    }
+  }
+  auto field = [&](size_t j) {
+    return "programs[" + std::to_string(position[j]) + "] (" + desired[j].id + ")";
+  };
   std::vector<ProgramKey> runningKeys, desiredKeys;
   for (const auto& r : running_)
     runningKeys.push_back({r.id, r.digest});
   for (size_t j = 0; j < desired.size(); ++j) {
     auto digest = reloadDigest(desired[j]);
     if (!digest)
-      return std::move(digest).error().context("programs[" + std::to_string(j) + "] (" +
-                                               desired[j].id + ")");
+      return std::move(digest).error().context(field(j));
     desiredKeys.push_back({desired[j].id, digest->substr(0, kDigestChars)});
   }
   auto plan = planChain(runningKeys, desiredKeys);
@@ -186,8 +196,7 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> desired) {
         desired[j], hook_, newInstanceDir(desiredKeys[j].id, desiredKeys[j].digest), share);
     if (!instance) {
       discardFresh();
-      return std::move(instance).error().context("programs[" + std::to_string(j) + "] (" +
-                                                 desired[j].id + ")");
+      return std::move(instance).error().context(field(j));
     }
     fresh[j] = std::move(*instance);
     ++report.loaded;
@@ -203,11 +212,10 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> desired) {
         continue;
       for (size_t k = 0; k < desired[j].mapArgs.size(); ++k) {
         const MapArgSpec& arg = desired[j].mapArgs[k];
-        std::string field = "programs[" + std::to_string(j) + "] (" + desired[j].id + ").mapArgs[" +
-                            std::to_string(k) + "]";
+        std::string argField = field(j) + ".mapArgs[" + std::to_string(k) + "]";
         auto fd = at(j).openMap(arg.map);
-        auto applied = fd ? btf::applyMapArgs(fd->get(), arg.mode, arg.entries, field)
-                          : Result<void>(invalidError(field + ": map \"" + arg.map +
+        auto applied = fd ? btf::applyMapArgs(fd->get(), arg.mode, arg.entries, argField)
+                          : Result<void>(invalidError(argField + ": map \"" + arg.map +
                                                       "\": no such map in the program"));
         if (!applied) {
           discardFresh();

@@ -30,10 +30,10 @@ class Chain {
 public:
   static Result<Chain> open(const std::string& dir, Hook hook);
 
-  // Makes the chain run `desired`, in order. On any error (an object that does not load, a
-  // program the verifier refuses, a missing next map, a bad global or map argument) the
-  // running chain is left as it was and the error names the program and field.
-  Result<ApplyReport> apply(std::span<const ProgramSpec> desired);
+  // Makes the chain run the enabled programs of `desired`, in order. On any error (an object that
+  // does not load, a program the verifier refuses, a missing next map, a bad global or map
+  // argument) the running chain is left as it was and the error names the program and field.
+  Result<ApplyReport> apply(std::span<const ProgramSpec> programs);
 
   struct Program {
     std::string id;

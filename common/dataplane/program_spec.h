@@ -21,6 +21,7 @@ struct ProgramSpec {
   std::string objectPath; // a BPF ELF object
   std::string entry;      // the program (function) to load from it
   std::string nextMap;    // its 1-slot PROG_ARRAY
+  bool enabled = true;    // false: not in the chain and not loaded (L3AF's admin_status)
   std::map<std::string, std::string> globalData; // set before load; a change reloads
   std::vector<MapArgSpec> mapArgs;               // written after load; a change never reloads
 };

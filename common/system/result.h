@@ -15,6 +15,7 @@ namespace bpfchain {
 
 class Error {
 public:
+  Error() = default;
   Error(int code, std::string message) : code_(code), message_(std::move(message)) {}
 
   // The errno of the failing call, or 0.
@@ -29,7 +30,7 @@ public:
   }
 
 private:
-  int code_;
+  int code_ = 0;
   std::string message_;
 };
 
@@ -40,10 +41,11 @@ inline Error invalidError(std::string message) {
   return Error(0, std::move(message));
 }
 
-template <typename T> class [[nodiscard]] Result {
+// E is the error type: Error, or a domain's richer one (k8s::ApiError).
+template <typename T, typename E = Error> class [[nodiscard]] Result {
 public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Error error) : v_(std::move(error)) {}
+  Result(E error) : v_(std::move(error)) {}
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -65,37 +67,37 @@ public:
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const& {
+  const E& error() const& {
     assert(!ok());
     return std::get<1>(v_);
   }
-  Error&& error() && {
+  E&& error() && {
     assert(!ok());
     return std::get<1>(std::move(v_));
   }
 
 private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
-template <> class [[nodiscard]] Result<void> {
+template <typename E> class [[nodiscard]] Result<void, E> {
 public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), failed_(true) {}
+  Result(E error) : error_(std::move(error)), failed_(true) {}
 
   bool ok() const { return !failed_; }
   explicit operator bool() const { return ok(); }
-  const Error& error() const& {
+  const E& error() const& {
     assert(failed_);
     return error_;
   }
-  Error&& error() && {
+  E&& error() && {
     assert(failed_);
     return std::move(error_);
   }
 
 private:
-  Error error_{0, ""};
+  E error_{};
   bool failed_ = false;
 };
 

@@ -1,0 +1,324 @@
+// The only file that sees cpprestsdk's HTTP client (and Boost.Asio's TLS context under it).
+#include "k8s/client.h"
+
+#include <boost/asio/ssl.hpp>
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+namespace bpfchain::k8s {
+namespace {
+
+using web::http::http_request;
+using web::http::http_response;
+using web::http::method;
+using web::http::methods;
+using web::http::client::http_client;
+using web::http::client::http_client_config;
+
+constexpr auto kRequestTimeout = std::chrono::seconds(30);
+constexpr auto kTokenRefresh = std::chrono::minutes(1);
+
+std::string encode(const std::string& value) {
+  return utility::conversions::to_utf8string(
+      web::uri::encode_data_string(utility::conversions::to_string_t(value)));
+}
+
+class Query {
+public:
+  Query& add(const std::string& key, const std::string& value) {
+    if (!value.empty())
+      text_ += (text_.empty() ? "?" : "&") + key + "=" + encode(value);
+    return *this;
+  }
+  const std::string& str() const { return text_; }
+
+private:
+  std::string text_;
+};
+
+ApiError errorFrom(int status, const std::string& body, const std::string& phrase) {
+  ApiError error{status, "", ""};
+  try {
+    Json parsed = Json::parse(utility::conversions::to_string_t(body));
+    if (parsed.is_object() && parsed.has_field("kind") &&
+        parsed.at("kind").as_string() == "Status") {
+      error.reason = parsed.has_field("reason") ? parsed.at("reason").as_string() : "";
+      error.message = parsed.has_field("message") ? parsed.at("message").as_string() : "";
+      return error;
+    }
+  } catch (const std::exception&) {
+  }
+  error.reason = phrase;
+  error.message = body.size() > 512 ? body.substr(0, 512) + "..." : body;
+  return error;
+}
+
+std::optional<WatchEventType> eventType(const std::string& type) {
+  if (type == "ADDED")
+    return WatchEventType::Added;
+  if (type == "MODIFIED")
+    return WatchEventType::Modified;
+  if (type == "DELETED")
+    return WatchEventType::Deleted;
+  if (type == "BOOKMARK")
+    return WatchEventType::Bookmark;
+  if (type == "ERROR")
+    return WatchEventType::Error;
+  return std::nullopt;
+}
+
+} // namespace
+
+struct WatchStop::State {
+  std::atomic<bool> requested{false};
+  pplx::cancellation_token_source source;
+};
+
+WatchStop::WatchStop() : state_(std::make_shared<State>()) {}
+void WatchStop::request() const {
+  state_->requested = true;
+  state_->source.cancel();
+}
+bool WatchStop::requested() const {
+  return state_->requested;
+}
+
+struct Client::Impl {
+  Config config;
+  std::unique_ptr<http_client> client;
+  std::mutex tokenMutex;
+  std::string token;
+  std::chrono::steady_clock::time_point tokenRead;
+
+  http_client_config clientConfig(std::chrono::seconds timeout) const {
+    http_client_config c;
+    c.set_timeout(timeout);
+    c.set_validate_certificates(!config.insecureSkipTlsVerify);
+    Config tls = config;
+    c.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
+      if (!tls.caPem.empty())
+        ctx.add_certificate_authority(boost::asio::buffer(tls.caPem));
+      else
+        ctx.set_default_verify_paths();
+      if (!tls.clientCertPem.empty()) {
+        ctx.use_certificate_chain(boost::asio::buffer(tls.clientCertPem));
+        ctx.use_private_key(boost::asio::buffer(tls.clientKeyPem), boost::asio::ssl::context::pem);
+      }
+    });
+    return c;
+  }
+
+  std::unique_ptr<http_client> makeClient(std::chrono::seconds timeout) const {
+    return std::make_unique<http_client>(utility::conversions::to_string_t(config.server),
+                                         clientConfig(timeout));
+  }
+
+  // The bearer token; a token file is re-read every minute, as client-go does, because
+  // projected service-account tokens rotate.
+  std::string bearer() {
+    if (config.tokenFile.empty())
+      return config.token;
+    std::lock_guard lock(tokenMutex);
+    auto now = std::chrono::steady_clock::now();
+    if (token.empty() || now - tokenRead > kTokenRefresh) {
+      std::ifstream in(config.tokenFile);
+      std::stringstream text;
+      text << in.rdbuf();
+      std::string read = text.str();
+      while (!read.empty() && (read.back() == '\n' || read.back() == ' '))
+        read.pop_back();
+      if (!read.empty())
+        token = read;
+      tokenRead = now;
+    }
+    return token;
+  }
+
+  http_request makeRequest(const method& m, const std::string& pathAndQuery) {
+    http_request req(m);
+    req.set_request_uri(utility::conversions::to_string_t(pathAndQuery));
+    req.headers().add("Accept", "application/json");
+    req.headers().add("User-Agent", "bpfchain/0.1");
+    if (std::string t = bearer(); !t.empty())
+      req.headers().add("Authorization", "Bearer " + t);
+    return req;
+  }
+
+  ApiResult<Json> call(const method& m, const std::string& pathAndQuery,
+                       const std::optional<Json>& body = std::nullopt,
+                       const std::string& contentType = "application/json") {
+    http_request req = makeRequest(m, pathAndQuery);
+    if (body)
+      req.set_body(utility::conversions::to_utf8string(body->serialize()), contentType);
+    try {
+      http_response resp = client->request(req).get();
+      std::string text = resp.extract_utf8string(true).get();
+      int status = resp.status_code();
+      if (status < 200 || status >= 300)
+        return errorFrom(status, text, resp.reason_phrase());
+      if (text.empty())
+        return Json();
+      return Json::parse(utility::conversions::to_string_t(text));
+    } catch (const std::exception& e) {
+      return ApiError{0, "", std::string(m) + " " + pathAndQuery + ": " + e.what()};
+    }
+  }
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::create(const Config& config) {
+  if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0)
+    return invalidError("server \"" + config.server + "\" is not an http(s) URL");
+  if (config.clientCertPem.empty() != config.clientKeyPem.empty())
+    return invalidError("a client certificate needs its key, and a key its certificate");
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  try {
+    impl->client = impl->makeClient(kRequestTimeout);
+  } catch (const std::exception& e) {
+    return invalidError(std::string("server \"") + config.server + "\": " + e.what());
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+const Config& Client::config() const {
+  return impl_->config;
+}
+
+ApiResult<Json> Client::get(const Resource& r, const std::string& ns, const std::string& name,
+                            const std::string& subresource) {
+  return impl_->call(methods::GET, r.objectPath(ns, name, subresource));
+}
+
+ApiResult<ObjectList> Client::list(const Resource& r, const std::string& ns,
+                                   const ListOptions& options) {
+  ObjectList list;
+  std::string continueToken;
+  do {
+    Query q;
+    q.add("limit", options.limit > 0 ? std::to_string(options.limit) : "")
+        .add("continue", continueToken)
+        .add("labelSelector", options.labelSelector)
+        .add("fieldSelector", options.fieldSelector);
+    if (continueToken.empty())
+      q.add("resourceVersion", options.resourceVersion);
+    auto page = impl_->call(methods::GET, r.collectionPath(ns) + q.str());
+    if (!page)
+      return std::move(page).error();
+    if (page->has_field("items") && page->at("items").is_array())
+      for (auto& item : page->at("items").as_array())
+        list.items.push_back(std::move(item));
+    list.resourceVersion = stringAt(*page, {"metadata", "resourceVersion"});
+    continueToken = stringAt(*page, {"metadata", "continue"});
+  } while (!continueToken.empty());
+  return list;
+}
+
+ApiResult<Json> Client::create(const Resource& r, const Json& object, const WriteOptions& options) {
+  return impl_->call(methods::POST,
+                     r.collectionPath(namespaceOf(object)) +
+                         Query().add("fieldManager", options.fieldManager).str(),
+                     object);
+}
+
+ApiResult<Json> Client::update(const Resource& r, const Json& object, const WriteOptions& options) {
+  return impl_->call(methods::PUT,
+                     r.objectPath(namespaceOf(object), nameOf(object), options.subresource) +
+                         Query().add("fieldManager", options.fieldManager).str(),
+                     object);
+}
+
+ApiResult<Json> Client::patch(const Resource& r, const std::string& ns, const std::string& name,
+                              PatchType type, const Json& patch, const WriteOptions& options) {
+  return impl_->call(methods::PATCH,
+                     r.objectPath(ns, name, options.subresource) +
+                         Query().add("fieldManager", options.fieldManager).str(),
+                     patch,
+                     type == PatchType::Merge ? "application/merge-patch+json"
+                                              : "application/json-patch+json");
+}
+
+ApiResult<Json> Client::apply(const Resource& r, const Json& object,
+                              const std::string& fieldManager, bool force,
+                              const std::string& subresource) {
+  // JSON is YAML, so the apply content type takes the object as it is.
+  return impl_->call(
+      methods::PATCH,
+      r.objectPath(namespaceOf(object), nameOf(object), subresource) +
+          Query().add("fieldManager", fieldManager).add("force", force ? "true" : "").str(),
+      object, "application/apply-patch+yaml");
+}
+
+ApiResult<void> Client::remove(const Resource& r, const std::string& ns, const std::string& name,
+                               const DeleteOptions& options) {
+  Json body = Json::object();
+  body[U("kind")] = Json::string(U("DeleteOptions"));
+  body[U("apiVersion")] = Json::string(U("v1"));
+  if (!options.propagationPolicy.empty())
+    body[U("propagationPolicy")] = Json::string(options.propagationPolicy);
+  if (!options.preconditionResourceVersion.empty())
+    body[U("preconditions")][U("resourceVersion")] =
+        Json::string(options.preconditionResourceVersion);
+  auto result = impl_->call(methods::DEL, r.objectPath(ns, name), body);
+  if (!result)
+    return std::move(result).error();
+  return {};
+}
+
+ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const WatchOptions& options,
+                              const std::function<bool(WatchEvent&)>& onEvent,
+                              const WatchStop& stop) {
+  Query q;
+  q.add("watch", "1")
+      .add("resourceVersion", options.resourceVersion)
+      .add("allowWatchBookmarks", options.allowBookmarks ? "true" : "")
+      .add("timeoutSeconds", std::to_string(options.timeoutSeconds))
+      .add("labelSelector", options.labelSelector)
+      .add("fieldSelector", options.fieldSelector);
+  std::string path = r.collectionPath(ns) + q.str();
+  // A client of its own: its timeout must outlast the server's end of the watch.
+  auto client = impl_->makeClient(std::chrono::seconds(options.timeoutSeconds + 60));
+  pplx::cancellation_token stopToken = stop.state_->source.get_token();
+  auto local = pplx::cancellation_token_source::create_linked_source(stopToken);
+  try {
+    http_response resp =
+        client->request(impl_->makeRequest(methods::GET, path), local.get_token()).get();
+    if (resp.status_code() != 200)
+      return errorFrom(resp.status_code(), resp.extract_utf8string(true).get(),
+                       resp.reason_phrase());
+    auto body = resp.body();
+    // Events are JSON objects, one a line; chunk boundaries mean nothing.
+    while (!stop.requested()) {
+      concurrency::streams::container_buffer<std::string> line;
+      size_t n = body.read_line(line).get();
+      if (n == 0) {
+        if (body.is_eof())
+          return {};
+        continue;
+      }
+      Json parsed = Json::parse(utility::conversions::to_string_t(line.collection()));
+      auto type = eventType(stringAt(parsed, {"type"}));
+      if (!type || !parsed.has_field("object"))
+        continue;
+      WatchEvent event{*type, std::move(parsed.at("object"))};
+      if (!onEvent(event)) {
+        local.cancel();
+        return {};
+      }
+    }
+    local.cancel();
+    return {};
+  } catch (const std::exception& e) {
+    if (stop.requested())
+      return {};
+    return ApiError{0, "", "watch " + path + ": " + e.what()};
+  }
+}
+
+} // namespace bpfchain::k8s
