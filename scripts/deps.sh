@@ -13,7 +13,8 @@ packages=(
   # checks
   clang-format clang-tidy
   # tests and demo
-  iproute2 iputils-ping containernetworking-plugins prometheus openssl curl jq python3 procps
+  iproute2 iputils-ping containernetworking-plugins prometheus openssl curl jq python3 python3-yaml
+  procps
 )
 
 if [[ $(id -u) -ne 0 ]]; then

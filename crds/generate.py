@@ -1,0 +1,519 @@
+#!/usr/bin/env python3
+"""Generates bpfchain's CustomResourceDefinitions from one description of the API.
+
+BpfChain and BpfNodeConfig share the chain and program schemas (a BpfNodeConfig's spec is the
+resolved chains of its node, DESIGN.md section 2), so both CRDs are written from the pieces
+below rather than kept twice by hand, as controller-gen does for Go APIs.
+
+    crds/generate.py            rewrite crds/*.yaml
+    crds/generate.py --check    fail if crds/*.yaml differ from what this script writes
+"""
+import os
+import sys
+
+import yaml
+
+GROUP = "bpfchain.io"
+VERSION = "v1alpha1"
+HERE = os.path.dirname(os.path.abspath(__file__))
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+C_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def obj(description, properties, required=(), **extra):
+    schema = {"type": "object", "description": description, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+def string(description, **extra):
+    return {"type": "string", "description": description, **extra}
+
+
+def integer(description, **extra):
+    return {"type": "integer", "description": description, **extra}
+
+
+def array(description, items, **extra):
+    return {"type": "array", "description": description, "items": items, **extra}
+
+
+def label_selector(description):
+    requirement = obj(
+        "A label selector requirement: key, operator and values.",
+        {
+            "key": string("The label key the selector applies to."),
+            "operator": string(
+                "How the key relates to the values.",
+                enum=["In", "NotIn", "Exists", "DoesNotExist"],
+            ),
+            "values": array(
+                "Values for In and NotIn; empty for Exists and DoesNotExist.",
+                {"type": "string"},
+            ),
+        },
+        required=["key", "operator"],
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator in ['In', 'NotIn'] ? (has(self.values) && "
+                    "size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                    "message": "In and NotIn need values; Exists and DoesNotExist take none",
+                }
+            ]
+        },
+    )
+    return obj(
+        description + " An empty selector selects everything (metav1.LabelSelector).",
+        {
+            "matchLabels": {
+                "type": "object",
+                "description": "Labels that must all be present with these values.",
+                "additionalProperties": {"type": "string"},
+            },
+            "matchExpressions": array("Requirements that must all hold.", requirement),
+        },
+        **{"x-kubernetes-map-type": "atomic"},
+    )
+
+
+def free_value(description):
+    return {"description": description, "x-kubernetes-preserve-unknown-fields": True}
+
+
+PROGRAM = obj(
+    "One eBPF program of the chain. Programs run in list order; a program ends the chain "
+    "by not tail-calling its next program.",
+    {
+        "name": string(
+            "The program's name, a DNS label unique in the chain.", maxLength=63, pattern=DNS_LABEL
+        ),
+        "package": obj(
+            "Where the program's package comes from. Nothing unverified is ever loaded.",
+            {
+                "url": string(
+                    "The package (.tar.gz with BPF objects and manifest.yaml, or an L3AF "
+                    "artifact): http, https or file URL.",
+                    maxLength=2048,
+                    pattern=r"^(https?|file)://.+",
+                ),
+                "sha256": string(
+                    "The package's SHA-256, 64 lowercase hex digits; a download that does not "
+                    "match is refused.",
+                    pattern=r"^[a-f0-9]{64}$",
+                ),
+            },
+            required=["url", "sha256"],
+        ),
+        "entry": string(
+            "The program (function) name in the object; defaults to the package manifest's.",
+            maxLength=128,
+            pattern=C_IDENTIFIER,
+        ),
+        "nextMap": string(
+            "The program's 1-slot PROG_ARRAY that it tail-calls (L3AF's map_name); defaults to "
+            "the package manifest's.",
+            maxLength=128,
+            pattern=C_IDENTIFIER,
+        ),
+        "enabled": {
+            "type": "boolean",
+            "description": "Admin status: false keeps the program out of the chain, unloaded.",
+            "default": True,
+        },
+        "globalData": {
+            "type": "object",
+            "description": "const volatile globals set before load, as text parsed by the "
+            "variable's BTF type (numbers, 0x hex, IPv4/IPv6 addresses, ...). A change reloads.",
+            "additionalProperties": {"type": "string"},
+            "maxProperties": 64,
+        },
+        "mapArgs": array(
+            "Map contents written after load and on every change, without reloading.",
+            obj(
+                "Entries for one map of the program.",
+                {
+                    "map": string("The map's name in the object.", maxLength=128),
+                    "mode": string(
+                        "replace: keys not listed are deleted (as in L3AF); merge: only write.",
+                        enum=["replace", "merge"],
+                        default="replace",
+                    ),
+                    "entries": array(
+                        "Key/value pairs, parsed by the map's BTF key and value types: text, or "
+                        "a map of member names for a struct.",
+                        obj(
+                            "One map entry.",
+                            {
+                                "key": free_value("The key: text or a map for a struct."),
+                                "value": free_value("The value: text or a map for a struct."),
+                            },
+                            required=["key", "value"],
+                        ),
+                        maxItems=4096,
+                    ),
+                },
+                required=["map"],
+            ),
+            maxItems=32,
+            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["map"]},
+        ),
+        "monitorMaps": array(
+            "Map values exported as Prometheus metrics.",
+            obj(
+                "One monitored map value.",
+                {
+                    "map": string("The map's name in the object.", maxLength=128),
+                    "key": string("The key, as text parsed by the map's BTF key type.", default="0"),
+                    "aggregator": string(
+                        "How per-CPU values and time combine: scalar (the value), sum (over "
+                        "CPUs), max-rate (largest per-second increase over CPUs), avg (over CPUs).",
+                        enum=["scalar", "sum", "max-rate", "avg"],
+                        default="scalar",
+                    ),
+                },
+                required=["map"],
+            ),
+            maxItems=32,
+        ),
+    },
+    required=["name", "package"],
+)
+
+INTERFACES = obj(
+    "Host interfaces the chain attaches to.",
+    {
+        "names": array(
+            "Exact interface names, or regular expressions written /like this/.",
+            {"type": "string", "minLength": 1, "maxLength": 256},
+            minItems=1,
+            maxItems=64,
+        )
+    },
+    required=["names"],
+)
+
+PODS = obj(
+    "Pod interfaces the chain attaches to, through the CNI plugin before the pod runs.",
+    {
+        "namespaceSelector": label_selector("Namespaces whose pods are selected."),
+        "podSelector": label_selector("Pods selected in those namespaces."),
+    },
+)
+
+HOOK = string(
+    "Where the chain runs: xdp, tc-ingress or tc-egress (direction as seen from the host).",
+    enum=["xdp", "tc-ingress", "tc-egress"],
+)
+PRIORITY = integer(
+    "Chains on the same interface and hook run in (priority, name) order, lowest first.",
+    format="int32",
+    minimum=0,
+    maximum=10000,
+    default=100,
+)
+PROGRAMS = array(
+    "The chain's programs, in the order they run (at most 32: the kernel allows 33 tail calls "
+    "and the root makes one).",
+    PROGRAM,
+    minItems=1,
+    maxItems=32,
+    **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+)
+TARGET_RULE = {
+    "rule": "has(self.interfaces) != has(self.pods)",
+    "message": "exactly one of interfaces and pods must be set",
+}
+
+CONDITIONS = array(
+    "Ready, Progressing and Degraded, with reason and message (metav1.Condition).",
+    obj(
+        "One condition.",
+        {
+            "type": string("The condition's type.", maxLength=316),
+            "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+            "observedGeneration": integer("The generation it was computed from.", format="int64"),
+            "lastTransitionTime": string("When status last changed.", format="date-time"),
+            "reason": string("A CamelCase category.", maxLength=1024),
+            "message": string("Human-readable details.", maxLength=32768),
+        },
+        required=["type", "status", "lastTransitionTime", "reason", "message"],
+    ),
+    **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+)
+
+BPFCHAIN_SPEC = obj(
+    "An ordered chain of eBPF programs for one hook, on the host or pod interfaces of the "
+    "selected nodes.",
+    {
+        "hook": HOOK,
+        "priority": PRIORITY,
+        "nodeSelector": label_selector("Nodes the chain runs on."),
+        "interfaces": INTERFACES,
+        "pods": PODS,
+        "programs": PROGRAMS,
+        "rollout": obj(
+            "How a new generation of the chain reaches the nodes.",
+            {
+                "maxUnavailable": {
+                    "x-kubernetes-int-or-string": True,
+                    "description": "Nodes updated at the same time: a number >= 1 or a "
+                    "percentage of the selected nodes such as 25%.",
+                    "default": 1,
+                },
+                "canaryNodes": integer(
+                    "Nodes in the first batch, which must be Ready before the rest move.",
+                    minimum=0,
+                    default=1,
+                ),
+                "pauseSeconds": integer(
+                    "Seconds to wait after the canary batch.", minimum=0, maximum=86400, default=0
+                ),
+                "failurePolicy": string(
+                    "On a node failure: Halt keeps the remaining nodes on the previous "
+                    "generation; Continue goes on; Rollback returns the failed batch to the "
+                    "previous generation.",
+                    enum=["Halt", "Continue", "Rollback"],
+                    default="Halt",
+                ),
+            },
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "!has(self.maxUnavailable) || (type(self.maxUnavailable) == int "
+                        "? self.maxUnavailable >= 1 : self.maxUnavailable.matches('^(100|[1-9][0-9]?)%$'))",
+                        "message": "maxUnavailable must be an integer >= 1 or a percentage "
+                        "from 1% to 100%",
+                        "fieldPath": ".maxUnavailable",
+                    }
+                ]
+            },
+        ),
+    },
+    required=["hook", "programs"],
+    **{"x-kubernetes-validations": [TARGET_RULE]},
+)
+
+BPFCHAIN_STATUS = obj(
+    "What the operator observed of the chain's rollout.",
+    {
+        "observedGeneration": integer("The generation this status describes.", format="int64"),
+        "conditions": CONDITIONS,
+        "nodes": obj(
+            "Node counts for the current generation.",
+            {
+                "matched": integer("Nodes the selector matches."),
+                "updated": integer("Nodes given the current generation."),
+                "ready": integer("Nodes running the current generation."),
+                "failed": integer("Nodes that failed the current generation."),
+            },
+        ),
+        "ready": string("ready/matched nodes, for kubectl get."),
+        "programs": integer("Enabled programs in the chain, for kubectl get."),
+        "failures": array(
+            "The first node failures, for kubectl describe.",
+            obj(
+                "One node's failure.",
+                {
+                    "node": string("The node."),
+                    "reason": string("Machine-readable: PackageFetchFailed, VerifierRejected, ..."),
+                    "message": string("Details, such as the verifier log's tail."),
+                },
+            ),
+            maxItems=10,
+        ),
+    },
+)
+
+NODE_CHAIN = obj(
+    "One chain as this node must run it: a BpfChain's spec at one generation, resolved for "
+    "this node.",
+    {
+        "name": string("The BpfChain's name.", maxLength=253),
+        "generation": integer("The BpfChain generation this node must run.", format="int64"),
+        "hook": HOOK,
+        "priority": PRIORITY,
+        "interfaces": INTERFACES,
+        "pods": PODS,
+        "programs": PROGRAMS,
+    },
+    required=["name", "generation", "hook", "programs"],
+    **{"x-kubernetes-validations": [TARGET_RULE]},
+)
+
+BPFNODECONFIG_SPEC = obj(
+    "Every chain one node runs, written by the operator. Also the agent's standalone config "
+    "file format.",
+    {
+        "chains": array(
+            "The node's chains.",
+            NODE_CHAIN,
+            maxItems=256,
+            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        )
+    },
+)
+
+ATTACHMENT = obj(
+    "Where a chain is attached on this node.",
+    {
+        "interface": string("The interface (for a pod, its host-side veth)."),
+        "hook": HOOK,
+        "pod": string("namespace/name, for a pod interface."),
+        "programIDs": array(
+            "Kernel ids of the programs, root first.", {"type": "integer", "format": "int64"}
+        ),
+    },
+)
+
+BPFNODECONFIG_STATUS = obj(
+    "What the node's agent runs, written by the agent.",
+    {
+        "observedGeneration": integer("The generation this status describes.", format="int64"),
+        "conditions": CONDITIONS,
+        "chainCount": integer("Chains the agent runs, for kubectl get."),
+        "agent": obj(
+            "The agent and its kernel.",
+            {
+                "version": string("bpfchain-agent's version."),
+                "kernel": string("The kernel release."),
+                "features": {
+                    "type": "object",
+                    "description": "Kernel features found at start (tcx, xdpLink, btf).",
+                    "additionalProperties": {"type": "boolean"},
+                },
+            },
+        ),
+        "chains": array(
+            "Each chain's state on this node.",
+            obj(
+                "One chain's state.",
+                {
+                    "name": string("The BpfChain's name."),
+                    "generation": integer("The generation actually running.", format="int64"),
+                    "phase": string(
+                        "Applying, Ready, Failed or Removing.",
+                        enum=["Applying", "Ready", "Failed", "Removing"],
+                    ),
+                    "reason": string(
+                        "Machine-readable: PackageFetchFailed, ChecksumMismatch, "
+                        "SignatureInvalid, VerifierRejected, AttachFailed, MapArgInvalid, ..."
+                    ),
+                    "message": string("Details, with the verifier log's tail when it refused."),
+                    "attachments": array("Where the chain is attached.", ATTACHMENT),
+                },
+                required=["name"],
+            ),
+            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+    },
+)
+
+
+def crd(kind, plural, short, spec, status, columns):
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": kind,
+                "listKind": kind + "List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["bpfchain"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": obj(
+                            f"{kind} (bpfchain.io/{VERSION}).",
+                            {
+                                "apiVersion": string("The API version of this object."),
+                                "kind": string("The kind of this object."),
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                            required=["spec"],
+                        )
+                    },
+                }
+            ],
+        },
+    }
+
+
+CRDS = {
+    "bpfchain.io_bpfchains.yaml": crd(
+        "BpfChain",
+        "bpfchains",
+        "bpfc",
+        BPFCHAIN_SPEC,
+        BPFCHAIN_STATUS,
+        [
+            {"name": "Hook", "type": "string", "jsonPath": ".spec.hook"},
+            {"name": "Programs", "type": "integer", "jsonPath": ".status.programs"},
+            {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+    "bpfchain.io_bpfnodeconfigs.yaml": crd(
+        "BpfNodeConfig",
+        "bpfnodeconfigs",
+        "bpfnc",
+        BPFNODECONFIG_SPEC,
+        BPFNODECONFIG_STATUS,
+        [
+            {"name": "Chains", "type": "integer", "jsonPath": ".status.chainCount"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    ),
+}
+
+HEADER = "# Generated by crds/generate.py from one description of the API; edit that, not this.\n"
+
+
+class NoAliasDumper(yaml.SafeDumper):
+    """Shared pieces are written out in full each time: no YAML anchors in a CRD."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+def render(doc):
+    return HEADER + yaml.dump(doc, Dumper=NoAliasDumper, sort_keys=False, width=100)
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for name, doc in CRDS.items():
+        path = os.path.join(HERE, name)
+        text = render(doc)
+        current = open(path).read() if os.path.exists(path) else None
+        if current == text:
+            continue
+        if check:
+            stale.append(name)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        print("crds out of date, run crds/generate.py: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

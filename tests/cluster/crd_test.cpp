@@ -1,0 +1,103 @@
+// The CRDs in crds/ on the real kube-apiserver: they install, `kubectl explain` teaches the
+// API, valid BpfChains apply, and every invalid one is refused by the API server with a
+// message naming the offending field (each file's "# expect:" line).
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <thread>
+
+#include "harness/control_plane.h"
+
+namespace bpfchain::testing {
+namespace {
+
+[[maybe_unused]] auto* const kControlPlane =
+    ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
+
+const std::string kCrds = std::string(BPFCHAIN_SOURCE_DIR) + "/crds";
+const std::string kCases = std::string(BPFCHAIN_TESTDATA_DIR) + "/bpfchains";
+
+std::vector<std::string> yamlFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".yaml")
+      files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+class Crds : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    auto& plane = ControlPlaneEnvironment::get();
+    auto applied = plane.kubectl({"apply", "-f", kCrds});
+    ASSERT_TRUE(applied.ok()) << applied.error().message();
+    auto ready = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
+                                "crd/bpfchains.bpfchain.io", "crd/bpfnodeconfigs.bpfchain.io"});
+    ASSERT_TRUE(ready.ok()) << ready.error().message();
+  }
+  ControlPlane& plane() { return ControlPlaneEnvironment::get(); }
+};
+
+TEST_F(Crds, ExplainTeachesTheApi) {
+  // The API server publishes a new CRD's OpenAPI schema a few seconds after Established.
+  auto explained = plane().kubectl({"explain", "bpfchain.spec.programs.mapArgs.mode"});
+  for (int i = 0; i < 60 && !explained.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    explained = plane().kubectl({"explain", "bpfchain.spec.programs.mapArgs.mode"});
+  }
+  ASSERT_TRUE(explained.ok()) << explained.error().message();
+  EXPECT_NE(explained->out.find("replace: keys not listed are deleted"), std::string::npos)
+      << explained->out;
+  auto nodeConfig = plane().kubectl({"explain", "bpfnodeconfig.status.chains.reason"});
+  ASSERT_TRUE(nodeConfig.ok()) << nodeConfig.error().message();
+  EXPECT_NE(nodeConfig->out.find("VerifierRejected"), std::string::npos);
+}
+
+TEST_F(Crds, ValidChainsApplyWithShortNamesAndColumns) {
+  for (const auto& file : yamlFiles(kCases + "/valid")) {
+    auto applied = plane().kubectl({"apply", "-f", file});
+    EXPECT_TRUE(applied.ok()) << file << ": " << applied.error().message();
+  }
+  auto table = plane().kubectl({"get", "bpfc", "host-xdp"});
+  ASSERT_TRUE(table.ok()) << table.error().message();
+  for (const char* column : {"HOOK", "PROGRAMS", "READY", "AGE", "xdp"})
+    EXPECT_NE(table->out.find(column), std::string::npos) << column << " in\n" << table->out;
+  // Defaults come from the schema.
+  auto defaults = plane().kubectl({"get", "bpfc", "host-xdp", "-o",
+                                   "jsonpath={.spec.priority} {.spec.programs[0].enabled} "
+                                   "{.spec.programs[1].mapArgs[0].mode}"});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->out, "100 true merge");
+  auto category = plane().kubectl({"get", "bpfchain", "-o", "name"});
+  ASSERT_TRUE(category.ok());
+  EXPECT_NE(category->out.find("bpfchain.bpfchain.io/pods-tc"), std::string::npos);
+}
+
+TEST_F(Crds, InvalidChainsAreRefusedNamingTheField) {
+  auto files = yamlFiles(kCases + "/invalid");
+  ASSERT_GE(files.size(), 10u);
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    std::string first;
+    std::getline(in, first);
+    ASSERT_EQ(first.rfind("# expect: ", 0), 0u) << file << " has no # expect: line";
+    std::string expected = first.substr(10);
+    auto refused =
+        runCommand({"kubectl", "--kubeconfig", plane().kubeconfig(), "apply", "-f", file});
+    ASSERT_TRUE(refused.ok()) << refused.error().message();
+    EXPECT_NE(refused->exitCode, 0) << file << " was accepted";
+    EXPECT_NE(refused->err.find(expected), std::string::npos)
+        << file << ": expected \"" << expected << "\" in:\n"
+        << refused->err;
+  }
+}
+
+TEST_F(Crds, GeneratedFilesAreUpToDate) {
+  auto check = runCommand({"/usr/bin/python3", kCrds + "/generate.py", "--check"});
+  ASSERT_TRUE(check.ok()) << check.error().message();
+  EXPECT_EQ(check->exitCode, 0) << check->err;
+}
+
+} // namespace
+} // namespace bpfchain::testing
