@@ -312,6 +312,23 @@ BPFCHAIN_STATUS = obj(
         ),
         "ready": string("ready/matched nodes, for kubectl get."),
         "programs": integer("Enabled programs in the chain, for kubectl get."),
+        "rollout": obj(
+            "The operator's memory of the current rollout.",
+            {
+                "generation": integer("The generation being rolled out.", format="int64"),
+                "canaryReadyTime": string(
+                    "When every canary node first reported Ready.", format="date-time"
+                ),
+                "stableGeneration": integer(
+                    "The last generation Ready on every matched node: what Rollback restores.",
+                    format="int64",
+                ),
+                "rolledBack": {
+                    "type": "boolean",
+                    "description": "The generation was rolled back and is not applied again.",
+                },
+            },
+        ),
         "failures": array(
             "The first node failures, for kubectl describe.",
             obj(

@@ -1,0 +1,204 @@
+// The rollout policy, driven against simulated nodes whose agents report one step after they
+// are assigned a generation: batch order and sizes, the canary and its pause, and each
+// failure policy.
+#include <gtest/gtest.h>
+#include <set>
+
+#include "operator/rollout.h"
+
+namespace bpfchain::op {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Cluster {
+  std::vector<NodeView> nodes;
+  std::set<std::string> failing; // nodes whose agent refuses `target`
+  int64_t badGeneration = 0;
+  RolloutMemory memory;
+  Clock::time_point now = Clock::time_point() + 1000h;
+
+  explicit Cluster(int n, std::optional<int64_t> running = 1) {
+    for (int i = 0; i < n; ++i) {
+      std::string name = "node-" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+      nodes.push_back({name, running, running, running ? "Ready" : "", "", ""});
+    }
+    if (running)
+      memory.stableGeneration = *running;
+  }
+
+  // One reconcile, then every agent catches up with what it was assigned.
+  RolloutDecision step(int64_t target, const RolloutPolicy& policy) {
+    RolloutDecision d = planRollout(target, policy, memory, nodes, now);
+    memory = d.memory;
+    for (auto& n : nodes) {
+      if (auto it = d.assign.find(n.node); it != d.assign.end())
+        n.assigned = it->second;
+      bool refuses = failing.contains(n.node) && n.assigned == badGeneration;
+      n.reported = n.assigned;
+      n.phase = n.assigned ? (refuses ? "Failed" : "Ready") : "";
+      n.reason = refuses ? "VerifierRejected" : "";
+      n.message = refuses ? "R1 invalid mem access" : "";
+    }
+    return d;
+  }
+
+  // Runs reconciles until nothing changes; returns the batch sizes.
+  std::vector<size_t> run(int64_t target, const RolloutPolicy& policy, int maxSteps = 100) {
+    std::vector<size_t> batches;
+    for (int i = 0; i < maxSteps; ++i) {
+      RolloutDecision d = step(target, policy);
+      if (d.assign.empty())
+        break;
+      batches.push_back(d.assign.size());
+    }
+    return batches;
+  }
+
+  int running(int64_t generation) const {
+    int count = 0;
+    for (const auto& n : nodes)
+      count += n.assigned == generation;
+    return count;
+  }
+};
+
+TEST(Rollout, MaxUnavailableResolvesPercentagesUpAndAtLeastOne) {
+  EXPECT_EQ(resolveMaxUnavailable("25%", 10), 3);
+  EXPECT_EQ(resolveMaxUnavailable("100%", 100), 100);
+  EXPECT_EQ(resolveMaxUnavailable("1%", 5), 1);
+  EXPECT_EQ(resolveMaxUnavailable("3", 10), 3);
+  EXPECT_EQ(resolveMaxUnavailable("", 10), 1);
+}
+
+TEST(Rollout, CanaryFirstThenBatchesOfMaxUnavailableInNodeOrder) {
+  Cluster c(10);
+  RolloutPolicy policy{.maxUnavailable = 3, .canaryNodes = 1};
+  RolloutDecision first = c.step(2, policy);
+  ASSERT_EQ(first.assign.size(), 1u);
+  EXPECT_EQ(first.assign.begin()->first, "node-00");
+  EXPECT_EQ(first.waitingFor, "canary nodes");
+  RolloutDecision second = c.step(2, policy);
+  std::set<std::string> batch;
+  for (const auto& [node, gen] : second.assign)
+    batch.insert(node);
+  EXPECT_EQ(batch, (std::set<std::string>{"node-01", "node-02", "node-03"}));
+  EXPECT_EQ(c.run(2, policy), (std::vector<size_t>{3, 3}));
+  RolloutDecision done = c.step(2, policy);
+  EXPECT_TRUE(done.complete);
+  EXPECT_EQ(done.ready, 10);
+  EXPECT_EQ(done.memory.stableGeneration, 2);
+}
+
+TEST(Rollout, NeverMoreThanMaxUnavailableApplyingAtOnce) {
+  Cluster c(7);
+  RolloutPolicy policy{.maxUnavailable = 2, .canaryNodes = 0};
+  // Agents that never report: the budget must hold without any progress.
+  RolloutDecision d = planRollout(2, policy, c.memory, c.nodes, c.now);
+  EXPECT_EQ(d.assign.size(), 2u);
+  for (auto& n : c.nodes)
+    if (d.assign.contains(n.node))
+      n.assigned = 2; // assigned, not yet reported
+  RolloutDecision again = planRollout(2, policy, d.memory, c.nodes, c.now);
+  EXPECT_TRUE(again.assign.empty());
+  EXPECT_EQ(again.updated, 2);
+}
+
+TEST(Rollout, PauseAfterTheCanaryBatch) {
+  Cluster c(4);
+  RolloutPolicy policy{.maxUnavailable = 10, .canaryNodes = 1, .pauseSeconds = 30};
+  c.step(2, policy); // canary assigned, reports Ready
+  RolloutDecision paused = c.step(2, policy);
+  EXPECT_TRUE(paused.assign.empty());
+  ASSERT_TRUE(paused.requeueAfter.has_value());
+  EXPECT_EQ(*paused.requeueAfter, 30s);
+  c.now += 20s;
+  EXPECT_EQ(*c.step(2, policy).requeueAfter, 10s);
+  c.now += 10s;
+  EXPECT_EQ(c.step(2, policy).assign.size(), 3u);
+}
+
+TEST(Rollout, HaltKeepsTheRemainingNodesOnThePreviousGeneration) {
+  Cluster c(6);
+  c.failing = {"node-02"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{.maxUnavailable = 2, .canaryNodes = 1, .failurePolicy = FailurePolicy::Halt};
+  c.run(2, policy);
+  RolloutDecision d = c.step(2, policy);
+  EXPECT_TRUE(d.halted);
+  EXPECT_FALSE(d.complete);
+  ASSERT_EQ(d.failures.size(), 1u);
+  EXPECT_EQ(d.failures[0].node, "node-02");
+  EXPECT_EQ(d.failures[0].reason, "VerifierRejected");
+  EXPECT_EQ(c.running(2), 3); // canary, then node-01 and node-02
+  EXPECT_EQ(c.running(1), 3);
+  EXPECT_EQ(d.memory.stableGeneration, 1);
+}
+
+TEST(Rollout, ContinuePassesOverFailures) {
+  Cluster c(6);
+  c.failing = {"node-00", "node-04"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 2, .canaryNodes = 1, .failurePolicy = FailurePolicy::Continue};
+  c.run(2, policy);
+  RolloutDecision d = c.step(2, policy);
+  EXPECT_TRUE(d.complete);
+  EXPECT_EQ(d.failed, 2);
+  EXPECT_EQ(d.ready, 4);
+  EXPECT_EQ(c.running(2), 6);
+  EXPECT_EQ(d.memory.stableGeneration, 1); // not everywhere Ready
+}
+
+TEST(Rollout, RollbackRestoresTheLastStableGenerationWhereTheBadOneWent) {
+  Cluster c(6);
+  c.failing = {"node-02"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 2, .canaryNodes = 1, .failurePolicy = FailurePolicy::Rollback};
+  c.run(2, policy);
+  EXPECT_EQ(c.running(2), 0);
+  EXPECT_EQ(c.running(1), 6);
+  RolloutDecision after = c.step(2, policy);
+  EXPECT_TRUE(after.halted);
+  EXPECT_TRUE(after.memory.rolledBack);
+  EXPECT_TRUE(after.assign.empty()); // generation 2 is not retried
+  // A fixed generation 3 starts a new rollout.
+  c.failing.clear();
+  c.run(3, policy);
+  EXPECT_TRUE(c.step(3, policy).complete);
+  EXPECT_EQ(c.running(3), 6);
+}
+
+TEST(Rollout, RollbackWithoutAStableGenerationRemovesTheChain) {
+  Cluster c(3, std::nullopt);
+  c.failing = {"node-00"};
+  c.badGeneration = 1;
+  RolloutPolicy policy{
+      .maxUnavailable = 3, .canaryNodes = 1, .failurePolicy = FailurePolicy::Rollback};
+  c.step(1, policy); // canary takes generation 1 and fails
+  RolloutDecision d = c.step(1, policy);
+  ASSERT_EQ(d.assign.size(), 1u);
+  EXPECT_FALSE(d.assign.at("node-00").has_value());
+}
+
+TEST(Rollout, EveryNodeAtOnceWithMaxUnavailableAll) {
+  Cluster c(100);
+  RolloutPolicy policy{.maxUnavailable = resolveMaxUnavailable("100%", 100), .canaryNodes = 0};
+  EXPECT_EQ(c.run(2, policy), (std::vector<size_t>{100}));
+}
+
+TEST(Rollout, ANewTargetMidRolloutStartsOver) {
+  Cluster c(5);
+  RolloutPolicy policy{.maxUnavailable = 1, .canaryNodes = 1, .pauseSeconds = 60};
+  c.step(2, policy);
+  c.step(2, policy); // canary ready; pause starts
+  RolloutDecision d = c.step(3, policy);
+  EXPECT_EQ(d.memory.generation, 3);
+  EXPECT_FALSE(d.memory.canaryReadyAt.has_value());
+  ASSERT_EQ(d.assign.size(), 1u);
+  EXPECT_EQ(d.assign.begin()->second, 3);
+}
+
+} // namespace
+} // namespace bpfchain::op
