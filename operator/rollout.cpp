@@ -34,21 +34,21 @@ int resolveMaxUnavailable(const std::string& value, int matched) {
 }
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
-                            const RolloutMemory& memory, const std::vector<NodeView>& input,
+                            const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now) {
-  std::vector<NodeView> nodes = input;
-  std::sort(nodes.begin(), nodes.end(),
+  std::vector<NodeView> sorted = nodes;
+  std::sort(sorted.begin(), sorted.end(),
             [](const NodeView& a, const NodeView& b) { return a.node < b.node; });
 
   RolloutDecision d;
   d.memory = memory;
   if (memory.generation != target) // a new target starts a new rollout
     d.memory = {target, std::nullopt, memory.stableGeneration, false};
-  d.matched = static_cast<int>(nodes.size());
+  d.matched = static_cast<int>(sorted.size());
 
   std::vector<State> states;
   int applying = 0;
-  for (const auto& n : nodes) {
+  for (const auto& n : sorted) {
     states.push_back(stateOf(n, target));
     d.updated += n.assigned == target;
     d.ready += states.back() == State::Ready;
@@ -65,7 +65,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     return d;
   }
   if (d.failed > 0 && policy.failurePolicy == FailurePolicy::Rollback) {
-    for (const auto& n : nodes)
+    for (const auto& n : sorted)
       if (n.assigned == target)
         d.assign[n.node] = d.memory.stableGeneration; // nullopt: remove the chain
     d.memory.rolledBack = true;
@@ -88,11 +88,11 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   }
 
   // The canary batch goes first, whatever maxUnavailable says.
-  size_t canaries = std::min<size_t>(std::max(policy.canaryNodes, 0), nodes.size());
+  size_t canaries = std::min<size_t>(std::max(policy.canaryNodes, 0), sorted.size());
   bool canariesDone = true;
   for (size_t i = 0; i < canaries; ++i) {
     if (states[i] == State::Behind)
-      d.assign[nodes[i].node] = target;
+      d.assign[sorted[i].node] = target;
     canariesDone = canariesDone &&
                    (states[i] == State::Ready || (states[i] == State::Failed &&
                                                   policy.failurePolicy == FailurePolicy::Continue));
@@ -113,10 +113,10 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   }
 
   int budget = policy.maxUnavailable - applying;
-  for (size_t i = canaries; i < nodes.size() && budget > 0; ++i) {
+  for (size_t i = canaries; i < sorted.size() && budget > 0; ++i) {
     if (states[i] != State::Behind)
       continue;
-    d.assign[nodes[i].node] = target;
+    d.assign[sorted[i].node] = target;
     --budget;
   }
   d.waitingFor = "nodes applying (maxUnavailable " + std::to_string(policy.maxUnavailable) + ")";
