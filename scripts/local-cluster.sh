@@ -23,6 +23,16 @@
 #   scripts/local-cluster.sh env [--dir DIR]
 #       Prints DIR/env: shell exports of KUBECONFIG, BPFCHAIN_APISERVER_URL, ETCD_ENDPOINT and
 #       BPFCHAIN_CLUSTER_DIR. Use: eval "$(scripts/local-cluster.sh env)".
+#   scripts/local-cluster.sh compact [--dir DIR]
+#       Fault for tests: compacts etcd's history up to its current revision (physically, through
+#       etcd's JSON gateway), so every older resourceVersion is gone from etcd. Prints ONE line:
+#       that revision. Compacting twice at the same revision is not an error.
+#   scripts/local-cluster.sh restart-apiserver [--dir DIR] [--down-seconds N]
+#       Fault for tests: SIGKILLs kube-apiserver (its clients see their connections drop), waits
+#       N seconds (default 0; fractions allowed), starts it again with the same command line (so
+#       the same port and certificates; recorded by `up` in DIR/kube-apiserver.cmdline) and waits
+#       for /readyz. etcd and its data are untouched. On failure: the log's tail, exit 1.
+#   Without --dir, compact and restart-apiserver act on the dir recorded by the last owner-less up.
 #
 # Environment: BPFCHAIN_CLUSTER_START_TIMEOUT (seconds, default 60) bounds the wait for etcd and
 # for kube-apiserver each; binaries come from tools/envtest/build.sh (which honours
@@ -252,21 +262,24 @@ start_etcd() { # DIR PORT_CLIENT PORT_PEER
 
 start_apiserver() { # DIR PORT ETCD_URL
     local dir=$1 port=$2 c="$1/certs"
-    spawn "$dir" kube-apiserver "$bin/kube-apiserver" \
-        --etcd-servers="$3" \
-        --cert-dir="$c" \
-        --tls-cert-file="$c/apiserver.crt" \
-        --tls-private-key-file="$c/apiserver.key" \
-        --secure-port="$port" \
-        --bind-address=127.0.0.1 \
-        --service-cluster-ip-range=10.0.0.0/24 \
-        --allow-privileged=true \
-        --disable-admission-plugins=ServiceAccount \
-        --authorization-mode=RBAC \
-        --service-account-issuer="https://127.0.0.1:$port/" \
-        --service-account-key-file="$c/sa.pub" \
-        --service-account-signing-key-file="$c/sa.key" \
-        --client-ca-file="$c/client-ca.crt"
+    local args=("$bin/kube-apiserver"
+        --etcd-servers="$3"
+        --cert-dir="$c"
+        --tls-cert-file="$c/apiserver.crt"
+        --tls-private-key-file="$c/apiserver.key"
+        --secure-port="$port"
+        --bind-address=127.0.0.1
+        --service-cluster-ip-range=10.0.0.0/24
+        --allow-privileged=true
+        --disable-admission-plugins=ServiceAccount
+        --authorization-mode=RBAC
+        --service-account-issuer="https://127.0.0.1:$port/"
+        --service-account-key-file="$c/sa.pub"
+        --service-account-signing-key-file="$c/sa.key"
+        --client-ca-file="$c/client-ca.crt")
+    # restart-apiserver starts it again exactly so: same port, same certificates.
+    printf '%s\0' "${args[@]}" >"$dir/kube-apiserver.cmdline"
+    spawn "$dir" kube-apiserver "${args[@]}"
 }
 
 write_kubeconfig() { # DIR URL
@@ -482,6 +495,109 @@ cmd_env() {
     cat "$dir/env"
 }
 
+# --- faults for tests --------------------------------------------------------------------------
+
+# fault_dir SUBCOMMAND DIR: the finished cluster dir to act on (DIR, else the one last recorded).
+fault_dir() {
+    local what=$1 dir=$2
+    [[ -n "$dir" ]] || dir=$(recorded_dir)
+    [[ -n "$dir" ]] || die "$what: no cluster recorded in $last_file; pass --dir"
+    dir=$(readlink -m "$dir")
+    [[ -f "$dir/$marker" && -f "$dir/env" ]] || die "$what: $dir is not a local cluster that is up"
+    printf '%s\n' "$dir"
+}
+
+env_value() { # DIR NAME: the value DIR/env exports for NAME
+    # shellcheck source=/dev/null
+    (. "$1/env" && printf '%s\n' "${!2:-}")
+}
+
+json_get() { # JSON KEY...: the value at that path of keys, or nothing
+    python3 -c '
+import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2:]:
+    v = v.get(k) if isinstance(v, dict) else None
+if v is not None:
+    print(v)
+' "$@"
+}
+
+cmd_compact() {
+    local dir="" ep out rev err
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage; die "compact: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    dir=$(fault_dir compact "$dir") || exit 1
+    ep=$(env_value "$dir" ETCD_ENDPOINT)
+    [[ -n "$ep" ]] || die "compact: no ETCD_ENDPOINT in $dir/env"
+    # Any key will do: every answer's header carries the store's current revision.
+    out=$(curl -sS --max-time 10 -X POST "$ep/v3/kv/range" -d '{"key":"AA==","limit":1}') ||
+        die "compact: etcd at $ep did not answer"
+    rev=$(json_get "$out" header revision)
+    [[ "$rev" =~ ^[0-9]+$ ]] || die "compact: no revision in etcd's answer: $out"
+    out=$(curl -sS --max-time 60 -X POST "$ep/v3/kv/compaction" \
+        -d "{\"revision\":\"$rev\",\"physical\":true}") || die "compact: etcd at $ep did not answer"
+    err=$(json_get "$out" error)
+    # Already compacted at this revision (nothing written since): the same end state.
+    if [[ -n "$err" && "$err" != *"required revision has been compacted"* ]]; then
+        die "compact: etcd refused compaction at revision $rev: $err"
+    fi
+    log "compacted etcd at $ep to revision $rev"
+    printf '%s\n' "$rev"
+}
+
+cmd_restart_apiserver() {
+    local dir="" down=0 url pid i c args=()
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            --down-seconds) down=${2:?--down-seconds needs a value}; shift ;;
+            --down-seconds=*) down=${1#--down-seconds=} ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage; die "restart-apiserver: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    [[ "$down" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-apiserver: --down-seconds $down is not a number"
+    dir=$(fault_dir restart-apiserver "$dir") || exit 1
+    url=$(env_value "$dir" BPFCHAIN_APISERVER_URL)
+    [[ -n "$url" ]] || die "restart-apiserver: no BPFCHAIN_APISERVER_URL in $dir/env"
+    # The command line up recorded; for a cluster up'd before that was recorded, the running one's.
+    if [[ -s "$dir/kube-apiserver.cmdline" ]]; then
+        mapfile -d '' -t args <"$dir/kube-apiserver.cmdline"
+    elif pid=$(read_pid "$dir/kube-apiserver.pid") && ours "$pid" "$dir"; then
+        mapfile -d '' -t args <"/proc/$pid/cmdline"
+    fi
+    ((${#args[@]} > 0)) || die "restart-apiserver: no kube-apiserver command line for $dir"
+    # Held as up holds it: down --all-stale leaves the cluster alone while kube-apiserver is down.
+    exec 8>"$dir/.lock"
+    flock 8
+    if pid=$(read_pid "$dir/kube-apiserver.pid") && ours "$pid" "$dir"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            ours "$pid" "$dir" || break
+            sleep 0.05
+        done
+        ! ours "$pid" "$dir" || die "restart-apiserver: kube-apiserver (pid $pid) survived SIGKILL"
+        log "killed kube-apiserver (pid $pid); down for $down s"
+    fi
+    sleep "$down"
+    spawn "$dir" kube-apiserver "${args[@]}"
+    c="$dir/certs"
+    wait_ready "$dir" kube-apiserver "$url/readyz" \
+        --cacert "$c/ca.crt" --cert "$c/admin.crt" --key "$c/admin.key" ||
+        die "restart-apiserver: kube-apiserver did not come back at $url"
+    log "kube-apiserver ready again at $url (pid $(read_pid "$dir/kube-apiserver.pid"))"
+}
+
 # --- internal ----------------------------------------------------------------------------------
 
 # __exec PIDFILE BIN ARGS...: record our pid, then become BIN (so the pid is BIN's).
@@ -509,6 +625,8 @@ case "${1:-}" in
     up) shift; cmd_up "$@" ;;
     down) shift; cmd_down "$@" ;;
     env) shift; cmd_env "$@" ;;
+    compact) shift; cmd_compact "$@" ;;
+    restart-apiserver) shift; cmd_restart_apiserver "$@" ;;
     __exec) shift; cmd_exec "$@" ;;
     __watchdog) shift; cmd_watchdog "$@" ;;
     -h | --help | help) usage ;;

@@ -64,9 +64,9 @@ TEST_F(Crds, ValidChainsApplyWithShortNamesAndColumns) {
   for (const char* column : {"HOOK", "PROGRAMS", "READY", "AGE", "xdp"})
     EXPECT_NE(table->out.find(column), std::string::npos) << column << " in\n" << table->out;
   // Defaults come from the schema.
-  auto defaults = plane().kubectl({"get", "bpfc", "host-xdp", "-o",
-                                   "jsonpath={.spec.priority} {.spec.programs[0].enabled} "
-                                   "{.spec.programs[1].mapArgs[0].mode}"});
+  const std::string jsonpath = "jsonpath={.spec.priority} {.spec.programs[0].enabled} "
+                               "{.spec.programs[1].mapArgs[0].mode}";
+  auto defaults = plane().kubectl({"get", "bpfc", "host-xdp", "-o", jsonpath});
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->out, "100 true merge");
   auto category = plane().kubectl({"get", "bpfchain", "-o", "name"});

@@ -1,5 +1,6 @@
 #include "harness/control_plane.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 
@@ -37,6 +38,26 @@ Result<CommandOutput> ControlPlane::kubectl(const std::vector<std::string>& args
   std::vector<std::string> argv{"kubectl", "--kubeconfig", kubeconfig_};
   argv.insert(argv.end(), args.begin(), args.end());
   return checkCommand(argv);
+}
+
+Result<int64_t> ControlPlane::compactEtcd() const {
+  auto out = checkCommand({clusterScript(), "compact", "--dir", dir_});
+  if (!out)
+    return std::move(out).error().context("compact etcd");
+  std::string revision = trimmed(out->out);
+  char* end = nullptr;
+  long long value = std::strtoll(revision.c_str(), &end, 10);
+  if (revision.empty() || *end != '\0')
+    return invalidError("compact etcd: not a revision: \"" + revision + "\"");
+  return static_cast<int64_t>(value);
+}
+
+Result<void> ControlPlane::restartApiserver(double downSeconds) const {
+  auto out = checkCommand({clusterScript(), "restart-apiserver", "--dir", dir_, "--down-seconds",
+                           std::to_string(downSeconds)});
+  if (!out)
+    return std::move(out).error().context("restart kube-apiserver");
+  return {};
 }
 
 void ControlPlaneEnvironment::SetUp() {

@@ -3,6 +3,7 @@
 // watchdog stops the control plane when this process dies, even by SIGKILL.
 #pragma once
 
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <memory>
 #include <string>
@@ -27,6 +28,14 @@ public:
   const std::string& kubeconfig() const { return kubeconfig_; }
   // Runs the machine's kubectl against this control plane; a non-zero exit is an error.
   Result<CommandOutput> kubectl(const std::vector<std::string>& args) const;
+
+  // Faults, through scripts/local-cluster.sh compact and restart-apiserver.
+  // Compacts etcd's history up to its current revision and returns that revision: a watch or
+  // list from an older resourceVersion that reaches etcd then fails with 410 Expired.
+  Result<int64_t> compactEtcd() const;
+  // SIGKILLs kube-apiserver (every connection to it drops), waits `downSeconds`, then starts it
+  // again on the same port with the same flags and returns once it is ready. etcd keeps running.
+  Result<void> restartApiserver(double downSeconds) const;
 
 private:
   ControlPlane(std::string dir, std::string kubeconfig)

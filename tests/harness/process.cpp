@@ -3,7 +3,9 @@
 #include <array>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +105,61 @@ Result<CommandOutput> checkCommand(const std::vector<std::string>& argv) {
     return invalidError(describeCommand(argv) + ": exit " + std::to_string(result->exitCode) +
                         ": " + tail(result->err.empty() ? result->out : result->err, 2000));
   return result;
+}
+
+Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv,
+                                         const std::string& logFile) {
+  FD log(::open(logFile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (!log)
+    return systemError(errno, "open " + logFile);
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0)
+    return systemError(errno, "fork for " + describeCommand(argv));
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) // the parent died before prctl
+      ::_exit(1);
+    ::dup2(log.get(), 1);
+    ::dup2(log.get(), 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  return ChildProcess(pid);
+}
+
+void ChildProcess::kill(int signal) const {
+  if (pid_ > 0)
+    ::kill(pid_, signal);
+}
+
+int ChildProcess::stop(int timeoutMs) {
+  if (pid_ <= 0)
+    return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  for (int waited = 0; waited < timeoutMs; waited += 20) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ::usleep(20000);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return 128 + SIGKILL;
+}
+
+ChildProcess::~ChildProcess() {
+  stop();
 }
 
 } // namespace bpfchain::testing

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <string>
+#include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include "system/result.h"
@@ -23,5 +25,26 @@ Result<CommandOutput> checkCommand(const std::vector<std::string>& argv);
 
 // argv joined with spaces, for messages.
 std::string describeCommand(const std::vector<std::string>& argv);
+
+// A long-running program a test starts (an operator, an agent). Its output goes to `logFile`;
+// it gets SIGKILL if the test process dies (PR_SET_PDEATHSIG), and SIGTERM, then SIGKILL after
+// 10 s, when the object goes out of scope.
+class ChildProcess {
+public:
+  static Result<ChildProcess> spawn(const std::vector<std::string>& argv,
+                                    const std::string& logFile);
+  ~ChildProcess();
+  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildProcess& operator=(ChildProcess&&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void kill(int signal) const;
+  // Sends SIGTERM and waits up to `timeoutMs` (then SIGKILL); returns the exit status.
+  int stop(int timeoutMs = 10000);
+
+private:
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+};
 
 } // namespace bpfchain::testing

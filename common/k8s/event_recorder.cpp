@@ -1,0 +1,191 @@
+#include "k8s/event_recorder.h"
+
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <optional>
+#include <thread>
+
+namespace bpfchain::k8s {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// client-go's defaultAggregateIntervalInSeconds and its LRU cache's size.
+constexpr auto kAggregateInterval = std::chrono::minutes(10);
+constexpr size_t kMaxKeys = 4096;
+// Writes abandoned at their timeout pile up only while the API server hangs; past this many,
+// record() fails at once rather than start another thread.
+constexpr int kMaxPending = 8;
+
+// A metav1.Time: RFC 3339 in whole seconds, UTC.
+std::string formatTime(std::chrono::system_clock::time_point time) {
+  std::time_t seconds = std::chrono::system_clock::to_time_t(time);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+ApiError badRequest(const std::string& message) {
+  // Rejected here, before any request: the answer the server would give a malformed Event.
+  return ApiError{400, "BadRequest", "event recorder: " + message};
+}
+
+// The write itself, on its own thread: PATCH the earlier Event when there is one, else (or when
+// it has gone) CREATE; a create that races another for the same name falls back to the PATCH.
+ApiResult<Json> writeEvent(Client& client, const Json& event, bool repeat) {
+  const std::string ns = namespaceOf(event);
+  const std::string name = nameOf(event);
+  auto patchCount = [&] {
+    Json patch = Json::object();
+    patch["count"] = event.at("count");
+    patch["lastTimestamp"] = event.at("lastTimestamp");
+    patch["message"] = event.at("message");
+    return client.patch(resources::kEvents, ns, name, PatchType::Merge, patch);
+  };
+  if (repeat) {
+    auto patched = patchCount();
+    if (patched || !patched.error().notFound())
+      return patched;
+  }
+  auto created = client.create(resources::kEvents, event);
+  if (!created && created.error().alreadyExists())
+    return patchCount();
+  return created;
+}
+
+} // namespace
+
+struct EventRecorder::Pending {
+  std::mutex mutex;
+  std::condition_variable done;
+  int writes = 0;
+};
+
+EventRecorder::EventRecorder(Client& client, EventRecorderOptions options)
+    : client_(client), options_(std::move(options)), pending_(std::make_shared<Pending>()) {}
+
+EventRecorder::~EventRecorder() {
+  std::unique_lock lock(pending_->mutex);
+  pending_->done.wait(lock, [&] { return pending_->writes == 0; });
+}
+
+ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const std::string& reason,
+                                      const std::string& message) {
+  const std::string apiVersion = stringAt(object, {"apiVersion"});
+  const std::string kind = stringAt(object, {"kind"});
+  const std::string name = nameOf(object);
+  if (apiVersion.empty() || kind.empty() || name.empty())
+    return badRequest("the object needs apiVersion, kind and metadata.name");
+  if (reason.empty())
+    return badRequest("an event needs a reason");
+  const std::string objectNs = namespaceOf(object);
+  const std::string uid = metadataString(object, "uid");
+  const std::string typeName = type == EventType::Warning ? "Warning" : "Normal";
+
+  // client-go's getEventKey, less the fields this recorder never sets.
+  const std::string key = apiVersion + '\x1f' + kind + '\x1f' + objectNs + '\x1f' + name + '\x1f' +
+                          uid + '\x1f' + typeName + '\x1f' + reason + '\x1f' + message;
+  const auto wallNow = std::chrono::system_clock::now();
+  const std::string now = formatTime(wallNow);
+  const Clock::time_point steadyNow = Clock::now();
+
+  // The cache is updated before the write, as client-go's correlator does: a failed write leaves
+  // a count that the next repeat's PATCH (or its re-create) carries forward.
+  Seen entry;
+  bool repeat = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = seen_.find(key);
+    if (it != seen_.end() && steadyNow - it->second.last <= kAggregateInterval) {
+      repeat = true;
+      ++it->second.count;
+      it->second.last = steadyNow;
+      entry = it->second;
+    } else {
+      if (it == seen_.end() && seen_.size() >= kMaxKeys) {
+        auto oldest = seen_.begin();
+        for (auto i = seen_.begin(); i != seen_.end(); ++i)
+          if (i->second.last < oldest->second.last)
+            oldest = i;
+        seen_.erase(oldest);
+      }
+      char suffix[24];
+      std::snprintf(
+          suffix, sizeof suffix, ".%llx",
+          static_cast<unsigned long long>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(wallNow.time_since_epoch())
+                  .count()));
+      entry = Seen{objectNs.empty() ? "default" : objectNs, name + suffix, 1, now, steadyNow};
+      seen_[key] = entry;
+    }
+  }
+
+  Json event = Json::object();
+  event["apiVersion"] = Json::string("v1");
+  event["kind"] = Json::string("Event");
+  event["metadata"]["name"] = Json::string(entry.name);
+  event["metadata"]["namespace"] = Json::string(entry.nameSpace);
+  Json& involved = event["involvedObject"];
+  involved["apiVersion"] = Json::string(apiVersion);
+  involved["kind"] = Json::string(kind);
+  involved["name"] = Json::string(name);
+  if (!objectNs.empty())
+    involved["namespace"] = Json::string(objectNs);
+  if (!uid.empty())
+    involved["uid"] = Json::string(uid);
+  if (std::string rv = resourceVersionOf(object); !rv.empty())
+    involved["resourceVersion"] = Json::string(rv);
+  event["type"] = Json::string(typeName);
+  event["reason"] = Json::string(reason);
+  event["message"] = Json::string(message);
+  event["source"]["component"] = Json::string(options_.component);
+  if (!options_.host.empty())
+    event["source"]["host"] = Json::string(options_.host);
+  event["reportingComponent"] = Json::string(options_.component);
+  event["reportingInstance"] = Json::string(options_.host);
+  event["firstTimestamp"] = Json::string(entry.firstTimestamp);
+  event["lastTimestamp"] = Json::string(now);
+  event["count"] = Json::number(entry.count);
+
+  // Bounded like the leader elector's attempts: a Client request cannot be cancelled, so the
+  // caller stops waiting and the write's thread runs on, counted so the destructor waits for it.
+  {
+    std::lock_guard lock(pending_->mutex);
+    if (pending_->writes >= kMaxPending)
+      return ApiError{0, "Timeout",
+                      "event recorder: " + std::to_string(kMaxPending) +
+                          " earlier writes still wait for the API server"};
+    ++pending_->writes;
+  }
+  struct Slot {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::optional<ApiResult<Json>> result;
+  };
+  auto slot = std::make_shared<Slot>();
+  std::thread([slot, client = &client_, pending = pending_, event = std::move(event), repeat] {
+    ApiResult<Json> result = writeEvent(*client, event, repeat);
+    {
+      std::lock_guard lock(slot->mutex);
+      slot->result = std::move(result);
+      slot->ready.notify_all();
+    }
+    std::lock_guard lock(pending->mutex);
+    --pending->writes;
+    pending->done.notify_all();
+  }).detach();
+  std::unique_lock lock(slot->mutex);
+  if (!slot->ready.wait_for(lock, options_.timeout, [&] { return slot->result.has_value(); }))
+    return ApiError{0, "Timeout",
+                    "record event " + reason + " about " + kind + " " +
+                        (objectNs.empty() ? name : objectNs + "/" + name) + ": no answer within " +
+                        std::to_string(options_.timeout.count()) + " ms"};
+  return std::move(*slot->result);
+}
+
+} // namespace bpfchain::k8s

@@ -1,0 +1,358 @@
+// bpfchain-operator, as a process, against the real kube-apiserver, with simulated agents: a
+// thread that plays every node's agent by writing BpfNodeConfig status (Ready, or Failed for
+// the node/generation pairs a test names) a short while after each assignment.
+#include <chrono>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "harness/control_plane.h"
+#include "harness/process.h"
+#include "harness/resources.h"
+#include "k8s/client.h"
+
+namespace bpfchain::testing {
+namespace {
+
+using k8s::Json;
+using namespace std::chrono_literals;
+
+[[maybe_unused]] auto* const kControlPlane =
+    ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
+
+const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
+const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
+                                 false};
+const std::string kSha(64, 'a');
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done())
+      return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+// Plays the agents: each node reports, 300 ms after it sees a chain generation in its spec,
+// that generation Ready (or Failed), and drops chains that left its spec.
+class SimulatedAgents {
+public:
+  explicit SimulatedAgents(k8s::Client& client) : client_(client) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~SimulatedAgents() {
+    stop_ = true;
+    thread_.join();
+  }
+  void fail(const std::string& node, int64_t generation) {
+    std::lock_guard lock(mu_);
+    failing_.insert({node, generation});
+  }
+  // The most nodes seen applying (assigned but not yet reported) at once, per chain.
+  int maxApplying() {
+    std::lock_guard lock(mu_);
+    return maxApplying_;
+  }
+  std::vector<std::string> assignmentOrder(const std::string& chain, int64_t generation) {
+    std::lock_guard lock(mu_);
+    return order_[{chain, generation}];
+  }
+
+private:
+  void run() {
+    while (!stop_) {
+      auto configs = client_.list(kNodeConfigs, "");
+      if (configs) {
+        int applying = 0;
+        for (const auto& config : configs->items)
+          applying += report(config);
+        std::lock_guard lock(mu_);
+        maxApplying_ = std::max(maxApplying_, applying);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  // Returns how many chains on this node are still applying.
+  int report(const Json& config) {
+    std::string node = k8s::nameOf(config);
+    Json chains = Json::array();
+    size_t n = 0;
+    int applying = 0;
+    auto now = std::chrono::steady_clock::now();
+    if (config.has_field("spec") && config.at("spec").has_field("chains")) {
+      for (const auto& entry : config.at("spec").at("chains").as_array()) {
+        std::string chain = k8s::stringAt(entry, {"name"});
+        int64_t generation = entry.at("generation").as_number().to_int64();
+        std::lock_guard lock(mu_);
+        auto key = std::make_tuple(node, chain, generation);
+        if (!seen_.contains(key)) {
+          seen_[key] = now;
+          order_[{chain, generation}].push_back(node);
+        }
+        if (now - seen_[key] < 300ms) {
+          ++applying;
+          continue; // not reported yet: still applying
+        }
+        bool failed = failing_.contains({node, generation});
+        Json s = Json::object();
+        s["name"] = Json::string(chain);
+        s["generation"] = Json::number(generation);
+        s["phase"] = Json::string(failed ? "Failed" : "Ready");
+        s["reason"] = Json::string(failed ? "VerifierRejected" : "");
+        s["message"] = Json::string(failed ? "R1 invalid mem access 'scalar'" : "");
+        chains[n++] = s;
+      }
+    }
+    Json body = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
+                                "metadata":{},"status":{}})");
+    body["metadata"]["name"] = Json::string(node);
+    body["status"]["chains"] = chains;
+    (void)client_.apply(kNodeConfigs, body, "simulated-agent", true, "status");
+    return applying;
+  }
+
+  k8s::Client& client_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::set<std::pair<std::string, int64_t>> failing_;
+  std::map<std::tuple<std::string, std::string, int64_t>, std::chrono::steady_clock::time_point>
+      seen_;
+  std::map<std::pair<std::string, int64_t>, std::vector<std::string>> order_;
+  int maxApplying_ = 0;
+};
+
+class Operator : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    auto& plane = ControlPlaneEnvironment::get();
+    ASSERT_TRUE(plane.kubectl({"apply", "-f", std::string(BPFCHAIN_SOURCE_DIR) + "/crds"}).ok());
+    ASSERT_TRUE(plane
+                    .kubectl({"wait", "--for=condition=Established", "--timeout=60s",
+                              "crd/bpfchains.bpfchain.io", "crd/bpfnodeconfigs.bpfchain.io"})
+                    .ok());
+    (void)plane.kubectl({"create", "namespace", "bpfchain-system"});
+    auto config = k8s::loadKubeconfig(plane.kubeconfig());
+    ASSERT_TRUE(config.ok());
+    auto client = k8s::Client::create(*config);
+    ASSERT_TRUE(client.ok());
+    client_ = std::move(*client).release();
+    auto dir = TempDir::create("operator");
+    ASSERT_TRUE(dir.ok());
+    logDir_ = new TempDir(std::move(*dir));
+    auto op = ChildProcess::spawn({std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
+                                   "--kubeconfig", plane.kubeconfig(), "--cleanup-deadline", "20"},
+                                  logDir_->path() + "/operator.log");
+    ASSERT_TRUE(op.ok()) << op.error().message();
+    operator_ = new ChildProcess(std::move(*op));
+    agents_ = new SimulatedAgents(*client_);
+  }
+  static void TearDownTestSuite() {
+    delete agents_;
+    if (operator_) {
+      operator_->stop();
+      delete operator_;
+    }
+    delete logDir_;
+    delete client_;
+  }
+
+  static void addNode(const std::string& name, const std::string& role) {
+    Json node = Json::parse(R"({"apiVersion":"v1","kind":"Node","metadata":{"labels":{}}})");
+    node["metadata"]["name"] = Json::string(name);
+    node["metadata"]["labels"]["role"] = Json::string(role);
+    auto r = client_->create(k8s::resources::kNodes, node);
+    ASSERT_TRUE(r.ok() || r.error().alreadyExists()) << r.error().describe();
+  }
+
+  static Json chain(const std::string& name, const std::string& role,
+                    const std::vector<std::string>& programs, const std::string& rollout) {
+    Json c = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfChain",
+                             "spec":{"hook":"xdp","interfaces":{"names":["eth0"]}}})");
+    c["metadata"]["name"] = Json::string(name);
+    c["spec"]["nodeSelector"]["matchLabels"]["role"] = Json::string(role);
+    c["spec"]["rollout"] = Json::parse(rollout);
+    for (size_t i = 0; i < programs.size(); ++i) {
+      Json& p = c["spec"]["programs"][i];
+      p["name"] = Json::string(programs[i]);
+      p["package"]["url"] = Json::string("https://p.example/" + programs[i] + ".tar.gz");
+      p["package"]["sha256"] = Json::string(kSha);
+    }
+    return c;
+  }
+
+  static bool gone(const k8s::Resource& r, const std::string& name) {
+    auto got = client_->get(r, "", name);
+    return !got && got.error().notFound();
+  }
+
+  // The generation of `chain` in `node`'s config, or -1 when absent.
+  static int64_t assigned(const std::string& node, const std::string& chain) {
+    auto config = client_->get(kNodeConfigs, "", node);
+    if (!config || !config->has_field("spec") || !config->at("spec").has_field("chains"))
+      return -1;
+    for (const auto& e : config->at("spec").at("chains").as_array())
+      if (k8s::stringAt(e, {"name"}) == chain)
+        return e.at("generation").as_number().to_int64();
+    return -1;
+  }
+
+  static std::string conditionOf(const std::string& chain, const std::string& type,
+                                 std::string* reason = nullptr) {
+    auto c = client_->get(kChains, "", chain);
+    if (!c || !c->has_field("status") || !c->at("status").has_field("conditions"))
+      return "";
+    for (const auto& cond : c->at("status").at("conditions").as_array())
+      if (k8s::stringAt(cond, {"type"}) == type) {
+        if (reason)
+          *reason = k8s::stringAt(cond, {"reason"});
+        return k8s::stringAt(cond, {"status"});
+      }
+    return "";
+  }
+
+  static std::string statusString(const std::string& chain, const char* field) {
+    auto c = client_->get(kChains, "", chain);
+    return c ? k8s::stringAt(*c, {"status", field}) : "";
+  }
+
+  void dumpLogOnFailure() {
+    if (HasFailure()) {
+      std::ifstream log(logDir_->path() + "/operator.log");
+      std::cerr << "--- operator log ---\n" << log.rdbuf() << "\n";
+    }
+  }
+  void TearDown() override { dumpLogOnFailure(); }
+
+  static inline k8s::Client* client_ = nullptr;
+  static inline ChildProcess* operator_ = nullptr;
+  static inline SimulatedAgents* agents_ = nullptr;
+  static inline TempDir* logDir_ = nullptr;
+};
+
+TEST_F(Operator, EveryNodeGetsABpfNodeConfigAndLosesItWithTheNode) {
+  addNode("solo-1", "none");
+  EXPECT_TRUE(eventually([] { return client_->get(kNodeConfigs, "", "solo-1").ok(); }));
+  ASSERT_TRUE(client_->remove(k8s::resources::kNodes, "", "solo-1").ok());
+  EXPECT_TRUE(eventually([] { return gone(kNodeConfigs, "solo-1"); }));
+}
+
+TEST_F(Operator, RollsOutCanaryFirstThenWithinMaxUnavailable) {
+  for (int i = 0; i < 6; ++i)
+    addNode("edge-" + std::to_string(i), "edge");
+  auto created = client_->create(kChains, chain("edge-protect", "edge", {"counter"},
+                                                R"({"canaryNodes":1,"maxUnavailable":2})"));
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  EXPECT_TRUE(eventually([] { return conditionOf("edge-protect", "Ready") == "True"; }, 60s));
+  EXPECT_EQ(statusString("edge-protect", "ready"), "6/6");
+  auto order = agents_->assignmentOrder("edge-protect", 1);
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ(order[0], "edge-0"); // the canary, alone
+  EXPECT_LE(agents_->maxApplying(), 2);
+  std::string reason;
+  EXPECT_EQ(conditionOf("edge-protect", "Progressing", &reason), "False");
+  EXPECT_EQ(reason, "RolloutComplete");
+}
+
+TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
+  for (int i = 0; i < 4; ++i)
+    addNode("halt-" + std::to_string(i), "halt");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("halting", "halt", {"counter"},
+                                          R"({"canaryNodes":1,"maxUnavailable":1})"))
+                  .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("halting", "Ready") == "True"; }, 60s));
+  agents_->fail("halt-1", 2);
+  auto current = client_->get(kChains, "", "halting");
+  ASSERT_TRUE(current.ok());
+  Json next = *current;
+  next["spec"]["programs"][1] = chain("x", "x", {"portfilter"}, "{}")["spec"]["programs"][0];
+  ASSERT_TRUE(client_->update(kChains, next).ok());
+  std::string reason;
+  EXPECT_TRUE(
+      eventually([&] { return conditionOf("halting", "Degraded", &reason) == "True"; }, 60s));
+  EXPECT_EQ(reason, "VerifierRejected");
+  EXPECT_EQ(conditionOf("halting", "Progressing", &reason), "False");
+  EXPECT_EQ(reason, "Halted");
+  std::this_thread::sleep_for(1s); // nothing more moves
+  EXPECT_EQ(assigned("halt-0", "halting"), 2);
+  EXPECT_EQ(assigned("halt-1", "halting"), 2);
+  EXPECT_EQ(assigned("halt-2", "halting"), 1);
+  EXPECT_EQ(assigned("halt-3", "halting"), 1);
+}
+
+TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
+  for (int i = 0; i < 3; ++i)
+    addNode("back-" + std::to_string(i), "back");
+  ASSERT_TRUE(
+      client_
+          ->create(kChains,
+                   chain("rolling", "back", {"counter"},
+                         R"({"canaryNodes":0,"maxUnavailable":3,"failurePolicy":"Rollback"})"))
+          .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("rolling", "Ready") == "True"; }, 60s));
+  agents_->fail("back-2", 2);
+  auto current = client_->get(kChains, "", "rolling");
+  ASSERT_TRUE(current.ok());
+  Json next = *current;
+  next["spec"]["programs"][0]["name"] = Json::string("counter-v2");
+  ASSERT_TRUE(client_->update(kChains, next).ok());
+  std::string reason;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("rolling", "Ready", &reason) == "False" && reason == "RolledBack" &&
+               assigned("back-0", "rolling") == 1 && assigned("back-1", "rolling") == 1 &&
+               assigned("back-2", "rolling") == 1;
+      },
+      60s));
+  // What the nodes got back is generation 1's spec, from its ControllerRevision.
+  auto config = client_->get(kNodeConfigs, "", "back-0");
+  ASSERT_TRUE(config.ok());
+  EXPECT_NE(config->serialize().find("\"name\":\"counter\""), std::string::npos);
+  EXPECT_EQ(config->serialize().find("counter-v2"), std::string::npos);
+}
+
+TEST_F(Operator, NodeLabelsMoveChainsOnAndOff) {
+  addNode("move-0", "move");
+  addNode("move-1", "move");
+  ASSERT_TRUE(
+      client_->create(kChains, chain("mover", "move", {"counter"}, R"({"maxUnavailable":"100%"})"))
+          .ok());
+  ASSERT_TRUE(eventually([] { return assigned("move-1", "mover") == 1; }));
+  ASSERT_TRUE(client_
+                  ->patch(k8s::resources::kNodes, "", "move-1", k8s::PatchType::Merge,
+                          Json::parse(R"({"metadata":{"labels":{"role":"elsewhere"}}})"))
+                  .ok());
+  EXPECT_TRUE(eventually([] { return assigned("move-1", "mover") == -1; }));
+  EXPECT_EQ(assigned("move-0", "mover"), 1);
+  ASSERT_TRUE(client_
+                  ->patch(k8s::resources::kNodes, "", "move-1", k8s::PatchType::Merge,
+                          Json::parse(R"({"metadata":{"labels":{"role":"move"}}})"))
+                  .ok());
+  EXPECT_TRUE(eventually([] { return assigned("move-1", "mover") == 1; }));
+}
+
+TEST_F(Operator, DeletingAChainClearsEveryNodeBeforeTheFinalizerGoes) {
+  addNode("del-0", "del");
+  addNode("del-1", "del");
+  ASSERT_TRUE(
+      client_->create(kChains, chain("doomed", "del", {"counter"}, R"({"maxUnavailable":2})"))
+          .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("doomed", "Ready") == "True"; }, 60s));
+  auto withFinalizer = client_->get(kChains, "", "doomed");
+  ASSERT_TRUE(withFinalizer.ok());
+  EXPECT_NE(withFinalizer->serialize().find("bpfchain.io/cleanup"), std::string::npos);
+  ASSERT_TRUE(client_->remove(kChains, "", "doomed").ok());
+  EXPECT_TRUE(eventually([] { return gone(kChains, "doomed"); }, 60s));
+  EXPECT_EQ(assigned("del-0", "doomed"), -1);
+  EXPECT_EQ(assigned("del-1", "doomed"), -1);
+}
+
+} // namespace
+} // namespace bpfchain::testing
