@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin
+# CI builds in a new clone each time: let ccache hit across checkout directories.
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 
 start=$SECONDS
 step() { echo "== $* ($((SECONDS - start)) s)"; }

@@ -16,7 +16,7 @@ Result<LabelSelector> LabelSelector::parse(const Json& selector, const std::stri
       return invalidError(field + ".matchLabels: not an object");
     for (const auto& [key, value] : labels.as_object()) {
       if (!value.is_string())
-        return invalidError(field + ".matchLabels." + key + ": not a string");
+        return invalidError(field + ".matchLabels." + std::string(key) + ": not a string");
       s.matchLabels_.emplace(key, value.as_string());
     }
   }
