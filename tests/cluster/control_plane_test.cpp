@@ -43,8 +43,9 @@ TEST(ControlPlane, ServesACustomResourceThatKubectlLists) {
 }
 
 TEST(ControlPlane, RejectsObjectsThatViolateTheSchema) {
-  run({"apply", "-f", kTestdata + "/widget-crd.yaml"});
-  run({"wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.testbed.bpfchain.io"});
+  auto installed = ControlPlaneEnvironment::get().installCrds(kTestdata + "/widget-crd.yaml",
+                                                              {"widgets.testbed.bpfchain.io"});
+  ASSERT_TRUE(installed.ok()) << installed.error().message();
   auto dir = TempDir::create("cluster");
   ASSERT_TRUE(dir.ok()) << dir.error().message();
   std::string bad = dir->path() + "/bad-widget.yaml";

@@ -29,12 +29,9 @@ std::vector<std::string> yamlFiles(const std::string& dir) {
 class Crds : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    auto& plane = ControlPlaneEnvironment::get();
-    auto applied = plane.kubectl({"apply", "-f", kCrds});
-    ASSERT_TRUE(applied.ok()) << applied.error().message();
-    auto ready = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                                "crd/bpfchains.bpfchain.io", "crd/bpfnodeconfigs.bpfchain.io"});
-    ASSERT_TRUE(ready.ok()) << ready.error().message();
+    auto installed = ControlPlaneEnvironment::get().installCrds(
+        kCrds, {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
+    ASSERT_TRUE(installed.ok()) << installed.error().message();
   }
   ControlPlane& plane() { return ControlPlaneEnvironment::get(); }
 };

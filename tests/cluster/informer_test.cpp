@@ -267,13 +267,9 @@ private:
 class InformerTest : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    auto& plane = ControlPlaneEnvironment::get();
-    auto r =
-        plane.kubectl({"apply", "-f", std::string(BPFCHAIN_TESTDATA_DIR) + "/widget-crd.yaml"});
-    ASSERT_TRUE(r.ok()) << r.error().message();
-    r = plane.kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                       "crd/widgets.testbed.bpfchain.io"});
-    ASSERT_TRUE(r.ok()) << r.error().message();
+    auto installed = ControlPlaneEnvironment::get().installCrds(
+        std::string(BPFCHAIN_TESTDATA_DIR) + "/widget-crd.yaml", {"widgets.testbed.bpfchain.io"});
+    ASSERT_TRUE(installed.ok()) << installed.error().message();
   }
 
   void SetUp() override {

@@ -132,11 +132,9 @@ class Operator : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
     auto& plane = ControlPlaneEnvironment::get();
-    ASSERT_TRUE(plane.kubectl({"apply", "-f", std::string(BPFCHAIN_SOURCE_DIR) + "/crds"}).ok());
-    ASSERT_TRUE(plane
-                    .kubectl({"wait", "--for=condition=Established", "--timeout=60s",
-                              "crd/bpfchains.bpfchain.io", "crd/bpfnodeconfigs.bpfchain.io"})
-                    .ok());
+    auto installed = plane.installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
+                                       {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
+    ASSERT_TRUE(installed.ok()) << installed.error().message();
     (void)plane.kubectl({"create", "namespace", "bpfchain-system"});
     auto config = k8s::loadKubeconfig(plane.kubeconfig());
     ASSERT_TRUE(config.ok());

@@ -60,6 +60,18 @@ Result<void> ControlPlane::restartApiserver(double downSeconds) const {
   return {};
 }
 
+Result<void> ControlPlane::installCrds(const std::string& path,
+                                       const std::vector<std::string>& crds) const {
+  if (auto applied = kubectl({"apply", "-f", path}); !applied)
+    return std::move(applied).error();
+  std::vector<std::string> wait{"wait", "--for=condition=Established", "--timeout=60s"};
+  for (const auto& crd : crds)
+    wait.push_back("crd/" + crd);
+  if (auto established = kubectl(wait); !established)
+    return std::move(established).error();
+  return {};
+}
+
 void ControlPlaneEnvironment::SetUp() {
   auto plane = ControlPlane::start();
   ASSERT_TRUE(plane.ok()) << plane.error().message();

@@ -28,6 +28,9 @@ public:
   const std::string& kubeconfig() const { return kubeconfig_; }
   // Runs the machine's kubectl against this control plane; a non-zero exit is an error.
   Result<CommandOutput> kubectl(const std::vector<std::string>& args) const;
+  // kubectl apply -f `path` (a file or a directory of CRDs), then waits until each CRD named
+  // in `crds` ("plural.group") is Established.
+  Result<void> installCrds(const std::string& path, const std::vector<std::string>& crds) const;
 
   // Faults, through scripts/local-cluster.sh compact and restart-apiserver.
   // Compacts etcd's history up to its current revision and returns that revision: a watch or

@@ -116,4 +116,19 @@ Result<void> connectVeth(const TestNetns& a, const VethEnd& endA, const TestNetn
   return {};
 }
 
+Result<TwoHosts> twoHostsOnVeth() {
+  auto sender = TestNetns::create();
+  if (!sender)
+    return std::move(sender).error();
+  auto receiver = TestNetns::create();
+  if (!receiver)
+    return std::move(receiver).error();
+  TwoHosts hosts{std::move(*sender), std::move(*receiver)};
+  if (auto linked = connectVeth(hosts.sender, {"veth-a", "02:00:00:00:00:0a", "10.77.0.1/24"},
+                                hosts.receiver, {"veth-b", "02:00:00:00:00:0b", "10.77.0.2/24"});
+      !linked)
+    return std::move(linked).error();
+  return hosts;
+}
+
 } // namespace bpfchain::testing

@@ -62,4 +62,12 @@ struct VethEnd {
 Result<void> connectVeth(const TestNetns& a, const VethEnd& endA, const TestNetns& b,
                          const VethEnd& endB);
 
+// Two hosts on one link, the shape most kernel tests need: `sender` has veth-a (10.77.0.1,
+// 02:00:00:00:00:0a) and `receiver` veth-b (10.77.0.2, 02:00:00:00:00:0b).
+struct TwoHosts {
+  TestNetns sender;
+  TestNetns receiver;
+};
+Result<TwoHosts> twoHostsOnVeth();
+
 } // namespace bpfchain::testing

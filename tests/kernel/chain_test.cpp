@@ -85,15 +85,10 @@ std::vector<uint32_t> programIds(const Chain& chain) {
 class ChainOnVeth : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto a = TestNetns::create();
-    ASSERT_TRUE(a.ok()) << a.error().message();
-    auto b = TestNetns::create();
-    ASSERT_TRUE(b.ok()) << b.error().message();
-    sender_ = std::make_unique<TestNetns>(std::move(*a));
-    receiver_ = std::make_unique<TestNetns>(std::move(*b));
-    auto linked = testing::connectVeth(*sender_, {"veth-a", "02:00:00:00:00:0a", "10.77.0.1/24"},
-                                       *receiver_, {"veth-b", "02:00:00:00:00:0b", "10.77.0.2/24"});
-    ASSERT_TRUE(linked.ok()) << linked.error().message();
+    auto hosts = testing::twoHostsOnVeth();
+    ASSERT_TRUE(hosts.ok()) << hosts.error().message();
+    sender_ = std::make_unique<TestNetns>(std::move(hosts->sender));
+    receiver_ = std::make_unique<TestNetns>(std::move(hosts->receiver));
     auto fs = TestBpffs::mount();
     ASSERT_TRUE(fs.ok()) << fs.error().message();
     bpffs_ = std::make_unique<TestBpffs>(std::move(*fs));

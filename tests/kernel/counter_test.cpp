@@ -91,15 +91,10 @@ TEST(CounterProgram, TcCountsEveryRunAndPassesToTheNextProgram) {
 class CounterOnVeth : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto a = TestNetns::create();
-    ASSERT_TRUE(a.ok()) << a.error().message();
-    auto b = TestNetns::create();
-    ASSERT_TRUE(b.ok()) << b.error().message();
-    sender_ = std::make_unique<TestNetns>(std::move(*a));
-    receiver_ = std::make_unique<TestNetns>(std::move(*b));
-    auto linked = connectVeth(*sender_, {"veth-a", "02:00:00:00:00:0a", "10.77.0.1/24"}, *receiver_,
-                              {"veth-b", "02:00:00:00:00:0b", "10.77.0.2/24"});
-    ASSERT_TRUE(linked.ok()) << linked.error().message();
+    auto hosts = twoHostsOnVeth();
+    ASSERT_TRUE(hosts.ok()) << hosts.error().message();
+    sender_ = std::make_unique<TestNetns>(std::move(hosts->sender));
+    receiver_ = std::make_unique<TestNetns>(std::move(hosts->receiver));
   }
 
   // Creates a UDP socket inside ns.
