@@ -381,6 +381,7 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
 ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& name) {
   auto cached = chains_.get(name);
   if (!cached) {
+    written_.erase(name);
     // Gone without our finalizer (removed by hand): release what is left on the nodes.
     for (const auto& config : nodeConfigs_.list())
       if (namedEntry(config, {"spec", "chains"}, name))
@@ -436,8 +437,12 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     views.push_back(view);
   }
 
+  RolloutMemory memory = memoryOf(chain);
+  if (auto it = written_.find(name);
+      it != written_.end() && it->second.generation >= memory.generation)
+    memory = it->second;
   RolloutDecision d = planRollout(generation, policyOf(spec, static_cast<int>(views.size())),
-                                  memoryOf(chain), views, Clock::now());
+                                  memory, views, Clock::now());
   for (const auto& [node, assigned] : d.assign) {
     ApiResult<void> written;
     if (!assigned) {
@@ -458,6 +463,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
 
   if (auto r = writeStatus(chain, d, ""); !r)
     return std::move(r).error();
+  written_[name] = d.memory;
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -74,6 +75,10 @@ private:
   std::thread worker_;
   std::atomic<uint64_t> reconciles_{0};
   std::set<std::string> revisions_; // ControllerRevisions known to exist
+  // The rollout memory this process last wrote per chain. The informer's copy of the status
+  // can lag behind our own write; deciding from it could, for example, forget a rollback and
+  // roll the bad generation out again.
+  std::map<std::string, RolloutMemory> written_;
 };
 
 } // namespace bpfchain::op

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness/control_plane.h"
@@ -350,6 +351,92 @@ TEST_F(Operator, DeletingAChainClearsEveryNodeBeforeTheFinalizerGoes) {
   EXPECT_TRUE(eventually([] { return gone(kChains, "doomed"); }, 60s));
   EXPECT_EQ(assigned("del-0", "doomed"), -1);
   EXPECT_EQ(assigned("del-1", "doomed"), -1);
+}
+
+} // namespace
+} // namespace bpfchain::testing
+
+namespace bpfchain::testing {
+namespace {
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class OperatorRestarts : public Operator {
+protected:
+  // Replaces the running operator with a new process (extra flags appended).
+  static void restartOperator(int signal, const std::vector<std::string>& extra = {}) {
+    operator_->kill(signal);
+    operator_->stop();
+    delete operator_;
+    operator_ = nullptr;
+    std::vector<std::string> argv{std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
+                                  "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto op = ChildProcess::spawn(argv, logDir_->path() + "/operator.log");
+    ASSERT_TRUE(op.ok()) << op.error().message();
+    operator_ = new ChildProcess(std::move(*op));
+  }
+};
+
+TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
+  for (int i = 0; i < 5; ++i)
+    addNode("resume-" + std::to_string(i), "resume");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("resumed", "resume", {"counter"},
+                                          R"({"canaryNodes":1,"maxUnavailable":1})"))
+                  .ok());
+  ASSERT_TRUE(eventually([] { return assigned("resume-1", "resumed") == 1; }));
+  restartOperator(SIGKILL);
+  EXPECT_TRUE(eventually([] { return conditionOf("resumed", "Ready") == "True"; }, 60s));
+  auto order = agents_->assignmentOrder("resumed", 1);
+  ASSERT_EQ(order.size(), 5u);
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"resume-0", "resume-1", "resume-2", "resume-3", "resume-4"}));
+}
+
+TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
+  // Replace the suite's operator by two replicas that elect a leader.
+  restartOperator(SIGTERM, {"--leader-elect"});
+  auto second =
+      ChildProcess::spawn({std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator", "--kubeconfig",
+                           ControlPlaneEnvironment::get().kubeconfig(), "--leader-elect"},
+                          logDir_->path() + "/operator-2.log");
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  auto leads = [&](const std::string& log) {
+    return readFile(log).find("bpfchain-operator: leading") != std::string::npos;
+  };
+  const std::string firstLog = logDir_->path() + "/operator.log";
+  const std::string secondLog = logDir_->path() + "/operator-2.log";
+  ASSERT_TRUE(eventually([&] { return leads(secondLog) || leads(firstLog); }, 40s));
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(leads(firstLog) + leads(secondLog), 1) << "both replicas lead";
+  bool secondLeads = leads(secondLog);
+
+  addNode("replica-0", "replica");
+  ASSERT_TRUE(client_->create(kChains, chain("replicated", "replica", {"counter"}, "{}")).ok());
+  EXPECT_TRUE(eventually([] { return conditionOf("replicated", "Ready") == "True"; }, 60s));
+
+  // Kill the leader: the other takes over (within leaseDuration + 2 x 2.2 x retryPeriod).
+  ChildProcess* leader = secondLeads ? &*second : operator_;
+  const std::string standbyLog = secondLeads ? firstLog : secondLog;
+  leader->kill(SIGKILL);
+  leader->stop();
+  EXPECT_TRUE(eventually([&] { return leads(standbyLog); }, 30s));
+  ASSERT_TRUE(client_
+                  ->patch(kChains, "", "replicated", k8s::PatchType::Merge,
+                          Json::parse(R"({"spec":{"priority":7}})"))
+                  .ok());
+  EXPECT_TRUE(eventually(
+      [] {
+        auto config = client_->get(kNodeConfigs, "", "replica-0");
+        return config && config->serialize().find("\"priority\":7") != std::string::npos;
+      },
+      60s));
 }
 
 } // namespace
