@@ -230,7 +230,6 @@ void Controller::enqueueChainsOf(const Json& nodeConfig) {
 void Controller::worker() {
   while (auto key = queue_.get()) {
     auto outcome = reconcile(*key);
-    ++reconciles_;
     if (!outcome) {
       std::cerr << "reconcile " << *key << ": " << outcome.error().describe() << "\n";
       queue_.addRateLimited(*key);

@@ -13,7 +13,6 @@
 // Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -44,9 +43,6 @@ public:
   // Stops the worker (after the key in hand) and the informers.
   void stop();
 
-  // For tests and metrics: reconciles run and the last error.
-  uint64_t reconciles() const { return reconciles_; }
-
 private:
   struct Outcome {
     std::optional<std::chrono::milliseconds> requeueAfter;
@@ -73,7 +69,6 @@ private:
   k8s::Informer chains_, nodes_, nodeConfigs_;
   k8s::WorkQueue queue_;
   std::thread worker_;
-  std::atomic<uint64_t> reconciles_{0};
   std::set<std::string> revisions_; // ControllerRevisions known to exist
   // The rollout memory this process last wrote per chain. The informer's copy of the status
   // can lag behind our own write; deciding from it could, for example, forget a rollback and

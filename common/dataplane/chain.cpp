@@ -1,5 +1,6 @@
 #include "dataplane/chain.h"
 
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -38,9 +39,12 @@ std::optional<std::string> unescapeId(const std::string& text) {
       out += text[i];
       continue;
     }
-    if (i + 2 >= text.size())
-      return std::nullopt;
-    out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+    unsigned value = 0;
+    auto [end, ec] =
+        std::from_chars(text.data() + i + 1, text.data() + std::min(i + 3, text.size()), value, 16);
+    if (ec != std::errc() || end != text.data() + i + 3)
+      return std::nullopt; // not ours: a name this code never wrote
+    out += static_cast<char>(value);
     i += 2;
   }
   return out;
@@ -111,18 +115,18 @@ Result<Chain> Chain::open(const std::string& dir, Hook hook) {
 
 Result<void> Chain::adoptPrograms() {
   running_.clear();
-  std::map<uint32_t, std::pair<InstanceName, std::string>> byProgramId; // id -> name, dir
+  std::map<uint32_t, Running> byProgramId;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_ + "/programs", ec)) {
-    std::string name = entry.path().filename();
-    auto parsed = parseInstanceName(name);
+    auto parsed = parseInstanceName(entry.path().filename());
     auto instance = parsed ? ProgramInstance::adopt(entry.path()) : invalidError("bad name");
     if (!instance) {
       (void)removePinTree(entry.path());
       continue;
     }
     serial_ = std::max(serial_, parsed->serial + 1);
-    byProgramId.emplace(instance->programId(), std::make_pair(*parsed, entry.path().string()));
+    uint32_t id = instance->programId();
+    byProgramId.emplace(id, Running{parsed->id, parsed->digest, std::move(*instance)});
   }
   if (ec)
     return Error(ec.value(), "list " + dir_ + "/programs: " + ec.message());
@@ -134,18 +138,15 @@ Result<void> Chain::adoptPrograms() {
     if (it == byProgramId.end())
       return invalidError("chain " + dir_ + ": program id " + std::to_string(*next) +
                           " is linked but has no pinned instance");
-    auto instance = ProgramInstance::adopt(it->second.second);
-    if (!instance)
-      return std::move(instance).error();
     onPath.insert(*next);
-    next = instance->nextProgramId();
-    running_.push_back({it->second.first.id, it->second.first.digest, std::move(*instance)});
+    next = it->second.instance.nextProgramId();
+    running_.push_back(std::move(it->second));
+    byProgramId.erase(it);
   }
   if (!next)
     return std::move(next).error();
-  for (const auto& [id, named] : byProgramId)
-    if (!onPath.contains(id))
-      (void)removePinTree(named.second); // loaded by a process that died before linking it
+  for (auto& [id, leftover] : byProgramId)
+    (void)leftover.instance.unpin(); // loaded by a process that died before linking it
   return {};
 }
 

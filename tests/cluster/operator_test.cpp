@@ -145,9 +145,7 @@ protected:
     auto dir = TempDir::create("operator");
     ASSERT_TRUE(dir.ok());
     logDir_ = new TempDir(std::move(*dir));
-    auto op = ChildProcess::spawn({std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
-                                   "--kubeconfig", plane.kubeconfig(), "--cleanup-deadline", "20"},
-                                  logDir_->path() + "/operator.log");
+    auto op = spawnOperator({}, "operator.log");
     ASSERT_TRUE(op.ok()) << op.error().message();
     operator_ = new ChildProcess(std::move(*op));
     agents_ = new SimulatedAgents(*client_);
@@ -160,6 +158,16 @@ protected:
     }
     delete logDir_;
     delete client_;
+  }
+
+  // bpfchain-operator against the suite's control plane, logging to `log` in the log dir.
+  static Result<ChildProcess> spawnOperator(const std::vector<std::string>& extra,
+                                            const std::string& log) {
+    std::vector<std::string> argv{std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
+                                  "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig(),
+                                  "--cleanup-deadline", "20"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return ChildProcess::spawn(argv, logDir_->path() + "/" + log);
   }
 
   static void addNode(const std::string& name, const std::string& role) {
@@ -374,10 +382,7 @@ protected:
     operator_->stop();
     delete operator_;
     operator_ = nullptr;
-    std::vector<std::string> argv{std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
-                                  "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto op = ChildProcess::spawn(argv, logDir_->path() + "/operator.log");
+    auto op = spawnOperator(extra, "operator.log");
     ASSERT_TRUE(op.ok()) << op.error().message();
     operator_ = new ChildProcess(std::move(*op));
   }
@@ -402,10 +407,7 @@ TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
 TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
   // Replace the suite's operator by two replicas that elect a leader.
   restartOperator(SIGTERM, {"--leader-elect"});
-  auto second =
-      ChildProcess::spawn({std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator", "--kubeconfig",
-                           ControlPlaneEnvironment::get().kubeconfig(), "--leader-elect"},
-                          logDir_->path() + "/operator-2.log");
+  auto second = spawnOperator({"--leader-elect"}, "operator-2.log");
   ASSERT_TRUE(second.ok()) << second.error().message();
   auto leads = [&](const std::string& log) {
     return readFile(log).find("bpfchain-operator: leading") != std::string::npos;
