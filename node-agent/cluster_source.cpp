@@ -1,0 +1,185 @@
+#include "node-agent/cluster_source.h"
+
+#include <iostream>
+#include <mutex>
+
+#include "k8s/client.h"
+#include "k8s/config.h"
+#include "k8s/informer.h"
+#include "k8s/object.h"
+
+namespace bpfchain::agent {
+
+namespace {
+
+const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
+                                 false};
+
+std::string rfc3339Now() {
+  std::time_t t = std::time(nullptr);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buffer;
+}
+
+} // namespace
+
+struct ClusterSource::Impl {
+  ClusterSourceOptions options;
+  std::unique_ptr<k8s::Client> client;
+  std::unique_ptr<k8s::Informer> informer;
+  std::mutex mu;
+  std::string lastWritten; // the status body last accepted by the server
+  std::string lastReadyTransition;
+  bool lastReady = false;
+};
+
+ClusterSource::ClusterSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ClusterSource::~ClusterSource() {
+  stop();
+}
+
+Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOptions options) {
+  auto impl = std::make_unique<Impl>();
+  auto config = k8s::defaultConfig(options.kubeconfig);
+  if (!config)
+    return std::move(config).error();
+  auto client = k8s::Client::create(*config);
+  if (!client)
+    return std::move(client).error();
+  impl->client = std::move(*client);
+  k8s::InformerOptions informerOptions;
+  informerOptions.fieldSelector = "metadata.name=" + options.nodeName;
+  impl->informer = std::make_unique<k8s::Informer>(*impl->client, kNodeConfigs, informerOptions);
+  impl->options = std::move(options);
+  return std::unique_ptr<ClusterSource>(new ClusterSource(std::move(impl)));
+}
+
+void ClusterSource::start(std::function<void()> changed) {
+  k8s::InformerEventHandler handler;
+  handler.onAdd = [changed](const k8s::Json&) { changed(); };
+  handler.onUpdate = [changed](const k8s::Json& oldObj, const k8s::Json& newObj) {
+    // Our own status writes come back as updates; only a spec change matters.
+    if (k8s::generationOf(oldObj) != k8s::generationOf(newObj))
+      changed();
+  };
+  handler.onDelete = [changed](const k8s::Json&) { changed(); };
+  impl_->informer->addEventHandler(handler);
+  impl_->informer->start();
+}
+
+void ClusterSource::stop() {
+  if (impl_ && impl_->informer)
+    impl_->informer->stop();
+}
+
+std::optional<NodeSpec> ClusterSource::current() {
+  if (!impl_->informer->hasSynced())
+    return std::nullopt;
+  auto object = impl_->informer->get(impl_->options.nodeName);
+  if (!object)
+    return std::nullopt;
+  k8s::Json spec = object->has_field("spec") ? object->at("spec") : k8s::Json::object();
+  std::string source = "BpfNodeConfig " + impl_->options.nodeName + " spec";
+  YAML::Node document;
+  try {
+    document = YAML::Load(spec.serialize());
+  } catch (const YAML::Exception& e) {
+    std::cerr << "bpfchain-agent: " << source << ": " << e.what() << "\n";
+    return std::nullopt;
+  }
+  auto parsed = parseNodeSpec(document, source);
+  if (!parsed) {
+    // The API server validated it; an agent older than the CRD may still refuse a field.
+    std::cerr << "bpfchain-agent: " << parsed.error().message() << "; keeping what runs\n";
+    return std::nullopt;
+  }
+  return std::move(*parsed);
+}
+
+bool ClusterSource::report(const NodeStatus& status) {
+  auto object = impl_->informer->get(impl_->options.nodeName);
+  if (!object)
+    return true; // nothing to report on
+  const auto& features = dataplane::kernelFeatures();
+  k8s::Json body = k8s::Json::object();
+  body["apiVersion"] = k8s::Json::string("bpfchain.io/v1alpha1");
+  body["kind"] = k8s::Json::string("BpfNodeConfig");
+  body["metadata"] = k8s::Json::object();
+  body["metadata"]["name"] = k8s::Json::string(impl_->options.nodeName);
+  k8s::Json s = k8s::Json::object();
+  s["observedGeneration"] = k8s::Json::number(k8s::generationOf(*object));
+  s["agent"]["version"] = k8s::Json::string(impl_->options.agentVersion);
+  s["agent"]["kernel"] = k8s::Json::string(features.kernelRelease);
+  s["agent"]["features"]["tcx"] = k8s::Json::boolean(features.tcx);
+  s["agent"]["features"]["xdpLink"] = k8s::Json::boolean(features.xdpLink);
+  s["agent"]["features"]["btf"] = k8s::Json::boolean(features.btf);
+  k8s::Json chains = k8s::Json::array();
+  size_t failed = 0;
+  for (size_t i = 0; i < status.chains.size(); ++i) {
+    const ChainStatus& c = status.chains[i];
+    k8s::Json j = k8s::Json::object();
+    j["name"] = k8s::Json::string(c.name);
+    j["generation"] = k8s::Json::number(c.generation);
+    j["phase"] = k8s::Json::string(c.phase);
+    j["reason"] = k8s::Json::string(c.reason);
+    j["message"] = k8s::Json::string(c.message.substr(0, 4096));
+    k8s::Json attachments = k8s::Json::array();
+    for (size_t k = 0; k < c.attachments.size(); ++k) {
+      const AttachmentStatus& a = c.attachments[k];
+      k8s::Json aj = k8s::Json::object();
+      aj["interface"] = k8s::Json::string(a.interface);
+      aj["hook"] = k8s::Json::string(std::string(dataplane::hookName(a.hook)));
+      if (!a.pod.empty())
+        aj["pod"] = k8s::Json::string(a.pod);
+      k8s::Json ids = k8s::Json::array();
+      for (size_t n = 0; n < a.programIds.size(); ++n)
+        ids[n] = k8s::Json::number(static_cast<int64_t>(a.programIds[n]));
+      aj["programIDs"] = ids;
+      attachments[k] = aj;
+    }
+    j["attachments"] = attachments;
+    chains[i] = j;
+    failed += c.phase == "Failed";
+  }
+  s["chains"] = chains;
+  s["chainCount"] = k8s::Json::number(static_cast<int64_t>(status.chains.size()));
+  bool ready = failed == 0;
+  std::lock_guard lock(impl_->mu);
+  if (impl_->lastReadyTransition.empty() || ready != impl_->lastReady) {
+    impl_->lastReadyTransition = rfc3339Now();
+    impl_->lastReady = ready;
+  }
+  k8s::Json condition = k8s::Json::object();
+  condition["type"] = k8s::Json::string("Ready");
+  condition["status"] = k8s::Json::string(ready ? "True" : "False");
+  condition["reason"] = k8s::Json::string(ready ? "ChainsReady" : "ChainsFailed");
+  condition["message"] =
+      k8s::Json::string(ready ? std::to_string(status.chains.size()) + " chains ready"
+                              : std::to_string(failed) + " of " +
+                                    std::to_string(status.chains.size()) + " chains failed");
+  condition["lastTransitionTime"] = k8s::Json::string(impl_->lastReadyTransition);
+  condition["observedGeneration"] = k8s::Json::number(k8s::generationOf(*object));
+  s["conditions"][0] = condition;
+  body["status"] = s;
+  std::string text = body.serialize();
+  if (text == impl_->lastWritten)
+    return true;
+  auto written = impl_->client->apply(kNodeConfigs, body, "bpfchain-agent", true, "status");
+  if (!written) {
+    std::cerr << "bpfchain-agent: write status of BpfNodeConfig " << impl_->options.nodeName << ": "
+              << written.error().message << "; will retry\n";
+    return false;
+  }
+  impl_->lastWritten = std::move(text);
+  return true;
+}
+
+std::optional<std::string> ClusterSource::notReady() const {
+  if (!impl_->informer->hasSynced())
+    return "BpfNodeConfig " + impl_->options.nodeName + " not listed yet";
+  return std::nullopt;
+}
+
+} // namespace bpfchain::agent

@@ -1,0 +1,37 @@
+// Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
+// fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
+// goes back to its status subresource by server-side apply (field manager bpfchain-agent),
+// only when it changed, and is retried after an API server outage. Until the first list, and
+// while the object does not exist, current() is nullopt: the data plane is left as it is.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "dataplane/features.h"
+#include "node-agent/spec_source.h"
+
+namespace bpfchain::agent {
+
+struct ClusterSourceOptions {
+  std::string nodeName;
+  std::string kubeconfig; // "" = in-cluster config
+  std::string agentVersion;
+};
+
+class ClusterSource : public SpecSource {
+public:
+  static Result<std::unique_ptr<ClusterSource>> create(ClusterSourceOptions options);
+  ~ClusterSource() override;
+  void start(std::function<void()> changed) override;
+  void stop() override;
+  std::optional<NodeSpec> current() override;
+  bool report(const NodeStatus& status) override;
+  std::optional<std::string> notReady() const override;
+
+private:
+  struct Impl;
+  explicit ClusterSource(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace bpfchain::agent

@@ -1,0 +1,28 @@
+// Calls `changed` whenever a link of the calling thread's network namespace appears, goes or
+// is renamed (an rtnetlink RTMGRP_LINK subscription), so that chains selecting interfaces by
+// name or /regex/ follow them without waiting for a resync.
+#pragma once
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "system/fd.h"
+#include "system/result.h"
+
+namespace bpfchain::agent {
+
+class LinkMonitor {
+public:
+  static Result<std::unique_ptr<LinkMonitor>> start(std::function<void()> changed);
+  ~LinkMonitor();
+  LinkMonitor(const LinkMonitor&) = delete;
+  LinkMonitor& operator=(const LinkMonitor&) = delete;
+
+private:
+  LinkMonitor(FD socket, FD stop) : socket_(std::move(socket)), stop_(std::move(stop)) {}
+  FD socket_;
+  FD stop_;
+  std::thread thread_;
+};
+
+} // namespace bpfchain::agent

@@ -1,0 +1,243 @@
+// bpfchain-agent: runs a node's chains (DESIGN.md sections 2-5, 7, 10).
+//   bpfchain-agent --config FILE            standalone: FILE is a BpfNodeConfig spec (YAML)
+//   bpfchain-agent --node-name NAME [--kubeconfig FILE]
+//                                           cluster mode: the BpfNodeConfig called NAME
+// Common flags: --metrics-address HOST:PORT (":9450"), --socket PATH, --state-dir DIR,
+// --bpffs DIR, --trusted-key FILE (repeatable), --require-signatures, --detach-on-exit,
+// --resync-seconds N (30), --tc-priority N (cls_bpf filter priority where TCX is missing),
+// --netns PATH (manage that network namespace's interfaces: the data plane runs there while the
+// API and metrics connections stay in the agent's own namespace; simulated nodes use it).
+// SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
+// --detach-on-exit asks for everything to be detached and unpinned.
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <sched.h>
+#include <thread>
+#include <unistd.h>
+
+#include "dataplane/features.h"
+#include "metrics/metrics_server.h"
+#include "node-agent/agent.h"
+#include "node-agent/agent_metrics.h"
+#include "node-agent/cluster_source.h"
+#include "node-agent/link_monitor.h"
+#include "node-agent/standalone_source.h"
+#include "packages/package_cache.h"
+
+using namespace bpfchain;
+using namespace bpfchain::agent;
+
+namespace {
+
+std::atomic<bool> stopRequested{false};
+
+void onSignal(int) {
+  stopRequested = true;
+}
+
+struct Flags {
+  std::string config;
+  std::string nodeName;
+  std::string kubeconfig;
+  std::string metricsAddress = ":9450";
+  std::string socket = "/run/bpfchain/agent.sock";
+  std::string stateDir = "/var/lib/bpfchain";
+  std::string bpffs = "/sys/fs/bpf/bpfchain";
+  std::vector<std::string> trustedKeys;
+  bool requireSignatures = false;
+  bool detachOnExit = false;
+  int resyncSeconds = 30;
+  int tcPriority = 1;
+  std::string netns;
+};
+
+const char* kUsage =
+    "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE])\n"
+    "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
+    "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
+    "         [--resync-seconds N] [--tc-priority N] [--netns PATH]\n";
+
+Result<Flags> parseFlags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--require-signatures") {
+      f.requireSignatures = true;
+      continue;
+    }
+    if (arg == "--detach-on-exit") {
+      f.detachOnExit = true;
+      continue;
+    }
+    if (arg == "--help" || arg == "-h")
+      return invalidError("help");
+    if (i + 1 >= argc)
+      return invalidError(arg + ": needs a value");
+    std::string v = argv[++i];
+    auto number = [&](int& out) -> Result<void> {
+      char* end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end || n < 0 || n > 1000000)
+        return invalidError(arg + ": \"" + v + "\" is not a number");
+      out = static_cast<int>(n);
+      return {};
+    };
+    if (arg == "--config")
+      f.config = v;
+    else if (arg == "--node-name")
+      f.nodeName = v;
+    else if (arg == "--kubeconfig")
+      f.kubeconfig = v;
+    else if (arg == "--metrics-address")
+      f.metricsAddress = v;
+    else if (arg == "--socket")
+      f.socket = v;
+    else if (arg == "--state-dir")
+      f.stateDir = v;
+    else if (arg == "--bpffs")
+      f.bpffs = v;
+    else if (arg == "--netns")
+      f.netns = v;
+    else if (arg == "--trusted-key")
+      f.trustedKeys.push_back(v);
+    else if (arg == "--resync-seconds") {
+      if (auto r = number(f.resyncSeconds); !r)
+        return r.error();
+    } else if (arg == "--tc-priority") {
+      if (auto r = number(f.tcPriority); !r)
+        return r.error();
+    } else
+      return invalidError("unknown flag " + arg);
+  }
+  if (f.config.empty() == f.nodeName.empty())
+    return invalidError("give exactly one of --config FILE and --node-name NAME");
+  if (!f.kubeconfig.empty() && f.nodeName.empty())
+    return invalidError("--kubeconfig needs --node-name");
+  if (f.resyncSeconds < 1)
+    return invalidError("--resync-seconds: must be at least 1");
+  return f;
+}
+
+int fail(const Error& e) {
+  std::cerr << "bpfchain-agent: " << e.message() << "\n";
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto flags = parseFlags(argc, argv);
+  if (!flags) {
+    if (flags.error().message() != "help")
+      std::cerr << "bpfchain-agent: " << flags.error().message() << "\n";
+    std::cerr << kUsage;
+    return flags.error().message() == "help" ? 0 : 2;
+  }
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(flags->stateDir, ec);
+  if (ec)
+    return fail(Error(ec.value(), "create --state-dir " + flags->stateDir + ": " + ec.message()));
+  const auto& features = dataplane::kernelFeatures();
+
+  packages::CacheOptions cacheOptions;
+  cacheOptions.trustedKeyFiles = flags->trustedKeys;
+  cacheOptions.requireSignatures = flags->requireSignatures;
+  auto cache = packages::PackageCache::open(flags->stateDir + "/packages", cacheOptions);
+  if (!cache)
+    return fail(cache.error());
+
+  AgentMetrics metrics({BPFCHAIN_VERSION, features.kernelRelease, features.tcx, features.xdpLink});
+  metrics.setPackageCounters([&cache] {
+    auto s = cache->stats();
+    return PackageCounters{s.fetches, s.cacheHits, s.failures};
+  });
+
+  std::unique_ptr<SpecSource> source;
+  if (!flags->config.empty()) {
+    auto standalone = StandaloneSource::create(flags->config, flags->stateDir + "/status.yaml");
+    if (!standalone)
+      return fail(standalone.error());
+    source = std::move(*standalone);
+  } else {
+    auto cluster = ClusterSource::create({flags->nodeName, flags->kubeconfig, BPFCHAIN_VERSION});
+    if (!cluster)
+      return fail(cluster.error());
+    source = std::move(*cluster);
+  }
+
+  ProgramResolver resolver(*cache);
+  ReconcilerOptions options;
+  options.bpffsRoot = flags->bpffs;
+  options.stateDir = flags->stateDir;
+  options.attach.tcPriority = static_cast<uint32_t>(flags->tcPriority);
+  FD netns;
+  if (!flags->netns.empty()) {
+    netns = FD(open(flags->netns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!netns)
+      return fail(systemError(errno, "--netns " + flags->netns));
+  }
+
+  Agent agent(*source, &metrics, std::chrono::seconds(flags->resyncSeconds));
+  auto server = metrics::MetricsServer::start(flags->metricsAddress);
+  if (!server)
+    return fail(server.error());
+  for (const auto& c : metrics.collectables())
+    (*server)->add(c);
+  (*server)->addReadinessCheck("source", [&] { return source->notReady(); });
+  (*server)->addReadinessCheck("dataplane", [&] { return agent.notReady(); });
+  (*server)->addLivenessCheck("reconcile-loop",
+                              [&] { return agent.notAlive(std::chrono::seconds(300)); });
+
+  // The data-plane thread: everything that names interfaces runs in the managed namespace.
+  std::promise<Result<void>> started;
+  auto startedFuture = started.get_future();
+  std::thread loop([&] {
+    if (netns && setns(netns.get(), CLONE_NEWNET) != 0) {
+      started.set_value(systemError(errno, "enter --netns " + flags->netns));
+      return;
+    }
+    auto reconciler = NodeReconciler::create(options, resolver, &metrics);
+    if (!reconciler) {
+      started.set_value(std::move(reconciler).error());
+      return;
+    }
+    auto links = LinkMonitor::start([&] { agent.trigger(); });
+    if (!links) {
+      started.set_value(std::move(links).error());
+      return;
+    }
+    started.set_value({});
+    agent.run(**reconciler);
+    if (flags->detachOnExit) {
+      (*reconciler)->detachAll();
+      std::cerr << "bpfchain-agent: detached every chain (--detach-on-exit)\n";
+    } else {
+      std::cerr << "bpfchain-agent: chains stay attached; the next agent adopts them\n";
+    }
+  });
+  if (auto ok = startedFuture.get(); !ok) {
+    loop.join();
+    return fail(ok.error());
+  }
+  source->start([&] { agent.trigger(); });
+  std::cerr << "bpfchain-agent " << BPFCHAIN_VERSION << ": running ("
+            << (flags->config.empty() ? "node " + flags->nodeName : "config " + flags->config)
+            << "; kernel " << features.kernelRelease << ", tcx " << features.tcx << ", xdp links "
+            << features.xdpLink << "; metrics on port " << (*server)->port() << ")\n";
+  while (!stopRequested)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::cerr << "bpfchain-agent: stopping\n";
+  source->stop();
+  agent.stop();
+  loop.join();
+  return 0;
+}

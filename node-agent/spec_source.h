@@ -1,0 +1,27 @@
+// Where the agent's desired state comes from and where its status goes: the node's
+// BpfNodeConfig (cluster mode) or a local file (standalone mode).
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "node-agent/node_config.h"
+#include "node-agent/node_reconciler.h"
+
+namespace bpfchain::agent {
+
+class SpecSource {
+public:
+  virtual ~SpecSource() = default;
+  // Called (from any thread) whenever current() may have changed.
+  virtual void start(std::function<void()> changed) = 0;
+  virtual void stop() = 0;
+  // The spec to run; nullopt while none is known (the data plane is then left as it is).
+  virtual std::optional<NodeSpec> current() = 0;
+  // Publishes the status of the last reconcile; returns false when it must be retried.
+  virtual bool report(const NodeStatus& status) = 0;
+  // Why the agent is not ready yet, or nullopt (for /readyz).
+  virtual std::optional<std::string> notReady() const = 0;
+};
+
+} // namespace bpfchain::agent

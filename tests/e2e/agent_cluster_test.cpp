@@ -1,0 +1,358 @@
+// The whole system on simulated nodes: a real kube-apiserver, bpfchain-operator, and one
+// bpfchain-agent per node (its own network namespace, wired to a router namespace that sends the
+// traffic). Chains are applied with the machine's kubectl, as users do.
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include "harness/agent_process.h"
+#include "harness/bpffs.h"
+#include "harness/control_plane.h"
+#include "harness/http.h"
+#include "harness/resources.h"
+#include "harness/simulated_nodes.h"
+#include "harness/traffic.h"
+#include "k8s/client.h"
+#include "k8s/config.h"
+
+namespace bpfchain::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using k8s::Json;
+using namespace std::chrono_literals;
+
+[[maybe_unused]] auto* const kControlPlane =
+    ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
+
+const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
+const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
+                                 false};
+
+uint16_t freePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class AgentCluster : public ::testing::Test {
+protected:
+  static constexpr size_t kNodes = 3; // n1, n2: role=edge; n3: role=core
+
+  static void SetUpTestSuite() {
+    auto& plane = ControlPlaneEnvironment::get();
+    auto installed = plane.installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
+                                       {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
+    ASSERT_TRUE(installed.ok()) << installed.error().message();
+    auto config = k8s::loadKubeconfig(plane.kubeconfig());
+    ASSERT_TRUE(config.ok());
+    auto client = k8s::Client::create(*config);
+    ASSERT_TRUE(client.ok());
+    client_ = client->release();
+    // The operator keeps ControllerRevisions there (manifests/ create it in a real cluster).
+    Json ns = Json::parse(R"({"apiVersion":"v1","kind":"Namespace",
+                              "metadata":{"name":"bpfchain-system"}})");
+    auto created = client_->create(k8s::resources::kNamespaces, ns);
+    ASSERT_TRUE(created.ok() || created.error().alreadyExists()) << created.error().describe();
+    auto dir = TempDir::create("e2e");
+    ASSERT_TRUE(dir.ok());
+    dir_ = new TempDir(std::move(*dir));
+    auto bpffs = TestBpffs::mount();
+    ASSERT_TRUE(bpffs.ok()) << bpffs.error().message();
+    bpffs_ = new TestBpffs(std::move(*bpffs));
+    auto nodes = SimulatedNodes::create(kNodes);
+    ASSERT_TRUE(nodes.ok()) << nodes.error().message();
+    nodes_ = nodes->release();
+    fs::create_directories(dir_->path() + "/packages");
+    auto counter = buildPackage(dir_->path() + "/packages", "counter", "counter", "counter_xdp",
+                                "xdp", "counter_xdp_next");
+    ASSERT_TRUE(counter.ok()) << counter.error().message();
+    counter_ = new BuiltPackage(*counter);
+    auto filter = buildPackage(dir_->path() + "/packages", "portfilter", "portfilter",
+                               "portfilter_xdp", "xdp", "portfilter_xdp_next");
+    ASSERT_TRUE(filter.ok()) << filter.error().message();
+    portfilter_ = new BuiltPackage(*filter);
+
+    auto op =
+        ChildProcess::spawn({std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator", "--kubeconfig",
+                             plane.kubeconfig(), "--metrics-address", "127.0.0.1:0"},
+                            dir_->path() + "/operator.log");
+    ASSERT_TRUE(op.ok()) << op.error().message();
+    operator_ = new ChildProcess(std::move(*op));
+    for (size_t i = 0; i < kNodes; ++i) {
+      std::string name = nodeName(i);
+      Json node = Json::parse(R"({"apiVersion":"v1","kind":"Node","metadata":{"labels":{}}})");
+      node["metadata"]["name"] = Json::string(name);
+      node["metadata"]["labels"]["role"] = Json::string(i < 2 ? "edge" : "core");
+      auto created = client_->create(k8s::resources::kNodes, node);
+      ASSERT_TRUE(created.ok()) << created.error().describe();
+      startAgent(i);
+    }
+  }
+
+  static void TearDownTestSuite() {
+    for (auto*& a : agents_) {
+      if (a)
+        a->process().stop();
+      delete a;
+      a = nullptr;
+    }
+    if (operator_)
+      operator_->stop();
+    delete operator_;
+    if (client_)
+      for (size_t i = 0; i < kNodes; ++i)
+        (void)client_->remove(k8s::resources::kNodes, "", nodeName(i));
+    delete counter_;
+    delete portfilter_;
+    delete nodes_;
+    delete bpffs_;
+    delete dir_;
+    delete client_;
+  }
+
+  static std::string nodeName(size_t i) {
+    return "e2e-" + std::to_string(getpid()) + "-n" + std::to_string(i + 1);
+  }
+
+  static void startAgent(size_t i) {
+    AgentOptions o;
+    o.nodeName = nodeName(i);
+    o.kubeconfig = ControlPlaneEnvironment::get().kubeconfig();
+    o.netnsPath = nodes_->node(i).netns->path();
+    o.bpffs = bpffs_->path() + "/n" + std::to_string(i + 1);
+    o.stateDir = dir_->path() + "/state-n" + std::to_string(i + 1);
+    o.socket = dir_->path() + "/agent-n" + std::to_string(i + 1) + ".sock";
+    auto agent = AgentProcess::start(o, dir_->path() + "/agent-n" + std::to_string(i + 1) + "-" +
+                                            std::to_string(++starts_) + ".log");
+    ASSERT_TRUE(agent.ok()) << agent.error().message();
+    agents_[i] = agent->release();
+  }
+
+  // kubectl apply of a BpfChain counting (and optionally port-filtering) on eth-like interfaces.
+  static void applyChain(const std::string& name, const std::string& role, bool withFilter,
+                         const std::string& rollout = "{maxUnavailable: 1}") {
+    std::string yaml =
+        "apiVersion: bpfchain.io/v1alpha1\nkind: BpfChain\nmetadata:\n  name: " + name +
+        "\nspec:\n  hook: xdp\n  nodeSelector: {matchLabels: {role: " + role +
+        "}}\n  interfaces: {names: [\"/^eth[0-9]+$/\"]}\n  rollout: " + rollout + "\n  programs:\n";
+    if (withFilter)
+      yaml += "  - name: filter\n    package: {url: \"" + portfilter_->url + "\", sha256: \"" +
+              portfilter_->sha256 +
+              "\"}\n    mapArgs: [{map: portfilter_ports, entries: [{key: \"9999\", value: "
+              "\"1\"}]}]\n";
+    yaml += "  - name: count\n    package: {url: \"" + counter_->url + "\", sha256: \"" +
+            counter_->sha256 +
+            "\"}\n    monitorMaps: [{map: counter_stats, key: \"0\", aggregator: sum}]\n";
+    std::string path = dir_->path() + "/" + name + ".yaml";
+    std::ofstream(path) << yaml;
+    auto applied = ControlPlaneEnvironment::get().kubectl({"apply", "-f", path});
+    ASSERT_TRUE(applied.ok()) << applied.error().message();
+  }
+
+  static void deleteChain(const std::string& name) {
+    auto deleted = ControlPlaneEnvironment::get().kubectl({"delete", "bpfchains/" + name});
+    ASSERT_TRUE(deleted.ok()) << deleted.error().message();
+  }
+
+  static Json chainObject(const std::string& name) {
+    auto c = client_->get(kChains, "", name);
+    return c.ok() ? *c : Json::null();
+  }
+
+  // Waits until the chain's status describes its current generation with every matched node
+  // Ready.
+  static void waitReady(const std::string& name, int64_t matched) {
+    bool ready = eventually(
+        [&] {
+          Json c = chainObject(name);
+          if (c.is_null() || !c.has_field("status"))
+            return false;
+          const Json& s = c.at("status");
+          return s.has_field("observedGeneration") &&
+                 s.at("observedGeneration").as_number().to_int64() == k8s::generationOf(c) &&
+                 k8s::stringAt(c, {"status", "ready"}) ==
+                     std::to_string(matched) + "/" + std::to_string(matched);
+        },
+        60000);
+    ASSERT_TRUE(ready) << chainObject(name).serialize() << "\n" << agents_[0]->log();
+  }
+
+  static Json nodeChainStatus(size_t node, const std::string& chain) {
+    auto config = client_->get(kNodeConfigs, "", nodeName(node));
+    if (!config.ok() || !config->has_field("status") || !config->at("status").has_field("chains"))
+      return Json::null();
+    for (const auto& c : config->at("status").at("chains").as_array())
+      if (k8s::stringAt(c, {"name"}) == chain)
+        return c;
+    return Json::null();
+  }
+
+  std::unique_ptr<UdpTraffic> trafficTo(size_t node, uint16_t port) {
+    auto t = UdpTraffic::create(nodes_->router(), *nodes_->node(node).netns,
+                                nodes_->node(node).address, port);
+    EXPECT_TRUE(t.ok()) << t.error().message();
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+
+  static double nodeMetric(size_t node, const std::string& name,
+                           const std::vector<std::string>& labels) {
+    auto text = agents_[node]->get("/metrics");
+    if (!text.ok())
+      return -1;
+    return metricValue(*text, name, labels).value_or(-1);
+  }
+
+  static k8s::Client* client_;
+  static TempDir* dir_;
+  static TestBpffs* bpffs_;
+  static SimulatedNodes* nodes_;
+  static BuiltPackage* counter_;
+  static BuiltPackage* portfilter_;
+  static ChildProcess* operator_;
+  static AgentProcess* agents_[kNodes];
+  static int starts_;
+};
+
+k8s::Client* AgentCluster::client_ = nullptr;
+TempDir* AgentCluster::dir_ = nullptr;
+TestBpffs* AgentCluster::bpffs_ = nullptr;
+SimulatedNodes* AgentCluster::nodes_ = nullptr;
+BuiltPackage* AgentCluster::counter_ = nullptr;
+BuiltPackage* AgentCluster::portfilter_ = nullptr;
+ChildProcess* AgentCluster::operator_ = nullptr;
+AgentProcess* AgentCluster::agents_[kNodes] = {};
+int AgentCluster::starts_ = 0;
+
+TEST_F(AgentCluster, AChainAppliedWithKubectlIsReadyOnEverySelectedNodeAndCounts) {
+  applyChain("e2e-count", "edge", false);
+  waitReady("e2e-count", 2);
+  for (size_t n : {0, 1}) {
+    Json s = nodeChainStatus(n, "e2e-count");
+    ASSERT_FALSE(s.is_null());
+    EXPECT_EQ(k8s::stringAt(s, {"phase"}), "Ready");
+    ASSERT_EQ(s.at("attachments").size(), 1u);
+    EXPECT_EQ(k8s::stringAt(s.at("attachments").at(0), {"interface"}), "eth0");
+    EXPECT_EQ(s.at("attachments").at(0).at("programIDs").size(), 2u); // root, count
+  }
+  EXPECT_TRUE(nodeChainStatus(2, "e2e-count").is_null()) << "n3 is not an edge node";
+  auto t = trafficTo(0, 7000);
+  t->sendAndWait(500);
+  EXPECT_EQ(t->received(), 500u);
+  EXPECT_TRUE(eventually([&] {
+    return nodeMetric(0, "bpfchain_monitor_map_value",
+                      {"chain=\"e2e-count\"", "field=\"packets\""}) == 500;
+  })) << agents_[0]->get("/metrics").value();
+  auto table = ControlPlaneEnvironment::get().kubectl({"get", "bpfchains,bpfnodeconfigs"});
+  ASSERT_TRUE(table.ok());
+  std::cerr << table->out;
+  deleteChain("e2e-count");
+  EXPECT_TRUE(eventually([&] { return nodeChainStatus(0, "e2e-count").is_null(); }, 30000));
+}
+
+TEST_F(AgentCluster, AChangeRollsOutUnderTrafficWithNoPacketLost) {
+  applyChain("e2e-roll", "edge", false);
+  waitReady("e2e-roll", 2);
+  auto to1 = trafficTo(0, 7000);
+  auto to2 = trafficTo(1, 7000);
+  to1->start();
+  to2->start();
+  applyChain("e2e-roll", "edge", true, "{maxUnavailable: 1, canaryNodes: 1}");
+  waitReady("e2e-roll", 2);
+  to1->pause();
+  to2->pause();
+  EXPECT_GT(to1->sent(), 100u);
+  EXPECT_EQ(to1->received(), to1->sent());
+  EXPECT_EQ(to2->received(), to2->sent());
+  // The new generation runs: port 9999 is dropped on both nodes.
+  for (size_t n : {0, 1}) {
+    auto blocked = trafficTo(n, 9999);
+    blocked->sendAndWait(100, 500);
+    EXPECT_EQ(blocked->received(), 0u) << "node " << n;
+    EXPECT_EQ(nodeChainStatus(n, "e2e-roll").at("attachments").at(0).at("programIDs").size(), 3u);
+  }
+  deleteChain("e2e-roll");
+}
+
+TEST_F(AgentCluster, AnApiServerOutageLeavesTheDataPlaneAloneAndStatusCatchesUp) {
+  applyChain("e2e-outage", "edge", false);
+  waitReady("e2e-outage", 2);
+  auto t = trafficTo(0, 7000);
+  t->start();
+  std::thread outage([] {
+    auto r = ControlPlaneEnvironment::get().restartApiserver(6);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+  });
+  // While the API server is down, an interface the chain selects appears on n1: the agent
+  // attaches the chain at once and reports it once it can.
+  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(nodes_->node(0)
+                  .netns->ip({"link", "add", "eth1", "type", "veth", "peer", "name", "peer1"})
+                  .ok());
+  outage.join();
+  t->pause();
+  EXPECT_EQ(t->received(), t->sent()) << "packets lost during the API server outage";
+  EXPECT_TRUE(eventually(
+      [&] {
+        Json s = nodeChainStatus(0, "e2e-outage");
+        return !s.is_null() && s.at("attachments").size() == 2;
+      },
+      60000))
+      << nodeChainStatus(0, "e2e-outage").serialize();
+  ASSERT_TRUE(nodes_->node(0).netns->ip({"link", "del", "eth1"}).ok());
+  deleteChain("e2e-outage");
+}
+
+TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
+  applyChain("e2e-prom", "core", false);
+  waitReady("e2e-prom", 1);
+  auto t = trafficTo(2, 7000);
+  t->sendAndWait(321);
+  ASSERT_EQ(t->received(), 321u);
+
+  uint16_t webPort = freePort();
+  std::string promDir = dir_->path() + "/prometheus";
+  fs::create_directories(promDir + "/data");
+  std::ofstream(promDir + "/prometheus.yml")
+      << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: bpfchain-agent\n"
+      << "  static_configs: [{targets: [\"127.0.0.1:" << agents_[2]->metricsPort() << "\"]}]\n";
+  auto prometheus =
+      ChildProcess::spawn({"prometheus", "--config.file=" + promDir + "/prometheus.yml",
+                           "--storage.tsdb.path=" + promDir + "/data",
+                           "--web.listen-address=127.0.0.1:" + std::to_string(webPort)},
+                          promDir + "/prometheus.log");
+  ASSERT_TRUE(prometheus.ok()) << prometheus.error().message();
+  // bpfchain_monitor_map_value{chain="e2e-prom",field="packets"}, URL-encoded.
+  std::string query = "/api/v1/query?query=bpfchain_monitor_map_value%7Bchain%3D%22e2e-prom%22%2C"
+                      "field%3D%22packets%22%7D";
+  std::string answer;
+  bool found = eventually(
+      [&] {
+        auto r = httpGet("127.0.0.1", webPort, query);
+        if (!r.ok() || r->status != 200)
+          return false;
+        answer = r->body;
+        YAML::Node json = YAML::Load(answer);
+        auto result = json["data"]["result"];
+        return result.IsSequence() && result.size() == 1 &&
+               result[0]["value"][1].as<std::string>() == "321";
+      },
+      60000);
+  EXPECT_TRUE(found) << "PromQL answered: " << answer;
+  prometheus->stop();
+  deleteChain("e2e-prom");
+}
+
+} // namespace
+} // namespace bpfchain::testing
