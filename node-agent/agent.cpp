@@ -28,7 +28,7 @@ void Agent::run(NodeReconciler& reconciler) {
     }
     passStartedNs_ = Clock::now().time_since_epoch().count();
     if (auto spec = source_.current()) {
-      lastStatus = reconciler.reconcile(*spec);
+      lastStatus = reconciler.reconcile(*spec, source_.podSelector(), source_.expectedPods());
       reconciled_ = true;
       if (metrics_) {
         std::map<std::string, int> phases;

@@ -6,6 +6,7 @@
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "k8s/informer.h"
+#include "k8s/label_selector.h"
 #include "k8s/object.h"
 
 namespace bpfchain::agent {
@@ -22,12 +23,33 @@ std::string rfc3339Now() {
   return buffer;
 }
 
+// A YAML tree as JSON (maps, lists and strings: all a label selector holds).
+k8s::Json toJson(const YAML::Node& node) {
+  if (node.IsMap()) {
+    k8s::Json o = k8s::Json::object();
+    for (const auto& kv : node)
+      o[kv.first.as<std::string>()] = toJson(kv.second);
+    return o;
+  }
+  if (node.IsSequence()) {
+    k8s::Json a = k8s::Json::array();
+    for (size_t i = 0; i < node.size(); ++i)
+      a[i] = toJson(node[i]);
+    return a;
+  }
+  if (node.IsScalar())
+    return k8s::Json::string(node.Scalar());
+  return k8s::Json::null();
+}
+
 } // namespace
 
 struct ClusterSource::Impl {
   ClusterSourceOptions options;
   std::unique_ptr<k8s::Client> client;
   std::unique_ptr<k8s::Informer> informer;
+  std::unique_ptr<k8s::Informer> pods;
+  std::unique_ptr<k8s::Informer> namespaces;
   std::mutex mu;
   std::string lastWritten; // the status body last accepted by the server
   std::string lastReadyTransition;
@@ -52,6 +74,10 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOption
   k8s::InformerOptions informerOptions;
   informerOptions.fieldSelector = "metadata.name=" + options.nodeName;
   impl->informer = std::make_unique<k8s::Informer>(*impl->client, kNodeConfigs, informerOptions);
+  k8s::InformerOptions podOptions;
+  podOptions.fieldSelector = "spec.nodeName=" + options.nodeName;
+  impl->pods = std::make_unique<k8s::Informer>(*impl->client, k8s::resources::kPods, podOptions);
+  impl->namespaces = std::make_unique<k8s::Informer>(*impl->client, k8s::resources::kNamespaces);
   impl->options = std::move(options);
   return std::unique_ptr<ClusterSource>(new ClusterSource(std::move(impl)));
 }
@@ -67,11 +93,25 @@ void ClusterSource::start(std::function<void()> changed) {
   handler.onDelete = [changed](const k8s::Json&) { changed(); };
   impl_->informer->addEventHandler(handler);
   impl_->informer->start();
+  // Labels decide which pods chains apply: only label changes matter.
+  k8s::InformerEventHandler labels;
+  labels.onAdd = [changed](const k8s::Json&) { changed(); };
+  labels.onUpdate = [changed](const k8s::Json& oldObj, const k8s::Json& newObj) {
+    if (k8s::labelsOf(oldObj) != k8s::labelsOf(newObj))
+      changed();
+  };
+  impl_->pods->addEventHandler(labels);
+  impl_->namespaces->addEventHandler(labels);
+  impl_->pods->start();
+  impl_->namespaces->start();
 }
 
 void ClusterSource::stop() {
-  if (impl_ && impl_->informer)
-    impl_->informer->stop();
+  if (!impl_)
+    return;
+  for (auto* informer : {impl_->informer.get(), impl_->pods.get(), impl_->namespaces.get()})
+    if (informer)
+      informer->stop();
 }
 
 std::optional<NodeSpec> ClusterSource::current() {
@@ -174,6 +214,49 @@ bool ClusterSource::report(const NodeStatus& status) {
   }
   impl_->lastWritten = std::move(text);
   return true;
+}
+
+std::vector<std::pair<std::string, std::string>> ClusterSource::expectedPods() {
+  std::vector<std::pair<std::string, std::string>> pods;
+  for (const auto& pod : impl_->pods->list()) {
+    std::string phase = k8s::stringAt(pod, {"status", "phase"});
+    bool hostNetwork = pod.has_field("spec") && pod.at("spec").has_field("hostNetwork") &&
+                       pod.at("spec").at("hostNetwork").is_boolean() &&
+                       pod.at("spec").at("hostNetwork").as_bool();
+    if (phase != "Succeeded" && phase != "Failed" && !hostNetwork) // no CNI ADD for those
+      pods.emplace_back(k8s::stringAt(pod, {"metadata", "namespace"}), k8s::nameOf(pod));
+  }
+  return pods;
+}
+
+PodSelector ClusterSource::podSelector() {
+  Impl* impl = impl_.get();
+  return [impl](const ChainDecl& chain, const std::string& ns, const std::string& name) {
+    auto nsSelector = k8s::LabelSelector::parse(toJson(chain.pods["namespaceSelector"]),
+                                                "pods.namespaceSelector");
+    auto podSelector =
+        k8s::LabelSelector::parse(toJson(chain.pods["podSelector"]), "pods.podSelector");
+    if (!nsSelector || !podSelector)
+      return false;
+    // A pod the informers have not seen yet (the CNI ADD can beat the watch event) is read
+    // directly.
+    auto object = impl->pods->get(ns + "/" + name);
+    if (!object) {
+      auto fetched = impl->client->get(k8s::resources::kPods, ns, name);
+      if (!fetched)
+        return false;
+      object = *fetched;
+    }
+    auto nsObject = impl->namespaces->get(ns);
+    if (!nsObject) {
+      auto fetched = impl->client->get(k8s::resources::kNamespaces, "", ns);
+      if (!fetched)
+        return false;
+      nsObject = *fetched;
+    }
+    return nsSelector->matches(k8s::labelsOf(*nsObject)) &&
+           podSelector->matches(k8s::labelsOf(*object));
+  };
 }
 
 std::optional<std::string> ClusterSource::notReady() const {

@@ -1,6 +1,8 @@
 // Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
 // fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
 // goes back to its status subresource by server-side apply (field manager bpfchain-agent),
+// The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
+// too, for pods chains' label selectors; a label change moves a pod's chains.
 // only when it changed, and is retried after an API server outage. Until the first list, and
 // while the object does not exist, current() is nullopt: the data plane is left as it is.
 #pragma once
@@ -27,6 +29,9 @@ public:
   std::optional<NodeSpec> current() override;
   bool report(const NodeStatus& status) override;
   std::optional<std::string> notReady() const override;
+  PodSelector podSelector() override;
+  // The pods scheduled to this node (the pod informer's cache).
+  std::vector<std::pair<std::string, std::string>> expectedPods() override;
 
 private:
   struct Impl;

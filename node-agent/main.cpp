@@ -25,6 +25,7 @@
 #include "node-agent/agent.h"
 #include "node-agent/agent_metrics.h"
 #include "node-agent/cluster_source.h"
+#include "node-agent/cni_handler.h"
 #include "node-agent/link_monitor.h"
 #include "node-agent/standalone_source.h"
 #include "packages/package_cache.h"
@@ -215,8 +216,16 @@ int main(int argc, char** argv) {
       started.set_value(std::move(links).error());
       return;
     }
+    // Started here so that its threads, too, are in the managed namespace (pod veths).
+    CniHandler cni(**reconciler, flags->nodeName, BPFCHAIN_VERSION, [&] { agent.trigger(); });
+    auto socket = AgentSocketServer::start(flags->socket, cni);
+    if (!socket) {
+      started.set_value(std::move(socket).error().context("--socket " + flags->socket));
+      return;
+    }
     started.set_value({});
     agent.run(**reconciler);
+    (*socket)->stop();
     if (flags->detachOnExit) {
       (*reconciler)->detachAll();
       std::cerr << "bpfchain-agent: detached every chain (--detach-on-exit)\n";

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "node-agent/agent_metrics.h"
+#include "packages/digest.h"
 
 namespace bpfchain::agent {
 
@@ -121,6 +122,17 @@ std::string instanceKey(int ifindex, dataplane::Hook hook) {
   return std::to_string(ifindex) + "/" + std::string(dataplane::hookName(hook));
 }
 
+bool isPodKey(const std::string& key) {
+  return key.rfind("pods/", 0) == 0;
+}
+
+std::vector<const ChainDecl*> inOrder(std::vector<const ChainDecl*> chains) {
+  std::sort(chains.begin(), chains.end(), [](const ChainDecl* a, const ChainDecl* b) {
+    return std::tie(a->priority, a->name) < std::tie(b->priority, b->name);
+  });
+  return chains;
+}
+
 } // namespace
 
 NodeReconciler::NodeReconciler(ReconcilerOptions options, ProgramResolver& resolver,
@@ -143,6 +155,7 @@ Result<std::unique_ptr<NodeReconciler>> NodeReconciler::create(ReconcilerOptions
     return Error(ec.value(), "create " + r->options_.stateDir + "/instances: " + ec.message());
   if (auto adopted = r->adoptPinned(); !adopted)
     return std::move(adopted).error();
+  r->loadPods();
   r->publishMetrics();
   return r;
 }
@@ -153,44 +166,61 @@ Result<void> NodeReconciler::adoptPinned() {
   if (!fs::exists(root, ec))
     return {};
   auto interfaces = listInterfaces();
-  for (const auto& ifdir : fs::directory_iterator(root, ec)) {
-    int ifindex = std::atoi(ifdir.path().filename().c_str());
-    for (const auto& hookdir : fs::directory_iterator(ifdir.path(), ec)) {
+  auto adopt = [&](const fs::path& dir, const std::string& key, int ifindex,
+                   dataplane::Hook hook) -> Result<void> {
+    std::string ifname;
+    for (const auto& [name, index] : interfaces)
+      if (index == ifindex)
+        ifname = name;
+    auto chain = dataplane::Chain::open(dir.string(), hook);
+    if (!chain)
+      return std::move(chain).error().context("adopt " + dir.string());
+    auto instance = std::make_unique<Instance>(
+        Instance{key, dir.string(), ifindex, ifname, hook, std::move(*chain), {}, {}});
+    if (!ifname.empty()) {
+      auto attachment = dataplane::Attachment::adopt(instance->chain.rootId(), ifindex, hook,
+                                                     instance->dir + "/link", options_.attach);
+      if (attachment && attachment->has_value())
+        instance->attachment = std::move(**attachment);
+    }
+    loadState(*instance);
+    instances_[key] = std::move(instance);
+    return {};
+  };
+  for (const auto& top : fs::directory_iterator(root, ec)) {
+    std::string first = top.path().filename().string();
+    bool pods = first == "pods";
+    int ifindex = std::atoi(first.c_str());
+    if (!pods && ifindex <= 0)
+      continue; // pod-links/
+    for (const auto& hookdir : fs::directory_iterator(top.path(), ec)) {
       auto hook = dataplane::parseHook(hookdir.path().filename().string());
-      if (ifindex <= 0 || !hook)
+      if (!hook)
         continue;
-      std::string ifname;
-      for (const auto& [name, index] : interfaces)
-        if (index == ifindex)
-          ifname = name;
-      auto chain = dataplane::Chain::open(hookdir.path().string(), *hook);
-      if (!chain)
-        return std::move(chain).error().context("adopt " + hookdir.path().string());
-      auto instance = std::make_unique<Instance>(Instance{instanceKey(ifindex, *hook),
-                                                          hookdir.path().string(),
-                                                          ifindex,
-                                                          ifname,
-                                                          *hook,
-                                                          std::move(*chain),
-                                                          {},
-                                                          {}});
-      if (!ifname.empty()) {
-        auto attachment = dataplane::Attachment::adopt(instance->chain.rootId(), ifindex, *hook,
-                                                       instance->dir + "/link", options_.attach);
-        if (attachment && attachment->has_value())
-          instance->attachment = std::move(**attachment);
+      if (!pods) {
+        if (auto r = adopt(hookdir.path(), instanceKey(ifindex, *hook), ifindex, *hook); !r)
+          return r;
+        continue;
       }
-      loadState(*instance);
-      instances_[instance->key] = std::move(instance);
+      for (const auto& setdir : fs::directory_iterator(hookdir.path(), ec)) {
+        std::string key = "pods/" + std::string(dataplane::hookName(*hook)) + "/" +
+                          setdir.path().filename().string();
+        if (auto r = adopt(setdir.path(), key, 0, *hook); !r)
+          return r;
+      }
     }
   }
   return {};
 }
 
+std::string NodeReconciler::stateFile(const std::string& key) const {
+  std::string name = key;
+  std::replace(name.begin(), name.end(), '/', '-');
+  return options_.stateDir + "/instances/" + std::to_string(netnsInode_) + "-" + name + ".yaml";
+}
+
 void NodeReconciler::loadState(Instance& instance) const {
-  std::string path = options_.stateDir + "/instances/" + std::to_string(netnsInode_) + "-" +
-                     std::to_string(instance.ifindex) + "-" +
-                     std::string(dataplane::hookName(instance.hook)) + ".yaml";
+  std::string path = stateFile(instance.key);
   try {
     YAML::Node doc = YAML::LoadFile(path);
     // Only chains whose programs all still run as recorded are taken: the kernel is the truth.
@@ -257,9 +287,7 @@ Result<void> NodeReconciler::saveState(const Instance& instance) const {
     }
     doc["chains"].push_back(c);
   }
-  std::string base = options_.stateDir + "/instances/" + std::to_string(netnsInode_) + "-" +
-                     std::to_string(instance.ifindex) + "-" +
-                     std::string(dataplane::hookName(instance.hook)) + ".yaml";
+  std::string base = stateFile(instance.key);
   std::string tmp = base + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -273,15 +301,14 @@ Result<void> NodeReconciler::saveState(const Instance& instance) const {
   return {};
 }
 
-Result<NodeReconciler::Instance*>
-NodeReconciler::instanceFor(int ifindex, const std::string& ifname, dataplane::Hook hook) {
-  std::string key = instanceKey(ifindex, hook);
+Result<NodeReconciler::Instance*> NodeReconciler::instanceAt(const std::string& key,
+                                                             const std::string& dir, int ifindex,
+                                                             const std::string& ifname,
+                                                             dataplane::Hook hook) {
   if (auto it = instances_.find(key); it != instances_.end()) {
     it->second->ifname = ifname;
     return it->second.get();
   }
-  std::string dir = options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/" +
-                    std::to_string(ifindex) + "/" + std::string(dataplane::hookName(hook));
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
@@ -301,10 +328,10 @@ void NodeReconciler::removeInstance(const std::string& key) {
   if (it == instances_.end())
     return;
   Instance& instance = *it->second;
-  if (instance.attachment)
+  if (instance.attachment) {
     (void)instance.attachment->detach();
-  else if (!instance.ifname.empty()) {
-    // Adopted pins whose attachment we did not recognise: detach whatever runs our root.
+  } else if (!isPodKey(key) && !instance.ifname.empty()) {
+    // Adopted pins whose attachment was not recognised: detach whatever runs our root.
     auto adopted =
         dataplane::Attachment::adopt(instance.chain.rootId(), instance.ifindex, instance.hook,
                                      instance.dir + "/link", options_.attach);
@@ -314,36 +341,203 @@ void NodeReconciler::removeInstance(const std::string& key) {
   std::error_code ec;
   fs::remove(instance.dir + "/link", ec);
   (void)instance.chain.destroy();
-  fs::remove(instance.dir, ec);
-  fs::remove(fs::path(instance.dir).parent_path(), ec);               // the ifindex dir, once empty
-  fs::remove(fs::path(instance.dir).parent_path().parent_path(), ec); // the netns dir, too
-  fs::remove(options_.stateDir + "/instances/" + std::to_string(netnsInode_) + "-" +
-                 std::to_string(instance.ifindex) + "-" +
-                 std::string(dataplane::hookName(instance.hook)) + ".yaml",
-             ec);
+  // The directory and its parents, once empty, up to the bpffs root.
+  for (fs::path dir = instance.dir; dir.string().size() > options_.bpffsRoot.size();
+       dir = dir.parent_path())
+    fs::remove(dir, ec);
+  fs::remove(stateFile(instance.key), ec);
   instances_.erase(it);
 }
 
-NodeStatus NodeReconciler::reconcile(const NodeSpec& spec) {
+std::map<dataplane::Hook, std::vector<const ChainDecl*>>
+NodeReconciler::podChains(const PodRef& pod) const {
+  std::map<dataplane::Hook, std::vector<const ChainDecl*>> byHook;
+  for (const auto& c : spec_.chains)
+    if (c.forPods() && selectsPod_ && selectsPod_(c, pod.ns, pod.name))
+      byHook[c.hook].push_back(&c);
+  for (auto& [hook, chains] : byHook)
+    chains = inOrder(chains);
+  return byHook;
+}
+
+std::string NodeReconciler::podInstanceKey(dataplane::Hook hook,
+                                           const std::vector<const ChainDecl*>& chains) const {
+  std::string names;
+  for (const ChainDecl* c : chains)
+    names += c->name + ",";
+  return "pods/" + std::string(dataplane::hookName(hook)) + "/" +
+         packages::sha256Hex(names).substr(0, 16);
+}
+
+std::string NodeReconciler::podLinkPin(const PodRecord& pod, dataplane::Hook hook) const {
+  return options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/pod-links/" +
+         pod.ref.containerId.substr(0, 64) + "-" + std::string(dataplane::hookName(hook));
+}
+
+void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDecl*>& chains,
+                                 const Resolved& resolved,
+                                 std::map<std::string, ApplyFailure>& failures,
+                                 std::map<std::string, double>* applySeconds) {
+  std::string where = inst.ifname.empty() ? inst.key : inst.ifname;
+  auto compose = [&](const std::map<std::string, AppliedChain>& applied) {
+    std::vector<dataplane::ProgramSpec> all;
+    for (const ChainDecl* c : chains)
+      if (auto it = applied.find(c->name); it != applied.end())
+        all.insert(all.end(), it->second.programs.begin(), it->second.programs.end());
+    return all;
+  };
+  // Chains that left this instance go first (one step), then each chain moves on its own.
+  std::erase_if(inst.applied, [&](const auto& entry) {
+    return std::none_of(chains.begin(), chains.end(),
+                        [&](const ChainDecl* c) { return c->name == entry.first; });
+  });
+  if (auto base = inst.chain.apply(compose(inst.applied)); !base)
+    for (const ChainDecl* c : chains)
+      failures.try_emplace(c->name, classifyApplyFailure(base.error(), where));
+  for (const ChainDecl* c : chains) {
+    auto next = resolved.find(c->name);
+    if (next == resolved.end() || !next->second)
+      continue;
+    auto current = inst.applied.find(c->name);
+    if (current != inst.applied.end() && current->second.generation == c->generation &&
+        sameSpecs(current->second.programs, *next->second))
+      continue;
+    auto candidate = inst.applied;
+    AppliedChain applied{c->generation, *next->second, {}};
+    for (const auto& p : c->programs)
+      applied.monitors.push_back(p.monitorMaps);
+    candidate[c->name] = std::move(applied);
+    auto start = Clock::now();
+    auto result = inst.chain.apply(compose(candidate));
+    if (applySeconds)
+      (*applySeconds)[c->name] += std::chrono::duration<double>(Clock::now() - start).count();
+    if (result)
+      inst.applied = std::move(candidate);
+    else
+      failures.try_emplace(c->name, classifyApplyFailure(result.error(), where));
+  }
+  if (auto saved = saveState(inst); !saved)
+    for (const ChainDecl* c : chains)
+      failures.try_emplace(c->name, ApplyFailure{"StateWriteFailed", saved.error().message()});
+}
+
+Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key) {
+  Instance& inst = *instances_.at(key);
+  PodLink& link = pod.links[hook];
+  if (link.attachment) {
+    auto attached = link.attachment->attached();
+    if (attached && !*attached)
+      link.attachment.reset(); // detached behind our back: attach again
+    else if (link.instanceKey == key)
+      return {};
+  }
+  std::string where = std::string(dataplane::hookName(hook)) + " on " + pod.ref.hostIfname +
+                      " (pod " + pod.ref.ns + "/" + pod.ref.name + ")";
+  if (link.attachment) {
+    if (auto r = link.attachment->replace(inst.chain.rootFd()); !r)
+      return std::move(r).error().context(where);
+  } else {
+    std::error_code ec;
+    fs::create_directories(fs::path(podLinkPin(pod, hook)).parent_path(), ec);
+    auto adopted = dataplane::Attachment::adopt(inst.chain.rootId(), pod.ref.hostIfindex, hook,
+                                                podLinkPin(pod, hook), options_.attach);
+    if (adopted && adopted->has_value()) {
+      link.attachment = std::move(**adopted);
+    } else {
+      auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), pod.ref.hostIfindex, hook,
+                                                    podLinkPin(pod, hook), options_.attach);
+      if (!attached)
+        return std::move(attached).error().context(where);
+      link.attachment = std::move(*attached);
+    }
+  }
+  link.instanceKey = key;
+  return {};
+}
+
+void NodeReconciler::unlinkPod(PodRecord& pod, dataplane::Hook hook) {
+  auto it = pod.links.find(hook);
+  if (it == pod.links.end())
+    return;
+  if (it->second.attachment)
+    (void)it->second.attachment->detach(); // fails only when the veth is gone already
+  std::error_code ec;
+  fs::remove(podLinkPin(pod, hook), ec);
+  pod.links.erase(it);
+}
+
+void NodeReconciler::savePods() const {
+  YAML::Node doc(YAML::NodeType::Sequence);
+  for (const auto& [id, pod] : pods_) {
+    YAML::Node p;
+    p["containerId"] = pod.ref.containerId;
+    p["namespace"] = pod.ref.ns;
+    p["name"] = pod.ref.name;
+    p["hostIfname"] = pod.ref.hostIfname;
+    p["hostIfindex"] = pod.ref.hostIfindex;
+    for (const auto& [hook, link] : pod.links)
+      p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
+    doc.push_back(p);
+  }
+  std::string path = options_.stateDir + "/pods.yaml";
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << YAML::Dump(doc) << "\n";
+  }
+  std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+void NodeReconciler::loadPods() {
+  try {
+    for (const auto& p : YAML::LoadFile(options_.stateDir + "/pods.yaml")) {
+      PodRecord pod;
+      pod.ref = PodRef{p["containerId"].as<std::string>(), p["namespace"].as<std::string>(),
+                       p["name"].as<std::string>(), p["hostIfname"].as<std::string>(),
+                       p["hostIfindex"].as<int>()};
+      for (const auto& l : p["links"]) {
+        auto hook = dataplane::parseHook(l.first.as<std::string>());
+        auto inst = instances_.find(l.second.as<std::string>());
+        if (!hook || inst == instances_.end())
+          continue;
+        auto adopted =
+            dataplane::Attachment::adopt(inst->second->chain.rootId(), pod.ref.hostIfindex, *hook,
+                                         podLinkPin(pod, *hook), options_.attach);
+        if (adopted && adopted->has_value())
+          pod.links[*hook] = PodLink{inst->first, std::move(**adopted)};
+      }
+      pods_[pod.ref.containerId] = std::move(pod);
+    }
+  } catch (const YAML::Exception&) {
+    // No record: no pods attached by a previous agent (or it was lost; CNI CHECK will say).
+  }
+}
+
+NodeStatus
+NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
+                          const std::vector<std::pair<std::string, std::string>>& expectedPods) {
+  std::lock_guard lock(mu_);
+  spec_ = spec;
+  selectsPod_ = selectsPod;
+  applied_ = true;
   auto interfaces = listInterfaces();
   auto now = Clock::now();
 
-  // 1. Which chains run on which instance, in (priority, name) order.
+  // 1. Which chains run on which instance, in (priority, name) order: host interfaces by
+  // name, pods by the chain sets of the pods attached here.
   std::vector<const ChainDecl*> ordered;
-  for (const auto& c : spec.chains)
-    if (!c.forPods())
-      ordered.push_back(&c);
-  std::sort(ordered.begin(), ordered.end(), [](const ChainDecl* a, const ChainDecl* b) {
-    return std::tie(a->priority, a->name) < std::tie(b->priority, b->name);
-  });
+  for (const auto& c : spec_.chains)
+    ordered.push_back(&c);
+  ordered = inOrder(ordered);
   struct Desired {
-    int ifindex;
+    int ifindex = 0;
     std::string ifname;
-    dataplane::Hook hook;
+    dataplane::Hook hook = dataplane::Hook::Xdp;
     std::vector<const ChainDecl*> chains;
   };
   std::map<std::string, Desired> desired;
-  for (const ChainDecl* c : ordered)
+  for (const ChainDecl* c : ordered) {
+    if (c->forPods())
+      continue;
     for (const auto& [name, index] : interfaces)
       if (c->interfaces->matches(name)) {
         auto& d = desired[instanceKey(index, c->hook)];
@@ -352,11 +546,28 @@ NodeStatus NodeReconciler::reconcile(const NodeSpec& spec) {
         d.hook = c->hook;
         d.chains.push_back(c);
       }
+  }
+  std::erase_if(pods_, [&](auto& entry) {
+    // A veth that is gone took its attachments with it: the pod was deleted meanwhile.
+    auto it = interfaces.find(entry.second.ref.hostIfname);
+    return it == interfaces.end() || it->second != entry.second.ref.hostIfindex;
+  });
+  std::map<std::string, std::map<dataplane::Hook, std::string>> podTargets;
+  for (const auto& [ns, name] : expectedPods)
+    for (auto& [hook, chains] : podChains(PodRef{"", ns, name, "", 0}))
+      desired[podInstanceKey(hook, chains)] = Desired{0, "", hook, chains};
+  for (auto& [id, pod] : pods_) {
+    for (auto& [hook, chains] : podChains(pod.ref)) {
+      std::string key = podInstanceKey(hook, chains);
+      desired[key] = Desired{0, "", hook, chains};
+      podTargets[id][hook] = key;
+    }
+  }
 
   // 2. Resolve each chain's new programs once (packages fetched and verified), unless its
   // generation failed lately and the spec has not changed since.
-  std::map<std::string, std::optional<std::vector<dataplane::ProgramSpec>>> resolved;
-  std::map<std::string, Failure> failures; // by chain: the first failure of this pass
+  Resolved resolved;
+  std::map<std::string, ApplyFailure> failures; // by chain: the first failure of this pass
   std::map<std::string, std::string> digests;
   for (const ChainDecl* c : ordered) {
     digests[c->name] = specDigest(*c);
@@ -371,82 +582,68 @@ NodeStatus NodeReconciler::reconcile(const NodeSpec& spec) {
     if (r) {
       resolved[c->name] = std::move(*r);
     } else {
-      failures[c->name] = Failure{r.error().reason, r.error().message};
+      failures[c->name] = ApplyFailure{r.error().reason, r.error().message};
       resolved[c->name] = std::nullopt;
     }
   }
 
-  // 3. Per instance: drop chains that left it, then move each chain to its new programs, one
-  // make-before-break step per chain so that a failure stays the failing chain's.
+  // 3. Every instance moves to its chains' new programs, then host instances are attached.
   std::map<std::string, double> applySeconds;
   for (auto& [key, d] : desired) {
-    auto instance = instanceFor(d.ifindex, d.ifname, d.hook);
+    std::string dir = options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/" + key;
+    auto instance = instanceAt(key, dir, d.ifindex, d.ifname, d.hook);
     if (!instance) {
       for (const ChainDecl* c : d.chains)
         failures.try_emplace(c->name,
-                             Failure{"AttachFailed", d.ifname + ": " + instance.error().message()});
+                             ApplyFailure{"AttachFailed", (d.ifname.empty() ? key : d.ifname) +
+                                                              ": " + instance.error().message()});
       continue;
     }
     Instance& inst = **instance;
-    auto compose = [&](const std::map<std::string, AppliedChain>& chains) {
-      std::vector<dataplane::ProgramSpec> all;
-      for (const ChainDecl* c : d.chains)
-        if (auto it = chains.find(c->name); it != chains.end())
-          all.insert(all.end(), it->second.programs.begin(), it->second.programs.end());
-      return all;
-    };
-    std::erase_if(inst.applied, [&](const auto& entry) {
-      return std::none_of(d.chains.begin(), d.chains.end(),
-                          [&](const ChainDecl* c) { return c->name == entry.first; });
-    });
-    if (auto base = inst.chain.apply(compose(inst.applied)); !base) {
-      for (const ChainDecl* c : d.chains)
-        failures.try_emplace(c->name, classifyApplyFailure(base.error(), d.ifname));
-    }
-    for (const ChainDecl* c : d.chains) {
-      const auto& next = resolved[c->name];
-      if (!next)
+    applyChains(inst, d.chains, resolved, failures, &applySeconds);
+    if (d.ifindex == 0)
+      continue;
+    if (inst.attachment) {
+      auto attached = inst.attachment->attached();
+      if (!attached || *attached)
         continue;
-      auto current = inst.applied.find(c->name);
-      if (current != inst.applied.end() && current->second.generation == c->generation &&
-          sameSpecs(current->second.programs, *next))
-        continue;
-      auto candidate = inst.applied;
-      AppliedChain applied{c->generation, *next, {}};
-      for (const auto& p : c->programs)
-        applied.monitors.push_back(p.monitorMaps);
-      candidate[c->name] = applied;
-      auto start = Clock::now();
-      auto result = inst.chain.apply(compose(candidate));
-      applySeconds[c->name] += std::chrono::duration<double>(Clock::now() - start).count();
-      if (result)
-        inst.applied = std::move(candidate);
-      else
-        failures.try_emplace(c->name, classifyApplyFailure(result.error(), d.ifname));
+      inst.attachment.reset(); // detached behind our back: attach again
     }
-    if (!inst.attachment) {
-      auto adopted = dataplane::Attachment::adopt(inst.chain.rootId(), inst.ifindex, inst.hook,
+    auto adopted = dataplane::Attachment::adopt(inst.chain.rootId(), inst.ifindex, inst.hook,
+                                                inst.dir + "/link", options_.attach);
+    if (adopted && adopted->has_value()) {
+      inst.attachment = std::move(**adopted);
+      continue;
+    }
+    auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), inst.ifindex, inst.hook,
                                                   inst.dir + "/link", options_.attach);
-      if (adopted && adopted->has_value()) {
-        inst.attachment = std::move(**adopted);
-      } else {
-        auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), inst.ifindex, inst.hook,
-                                                      inst.dir + "/link", options_.attach);
-        if (attached)
-          inst.attachment = std::move(*attached);
-        else
-          for (const ChainDecl* c : d.chains)
-            failures.try_emplace(
-                c->name, Failure{"AttachFailed", std::string(dataplane::hookName(d.hook)) + " on " +
-                                                     d.ifname + ": " + attached.error().message()});
-      }
-    }
-    if (auto saved = saveState(inst); !saved)
+    if (attached)
+      inst.attachment = std::move(*attached);
+    else
       for (const ChainDecl* c : d.chains)
-        failures.try_emplace(c->name, Failure{"StateWriteFailed", saved.error().message()});
+        failures.try_emplace(c->name,
+                             ApplyFailure{"AttachFailed", std::string(dataplane::hookName(d.hook)) +
+                                                              " on " + d.ifname + ": " +
+                                                              attached.error().message()});
   }
 
-  // 4. Instances no chain wants any more, or whose interface is gone.
+  // 4. Pods follow their chain sets: switch to the new set's instance, or detach.
+  for (auto& [id, pod] : pods_) {
+    const auto& targets = podTargets[id];
+    std::vector<dataplane::Hook> hooks;
+    for (const auto& [hook, link] : pod.links)
+      hooks.push_back(hook);
+    for (dataplane::Hook hook : hooks)
+      if (!targets.contains(hook))
+        unlinkPod(pod, hook);
+    for (const auto& [hook, key] : targets)
+      if (auto linked = linkPod(pod, hook, key); !linked)
+        for (const ChainDecl* c : desired[key].chains)
+          failures.try_emplace(c->name, ApplyFailure{"AttachFailed", linked.error().message()});
+  }
+  savePods();
+
+  // 5. Instances no chain or pod wants any more, or whose interface is gone.
   std::vector<std::string> stale;
   for (const auto& [key, inst] : instances_)
     if (!desired.contains(key))
@@ -454,29 +651,37 @@ NodeStatus NodeReconciler::reconcile(const NodeSpec& spec) {
   for (const auto& key : stale)
     removeInstance(key);
 
-  // 5. Status, retries and metrics.
+  // 6. Status, retries and metrics.
   NodeStatus status;
-  for (const auto& c : spec.chains) {
+  for (const auto& c : spec_.chains) {
     ChainStatus s;
     s.name = c.name;
     s.generation = c.generation;
-    if (c.forPods()) {
-      s.phase = "Ready"; // pod chains attach through the CNI plugin (node_reconciler pods TBD)
-      status.chains.push_back(std::move(s));
-      continue;
-    }
-    for (const auto& [key, inst] : instances_) {
-      auto it = inst->applied.find(c.name);
-      if (it == inst->applied.end())
-        continue;
+    auto attachmentOf = [&](const Instance& inst) {
       AttachmentStatus a;
-      a.interface = inst->ifname;
-      a.hook = inst->hook;
-      a.programIds.push_back(inst->chain.rootId());
-      for (const auto& p : inst->chain.programs())
+      a.interface = inst.ifname;
+      a.hook = inst.hook;
+      a.programIds.push_back(inst.chain.rootId());
+      for (const auto& p : inst.chain.programs())
         if (p.id.rfind(c.name + "/", 0) == 0)
           a.programIds.push_back(p.programId);
-      s.attachments.push_back(std::move(a));
+      return a;
+    };
+    if (c.forPods()) {
+      for (const auto& [id, pod] : pods_)
+        for (const auto& [hook, link] : pod.links) {
+          auto inst = instances_.find(link.instanceKey);
+          if (inst == instances_.end() || !inst->second->applied.contains(c.name))
+            continue;
+          AttachmentStatus a = attachmentOf(*inst->second);
+          a.interface = pod.ref.hostIfname;
+          a.pod = pod.ref.ns + "/" + pod.ref.name;
+          s.attachments.push_back(std::move(a));
+        }
+    } else {
+      for (const auto& [key, inst] : instances_)
+        if (!isPodKey(key) && inst->applied.contains(c.name))
+          s.attachments.push_back(attachmentOf(*inst));
     }
     if (auto f = failures.find(c.name); f != failures.end()) {
       s.phase = "Failed";
@@ -502,14 +707,121 @@ NodeStatus NodeReconciler::reconcile(const NodeSpec& spec) {
     status.chains.push_back(std::move(s));
   }
   std::erase_if(retries_, [&](const auto& entry) {
-    return std::none_of(spec.chains.begin(), spec.chains.end(),
+    return std::none_of(spec_.chains.begin(), spec_.chains.end(),
                         [&](const ChainDecl& c) { return c.name == entry.first; });
   });
   publishMetrics();
   return status;
 }
 
+Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodRef& ref) {
+  std::lock_guard lock(mu_);
+  if (ref.hostIfindex <= 0)
+    return ApplyFailure{"InvalidRequest",
+                        "no host-side interface for container " + ref.containerId};
+  auto [it, inserted] = pods_.try_emplace(ref.containerId, PodRecord{ref, {}});
+  PodRecord& pod = it->second;
+  if (!inserted && pod.ref.hostIfindex != ref.hostIfindex) {
+    for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
+      unlinkPod(pod, hook);
+    pod.ref = ref;
+  }
+  std::vector<PodChain> result;
+  for (auto& [hook, chains] : podChains(ref)) {
+    std::string key = podInstanceKey(hook, chains);
+    if (!instances_.contains(key)) {
+      // The first pod of this chain set on the node: load the set now (later pods only attach).
+      Resolved resolved;
+      std::map<std::string, ApplyFailure> failures;
+      for (const ChainDecl* c : chains) {
+        auto r = resolver_.resolve(*c);
+        if (!r)
+          return ApplyFailure{r.error().reason, "chain " + c->name + ": " + r.error().message};
+        resolved[c->name] = std::move(*r);
+      }
+      std::string dir = options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/" + key;
+      auto inst = instanceAt(key, dir, 0, "", hook);
+      if (!inst)
+        return ApplyFailure{"AttachFailed", inst.error().message()};
+      applyChains(**inst, chains, resolved, failures, nullptr);
+      if (!failures.empty()) {
+        auto& [chain, failure] = *failures.begin();
+        removeInstance(key);
+        return ApplyFailure{failure.reason, "chain " + chain + ": " + failure.message};
+      }
+    }
+    if (auto linked = linkPod(pod, hook, key); !linked)
+      return ApplyFailure{"AttachFailed", linked.error().message()};
+    const Instance& inst = *instances_.at(key);
+    for (const ChainDecl* c : chains) {
+      auto applied = inst.applied.find(c->name);
+      result.push_back(PodChain{c->name, hook,
+                                applied == inst.applied.end() ? 0 : applied->second.generation,
+                                inst.chain.rootId(), ref.hostIfname});
+    }
+  }
+  savePods();
+  publishMetrics();
+  return result;
+}
+
+void NodeReconciler::detachPod(const std::string& containerId) {
+  std::lock_guard lock(mu_);
+  auto it = pods_.find(containerId);
+  if (it == pods_.end())
+    return;
+  for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
+    unlinkPod(it->second, hook);
+  pods_.erase(it);
+  savePods();
+}
+
+Result<void, ApplyFailure> NodeReconciler::checkPod(const std::string& containerId) {
+  std::lock_guard lock(mu_);
+  auto it = pods_.find(containerId);
+  if (it == pods_.end())
+    return ApplyFailure{"NotAttached", "container " + containerId + " has no chains attached"};
+  const PodRecord& pod = it->second;
+  for (const auto& [hook, chains] : podChains(pod.ref)) {
+    auto link = pod.links.find(hook);
+    auto inst =
+        link == pod.links.end() ? instances_.end() : instances_.find(link->second.instanceKey);
+    std::string where = std::string(dataplane::hookName(hook)) + " on " + pod.ref.hostIfname;
+    if (inst == instances_.end())
+      return ApplyFailure{"NotAttached", where + ": the pod's chains are not attached"};
+    auto attached =
+        link->second.attachment ? link->second.attachment->attached() : Result<bool>(false);
+    if (!attached || !*attached)
+      return ApplyFailure{"NotAttached", where + ": the chain's root is no longer attached"};
+  }
+  return {};
+}
+
+std::vector<std::string> NodeReconciler::collectPods(const std::set<std::string>& valid) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> removed;
+  for (auto it = pods_.begin(); it != pods_.end();) {
+    if (valid.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
+      unlinkPod(it->second, hook);
+    removed.push_back(it->first);
+    it = pods_.erase(it);
+  }
+  if (!removed.empty())
+    savePods();
+  return removed;
+}
+
+bool NodeReconciler::applied() const {
+  std::lock_guard lock(mu_);
+  return applied_;
+}
+
 std::optional<Clock::time_point> NodeReconciler::nextRetry() const {
+  std::lock_guard lock(mu_);
   std::optional<Clock::time_point> next;
   for (const auto& [name, retry] : retries_)
     if (!next || retry.notBefore < *next)
@@ -518,6 +830,12 @@ std::optional<Clock::time_point> NodeReconciler::nextRetry() const {
 }
 
 void NodeReconciler::detachAll() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, pod] : pods_)
+    for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
+      unlinkPod(pod, hook);
+  pods_.clear();
+  savePods();
   std::vector<std::string> keys;
   for (const auto& [key, inst] : instances_)
     keys.push_back(key);
@@ -532,7 +850,7 @@ void NodeReconciler::publishMetrics() {
   std::vector<ExportedAttachment> exported;
   for (const auto& [key, inst] : instances_) {
     ExportedAttachment e;
-    e.interface = inst->ifname;
+    e.interface = inst->ifname.empty() ? inst->key : inst->ifname; // pods/<hook>/<set>
     e.hook = std::string(dataplane::hookName(inst->hook));
     e.root = std::make_shared<FD>(dup(inst->chain.rootFd()));
     std::map<std::string, std::string> dirs; // running program id -> instance dir

@@ -7,6 +7,13 @@
 // instance runs, chain by chain, is recorded in <state>/instances/ so that a restarted agent
 // knows the previous generation of every chain (it adopts the pins; nothing is reloaded).
 //
+// Pods: the chains that select a pod (SpecSource::selectsPod), per hook, form a chain set; all
+// pods with the same set share one instance, pinned under <bpffs>/<netns inode>/pods/<hook>/
+// <set digest>/ and loaded when the chains are applied, so attaching a pod (the CNI plugin's
+// ADD) only links the loaded root to the pod's host-side veth. When a pod's set changes (a
+// chain is added, labels change) its veth switches to the other instance in one atomic step
+// (Attachment::replace). Pod attachments are recorded in <state>/pods.yaml.
+//
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
 // previous generation running there, and the other chains are unaffected. A failed generation
@@ -14,9 +21,12 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +66,26 @@ struct NodeStatus {
   std::vector<ChainStatus> chains; // in spec order
 };
 
+// Whether `chain` (a pods chain) selects the pod namespace/name.
+using PodSelector =
+    std::function<bool(const ChainDecl& chain, const std::string& ns, const std::string& name)>;
+
+struct PodRef {
+  std::string containerId;
+  std::string ns;
+  std::string name;
+  std::string hostIfname;
+  int hostIfindex = 0;
+};
+
+struct PodChain {
+  std::string chain;
+  dataplane::Hook hook = dataplane::Hook::Xdp;
+  int64_t generation = 0;
+  uint32_t rootProgramId = 0;
+  std::string interface;
+};
+
 class NodeReconciler {
 public:
   // Adopts every instance pinned for this network namespace (nothing is reloaded or detached).
@@ -65,7 +95,22 @@ public:
 
   // Level-triggered: converges on `spec` from whatever runs now. Never throws; every failure is
   // in the returned status.
-  NodeStatus reconcile(const NodeSpec& spec);
+  // `expectedPods` (namespace, name) are pods that will be attached soon (scheduled here, no
+  // CNI ADD yet): their chain sets are loaded now, so that their ADD only attaches.
+  NodeStatus reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
+                       const std::vector<std::pair<std::string, std::string>>& expectedPods = {});
+
+  // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
+  // namespace). attachPod is idempotent per container id; detachPod of an unknown container
+  // succeeds.
+  Result<std::vector<PodChain>, ApplyFailure> attachPod(const PodRef& pod);
+  void detachPod(const std::string& containerId);
+  // Whether the container's chains are still attached to its veth.
+  Result<void, ApplyFailure> checkPod(const std::string& containerId);
+  // Detaches every container not in `valid`; returns the removed ids.
+  std::vector<std::string> collectPods(const std::set<std::string>& valid);
+  // True once reconcile() ran with a spec (the CNI plugin's "ready").
+  bool applied() const;
 
   // When the next reconcile should run to retry a failure, if any failed.
   std::optional<std::chrono::steady_clock::time_point> nextRetry() const;
@@ -83,10 +128,10 @@ private:
     std::vector<std::vector<MonitorMapDecl>> monitors; // per program
   };
   struct Instance {
-    std::string key;
+    std::string key; // "<ifindex>/<hook>", or "pods/<hook>/<set digest>"
     std::string dir;
-    int ifindex = 0;
-    std::string ifname;
+    int ifindex = 0;    // 0 for a pods instance
+    std::string ifname; // "" for a pods instance
     dataplane::Hook hook = dataplane::Hook::Xdp;
     dataplane::Chain chain;
     std::optional<dataplane::Attachment> attachment;
@@ -101,9 +146,36 @@ private:
     Failure failure;
   };
 
+  struct PodLink {
+    std::string instanceKey;
+    std::optional<dataplane::Attachment> attachment;
+  };
+  struct PodRecord {
+    PodRef ref;
+    std::map<dataplane::Hook, PodLink> links;
+  };
+  using Resolved = std::map<std::string, std::optional<std::vector<dataplane::ProgramSpec>>>;
+
   NodeReconciler(ReconcilerOptions options, ProgramResolver& resolver, AgentMetrics* metrics);
   Result<void> adoptPinned();
-  Result<Instance*> instanceFor(int ifindex, const std::string& ifname, dataplane::Hook hook);
+  Result<Instance*> instanceAt(const std::string& key, const std::string& dir, int ifindex,
+                               const std::string& ifname, dataplane::Hook hook);
+  // The chains of `spec_` that select the pod, by hook, in (priority, name) order.
+  std::map<dataplane::Hook, std::vector<const ChainDecl*>> podChains(const PodRef& pod) const;
+  std::string podInstanceKey(dataplane::Hook hook,
+                             const std::vector<const ChainDecl*>& chains) const;
+  // Loads and links every chain of `chains` into `inst` that it does not run at its current
+  // generation yet; failures by chain name.
+  void applyChains(Instance& inst, const std::vector<const ChainDecl*>& chains,
+                   const Resolved& resolved, std::map<std::string, ApplyFailure>& failures,
+                   std::map<std::string, double>* applySeconds);
+  // Points the pod's veth at `key`'s root for `hook` (attach, or replace atomically).
+  Result<void> linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key);
+  void unlinkPod(PodRecord& pod, dataplane::Hook hook);
+  std::string podLinkPin(const PodRecord& pod, dataplane::Hook hook) const;
+  void savePods() const;
+  void loadPods();
+  std::string stateFile(const std::string& key) const;
   void removeInstance(const std::string& key);
   Result<void> saveState(const Instance& instance) const;
   void loadState(Instance& instance) const;
@@ -113,7 +185,12 @@ private:
   ProgramResolver& resolver_;
   AgentMetrics* metrics_;
   uint64_t netnsInode_ = 0;
+  mutable std::mutex mu_; // the reconcile loop and the CNI socket's threads
+  NodeSpec spec_;
+  PodSelector selectsPod_;
+  bool applied_ = false;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
+  std::map<std::string, PodRecord> pods_;     // by container id
   std::map<std::string, RetryState> retries_; // by chain name
 };
 

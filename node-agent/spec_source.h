@@ -4,6 +4,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "node-agent/node_config.h"
 #include "node-agent/node_reconciler.h"
@@ -20,6 +22,11 @@ public:
   virtual std::optional<NodeSpec> current() = 0;
   // Publishes the status of the last reconcile; returns false when it must be retried.
   virtual bool report(const NodeStatus& status) = 0;
+  // Which pods a pods chain selects (by the pod's and its namespace's labels).
+  virtual PodSelector podSelector() = 0;
+  // Pods (namespace, name) expected on this node whose chains should be loaded ahead of their
+  // CNI ADD.
+  virtual std::vector<std::pair<std::string, std::string>> expectedPods() = 0;
   // Why the agent is not ready yet, or nullopt (for /readyz).
   virtual std::optional<std::string> notReady() const = 0;
 };

@@ -145,6 +145,20 @@ bool StandaloneSource::report(const NodeStatus& status) {
   return std::rename(tmp.c_str(), statusPath_.c_str()) == 0;
 }
 
+PodSelector StandaloneSource::podSelector() {
+  return [](const ChainDecl& chain, const std::string&, const std::string&) {
+    for (const char* selector : {"namespaceSelector", "podSelector"}) {
+      const YAML::Node& s = chain.pods[selector];
+      if (!s.IsDefined() || s.IsNull())
+        continue;
+      for (const char* part : {"matchLabels", "matchExpressions"})
+        if (s[part].IsDefined() && s[part].size() > 0)
+          return false;
+    }
+    return true;
+  };
+}
+
 std::optional<std::string> StandaloneSource::notReady() const {
   return std::nullopt;
 }

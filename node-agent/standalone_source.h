@@ -23,6 +23,11 @@ public:
   std::optional<NodeSpec> current() override;
   bool report(const NodeStatus& status) override;
   std::optional<std::string> notReady() const override;
+  // Without a cluster there are no labels: a pods chain selects every pod when both of its
+  // selectors are empty, and no pod otherwise.
+  PodSelector podSelector() override;
+  // Any pod: the chains that select every pod are loaded ahead.
+  std::vector<std::pair<std::string, std::string>> expectedPods() override { return {{"", ""}}; }
 
 private:
   StandaloneSource(std::string path, std::string statusPath, NodeSpec spec)

@@ -42,12 +42,19 @@ bpf_tc_hook tcHook(int ifindex, Hook hook) {
   return h;
 }
 
-Result<uint32_t> linkProgramId(int linkFd) {
+struct LinkTarget {
+  uint32_t programId = 0;
+  uint32_t ifindex = 0; // 0 once the link was detached (or its interface is gone)
+};
+
+Result<LinkTarget> linkTarget(int linkFd) {
   bpf_link_info info{};
   uint32_t len = sizeof info;
   if (bpf_obj_get_info_by_fd(linkFd, &info, &len) != 0)
     return systemError(errno, "link info");
-  return info.prog_id;
+  // An XDP link's and a TCX link's info both start with the ifindex (the uapi headers here
+  // predate TCX, so its member is read through xdp's).
+  return LinkTarget{info.prog_id, info.xdp.ifindex};
 }
 
 } // namespace
@@ -94,10 +101,11 @@ Result<std::optional<Attachment>> Attachment::adopt(uint32_t programId, int ifin
                                                     const AttachOptions& options) {
   if (int fd = bpf_obj_get(linkPin.c_str()); fd >= 0) {
     FD link(fd);
-    auto id = linkProgramId(link.get());
-    if (!id)
-      return std::move(id).error();
-    if (*id == programId)
+    auto target = linkTarget(link.get());
+    if (!target)
+      return std::move(target).error();
+    // A pinned link that someone detached still exists, but runs nothing.
+    if (target->programId == programId && target->ifindex == static_cast<uint32_t>(ifindex))
       return std::optional<Attachment>(Attachment(AttachMode::Link, ifindex, hook, linkPin,
                                                   std::move(link), programId, options));
   }
@@ -142,6 +150,57 @@ Result<void> Attachment::detach() {
   LIBBPF_OPTS(bpf_tc_opts, opts, .handle = options_.tcHandle, .priority = options_.tcPriority);
   if (bpf_tc_detach(&h, &opts) != 0 && errno != ENOENT)
     return systemError(errno, "detach " + where(ifindex_, hook_) + " (cls_bpf)");
+  return {};
+}
+
+Result<bool> Attachment::attached() const {
+  if (mode_ == AttachMode::Link) {
+    auto target = linkTarget(link_.get());
+    if (!target)
+      return std::move(target).error();
+    return target->ifindex == static_cast<uint32_t>(ifindex_) && target->programId == programId_;
+  }
+  uint32_t attached = 0;
+  if (hook_ == Hook::Xdp) {
+    if (bpf_xdp_query_id(ifindex_, 0, &attached) != 0)
+      return errno == ENODEV ? Result<bool>(false)
+                             : systemError(errno, "query " + where(ifindex_, hook_));
+  } else {
+    bpf_tc_hook h = tcHook(ifindex_, hook_);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = options_.tcHandle, .priority = options_.tcPriority);
+    if (bpf_tc_query(&h, &opts) == 0)
+      attached = opts.prog_id;
+  }
+  return attached == programId_;
+}
+
+Result<void> Attachment::replace(int programFd) {
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(programFd, &info, &len) != 0)
+    return systemError(errno, "program info");
+  if (mode_ == AttachMode::Link) {
+    // One atomic switch: packets see the old program or the new one, never none.
+    if (bpf_link_update(link_.get(), programFd, nullptr) != 0)
+      return systemError(errno, "replace the program on " + where(ifindex_, hook_));
+  } else if (hook_ == Hook::Xdp) {
+    LIBBPF_OPTS(bpf_xdp_attach_opts, opts);
+    auto prog = bpf_prog_get_fd_by_id(programId_);
+    if (prog < 0)
+      return systemError(errno, "open root program " + std::to_string(programId_));
+    FD old(prog);
+    opts.old_prog_fd = old.get();
+    if (bpf_xdp_attach(ifindex_, programFd, XDP_FLAGS_REPLACE, &opts) != 0)
+      return systemError(errno, "replace the program on " + where(ifindex_, hook_) + " (netlink)");
+  } else {
+    // cls_bpf: replacing the filter at the same handle and priority is one netlink change.
+    bpf_tc_hook h = tcHook(ifindex_, hook_);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = programFd, .flags = BPF_TC_F_REPLACE,
+                .handle = options_.tcHandle, .priority = options_.tcPriority);
+    if (bpf_tc_attach(&h, &opts) != 0)
+      return systemError(errno, "replace the program on " + where(ifindex_, hook_) + " (cls_bpf)");
+  }
+  programId_ = info.id;
   return {};
 }
 

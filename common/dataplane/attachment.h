@@ -42,6 +42,12 @@ public:
   int ifindex() const { return ifindex_; }
   Hook hook() const { return hook_; }
 
+  // Runs `programFd` (another chain's root) here instead, in one atomic step: a link update,
+  // a netlink XDP replace, or a cls_bpf filter replace.
+  Result<void> replace(int programFd);
+  uint32_t programId() const { return programId_; }
+  // Whether the program still runs there (someone may have detached it behind our back).
+  Result<bool> attached() const;
   // Detaches, and removes the link pin. Traffic then bypasses the chain.
   Result<void> detach();
 

@@ -1,0 +1,90 @@
+#include "node-agent/cni_handler.h"
+
+#include <set>
+
+namespace bpfchain::agent {
+
+namespace {
+
+v1::Response failed(const std::string& reason, const std::string& message) {
+  v1::Response r;
+  r.set_ok(false);
+  r.set_reason(reason);
+  r.set_message(message);
+  return r;
+}
+
+v1::Response notReady() {
+  return failed("NotReady", "the agent has not applied its node config yet");
+}
+
+} // namespace
+
+v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
+  if (!reconciler_.applied())
+    return notReady();
+  PodRef ref{request.container_id(), request.pod_namespace(), request.pod_name(),
+             request.host_ifname(), request.host_ifindex()};
+  auto attached = reconciler_.attachPod(ref);
+  if (!attached)
+    return failed(attached.error().reason, attached.error().message);
+  changed_();
+  v1::Response r;
+  r.set_ok(true);
+  for (const PodChain& c : *attached) {
+    auto* chain = r.add_chains();
+    chain->set_chain(c.chain);
+    chain->set_hook(std::string(dataplane::hookName(c.hook)));
+    chain->set_generation(c.generation);
+    chain->set_root_program_id(c.rootProgramId);
+    chain->set_interface(c.interface);
+  }
+  return r;
+}
+
+v1::Response CniHandler::detachPod(const v1::DetachPod& request) {
+  reconciler_.detachPod(request.container_id());
+  changed_();
+  v1::Response r;
+  r.set_ok(true);
+  return r;
+}
+
+v1::Response CniHandler::checkPod(const v1::CheckPod& request) {
+  if (!reconciler_.applied())
+    return notReady();
+  auto checked = reconciler_.checkPod(request.container_id());
+  if (!checked)
+    return failed(checked.error().reason, checked.error().message);
+  v1::Response r;
+  r.set_ok(true);
+  return r;
+}
+
+v1::Response CniHandler::status(const v1::StatusRequest&) {
+  v1::Response r;
+  bool ready = reconciler_.applied();
+  r.set_ok(ready);
+  if (!ready) {
+    r.set_reason("NotReady");
+    r.set_message("the agent has not applied its node config yet");
+  }
+  r.mutable_status()->set_ready(ready);
+  r.mutable_status()->set_agent_version(version_);
+  r.mutable_status()->set_node_name(nodeName_);
+  return r;
+}
+
+v1::Response CniHandler::gc(const v1::GcRequest& request) {
+  std::set<std::string> valid(request.valid_container_ids().begin(),
+                              request.valid_container_ids().end());
+  v1::Response r;
+  r.set_ok(true);
+  for (const auto& id : reconciler_.collectPods(valid))
+    r.add_removed_container_ids(id);
+  if (r.removed_container_ids_size() > 0)
+    changed_();
+  return r;
+}
+
+} // namespace bpfchain::agent
