@@ -21,10 +21,20 @@ void Agent::run(NodeReconciler& reconciler) {
         deadline = *retry;
       if (statusPending)
         deadline = std::min(deadline, Clock::now() + kStatusRetry);
-      wake_.wait_until(lock, deadline, [this] { return triggered_ || stopping_; });
+      wake_.wait_until(lock, deadline, [this] { return triggered_ || statusOnly_ || stopping_; });
       if (stopping_)
         return;
+      if (statusOnly_ && !triggered_) {
+        statusOnly_ = false;
+        lock.unlock();
+        if (reconciler.applied()) {
+          lastStatus = reconciler.status();
+          statusPending = !source_.report(lastStatus);
+        }
+        continue;
+      }
       triggered_ = false;
+      statusOnly_ = false;
     }
     passStartedNs_ = Clock::now().time_since_epoch().count();
     if (auto spec = source_.current()) {
@@ -48,6 +58,14 @@ void Agent::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Agent::refreshStatus() {
+  {
+    std::lock_guard lock(mu_);
+    statusOnly_ = true;
   }
   wake_.notify_all();
 }

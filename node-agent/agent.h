@@ -26,6 +26,8 @@ public:
   void run(NodeReconciler& reconciler);
   void stop();
   void trigger();
+  // Only the status changed (pods attached or detached): report it without a reconcile pass.
+  void refreshStatus();
 
   // For /readyz: the first pass with a known spec has run.
   std::optional<std::string> notReady() const;
@@ -39,6 +41,7 @@ private:
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool triggered_ = true;
+  bool statusOnly_ = false;
   bool stopping_ = false;
   std::atomic<bool> reconciled_{false};
   std::atomic<int64_t> passStartedNs_{0}; // steady clock, 0 when idle

@@ -651,7 +651,41 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   for (const auto& key : stale)
     removeInstance(key);
 
-  // 6. Status, retries and metrics.
+  // 6. Retries and metrics, then the status.
+  for (const auto& c : spec_.chains) {
+    if (auto f = failures.find(c.name); f != failures.end()) {
+      RetryState& retry = retries_[c.name];
+      bool sameAttempt = retry.generation == c.generation && retry.specDigest == digests[c.name];
+      if (!sameAttempt || now >= retry.notBefore) {
+        retry.backoff = sameAttempt ? std::min(retry.backoff * 2, kMaxRetry) : kFirstRetry;
+        retry.generation = c.generation;
+        retry.specDigest = digests[c.name];
+        retry.notBefore = now + retry.backoff;
+        retry.failure = f->second;
+        if (metrics_)
+          metrics_->countError(c.name, f->second.reason);
+      }
+    } else {
+      retries_.erase(c.name);
+    }
+    if (metrics_ && applySeconds.contains(c.name))
+      metrics_->observeApply(c.name, applySeconds[c.name]);
+  }
+  std::erase_if(retries_, [&](const auto& entry) {
+    return std::none_of(spec_.chains.begin(), spec_.chains.end(),
+                        [&](const ChainDecl& c) { return c.name == entry.first; });
+  });
+  failures_ = std::move(failures);
+  publishMetrics();
+  return buildStatus();
+}
+
+NodeStatus NodeReconciler::status() const {
+  std::lock_guard lock(mu_);
+  return buildStatus();
+}
+
+NodeStatus NodeReconciler::buildStatus() const {
   NodeStatus status;
   for (const auto& c : spec_.chains) {
     ChainStatus s;
@@ -683,34 +717,15 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
         if (!isPodKey(key) && inst->applied.contains(c.name))
           s.attachments.push_back(attachmentOf(*inst));
     }
-    if (auto f = failures.find(c.name); f != failures.end()) {
+    if (auto f = failures_.find(c.name); f != failures_.end()) {
       s.phase = "Failed";
       s.reason = f->second.reason;
       s.message = f->second.message;
-      RetryState& retry = retries_[c.name];
-      bool sameAttempt = retry.generation == c.generation && retry.specDigest == digests[c.name];
-      if (!sameAttempt || now >= retry.notBefore) {
-        retry.backoff = sameAttempt ? std::min(retry.backoff * 2, kMaxRetry) : kFirstRetry;
-        retry.generation = c.generation;
-        retry.specDigest = digests[c.name];
-        retry.notBefore = now + retry.backoff;
-        retry.failure = f->second;
-        if (metrics_)
-          metrics_->countError(c.name, f->second.reason);
-      }
     } else {
       s.phase = "Ready";
-      retries_.erase(c.name);
     }
-    if (metrics_ && applySeconds.contains(c.name))
-      metrics_->observeApply(c.name, applySeconds[c.name]);
     status.chains.push_back(std::move(s));
   }
-  std::erase_if(retries_, [&](const auto& entry) {
-    return std::none_of(spec_.chains.begin(), spec_.chains.end(),
-                        [&](const ChainDecl& c) { return c.name == entry.first; });
-  });
-  publishMetrics();
   return status;
 }
 
@@ -727,9 +742,11 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
     pod.ref = ref;
   }
   std::vector<PodChain> result;
+  bool loaded = false;
   for (auto& [hook, chains] : podChains(ref)) {
     std::string key = podInstanceKey(hook, chains);
     if (!instances_.contains(key)) {
+      loaded = true;
       // The first pod of this chain set on the node: load the set now (later pods only attach).
       Resolved resolved;
       std::map<std::string, ApplyFailure> failures;
@@ -761,7 +778,8 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
     }
   }
   savePods();
-  publishMetrics();
+  if (loaded)
+    publishMetrics();
   return result;
 }
 

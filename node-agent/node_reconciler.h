@@ -100,6 +100,9 @@ public:
   NodeStatus reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                        const std::vector<std::pair<std::string, std::string>>& expectedPods = {});
 
+  // The status of what runs now (after pods came and went), without applying anything.
+  NodeStatus status() const;
+
   // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
   // namespace). attachPod is idempotent per container id; detachPod of an unknown container
   // succeeds.
@@ -176,6 +179,7 @@ private:
   void savePods() const;
   void loadPods();
   std::string stateFile(const std::string& key) const;
+  NodeStatus buildStatus() const;
   void removeInstance(const std::string& key);
   Result<void> saveState(const Instance& instance) const;
   void loadState(Instance& instance) const;
@@ -190,8 +194,9 @@ private:
   PodSelector selectsPod_;
   bool applied_ = false;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
-  std::map<std::string, PodRecord> pods_;     // by container id
-  std::map<std::string, RetryState> retries_; // by chain name
+  std::map<std::string, PodRecord> pods_;        // by container id
+  std::map<std::string, RetryState> retries_;    // by chain name
+  std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
 };
 
 } // namespace bpfchain::agent

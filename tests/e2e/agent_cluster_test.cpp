@@ -354,5 +354,105 @@ TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
   deleteChain("e2e-prom");
 }
 
+// The directory holding cnitool, built by tools/envtest/build.sh on first use.
+std::string toolsDir() {
+  auto built = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
+  std::string out = built ? built->out : "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+    out.pop_back();
+  return out;
+}
+
+TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns) {
+  // A pod scheduled to n3 (no kubelet here: the test plays the runtime with cnitool).
+  ASSERT_TRUE(ControlPlaneEnvironment::get().kubectl({"create", "namespace", "e2e-shop"}).ok());
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"label", "namespace", "e2e-shop", "tier=frontend"})
+                  .ok());
+  for (const auto& [pod, app] : {std::pair{"web-0", "web"}, std::pair{"db-0", "db"}}) {
+    Json p = Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"e2e-shop",
+                             "labels":{}},"spec":{"containers":[{"name":"c","image":"x"}]}})");
+    p["metadata"]["name"] = Json::string(pod);
+    p["metadata"]["labels"]["app"] = Json::string(app);
+    p["spec"]["nodeName"] = Json::string(nodeName(2));
+    auto created = client_->create(k8s::resources::kPods, p);
+    ASSERT_TRUE(created.ok()) << created.error().describe();
+  }
+  std::string yaml = "apiVersion: bpfchain.io/v1alpha1\nkind: BpfChain\nmetadata:\n  name: "
+                     "e2e-pods\nspec:\n  hook: xdp\n  nodeSelector: {matchLabels: {role: core}}\n"
+                     "  pods:\n    namespaceSelector: {matchLabels: {tier: frontend}}\n"
+                     "    podSelector: {matchLabels: {app: web}}\n  programs:\n"
+                     "  - name: filter\n    package: {url: \"" +
+                     portfilter_->url + "\", sha256: \"" + portfilter_->sha256 +
+                     "\"}\n    mapArgs: [{map: portfilter_ports, entries: [{key: \"9999\", "
+                     "value: \"1\"}]}]\n";
+  std::ofstream(dir_->path() + "/e2e-pods.yaml") << yaml;
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"apply", "-f", dir_->path() + "/e2e-pods.yaml"})
+                  .ok());
+  waitReady("e2e-pods", 1);
+
+  std::string confDir = dir_->path() + "/net.d";
+  fs::create_directories(confDir);
+  std::string net = uniqueResourceName("net");
+  std::ofstream(confDir + "/10-pods.conflist")
+      << R"({"cniVersion": "1.0.0", "name": ")" << net << R"(", "plugins": [
+  {"type": "bridge", "bridge": "podbr0", "isGateway": true,
+   "ipam": {"type": "host-local", "dataDir": ")"
+      << dir_->path() << R"(/ipam", "ranges": [[{"subnet": "10.96.0.0/24"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "bpfchain-cni", "socketPath": ")"
+      << dir_->path() << R"(/agent-n3.sock"}]})";
+  std::string cnitool = toolsDir() + "/cnitool";
+  ASSERT_FALSE(toolsDir().empty());
+  auto run = [&](const std::string& command, const TestNetns& pod, const std::string& name) {
+    auto out = runCommand(
+        {"ip", "netns", "exec", nodes_->node(2).netns->name(), "env", "NETCONFPATH=" + confDir,
+         "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
+         "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=e2e-shop;K8S_POD_NAME=" + name,
+         "CNI_IFNAME=eth0", cnitool, command, net, pod.path()});
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? *out : CommandOutput{-1, "", ""};
+  };
+  auto web = TestNetns::create();
+  auto db = TestNetns::create();
+  ASSERT_TRUE(web.ok() && db.ok());
+  CommandOutput added = run("add", *web, "web-0");
+  ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
+  added = run("add", *db, "db-0");
+  ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
+  // web-0 is selected: its traffic to port 9999 is dropped; db-0 is not.
+  for (auto [pod, dropped] : {std::pair{&*web, true}, std::pair{&*db, false}}) {
+    auto t = UdpTraffic::create(*pod, *nodes_->node(2).netns, "10.96.0.1", 9999);
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    (*t)->sendAndWait(20, 1000);
+    EXPECT_EQ((*t)->received(), dropped ? 0u : 20u) << (dropped ? "web-0" : "db-0");
+  }
+  EXPECT_TRUE(eventually([&] {
+    Json s = nodeChainStatus(2, "e2e-pods");
+    return !s.is_null() && s.has_field("attachments") && s.at("attachments").size() == 1 &&
+           k8s::stringAt(s.at("attachments").at(0), {"pod"}) == "e2e-shop/web-0";
+  })) << nodeChainStatus(2, "e2e-pods").serialize();
+  // Relabelling moves the chain: db-0 becomes a web pod, and its veth gets the chain.
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"label", "pod", "-n", "e2e-shop", "db-0", "app=web", "--overwrite"})
+                  .ok());
+  EXPECT_TRUE(eventually([&] {
+    Json s = nodeChainStatus(2, "e2e-pods");
+    return !s.is_null() && s.has_field("attachments") && s.at("attachments").size() == 2;
+  })) << nodeChainStatus(2, "e2e-pods").serialize();
+  EXPECT_EQ(run("del", *web, "web-0").exitCode, 0);
+  EXPECT_EQ(run("del", *db, "db-0").exitCode, 0);
+  std::error_code ec;
+  for (const auto* sub : {"/var/lib/cni/results", "/var/lib/cni/gc"})
+    for (const auto& entry : fs::directory_iterator(sub, ec))
+      if (entry.path().filename().string().starts_with(net))
+        fs::remove_all(entry.path(), ec);
+  deleteChain("e2e-pods");
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"delete", "namespace", "e2e-shop", "--wait=false"})
+                  .ok());
+}
+
 } // namespace
 } // namespace bpfchain::testing

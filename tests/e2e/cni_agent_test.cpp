@@ -7,6 +7,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <openssl/sha.h>
 #include <sstream>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -39,6 +40,19 @@ std::string toolsDir() {
     return out;
   }();
   return dir;
+}
+
+// The container ID cnitool derives from the netns path.
+std::string cnitoolContainerId(const std::string& netnsPath) {
+  unsigned char digest[SHA512_DIGEST_LENGTH];
+  SHA512(reinterpret_cast<const unsigned char*>(netnsPath.data()), netnsPath.size(), digest);
+  static const char* hex = "0123456789abcdef";
+  std::string id = "cnitool-";
+  for (int i = 0; i < 10; ++i) {
+    id += hex[digest[i] >> 4];
+    id += hex[digest[i] & 0xf];
+  }
+  return id;
 }
 
 class CniWithAgent : public ::testing::Test {
@@ -246,6 +260,33 @@ TEST_F(CniWithAgent, TwoHundredPodsAddedAndDeletedLeaveNothingBehind) {
        ++at)
     ++roots;
   EXPECT_EQ(roots, 1u) << *metrics;
+}
+
+TEST_F(CniWithAgent, GcDetachesContainersTheRuntimeNoLongerHas) {
+  auto kept = TestNetns::create();
+  auto gone = TestNetns::create();
+  ASSERT_TRUE(kept.ok() && gone.ok());
+  ASSERT_EQ(cnitool("add", *kept, "kept").exitCode, 0);
+  ASSERT_EQ(cnitool("add", *gone, "gone").exitCode, 0);
+  ASSERT_EQ(vethsWithXdp().size(), 2u);
+  ASSERT_EQ(recordedPods(), 2u);
+  // The runtime's GC (CNI 1.1.0): only `kept` is still a valid attachment.
+  std::string input = R"({"cniVersion": "1.1.0", "name": ")" + net_ +
+                      R"(", "type": "bpfchain-cni", "socketPath": ")" + socket() +
+                      R"(", "cni.dev/valid-attachments": [{"containerID": ")" +
+                      cnitoolContainerId(kept->path()) + R"(", "ifname": "eth0"}]})";
+  std::ofstream(dir_->path() + "/gc.json") << input;
+  auto gc = runCommand({"sh", "-c", "exec \"$@\" < \"$0\"", dir_->path() + "/gc.json", "env",
+                        "CNI_COMMAND=GC", "CNI_PATH=/usr/lib/cni",
+                        std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-cni"});
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->exitCode, 0) << gc->out << gc->err;
+  EXPECT_EQ(vethsWithXdp().size(), 1u);
+  EXPECT_EQ(recordedPods(), 1u);
+  EXPECT_EQ(cnitool("check", *kept, "kept").exitCode, 0);
+  ASSERT_EQ(cnitool("del", *kept, "kept").exitCode, 0);
+  ASSERT_EQ(cnitool("del", *gone, "gone").exitCode, 0);
+  EXPECT_EQ(recordedPods(), 0u);
 }
 
 } // namespace

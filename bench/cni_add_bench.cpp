@@ -1,0 +1,136 @@
+// Pod ADD latency through bpfchain-cni (DESIGN.md section 9: p99 <= 5 ms added over the bridge
+// plugin alone, chain already loaded). Two networks in one run: bridge + host-local, and the
+// same followed by bpfchain-cni asking a standalone bpfchain-agent; pods alternate between them
+// so both see the same machine state. Each sample is the wall time of one `cnitool add` (the
+// runtime's view: every plugin exec included); then the pod is deleted.
+//   sudo build/bin/bpfchain-bench-cni-add [--pods 200]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "harness/agent_process.h"
+#include "harness/bpffs.h"
+#include "harness/netns.h"
+#include "harness/resources.h"
+
+using namespace bpfchain;
+using namespace bpfchain::testing;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string conflist(const std::string& name, const std::string& bridge, const std::string& subnet,
+                     const std::string& ipam, const std::string& extra) {
+  return R"({"cniVersion": "1.0.0", "name": ")" + name + R"(", "plugins": [
+  {"type": "bridge", "bridge": ")" +
+         bridge + R"(", "isGateway": true,
+   "ipam": {"type": "host-local", "dataDir": ")" +
+         ipam + R"(",
+            "ranges": [[{"subnet": ")" +
+         subnet + R"("}]]}})" + extra + "]}";
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+int fail(const std::string& what) {
+  std::cerr << "bpfchain-bench-cni-add: " << what << "\n";
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int pods = 200;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--pods")
+      pods = std::atoi(argv[++i]);
+  auto tools = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
+  if (!tools)
+    return fail(tools.error().message());
+  std::string cnitool = tools->out.substr(0, tools->out.find_last_not_of(" \n") + 1) + "/cnitool";
+  auto node = TestNetns::create();
+  auto bpffs = TestBpffs::mount();
+  auto dir = TempDir::create("cnibench");
+  if (!node || !bpffs || !dir)
+    return fail("set-up failed");
+  std::string d = dir->path();
+  fs::create_directories(d + "/net.d");
+  auto filter =
+      buildPackage(d, "portfilter", "portfilter", "portfilter_xdp", "xdp", "portfilter_xdp_next");
+  if (!filter)
+    return fail(filter.error().message());
+  std::ofstream(d + "/node.yaml") << "chains:\n- name: pod-guard\n  hook: xdp\n  pods: {}\n"
+                                  << "  programs:\n  - name: filter\n    package: {url: \""
+                                  << filter->url << "\", sha256: \"" << filter->sha256 << "\"}\n";
+  AgentOptions o;
+  o.config = d + "/node.yaml";
+  o.netnsPath = node->path();
+  o.bpffs = bpffs->path() + "/bpfchain";
+  o.stateDir = d + "/state";
+  o.socket = d + "/agent.sock";
+  auto agent = AgentProcess::start(o, d + "/agent.log");
+  if (!agent)
+    return fail(agent.error().message());
+  if (!eventually([&] { return (*agent)->get("/readyz").ok(); }))
+    return fail("agent not ready: " + (*agent)->log());
+
+  std::string bridgeNet = uniqueResourceName("b"), chainNet = uniqueResourceName("c");
+  std::ofstream(d + "/net.d/10-bridge.conflist")
+      << conflist(bridgeNet, "benchbr0", "10.97.0.0/16", d + "/ipam-b", "");
+  std::ofstream(d + "/net.d/20-chain.conflist")
+      << conflist(chainNet, "benchbr1", "10.98.0.0/16", d + "/ipam-c",
+                  R"(, {"type": "bpfchain-cni", "socketPath": ")" + o.socket + R"("})");
+
+  auto run = [&](const std::string& command, const std::string& net, const TestNetns& pod) {
+    return runCommand({"ip", "netns", "exec", node->name(), "env", "NETCONFPATH=" + d + "/net.d",
+                       "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
+                       "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=p",
+                       "CNI_IFNAME=eth0", cnitool, command, net, pod.path()});
+  };
+  std::vector<double> bridgeMs, chainMs;
+  for (int i = 0; i < 2 * pods; ++i) {
+    bool chained = i % 2 == 1;
+    auto pod = TestNetns::create();
+    if (!pod)
+      return fail(pod.error().message());
+    const std::string& net = chained ? chainNet : bridgeNet;
+    auto start = Clock::now();
+    auto added = run("add", net, *pod);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (!added || added->exitCode != 0)
+      return fail("cnitool add: " + (added ? added->out + added->err : added.error().message()));
+    (chained ? chainMs : bridgeMs).push_back(ms);
+    auto deleted = run("del", net, *pod);
+    if (!deleted || deleted->exitCode != 0)
+      return fail("cnitool del failed");
+  }
+  (*agent)->process().stop();
+  for (const char* sub : {"/var/lib/cni/results", "/var/lib/cni/gc"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(sub, ec))
+      if (e.path().filename().string().starts_with(bridgeNet) ||
+          e.path().filename().string().starts_with(chainNet))
+        fs::remove_all(e.path(), ec);
+  }
+  std::printf("pod ADD wall time (cnitool add), %d pods per network, ms\n", pods);
+  std::printf("| network | p50 | p99 | min | max |\n|---|---|---|---|---|\n");
+  for (auto [name, v] : {std::pair{"bridge + host-local", &bridgeMs},
+                         std::pair{"bridge + host-local + bpfchain-cni", &chainMs}})
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f |\n", name, percentile(*v, 0.5),
+                percentile(*v, 0.99), *std::min_element(v->begin(), v->end()),
+                *std::max_element(v->begin(), v->end()));
+  std::printf("added by bpfchain-cni: p50 %.2f ms, p99 %.2f ms\n",
+              percentile(chainMs, 0.5) - percentile(bridgeMs, 0.5),
+              percentile(chainMs, 0.99) - percentile(bridgeMs, 0.99));
+  return 0;
+}
