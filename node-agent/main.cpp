@@ -84,7 +84,7 @@ Result<Flags> parseFlags(int argc, char** argv) {
       char* end = nullptr;
       long n = std::strtol(v.c_str(), &end, 10);
       if (end == v.c_str() || *end || n < 0 || n > 1000000)
-        return invalidError(arg + ": \"" + v + "\" is not a number");
+        return invalidError(arg + ": not a number: " += v);
       out = static_cast<int>(n);
       return {};
     };

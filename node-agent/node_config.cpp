@@ -25,7 +25,7 @@ Result<void> onlyFields(const YAML::Node& node, const std::string& field,
     for (const char* k : known)
       ok = ok || key == k;
     if (!ok)
-      return fieldError(field.empty() ? key : field + "." + key, "unknown field");
+      return fieldError(field.empty() ? key : (field + '.') += key, "unknown field");
   }
   return {};
 }
@@ -169,7 +169,7 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
     for (const auto& kv : globals) {
       std::string key = kv.first.as<std::string>();
       if (!kv.second.IsScalar())
-        return fieldError(field + ".globalData." + key, "not a string");
+        return fieldError(field + ".globalData." += key, "not a string");
       p.globalData[key] = kv.second.Scalar();
     }
   }

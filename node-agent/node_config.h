@@ -64,7 +64,7 @@ struct NodeSpec {
   std::vector<ChainDecl> chains; // unique names
 };
 
-Result<NodeSpec> parseNodeSpec(const YAML::Node& spec, const std::string& source);
+Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& source);
 Result<NodeSpec> loadNodeSpecFile(const std::string& path);
 
 } // namespace bpfchain::agent

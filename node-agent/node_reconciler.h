@@ -106,7 +106,7 @@ public:
   // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
   // namespace). attachPod is idempotent per container id; detachPod of an unknown container
   // succeeds.
-  Result<std::vector<PodChain>, ApplyFailure> attachPod(const PodRef& pod);
+  Result<std::vector<PodChain>, ApplyFailure> attachPod(const PodRef& ref);
   void detachPod(const std::string& containerId);
   // Whether the container's chains are still attached to its veth.
   Result<void, ApplyFailure> checkPod(const std::string& containerId);

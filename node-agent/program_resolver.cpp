@@ -28,7 +28,7 @@ ProgramResolver::resolve(const ChainDecl& chain) {
     if (!package)
       return ResolveFailure{package.error().reason, field + ": " + package.error().error.message()};
     auto invalid = [&](const std::string& what) {
-      return ResolveFailure{"ProgramInvalid", field + ": " + what};
+      return ResolveFailure{"ProgramInvalid", field + ": " += what};
     };
     dataplane::ProgramSpec spec;
     spec.id = chain.name + "/" + decl.name;

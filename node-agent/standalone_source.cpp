@@ -50,7 +50,7 @@ void StandaloneSource::reload() {
   }
 }
 
-void StandaloneSource::watch(std::function<void()> changed) {
+void StandaloneSource::watch(const std::function<void()>& changed) {
   namespace fs = std::filesystem;
   FD inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   fs::path file = fs::absolute(path_);

@@ -32,7 +32,7 @@ public:
 private:
   StandaloneSource(std::string path, std::string statusPath, NodeSpec spec)
       : path_(std::move(path)), statusPath_(std::move(statusPath)), spec_(std::move(spec)) {}
-  void watch(std::function<void()> changed);
+  void watch(const std::function<void()>& changed);
   void reload();
 
   std::string path_;

@@ -37,7 +37,7 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(const AgentOptions& o,
                                 "--metrics-address", "127.0.0.1:0"};
   auto flag = [&](const char* name, const std::string& value) {
     if (!value.empty()) {
-      argv.push_back(name);
+      argv.emplace_back(name);
       argv.push_back(value);
     }
   };

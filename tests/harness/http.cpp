@@ -16,7 +16,7 @@ Result<HttpResponse> httpGet(const std::string& host, uint16_t port, const std::
   FD sock(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!sock)
     return systemError(errno, "socket");
-  timeval tv{timeoutMs / 1000, (timeoutMs % 1000) * 1000};
+  timeval tv{timeoutMs / 1000, static_cast<suseconds_t>(timeoutMs % 1000) * 1000};
   setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   sockaddr_in addr{};
