@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <net/if.h>
 #include <set>
 #include <sys/stat.h>
@@ -908,6 +909,10 @@ void NodeReconciler::publishMetrics() {
               m.fields = std::move(*fields);
             } else {
               m.error = !key ? key.error().message() : fields.error().message();
+              // Logged once: a monitor map that cannot be read does not fail the chain.
+              std::string line = "monitorMaps of " + p.id + ": map " + decl.map + ": " + m.error;
+              if (monitorErrors_.insert(line).second)
+                std::cerr << "bpfchain-agent: " << line << "; not exported\n";
             }
             program.monitors.push_back(std::move(m));
           }

@@ -197,6 +197,7 @@ private:
   std::map<std::string, PodRecord> pods_;        // by container id
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
+  std::set<std::string> monitorErrors_;          // logged already
 };
 
 } // namespace bpfchain::agent
