@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <net/if.h>
+#include <regex>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -375,6 +376,36 @@ std::string NodeReconciler::podLinkPin(const PodRecord& pod, dataplane::Hook hoo
          pod.ref.containerId.substr(0, 64) + "-" + std::string(dataplane::hookName(hook));
 }
 
+namespace {
+
+// The data plane counts programs across the whole instance (every chain on the interface);
+// users count them within their BpfChain: "programs[4] (web/filter)" becomes
+// "programs[1] (web/filter)" when filter is web's second program.
+std::string chainLocalIndexes(std::string message, const std::vector<const ChainDecl*>& chains) {
+  static const std::regex kProgram(R"(programs\[\d+\] \(([^/)]+)/([^)]+)\))");
+  std::smatch m;
+  if (!std::regex_search(message, m, kProgram))
+    return message;
+  for (const ChainDecl* c : chains) {
+    if (c->name != m[1].str())
+      continue;
+    for (size_t i = 0; i < c->programs.size(); ++i)
+      if (c->programs[i].name == m[2].str())
+        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + m[1].str() + "/" +
+               m[2].str() + ")" + m.suffix().str();
+  }
+  return message;
+}
+
+ApplyFailure failureOf(const Error& error, const std::string& where,
+                       const std::vector<const ChainDecl*>& chains) {
+  ApplyFailure f = classifyApplyFailure(error, where);
+  f.message = chainLocalIndexes(f.message, chains);
+  return f;
+}
+
+} // namespace
+
 void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDecl*>& chains,
                                  const Resolved& resolved,
                                  std::map<std::string, ApplyFailure>& failures,
@@ -394,7 +425,7 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
   });
   if (auto base = inst.chain.apply(compose(inst.applied)); !base)
     for (const ChainDecl* c : chains)
-      failures.try_emplace(c->name, classifyApplyFailure(base.error(), where));
+      failures.try_emplace(c->name, failureOf(base.error(), where, chains));
   for (const ChainDecl* c : chains) {
     auto next = resolved.find(c->name);
     if (next == resolved.end() || !next->second)
@@ -415,7 +446,7 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     if (result)
       inst.applied = std::move(candidate);
     else
-      failures.try_emplace(c->name, classifyApplyFailure(result.error(), where));
+      failures.try_emplace(c->name, failureOf(result.error(), where, chains));
   }
   if (auto saved = saveState(inst); !saved)
     for (const ChainDecl* c : chains)

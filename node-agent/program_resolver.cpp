@@ -39,18 +39,29 @@ ProgramResolver::resolve(const ChainDecl& chain) {
     spec.mapArgs = decl.mapArgs;
     std::string object;
     if (package->manifest) {
+      // The manifest's program for this hook: the named entry, or the only program for the
+      // hook. TC programs serve either direction (one program type, tc-ingress or tc-egress).
+      std::string hook(dataplane::hookName(chain.hook));
+      auto fits = [&](const packages::ManifestProgram& p) {
+        return p.hook.empty() || p.hook == hook ||
+               (p.hook.rfind("tc-", 0) == 0 && hook.rfind("tc-", 0) == 0);
+      };
       const packages::ManifestProgram* chosen = nullptr;
+      size_t fitting = 0;
       for (const auto& p : package->manifest->programs) {
-        if (!decl.entry.empty() ? p.entry == decl.entry : package->manifest->programs.size() == 1)
+        if (!decl.entry.empty() && p.entry != decl.entry)
+          continue;
+        if (!chosen || (fits(p) && !fits(*chosen)) || (p.hook == hook && chosen->hook != hook))
           chosen = &p;
+        fitting += fits(p);
       }
-      if (!chosen && decl.entry.empty())
-        return invalid("entry: required, the package has " +
-                       std::to_string(package->manifest->programs.size()) + " programs");
+      if (decl.entry.empty() && fitting > 1)
+        return invalid("entry: required, the package has " + std::to_string(fitting) +
+                       " programs for hook " + hook);
       if (chosen) {
-        if (!chosen->hook.empty() && chosen->hook != dataplane::hookName(chain.hook))
+        if (!fits(*chosen))
           return invalid("the package's program " + chosen->entry + " is for hook " + chosen->hook +
-                         ", the chain's hook is " + std::string(dataplane::hookName(chain.hook)));
+                         ", the chain's hook is " + hook);
         object = chosen->object;
         if (spec.entry.empty())
           spec.entry = chosen->entry;

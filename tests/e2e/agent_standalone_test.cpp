@@ -352,6 +352,22 @@ TEST_F(AgentStandalone, BadPackagesFailWithTheirReasonAndThePreviousChainKeepsRu
   waitFor("edge", "Ready");
 }
 
+TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
+  auto rejected = buildPackage(dir_->path() + "/packages", "rejected", "rejected", "rejected_xdp",
+                               "xdp", "rejected_xdp_next");
+  ASSERT_TRUE(rejected.ok()) << rejected.error().message();
+  // "early" runs first on veth-b, so edge's second program is the interface's fourth.
+  writeConfig(chainConfig(program("filter", portfilter_) + program("count", counter_), "early") +
+              "  priority: 10\n" +
+              chainConfig(program("count", counter_) + program("bad", *rejected))
+                  .substr(std::string("chains:\n").size()));
+  startAgent();
+  waitFor("edge", "Failed", "VerifierRejected");
+  waitFor("early", "Ready");
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("programs[1] (edge/bad)"), std::string::npos) << message;
+}
+
 TEST_F(AgentStandalone, AConfigThatDoesNotParseKeepsTheChainAndSaysWhere) {
   writeConfig(chainConfig(program("count", counter_)));
   startAgent();
