@@ -454,7 +454,11 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
 }
 
 Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key) {
-  Instance& inst = *instances_.at(key);
+  auto found = instances_.find(key);
+  if (found == instances_.end())
+    return invalidError("no loaded chain set " + key + " for pod " + pod.ref.ns + "/" +
+                        pod.ref.name);
+  Instance& inst = *found->second;
   PodLink& link = pod.links[hook];
   if (link.attachment) {
     auto attached = link.attachment->attached();
