@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <optional>
 #include <sched.h>
 #include <thread>
 #include <unistd.h>
@@ -67,6 +68,12 @@ Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    // --flag=value, as Kubernetes manifests usually write it, is --flag value.
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inlineValue = arg.substr(eq + 1);
+      arg.resize(eq);
+    }
     if (arg == "--require-signatures") {
       f.requireSignatures = true;
       continue;
@@ -77,9 +84,9 @@ Result<Flags> parseFlags(int argc, char** argv) {
     }
     if (arg == "--help" || arg == "-h")
       return invalidError("help");
-    if (i + 1 >= argc)
+    if (!inlineValue && i + 1 >= argc)
       return invalidError(arg + ": needs a value");
-    std::string v = argv[++i];
+    std::string v = inlineValue ? *inlineValue : argv[++i];
     auto number = [&](int& out) -> Result<void> {
       char* end = nullptr;
       long n = std::strtol(v.c_str(), &end, 10);

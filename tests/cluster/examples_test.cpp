@@ -389,13 +389,13 @@ spec:
 TEST_F(Examples, TheOperatorMayDoWhatItDoes) {
   applyManifests();
   struct Need {
-    std::string verb, resource, ns;
+    std::string verb, resource, ns, subresource;
   };
   const std::vector<Need> needs = {
       {"watch", "bpfchains.bpfchain.io", ""},
       {"patch", "bpfchains.bpfchain.io", ""},
-      {"patch", "bpfchains.bpfchain.io/status", ""},
-      {"update", "bpfchains.bpfchain.io/finalizers", ""},
+      {"patch", "bpfchains.bpfchain.io", "", "status"},
+      {"update", "bpfchains.bpfchain.io", "", "finalizers"},
       {"create", "bpfnodeconfigs.bpfchain.io", ""},
       {"patch", "bpfnodeconfigs.bpfchain.io", ""},
       {"delete", "bpfnodeconfigs.bpfchain.io", ""},
@@ -410,6 +410,8 @@ TEST_F(Examples, TheOperatorMayDoWhatItDoes) {
     std::vector<std::string> args{"auth", "can-i", need.verb, need.resource, "--as", kOperatorUser};
     if (!need.ns.empty())
       args.insert(args.end(), {"-n", need.ns});
+    if (!need.subresource.empty())
+      args.push_back("--subresource=" + need.subresource);
     auto can = plane().kubectl(args);
     EXPECT_TRUE(can.ok()) << need.verb << " " << need.resource << ": "
                           << (can.ok() ? "" : can.error().message());
