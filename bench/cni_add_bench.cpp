@@ -3,7 +3,7 @@
 // same followed by bpfchain-cni asking a standalone bpfchain-agent; pods alternate between them
 // so both see the same machine state. Each sample is the wall time of one `cnitool add` (the
 // runtime's view: every plugin exec included); then the pod is deleted.
-//   sudo build/bin/bpfchain-bench-cni-add [--pods 200]
+//   sudo build/bin/bpfchain-bench-cni-add [--pods 200] [--hook xdp|tc-ingress]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -52,9 +52,14 @@ int fail(const std::string& what) {
 
 int main(int argc, char** argv) {
   int pods = 200;
-  for (int i = 1; i + 1 < argc; ++i)
+  std::string hook = "xdp";
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--pods")
       pods = std::atoi(argv[++i]);
+    else if (std::string(argv[i]) == "--hook")
+      hook = argv[++i];
+  }
+  bool xdp = hook == "xdp";
   auto tools = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
   if (!tools)
     return fail(tools.error().message());
@@ -67,10 +72,12 @@ int main(int argc, char** argv) {
   std::string d = dir->path();
   fs::create_directories(d + "/net.d");
   auto filter =
-      buildPackage(d, "portfilter", "portfilter", "portfilter_xdp", "xdp", "portfilter_xdp_next");
+      buildPackage(d, "portfilter", "portfilter", xdp ? "portfilter_xdp" : "portfilter_tc", hook,
+                   xdp ? "portfilter_xdp_next" : "portfilter_tc_next");
   if (!filter)
     return fail(filter.error().message());
-  std::ofstream(d + "/node.yaml") << "chains:\n- name: pod-guard\n  hook: xdp\n  pods: {}\n"
+  std::ofstream(d + "/node.yaml") << "chains:\n- name: pod-guard\n  hook: " << hook
+                                  << "\n  pods: {}\n"
                                   << "  programs:\n  - name: filter\n    package: {url: \""
                                   << filter->url << "\", sha256: \"" << filter->sha256 << "\"}\n";
   AgentOptions o;
@@ -123,7 +130,8 @@ int main(int argc, char** argv) {
           e.path().filename().string().starts_with(chainNet))
         fs::remove_all(e.path(), ec);
   }
-  std::printf("pod ADD wall time (cnitool add), %d pods per network, ms\n", pods);
+  std::printf("pod ADD wall time (cnitool add), %d pods per network, chain on %s, ms\n", pods,
+              hook.c_str());
   std::printf("| network | p50 | p99 | min | max |\n|---|---|---|---|---|\n");
   for (auto [name, v] : {std::pair{"bridge + host-local", &bridgeMs},
                          std::pair{"bridge + host-local + bpfchain-cni", &chainMs}})

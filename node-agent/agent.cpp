@@ -14,6 +14,7 @@ void Agent::run(NodeReconciler& reconciler) {
   bool statusPending = false;
   NodeStatus lastStatus;
   while (true) {
+    ReconcileScope scope = ReconcileScope::Full;
     {
       std::unique_lock lock(mu_);
       auto deadline = Clock::now() + resync_;
@@ -21,10 +22,11 @@ void Agent::run(NodeReconciler& reconciler) {
         deadline = *retry;
       if (statusPending)
         deadline = std::min(deadline, Clock::now() + kStatusRetry);
-      wake_.wait_until(lock, deadline, [this] { return triggered_ || statusOnly_ || stopping_; });
+      wake_.wait_until(lock, deadline,
+                       [this] { return triggered_ || statusOnly_ || linksOnly_ || stopping_; });
       if (stopping_)
         return;
-      if (statusOnly_ && !triggered_) {
+      if (statusOnly_ && !triggered_ && !linksOnly_) {
         statusOnly_ = false;
         lock.unlock();
         if (reconciler.applied()) {
@@ -33,12 +35,17 @@ void Agent::run(NodeReconciler& reconciler) {
         }
         continue;
       }
+      // Woken by links alone (not by the spec, a retry or the resync period): a Links pass.
+      if (linksOnly_ && !triggered_)
+        scope = ReconcileScope::Links;
       triggered_ = false;
       statusOnly_ = false;
+      linksOnly_ = false;
     }
     passStartedNs_ = Clock::now().time_since_epoch().count();
     if (auto spec = source_.current()) {
-      lastStatus = reconciler.reconcile(*spec, source_.podSelector(), source_.expectedPods());
+      lastStatus =
+          reconciler.reconcile(*spec, source_.podSelector(), source_.expectedPods(), scope);
       reconciled_ = true;
       if (metrics_) {
         std::map<std::string, int> phases;
@@ -52,6 +59,14 @@ void Agent::run(NodeReconciler& reconciler) {
     }
     passStartedNs_ = 0;
   }
+}
+
+void Agent::triggerLinks() {
+  {
+    std::lock_guard lock(mu_);
+    linksOnly_ = true;
+  }
+  wake_.notify_all();
 }
 
 void Agent::stop() {

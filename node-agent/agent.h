@@ -26,6 +26,8 @@ public:
   void run(NodeReconciler& reconciler);
   void stop();
   void trigger();
+  // Only links came or went: a cheap pass that leaves running chains alone.
+  void triggerLinks();
   // Only the status changed (pods attached or detached): report it without a reconcile pass.
   void refreshStatus();
 
@@ -42,6 +44,7 @@ private:
   std::condition_variable wake_;
   bool triggered_ = true;
   bool statusOnly_ = false;
+  bool linksOnly_ = false;
   bool stopping_ = false;
   std::atomic<bool> reconciled_{false};
   std::atomic<int64_t> passStartedNs_{0}; // steady clock, 0 when idle

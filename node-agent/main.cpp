@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
       started.set_value(std::move(reconciler).error());
       return;
     }
-    auto links = LinkMonitor::start([&] { agent.trigger(); });
+    auto links = LinkMonitor::start([&] { agent.triggerLinks(); });
     if (!links) {
       started.set_value(std::move(links).error());
       return;

@@ -418,12 +418,19 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
         all.insert(all.end(), it->second.programs.begin(), it->second.programs.end());
     return all;
   };
-  // Chains that left this instance go first (one step), then each chain moves on its own.
+  // Chains that left this instance go first (one step), then each chain moves on its own. The
+  // first step also rewrites every mapArgs (level-triggered), except in a pass that only
+  // follows links, which must stay cheap: it runs while pods are being added.
+  size_t before = inst.applied.size();
   std::erase_if(inst.applied, [&](const auto& entry) {
     return std::none_of(chains.begin(), chains.end(),
                         [&](const ChainDecl* c) { return c->name == entry.first; });
   });
-  if (auto base = inst.chain.apply(compose(inst.applied)); !base)
+  bool baseNeeded = scope_ == ReconcileScope::Full || inst.applied.size() != before ||
+                    inst.chain.programs().empty();
+  if (auto base = baseNeeded ? inst.chain.apply(compose(inst.applied))
+                             : Result<dataplane::ApplyReport>(dataplane::ApplyReport{});
+      !base)
     for (const ChainDecl* c : chains)
       failures.try_emplace(c->name, failureOf(base.error(), where, chains));
   for (const ChainDecl* c : chains) {
@@ -550,8 +557,9 @@ void NodeReconciler::loadPods() {
 
 NodeStatus
 NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
-                          const std::vector<std::pair<std::string, std::string>>& expectedPods) {
+                          const std::vector<std::pair<std::string, std::string>>& expectedPods, ReconcileScope scope) {
   std::lock_guard lock(mu_);
+  scope_ = scope;
   spec_ = spec;
   selectsPod_ = selectsPod;
   applied_ = true;
@@ -614,8 +622,16 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
       resolved[c->name] = std::nullopt;
       continue;
     }
+    // A chain's declaration resolves to the same programs as long as it is unchanged:
+    // packages are content-addressed.
+    if (auto cached = resolvedCache_.find(c->name);
+        cached != resolvedCache_.end() && cached->second.first == digests[c->name]) {
+      resolved[c->name] = cached->second.second;
+      continue;
+    }
     auto r = resolver_.resolve(*c);
     if (r) {
+      resolvedCache_[c->name] = {digests[c->name], *r};
       resolved[c->name] = std::move(*r);
     } else {
       failures[c->name] = ApplyFailure{r.error().reason, r.error().message};
@@ -711,6 +727,7 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
     return std::none_of(spec_.chains.begin(), spec_.chains.end(),
                         [&](const ChainDecl& c) { return c.name == entry.first; });
   });
+  std::erase_if(resolvedCache_, [&](const auto& entry) { return !digests.contains(entry.first); });
   failures_ = std::move(failures);
   publishMetrics();
   return buildStatus();
@@ -796,6 +813,7 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
       auto inst = instanceAt(key, dir, 0, "", hook);
       if (!inst)
         return ApplyFailure{"AttachFailed", inst.error().message()};
+      scope_ = ReconcileScope::Full;
       applyChains(**inst, chains, resolved, failures, nullptr);
       if (!failures.empty()) {
         auto& [chain, failure] = *failures.begin();

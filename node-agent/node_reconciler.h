@@ -66,6 +66,10 @@ struct NodeStatus {
   std::vector<ChainStatus> chains; // in spec order
 };
 
+// Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
+// interfaces and pods coming and going, and leaves running chains alone.
+enum class ReconcileScope { Full, Links };
+
 // Whether `chain` (a pods chain) selects the pod namespace/name.
 using PodSelector =
     std::function<bool(const ChainDecl& chain, const std::string& ns, const std::string& name)>;
@@ -98,7 +102,8 @@ public:
   // `expectedPods` (namespace, name) are pods that will be attached soon (scheduled here, no
   // CNI ADD yet): their chain sets are loaded now, so that their ADD only attaches.
   NodeStatus reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
-                       const std::vector<std::pair<std::string, std::string>>& expectedPods = {});
+                       const std::vector<std::pair<std::string, std::string>>& expectedPods = {},
+                       ReconcileScope scope = ReconcileScope::Full);
 
   // The status of what runs now (after pods came and went), without applying anything.
   NodeStatus status() const;
@@ -198,6 +203,10 @@ private:
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
   std::set<std::string> monitorErrors_;          // logged already
+  // Each chain's resolved programs, by the digest of its declaration.
+  std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>>
+      resolvedCache_;
+  ReconcileScope scope_ = ReconcileScope::Full;
 };
 
 } // namespace bpfchain::agent
