@@ -11,19 +11,33 @@
 // releasing a chain from a node is applying nothing. A finalizer keeps a deleted chain until
 // every agent reports it gone, or until a deadline, which the status then reports.
 // Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions.
+//
+// Scale: a reconcile reads no informer's whole cache. The event handlers keep an index of
+// what reconciles need (each Node's labels; per BpfNodeConfig, each chain's assigned and
+// reported generation), and a BpfNodeConfig change queues only the chains whose entries in it
+// changed. A status is written only when it differs from the last one written or observed.
+// Events (core/v1, on the BpfChain): RolloutStarted, CanaryReady, RolloutHalted, RolledBack,
+// RolloutComplete, CleanupDeadlineExceeded.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "k8s/client.h"
+#include "k8s/event_recorder.h"
 #include "k8s/informer.h"
 #include "k8s/work_queue.h"
+#include "operator/metrics.h"
 #include "operator/rollout.h"
 
 namespace bpfchain::op {
@@ -31,6 +45,9 @@ namespace bpfchain::op {
 struct ControllerOptions {
   std::string revisionNamespace = "bpfchain-system"; // where ControllerRevisions live
   std::chrono::seconds cleanupDeadline{300};         // a deleted chain waits this for agents
+  OperatorMetrics* metrics = nullptr;                // optional; must outlive the controller
+  std::string eventHost;                             // the Events' reportingInstance
+  int writeConcurrency = 8; // node writes of one reconcile in flight at once
 };
 
 class Controller {
@@ -38,42 +55,105 @@ public:
   Controller(k8s::Client& client, ControllerOptions options);
   ~Controller();
 
-  // Starts the informers and the worker; returns once the caches have synced.
-  Result<void> start(std::chrono::seconds syncTimeout = std::chrono::seconds(120));
-  // Stops the worker (after the key in hand) and the informers.
+  // Starts the informers and the worker; returns once the caches have synced, or fails when
+  // they have not within `syncTimeout` or `stop` was requested meanwhile.
+  Result<void> start(std::chrono::seconds syncTimeout = std::chrono::seconds(120),
+                     const std::stop_token& stop = {});
+  // Stops the worker (after the key in hand: a chain's writes stop between two nodes, and
+  // the next reconcile, here or in another replica, continues) and the informers.
   void stop();
+  // nullopt once every informer has synced, else which have not. Thread-safe.
+  std::optional<std::string> readiness() const;
 
 private:
   struct Outcome {
     std::optional<std::chrono::milliseconds> requeueAfter;
   };
+  // What reconciles need of one chain's entries in one BpfNodeConfig.
+  struct ChainOnNode {
+    bool inSpec = false;             // an entry in spec.chains...
+    std::optional<int64_t> assigned; // ...with this generation
+    size_t specIndex = 0;            // at this position (for the guarded JSON patch)
+    bool inStatus = false;           // an entry in status.chains...
+    std::optional<int64_t> reported; // ...with this generation
+    std::string phase, reason, message;
+    bool operator==(const ChainOnNode&) const = default;
+  };
+  using NodeConfigIndex = std::map<std::string, ChainOnNode>; // by chain name
+  // A write of this process to a node's entry of a chain (a generation, or nullopt for its
+  // removal), until the index shows that node's BpfNodeConfig at the write's revision or later.
+  // Without it, a reconcile that runs before the watch delivers our own writes would see those
+  // nodes still behind and write them again (controller-runtime's "expectations").
+  struct Expectation {
+    std::optional<int64_t> generation;
+    int64_t revision = 0;
+  };
+  // The last status this process wrote per chain: the informer's copy can lag behind it.
+  struct Written {
+    RolloutMemory memory;
+    k8s::Json status;            // as sent
+    int64_t resourceVersion = 0; // of the chain after the write; 0 = unknown
+  };
+
+  static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
+  void onNodeConfig(const k8s::Json* now, const std::string& name);
   void worker();
   k8s::ApiResult<Outcome> reconcile(const std::string& key);
   k8s::ApiResult<Outcome> reconcileNode(const std::string& name);
   k8s::ApiResult<Outcome> reconcileChain(const std::string& name);
   void enqueueAllChains();
-  void enqueueChainsOf(const k8s::Json& nodeConfig);
   // The spec a node must run for `generation` of the chain: the chain's own when current,
   // else the ControllerRevision kept for it.
   k8s::ApiResult<k8s::Json> specAt(const k8s::Json& chain, int64_t generation);
   k8s::ApiResult<void> ensureRevision(const k8s::Json& chain);
+  // Records the write that returned `written` (the object after it). Thread-safe.
+  void expect(const std::string& chain, const std::string& node, std::optional<int64_t> generation,
+              const k8s::Json& written);
+  // Our write to `node`'s entry of `chain` that the index has not caught up with, or nullptr
+  // (forgetting it once the index has). The caller holds indexMu_.
+  const Expectation* pendingWrite(const std::string& chain, const std::string& node);
   k8s::ApiResult<void> applyEntry(const std::string& chain, const std::string& node,
                                   const k8s::Json& entry);
-  k8s::ApiResult<void> releaseEntry(const std::string& chain, const std::string& node);
+  k8s::ApiResult<void> releaseEntry(const std::string& chain, const std::string& node,
+                                    size_t specIndex);
+  // Releases `chain` from every node whose spec has it and that `keep` does not name.
+  k8s::ApiResult<void> releaseEverywhere(const std::string& chain,
+                                         const std::set<std::string>& keep);
+  using Write = std::function<k8s::ApiResult<void>()>;
+  // Runs independent writes, writeConcurrency at a time; the first error, once all in flight
+  // have returned (the rest are not started). Stops starting new ones when stopping.
+  k8s::ApiResult<void> runWrites(const std::vector<Write>& writes);
   k8s::ApiResult<Outcome> finalize(const k8s::Json& chain);
+  // The status to compare with and to take transition times from: ours when the cache has
+  // not caught up with our last write, else the cache's. nullptr when there is none.
+  const k8s::Json* previousStatus(const k8s::Json& chain) const;
   k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
                                    const std::string& problem);
+  void recordTransitions(const k8s::Json& chain, const RolloutMemory& before,
+                         const k8s::Json* previous, const RolloutDecision& d);
+  void event(const k8s::Json& chain, k8s::EventType type, const std::string& reason,
+             const std::string& message);
 
   k8s::Client& client_;
   ControllerOptions options_;
   k8s::Informer chains_, nodes_, nodeConfigs_;
+  k8s::EventRecorder events_;
   k8s::WorkQueue queue_;
   std::thread worker_;
-  std::set<std::string> revisions_; // ControllerRevisions known to exist
-  // The rollout memory this process last wrote per chain. The informer's copy of the status
-  // can lag behind our own write; deciding from it could, for example, forget a rollback and
-  // roll the bad generation out again.
-  std::map<std::string, RolloutMemory> written_;
+  std::atomic<bool> stopping_{false};
+
+  // Kept by the informers' handlers, read by the worker.
+  mutable std::mutex indexMu_;
+  std::map<std::string, std::map<std::string, std::string>> nodeLabels_; // by Node name
+  std::map<std::string, NodeConfigIndex> configs_;                       // by BpfNodeConfig name
+  std::map<std::string, int64_t> configRevisions_;                       // by BpfNodeConfig name
+  std::map<std::string, std::map<std::string, Expectation>> expected_;   // chain -> node
+  std::set<std::string> chainNames_;
+
+  // The worker's own.
+  std::set<std::string> revisions_;                // ControllerRevisions known to exist
+  std::map<std::string, k8s::Json> revisionSpecs_; // spec by revision name, for rollbacks
+  std::map<std::string, Written> written_;         // by chain
 };
 
 } // namespace bpfchain::op

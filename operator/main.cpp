@@ -1,8 +1,22 @@
 // bpfchain-operator [--kubeconfig FILE] [--leader-elect] [--lease-namespace NS]
-//                   [--revision-namespace NS] [--cleanup-deadline SECONDS]
+//                   [--metrics-address HOST:PORT] [--revision-namespace NS]
+//                   [--cleanup-deadline SECONDS] [--write-concurrency N]
 // Rolls BpfChains out to per-node BpfNodeConfigs (controller.h). With --leader-elect, only the
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
+//
+// --write-concurrency (default 8): node writes of one reconcile in flight at once.
+// --metrics-address (default :9451; IPv4) serves /metrics (metrics.h), /healthz (200 while the
+// main loop runs) and /readyz: 200 once the informer caches have synced; with --leader-elect a
+// replica that does not lead is ready too (readiness says it can serve, i.e. take over, not
+// that it leads: a Service or a rollout of the Deployment must not wait for the election).
+//
+// SIGTERM or SIGINT: the worker finishes the reconcile in hand (a chain's node writes stop
+// between two nodes), the informers stop, a held Lease is released (so a standby leads at its
+// next attempt, not a lease duration later), the metrics server stops, exit 0. Exit 1 when
+// the caches do not sync or the Lease is lost (another replica may act: stop at once, as
+// controller-runtime does); a second signal exits at once.
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <signal.h>
@@ -10,7 +24,9 @@
 #include <unistd.h>
 
 #include "k8s/leader_election.h"
+#include "metrics/metrics_server.h"
 #include "operator/controller.h"
+#include "operator/metrics.h"
 
 using namespace bpfchain;
 
@@ -18,14 +34,12 @@ namespace {
 
 // Set by SIGTERM/SIGINT; a lock-free atomic store is async-signal-safe, so threads poll it.
 std::atomic<bool> stopRequested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 void onSignal(int) {
+  if (stopRequested)
+    ::_exit(1); // a second signal: the operator is stuck, or the user is impatient
   stopRequested = true;
-}
-
-void waitForSignal() {
-  while (!stopRequested)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
 struct Flags {
@@ -33,45 +47,82 @@ struct Flags {
   bool leaderElect = false;
   std::string leaseNamespace = "bpfchain-system";
   std::string revisionNamespace = "bpfchain-system";
+  std::string metricsAddress = ":9451";
   int cleanupDeadline = 300;
+  int writeConcurrency = 8;
 };
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= argc)
-        return std::nullopt;
-      return std::string(argv[++i]);
-    };
-    std::optional<std::string> v;
     if (arg == "--leader-elect") {
       f.leaderElect = true;
       continue;
     }
     if (arg != "--kubeconfig" && arg != "--lease-namespace" && arg != "--revision-namespace" &&
-        arg != "--cleanup-deadline")
+        arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency")
       return invalidError("unknown flag " + arg);
-    if (!(v = value()))
+    if (i + 1 >= argc)
       return invalidError(arg + " needs a value");
-    if (arg == "--kubeconfig")
-      f.kubeconfig = *v;
-    else if (arg == "--lease-namespace")
-      f.leaseNamespace = *v;
-    else if (arg == "--revision-namespace")
-      f.revisionNamespace = *v;
-    else
-      f.cleanupDeadline = std::stoi(*v);
+    std::string v = argv[++i];
+    if (arg == "--kubeconfig") {
+      f.kubeconfig = v;
+    } else if (arg == "--lease-namespace") {
+      f.leaseNamespace = v;
+    } else if (arg == "--revision-namespace") {
+      f.revisionNamespace = v;
+    } else if (arg == "--metrics-address") {
+      f.metricsAddress = v;
+    } else {
+      char* end = nullptr;
+      long number = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || number < 0 || number > 1000000 ||
+          (arg == "--write-concurrency" && number < 1))
+        return invalidError(arg.append(" needs a number, not \"").append(v).append("\""));
+      (arg == "--cleanup-deadline" ? f.cleanupDeadline : f.writeConcurrency) =
+          static_cast<int>(number);
+    }
   }
   return f;
 }
 
-std::string identity() {
+std::string hostname() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  return std::string(host) + "_" + std::to_string(::getpid());
+  return host;
 }
+
+std::string identity() {
+  return hostname() + "_" + std::to_string(::getpid());
+}
+
+void installSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = onSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// The controller of the moment, for /readyz, which may ask while it starts or stops.
+class ControllerSlot {
+public:
+  void set(op::Controller* controller) {
+    std::lock_guard lock(mu_);
+    controller_ = controller;
+  }
+  std::optional<std::string> readiness() {
+    std::lock_guard lock(mu_);
+    if (!controller_)
+      return "the controller is not running";
+    return controller_->readiness();
+  }
+
+private:
+  std::mutex mu_;
+  op::Controller* controller_ = nullptr;
+};
 
 } // namespace
 
@@ -92,61 +143,128 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::shared_ptr<k8s::Client> client(std::move(*created));
-  signal(SIGTERM, onSignal);
-  signal(SIGINT, onSignal);
+  installSignalHandlers();
 
+  // Declared before the server, whose checks use them, so they outlive it on every path.
+  op::OperatorMetrics metrics(BPFCHAIN_VERSION);
+  metrics.setLeader(!flags->leaderElect);
+  ControllerSlot slot;
+  std::atomic<bool> leading{!flags->leaderElect};
+  std::atomic<std::chrono::steady_clock::rep> lastTick{
+      std::chrono::steady_clock::now().time_since_epoch().count()};
+  auto server = metrics::MetricsServer::start(flags->metricsAddress);
+  if (!server) {
+    std::cerr << "bpfchain-operator: " << server.error().message() << "\n";
+    return 1;
+  }
+  std::cerr << "bpfchain-operator: serving metrics on "
+            << flags->metricsAddress.substr(0, flags->metricsAddress.rfind(':')) << ":"
+            << (*server)->port() << "\n";
+  (*server)->add(metrics.registry());
+  (*server)->addReadinessCheck("informers", [&]() -> std::optional<std::string> {
+    if (!leading)
+      return std::nullopt; // a standby can serve: it takes over when the leader goes
+    return slot.readiness();
+  });
+  (*server)->addLivenessCheck("main-loop", [&]() -> std::optional<std::string> {
+    auto since =
+        std::chrono::steady_clock::now() -
+        std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(lastTick.load()));
+    if (since < std::chrono::seconds(30))
+      return std::nullopt;
+    return "the main loop has not run for " +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(since).count()) + " s";
+  });
+
+  std::atomic<bool> failed{false};
   op::ControllerOptions options{.revisionNamespace = flags->revisionNamespace,
-                                .cleanupDeadline = std::chrono::seconds(flags->cleanupDeadline)};
-  auto runController = [&](const std::stop_token& leading) {
+                                .cleanupDeadline = std::chrono::seconds(flags->cleanupDeadline),
+                                .metrics = &metrics,
+                                .eventHost = hostname(),
+                                .writeConcurrency = flags->writeConcurrency};
+  // Runs the controller until `stop`; false when it could not start.
+  auto runController = [&](const std::stop_token& stop) {
     op::Controller controller(*client, options);
-    if (auto r = controller.start(); !r) {
-      std::cerr << "bpfchain-operator: " << r.error().message() << "\n";
-      return false;
+    slot.set(&controller);
+    auto started = controller.start(std::chrono::seconds(120), stop);
+    if (!started && !stop.stop_requested()) {
+      std::cerr << "bpfchain-operator: " << started.error().message() << "\n";
+      slot.set(nullptr);
+      failed = true;
+      return;
     }
-    std::cerr << "bpfchain-operator: controller running\n";
-    while (!stopRequested && !leading.stop_requested())
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (started) {
+      std::cerr << "bpfchain-operator: controller running\n";
+      std::mutex mu;
+      std::condition_variable_any stopped;
+      std::unique_lock lock(mu);
+      stopped.wait(lock, stop, [] { return false; });
+    }
+    slot.set(nullptr);
     controller.stop();
-    return true;
+    std::cerr << "bpfchain-operator: controller stopped\n";
+  };
+  // Until a signal, or until `ended` says the work ended by itself.
+  auto mainLoop = [&](const std::function<bool()>& ended) {
+    while (!stopRequested && !failed && !ended()) {
+      lastTick = std::chrono::steady_clock::now().time_since_epoch().count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   };
 
   if (!flags->leaderElect) {
-    return runController(std::stop_token()) ? 0 : 1;
-  }
-
-  std::thread work;
-  auto elector = k8s::LeaderElector::create(
-      *client,
-      {.leaseNamespace = flags->leaseNamespace,
-       .leaseName = "bpfchain-operator",
-       .identity = identity()},
-      {.onStartedLeading =
-           [&](const std::stop_token& leading) {
-             std::cerr << "bpfchain-operator: leading\n";
-             work = std::thread([&, leading] { runController(leading); });
-           },
-       .onStoppedLeading =
-           [&] {
-             if (work.joinable())
-               work.join();
-           },
-       .onNewLeader =
-           [](const std::string& who) {
-             std::cerr << "bpfchain-operator: leader is " << (who.empty() ? "nobody" : who) << "\n";
-           }});
-  if (!elector) {
-    std::cerr << "bpfchain-operator: " << elector.error().message() << "\n";
-    return 1;
-  }
-  std::thread signals([&] {
-    waitForSignal();
-    (*elector)->stop();
-  });
-  k8s::ElectionEnd end = (*elector)->run();
-  stopRequested = true;
-  signals.join();
-  if (work.joinable())
+    std::stop_source stop;
+    std::thread work([&] { runController(stop.get_token()); });
+    mainLoop([] { return false; });
+    stop.request_stop();
     work.join();
-  // Losing the Lease means another replica may act: stop at once, as controller-runtime does.
-  return end == k8s::ElectionEnd::LostLeadership ? 1 : 0;
+  } else {
+    std::thread work;
+    auto elector = k8s::LeaderElector::create(
+        *client,
+        {.leaseNamespace = flags->leaseNamespace,
+         .leaseName = "bpfchain-operator",
+         .identity = identity()},
+        {.onStartedLeading =
+             [&](const std::stop_token& leadership) {
+               std::cerr << "bpfchain-operator: leading\n";
+               leading = true;
+               metrics.setLeader(true);
+               work = std::thread([&, leadership] { runController(leadership); });
+             },
+         .onStoppedLeading =
+             [&] {
+               if (work.joinable())
+                 work.join();
+               leading = false;
+               metrics.setLeader(false);
+             },
+         .onNewLeader =
+             [](const std::string& who) {
+               std::cerr << "bpfchain-operator: leader is " << (who.empty() ? "nobody" : who)
+                         << "\n";
+             }});
+    if (!elector) {
+      std::cerr << "bpfchain-operator: " << elector.error().message() << "\n";
+      return 1;
+    }
+    std::atomic<bool> ended{false};
+    k8s::ElectionEnd end = k8s::ElectionEnd::Stopped;
+    std::thread election([&] {
+      end = (*elector)->run();
+      ended = true;
+    });
+    mainLoop([&] { return ended.load(); });
+    (*elector)->stop(); // stops the controller, then releases the Lease
+    election.join();
+    if (work.joinable())
+      work.join();
+    if (end == k8s::ElectionEnd::LostLeadership) {
+      std::cerr << "bpfchain-operator: lost the lease\n";
+      failed = true;
+    }
+  }
+  server->reset();
+  std::cerr << "bpfchain-operator: " << (failed ? "exiting on failure" : "stopped") << "\n";
+  return failed ? 1 : 0;
 }

@@ -101,9 +101,9 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     d.waitingFor = "canary nodes";
     return d;
   }
+  if (canaries > 0 && !d.memory.canaryReadyAt)
+    d.memory.canaryReadyAt = now; // also what the CanaryReady event is told by
   if (canaries > 0 && policy.pauseSeconds > 0) {
-    if (!d.memory.canaryReadyAt)
-      d.memory.canaryReadyAt = now;
     auto resume = *d.memory.canaryReadyAt + std::chrono::seconds(policy.pauseSeconds);
     if (now < resume) {
       d.requeueAfter = std::chrono::ceil<std::chrono::seconds>(resume - now);

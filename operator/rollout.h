@@ -37,10 +37,10 @@ int resolveMaxUnavailable(const std::string& value, int matched);
 
 // What the operator remembers between reconciles (BpfChain.status.rollout).
 struct RolloutMemory {
-  int64_t generation = 0; // the target these fields are about
-  std::optional<Clock::time_point> canaryReadyAt;
-  std::optional<int64_t> stableGeneration; // last generation Ready on every matched node
-  bool rolledBack = false;                 // the target was rolled back: do not re-apply it
+  int64_t generation = 0;                         // the target these fields are about
+  std::optional<Clock::time_point> canaryReadyAt; // when every canary was first Ready
+  std::optional<int64_t> stableGeneration;        // last generation Ready on every matched node
+  bool rolledBack = false;                        // the target was rolled back: do not re-apply it
 };
 
 // One matched node, as its BpfNodeConfig shows it.

@@ -36,6 +36,11 @@ bool tooLarge(const ApiError& error) {
   return error.message.find("Too large resource version") != std::string::npos;
 }
 
+void stripManagedFields(Json& object) {
+  if (object.is_object() && object.has_field("metadata") && object.at("metadata").is_object())
+    object.at("metadata").erase("managedFields");
+}
+
 } // namespace
 
 Informer::Informer(Client& client, Resource resource, InformerOptions options)
@@ -204,6 +209,8 @@ std::optional<ApiError> Informer::listAndReplace() {
 void Informer::replace(std::vector<Json> items, const std::string& resourceVersion) {
   std::map<std::string, Json> previous;
   for (auto& item : items) {
+    if (options_.stripManagedFields)
+      stripManagedFields(item);
     std::string key = keyOf(item);
     previous.insert_or_assign(std::move(key), std::move(item));
   }
@@ -302,6 +309,8 @@ void Informer::apply(WatchEvent& event) {
     resourceVersion_ = resourceVersion;
     return;
   }
+  if (options_.stripManagedFields)
+    stripManagedFields(event.object);
   std::string key = keyOf(event.object);
   std::optional<Json> old;
   std::map<std::string, Json>::iterator at;

@@ -55,6 +55,11 @@ struct InformerOptions {
   // watch cache, without reading etcd, in one piece (it ignores the page size then); true = ""
   // (a consistent read, paginated). Later lists: see informer.cpp, listAndReplace().
   bool consistentFirstList = false;
+  // Drop metadata.managedFields from every object before it is cached or handed to a handler,
+  // as controller-runtime's TransformStripManagedFields: server-side apply bookkeeping that
+  // controllers rarely read, and often half of an object (a BpfNodeConfig written by 20 field
+  // managers: 21 of its 46 KB). Off by default: the cache then holds what the server sent.
+  bool stripManagedFields = false;
 };
 
 struct InformerEventHandler {

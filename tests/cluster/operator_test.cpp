@@ -1,14 +1,18 @@
 // bpfchain-operator, as a process, against the real kube-apiserver, with simulated agents: a
 // thread that plays every node's agent by writing BpfNodeConfig status (Ready, or Failed for
-// the node/generation pairs a test names) a short while after each assignment.
+// the node/generation pairs a test names) a short while after each assignment. The operator
+// serves its metrics on a free loopback port, which it names in its log.
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 #include "harness/control_plane.h"
 #include "harness/process.h"
@@ -28,6 +32,13 @@ const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", 
 const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
                                  false};
 const std::string kSha(64, 'a');
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -53,6 +64,14 @@ public:
   void fail(const std::string& node, int64_t generation) {
     std::lock_guard lock(mu_);
     failing_.insert({node, generation});
+  }
+  // The node's agent stops reporting (its status stays as it was) until thawed.
+  void freeze(const std::string& node, bool frozen = true) {
+    std::lock_guard lock(mu_);
+    if (frozen)
+      frozen_.insert(node);
+    else
+      frozen_.erase(node);
   }
   // The most nodes seen applying (assigned but not yet reported) at once, per chain.
   int maxApplying() {
@@ -82,6 +101,11 @@ private:
   // Returns how many chains on this node are still applying.
   int report(const Json& config) {
     std::string node = k8s::nameOf(config);
+    {
+      std::lock_guard lock(mu_);
+      if (frozen_.contains(node))
+        return 0;
+    }
     Json chains = Json::array();
     size_t n = 0;
     int applying = 0;
@@ -123,6 +147,7 @@ private:
   std::thread thread_;
   std::mutex mu_;
   std::set<std::pair<std::string, int64_t>> failing_;
+  std::set<std::string> frozen_;
   std::map<std::tuple<std::string, std::string, int64_t>, std::chrono::steady_clock::time_point>
       seen_;
   std::map<std::pair<std::string, int64_t>, std::vector<std::string>> order_;
@@ -164,8 +189,12 @@ protected:
   static Result<ChildProcess> spawnOperator(const std::vector<std::string>& extra,
                                             const std::string& log) {
     std::vector<std::string> argv{std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator",
-                                  "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig(),
-                                  "--cleanup-deadline", "20"};
+                                  "--kubeconfig",
+                                  ControlPlaneEnvironment::get().kubeconfig(),
+                                  "--cleanup-deadline",
+                                  "20",
+                                  "--metrics-address",
+                                  "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return ChildProcess::spawn(argv, logDir_->path() + "/" + log);
   }
@@ -227,6 +256,44 @@ protected:
   static std::string statusString(const std::string& chain, const char* field) {
     auto c = client_->get(kChains, "", chain);
     return c ? k8s::stringAt(*c, {"status", field}) : "";
+  }
+
+  // The port of the metrics server that the operator logging to `log` announced last.
+  static uint16_t metricsPort(const std::string& log = "operator.log") {
+    const std::string prefix = "serving metrics on 127.0.0.1:";
+    std::string text = readFile(logDir_->path() + "/" + log);
+    auto at = text.rfind(prefix);
+    return at == std::string::npos ? 0 : std::stoi(text.substr(at + prefix.size()));
+  }
+
+  struct Http {
+    int status = 0;
+    std::string body;
+  };
+  static Http http(uint16_t port, const std::string& path) {
+    auto out = runCommand({"curl", "-s", "-m", "5", "-w", "\n%{http_code}",
+                           "http://127.0.0.1:" + std::to_string(port) + path});
+    if (!out || out->exitCode != 0)
+      return {};
+    auto nl = out->out.rfind('\n');
+    return {std::stoi(out->out.substr(nl + 1)), out->out.substr(0, nl)};
+  }
+
+  // The value of the sample written exactly `series` (name{labels}) in a scrape, or -1.
+  static double sample(const std::string& scrape, const std::string& series) {
+    std::istringstream lines(scrape);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with(series + " "))
+        return std::stod(line.substr(series.size() + 1));
+    return -1;
+  }
+
+  // "reason|message" per line, of the Events about `object` (cluster-scoped: in "default").
+  static std::string eventsOf(const std::string& object) {
+    auto out = ControlPlaneEnvironment::get().kubectl(
+        {"get", "events", "-n", "default", "--field-selector", "involvedObject.name=" + object,
+         "-o", "jsonpath={range .items[*]}{.reason}|{.message}{\"\\n\"}{end}"});
+    return out ? out->out : "";
   }
 
   void dumpLogOnFailure() {
@@ -292,6 +359,22 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
   EXPECT_EQ(assigned("halt-1", "halting"), 2);
   EXPECT_EQ(assigned("halt-2", "halting"), 1);
   EXPECT_EQ(assigned("halt-3", "halting"), 1);
+
+  // The story, as `kubectl get events --field-selector involvedObject.name=halting` tells it.
+  std::string events;
+  EXPECT_TRUE(eventually([&] {
+    events = eventsOf("halting");
+    return events.find("RolloutHalted|") != std::string::npos;
+  }));
+  for (const char* line :
+       {"RolloutStarted|rolling out generation 1 to 4 node(s)",
+        "CanaryReady|the canary node(s) run generation 1 Ready",
+        "RolloutComplete|generation 1 runs on 4 node(s), 4 Ready",
+        "RolloutStarted|rolling out generation 2 to 4 node(s)",
+        "CanaryReady|the canary node(s) run generation 2 Ready",
+        "RolloutHalted|generation 2 halted: node halt-1 failed: VerifierRejected: R1 invalid"})
+    EXPECT_NE(events.find(line), std::string::npos) << line << " not in:\n" << events;
+  EXPECT_EQ(events.find("RolloutComplete|generation 2"), std::string::npos) << events;
 }
 
 TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
@@ -323,6 +406,15 @@ TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
   ASSERT_TRUE(config.ok());
   EXPECT_NE(config->serialize().find("\"name\":\"counter\""), std::string::npos);
   EXPECT_EQ(config->serialize().find("counter-v2"), std::string::npos);
+  std::string events;
+  EXPECT_TRUE(eventually([&] {
+    events = eventsOf("rolling");
+    return events.find("RolledBack|") != std::string::npos;
+  }));
+  EXPECT_NE(events.find("RolledBack|generation 2 rolled back to generation 1 on "),
+            std::string::npos)
+      << events;
+  EXPECT_NE(events.find("node back-2 failed: VerifierRejected"), std::string::npos) << events;
 }
 
 TEST_F(Operator, NodeLabelsMoveChainsOnAndOff) {
@@ -361,18 +453,141 @@ TEST_F(Operator, DeletingAChainClearsEveryNodeBeforeTheFinalizerGoes) {
   EXPECT_EQ(assigned("del-1", "doomed"), -1);
 }
 
+TEST_F(Operator, ACleanupPastTheDeadlineIsReportedAndTheChainStillGoes) {
+  addNode("stuck-0", "stuck");
+  ASSERT_TRUE(client_->create(kChains, chain("stuck", "stuck", {"counter"}, "{}")).ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("stuck", "Ready") == "True"; }, 60s));
+  agents_->freeze("stuck-0"); // its agent never confirms the removal
+  ASSERT_TRUE(client_->remove(kChains, "", "stuck").ok());
+  EXPECT_TRUE(eventually([] { return assigned("stuck-0", "stuck") == -1; }));
+  std::this_thread::sleep_for(3s);
+  EXPECT_FALSE(gone(kChains, "stuck")) << "the finalizer went before the deadline (20 s)";
+  EXPECT_TRUE(eventually([] { return gone(kChains, "stuck"); }, 45s));
+  std::string events = eventsOf("stuck");
+  EXPECT_NE(events.find("CleanupDeadlineExceeded|agents did not confirm removal within 20 s on "
+                        "1 node(s): stuck-0"),
+            std::string::npos)
+      << events;
+  agents_->freeze("stuck-0", false);
+}
+
+TEST_F(Operator, ServesMetricsHealthAndReadiness) {
+  addNode("metered-0", "metered");
+  addNode("metered-1", "metered");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("metered", "metered", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":"100%"})"))
+                  .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("metered", "Ready") == "True"; }, 60s));
+  uint16_t port = metricsPort();
+  ASSERT_NE(port, 0) << "no \"serving metrics on\" line in the operator's log";
+
+  Http healthz = http(port, "/healthz");
+  EXPECT_EQ(healthz.status, 200);
+  EXPECT_EQ(healthz.body, "ok\n");
+  Http readyz = http(port, "/readyz");
+  EXPECT_EQ(readyz.status, 200);
+  EXPECT_EQ(readyz.body, "ok\n");
+  EXPECT_EQ(http(port, "/metricz").status, 404);
+
+  std::string scrape;
+  EXPECT_TRUE(eventually([&] {
+    scrape = http(port, "/metrics").body;
+    return sample(scrape, R"(bpfchain_operator_rollout_nodes{chain="metered",state="ready"})") == 2;
+  })) << scrape;
+  for (const char* state : {"matched", "updated"})
+    EXPECT_EQ(
+        sample(scrape, std::string(R"(bpfchain_operator_rollout_nodes{chain="metered",state=")") +
+                           state + "\"}"),
+        2)
+        << state;
+  for (const char* state : {"failed", "pending"})
+    EXPECT_EQ(
+        sample(scrape, std::string(R"(bpfchain_operator_rollout_nodes{chain="metered",state=")") +
+                           state + "\"}"),
+        0)
+        << state;
+  EXPECT_GT(
+      sample(scrape, R"(bpfchain_operator_reconciles_total{controller="chain",result="success"})"),
+      0);
+  EXPECT_GT(
+      sample(scrape, R"(bpfchain_operator_reconciles_total{controller="node",result="success"})"),
+      0);
+  EXPECT_GE(
+      sample(scrape, R"(bpfchain_operator_reconciles_total{controller="chain",result="error"})"),
+      0);
+  EXPECT_GT(
+      sample(scrape, R"(bpfchain_operator_reconcile_duration_seconds_count{controller="chain"})"),
+      0);
+  EXPECT_EQ(sample(scrape, "bpfchain_operator_leader"), 1);
+  EXPECT_NE(scrape.find("bpfchain_operator_info{version=\""), std::string::npos) << scrape;
+
+  // A deleted chain's series go with it.
+  ASSERT_TRUE(client_->remove(kChains, "", "metered").ok());
+  ASSERT_TRUE(eventually([] { return gone(kChains, "metered"); }, 60s));
+  EXPECT_TRUE(eventually(
+      [&] { return http(port, "/metrics").body.find(R"(chain="metered")") == std::string::npos; }));
+
+  // Prometheus's linter has nothing to say about the exposition.
+  auto dir = TempDir::create("scrape");
+  ASSERT_TRUE(dir.ok());
+  std::string file = dir->path() + "/metrics.txt";
+  std::ofstream(file) << http(port, "/metrics").body;
+  FILE* pipe = ::popen(("promtool check metrics < " + file + " 2>&1").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string lint;
+  char buf[512];
+  for (size_t n = 0; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;)
+    lint.append(buf, n);
+  int status = ::pclose(pipe);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << lint;
+  EXPECT_EQ(lint, "");
+}
+
+TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {
+  addNode("quiet-0", "quiet");
+  ASSERT_TRUE(client_->create(kChains, chain("quiet", "quiet", {"counter"}, "{}")).ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("quiet", "Ready") == "True"; }, 60s));
+  uint16_t port = metricsPort();
+  ASSERT_NE(port, 0);
+  const std::string writes = "bpfchain_operator_status_writes_total";
+  const std::string reconciles =
+      R"(bpfchain_operator_reconciles_total{controller="chain",result="success"})";
+  // Wait until no chain of the suite writes any more.
+  double before = -1;
+  ASSERT_TRUE(eventually([&] {
+    double now = sample(http(port, "/metrics").body, writes);
+    std::this_thread::sleep_for(1500ms);
+    before = sample(http(port, "/metrics").body, writes);
+    return now >= 0 && now == before;
+  }));
+  double reconciledBefore = sample(http(port, "/metrics").body, reconciles);
+  auto statusBefore = client_->get(kChains, "", "quiet");
+  ASSERT_TRUE(statusBefore.ok());
+
+  // Each annotation change is an update event, so a reconcile, which finds nothing to do.
+  for (int i = 0; i < 5; ++i) {
+    Json patch = Json::object();
+    patch["metadata"]["annotations"]["example.com/touched"] = Json::string(std::to_string(i));
+    ASSERT_TRUE(client_->patch(kChains, "", "quiet", k8s::PatchType::Merge, patch).ok());
+    std::this_thread::sleep_for(200ms);
+  }
+  std::string scrape;
+  EXPECT_TRUE(eventually([&] {
+    scrape = http(port, "/metrics").body;
+    return sample(scrape, reconciles) >= reconciledBefore + 5;
+  })) << scrape;
+  EXPECT_EQ(sample(scrape, writes), before);
+  auto statusAfter = client_->get(kChains, "", "quiet");
+  ASSERT_TRUE(statusAfter.ok());
+  EXPECT_EQ(statusAfter->at("status").serialize(), statusBefore->at("status").serialize());
+}
+
 } // namespace
 } // namespace bpfchain::testing
 
 namespace bpfchain::testing {
 namespace {
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class OperatorRestarts : public Operator {
 protected:
@@ -439,6 +654,105 @@ TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
         return config && config->serialize().find("\"priority\":7") != std::string::npos;
       },
       60s));
+}
+
+TEST_F(OperatorRestarts, SigtermStopsWithinFiveSecondsAndExitsZero) {
+  if (operator_)
+    operator_->stop();
+  delete operator_;
+  operator_ = nullptr;
+  auto op = spawnOperator({}, "operator-sigterm.log");
+  ASSERT_TRUE(op.ok()) << op.error().message();
+  operator_ = new ChildProcess(std::move(*op));
+  const std::string log = logDir_->path() + "/operator-sigterm.log";
+  ASSERT_TRUE(eventually(
+      [&] { return readFile(log).find("controller running") != std::string::npos; }, 60s));
+  // Work in flight: a chain rolling out to a few nodes.
+  for (int i = 0; i < 8; ++i)
+    addNode("term-" + std::to_string(i), "term");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("terminated", "term", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":"100%"})"))
+                  .ok());
+  std::this_thread::sleep_for(300ms);
+  auto started = std::chrono::steady_clock::now();
+  int code = operator_->stop();
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(code, 0) << readFile(log);
+  EXPECT_LT(took, 5s);
+  std::cerr << "SIGTERM to exit: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+  EXPECT_NE(readFile(log).find("controller stopped"), std::string::npos);
+
+  // The next operator finishes the rollout.
+  auto next = spawnOperator({}, "operator.log");
+  ASSERT_TRUE(next.ok()) << next.error().message();
+  delete operator_;
+  operator_ = new ChildProcess(std::move(*next));
+  EXPECT_TRUE(eventually([] { return conditionOf("terminated", "Ready") == "True"; }, 60s));
+}
+
+TEST_F(OperatorRestarts, SigtermReleasesTheLeaseAndTheStandbyTakesOverAtOnce) {
+  if (operator_)
+    operator_->stop();
+  delete operator_;
+  operator_ = nullptr;
+  auto a = spawnOperator({"--leader-elect"}, "le-a.log");
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto b = spawnOperator({"--leader-elect"}, "le-b.log");
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  const std::string logA = logDir_->path() + "/le-a.log";
+  const std::string logB = logDir_->path() + "/le-b.log";
+  auto leads = [&](const std::string& log) {
+    return readFile(log).find("bpfchain-operator: leading") != std::string::npos;
+  };
+  // The Lease may still name the last test's leader, killed by SIGKILL: up to a lease
+  // duration and two retries until it expires.
+  ASSERT_TRUE(eventually([&] { return leads(logA) || leads(logB); }, 40s));
+  bool aLeads = leads(logA);
+  ChildProcess leader = std::move(aLeads ? *a : *b);
+  ChildProcess standby = std::move(aLeads ? *b : *a);
+  const std::string& leaderLog = aLeads ? logA : logB;
+  const std::string& standbyLog = aLeads ? logB : logA;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string leaderId = std::string(host) + "_" + std::to_string(leader.pid());
+  std::string standbyId = std::string(host) + "_" + std::to_string(standby.pid());
+  auto holder = [] {
+    auto lease = client_->get(k8s::resources::kLeases, "bpfchain-system", "bpfchain-operator");
+    return lease ? k8s::stringAt(*lease, {"spec", "holderIdentity"}) : "<no lease>";
+  };
+  EXPECT_EQ(holder(), leaderId);
+
+  // Readiness is about serving, not leading: the standby is ready too, and says it leads not.
+  uint16_t standbyPort = metricsPort(aLeads ? "le-b.log" : "le-a.log");
+  uint16_t leaderPort = metricsPort(aLeads ? "le-a.log" : "le-b.log");
+  EXPECT_TRUE(eventually([&] { return http(leaderPort, "/readyz").status == 200; }));
+  EXPECT_EQ(http(standbyPort, "/readyz").status, 200);
+  EXPECT_EQ(sample(http(leaderPort, "/metrics").body, "bpfchain_operator_leader"), 1);
+  EXPECT_EQ(sample(http(standbyPort, "/metrics").body, "bpfchain_operator_leader"), 0);
+
+  auto started = std::chrono::steady_clock::now();
+  int code = leader.stop();
+  auto stopped = std::chrono::steady_clock::now() - started;
+  std::string after = holder();
+  EXPECT_EQ(code, 0) << readFile(leaderLog);
+  EXPECT_LT(stopped, 5s);
+  // Released: the holder is cleared (unless the standby's attempt fell into these few ms).
+  EXPECT_TRUE(after.empty() || after == standbyId) << after;
+  EXPECT_TRUE(eventually([&] { return leads(standbyLog); }, 10s));
+  auto takeover = std::chrono::steady_clock::now() - started;
+  // Without the release it would wait out the lease duration (15 s).
+  EXPECT_LT(takeover, 8s);
+  EXPECT_EQ(holder(), standbyId);
+  std::cerr << "SIGTERM to exit: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(stopped).count()
+            << " ms, Lease after exit: \"" << after << "\", standby leads after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(takeover).count() << " ms\n";
+  EXPECT_TRUE(eventually([&] { return http(standbyPort, "/readyz").status == 200; }));
+  EXPECT_TRUE(eventually(
+      [&] { return sample(http(standbyPort, "/metrics").body, "bpfchain_operator_leader") == 1; }));
+  operator_ = new ChildProcess(std::move(standby));
 }
 
 } // namespace

@@ -1,0 +1,599 @@
+// The operator at scale (issue 5): N Nodes (default 1,000), C BpfChains (default 20) that
+// each select every node, one bpfchain-operator process, and simulated agents: an informer on
+// the BpfNodeConfigs whose handler marks every chain generation it sees in a node's spec Ready
+// in that node's status (server-side apply on the status subresource, from a few threads), as
+// real agents would, so that rollouts progress. Rollouts use canaryNodes 0 and
+// maxUnavailable 100%, so nothing waits on a canary.
+//
+// Measured:
+//   startup   operator start -> a BpfNodeConfig for every node;
+//   create    the C chains created at once -> every BpfNodeConfig has every chain at
+//             generation 1 in spec ("written"), and -> every chain's Ready condition True;
+//   change    one chain's spec patched (a new priority: a new generation) -> every
+//             BpfNodeConfig has that generation of the chain in spec, and -> the chain Ready
+//             again; repeated --runs times on different chains, median and min-max;
+//   memory    the operator's VmRSS and VmHWM (/proc/PID/status) after startup, after the
+//             creation and after the changes, each at steady state.
+//
+// It starts a control plane of its own (tests/harness, scripts/local-cluster.sh) unless
+// --kubeconfig names one, which must be empty of bpfchain objects:
+//   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
+//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4] [--operator-log FILE]
+//       [--operator-arg ARG]...
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "harness/control_plane.h"
+#include "harness/process.h"
+#include "harness/resources.h"
+#include "k8s/client.h"
+#include "k8s/informer.h"
+
+using namespace bpfchain;
+using k8s::Json;
+using SteadyClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
+const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
+                                 false};
+
+struct Options {
+  int nodes = 1000;
+  int chains = 20;
+  int runs = 5;
+  int agentThreads = 4;
+  std::string kubeconfig;
+  std::string operatorPath;
+  std::string operatorLog; // "" = a temporary file
+  std::vector<std::string> operatorArgs;
+};
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "bpfchain-bench-operator-scale: %s\n", message.c_str());
+  std::exit(1);
+}
+
+[[noreturn]] void usage() {
+  std::fprintf(stderr, "usage: bpfchain-bench-operator-scale [--nodes N] [--chains C] [--runs R]\n"
+                       "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
+                       " [--operator-arg ARG]...\n");
+  std::exit(2);
+}
+
+std::string selfDir() {
+  char path[4096] = {};
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0)
+    return ".";
+  std::string self(path, n);
+  return self.substr(0, self.rfind('/'));
+}
+
+Options parseOptions(int argc, char** argv) {
+  Options o;
+  o.operatorPath = selfDir() + "/bpfchain-operator";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usage();
+      return argv[++i];
+    };
+    if (arg == "--nodes")
+      o.nodes = std::stoi(value());
+    else if (arg == "--chains")
+      o.chains = std::stoi(value());
+    else if (arg == "--runs")
+      o.runs = std::stoi(value());
+    else if (arg == "--agent-threads")
+      o.agentThreads = std::stoi(value());
+    else if (arg == "--kubeconfig")
+      o.kubeconfig = value();
+    else if (arg == "--operator")
+      o.operatorPath = value();
+    else if (arg == "--operator-log")
+      o.operatorLog = value();
+    else if (arg == "--operator-arg")
+      o.operatorArgs.push_back(value());
+    else
+      usage();
+  }
+  if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1)
+    usage();
+  return o;
+}
+
+double msSince(SteadyClock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+}
+
+// VmRSS and VmHWM of a process, in KiB.
+std::pair<long, long> memoryOf(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  long rss = -1, hwm = -1;
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:"))
+      rss = std::strtol(line.c_str() + 6, nullptr, 10);
+    else if (line.starts_with("VmHWM:"))
+      hwm = std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return {rss, hwm};
+}
+
+// CPU time (user + system) a process has used so far, in seconds; 0 when it is gone.
+double cpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto end = text.rfind(')'); // the command may hold spaces
+  if (end == std::string::npos)
+    return 0;
+  std::istringstream fields(text.substr(end + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; fields >> field && i <= 15; ++i)
+    if (i == 14 || i == 15) // utime, stime
+      ticks += std::stod(field);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+pid_t pidFrom(const std::string& file) {
+  std::ifstream in(file);
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// CPU seconds used, over an interval, by the operator, the API server and etcd.
+struct CpuUse {
+  double op = 0, apiserver = 0, etcd = 0;
+};
+
+std::string wallClock() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%H:%M:%S", &tm);
+  return text;
+}
+
+std::string mib(long kib) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", kib / 1024.0);
+  return text;
+}
+
+std::string nodeName(int i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "node-%04d", i);
+  return name;
+}
+
+std::string chainName(int i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "chain-%02d", i);
+  return name;
+}
+
+// A chain of three programs with global data and map arguments: about 1 KiB per node entry.
+Json chainObject(int i) {
+  Json c = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfChain","metadata":{},
+    "spec":{"hook":"xdp","priority":100,"nodeSelector":{"matchLabels":{"bench.bpfchain.io/node":"yes"}},
+            "interfaces":{"names":["eth0","/^ens[0-9]+$/"]},
+            "rollout":{"canaryNodes":0,"maxUnavailable":"100%","failurePolicy":"Halt"},
+            "programs":[]}})");
+  c["metadata"]["name"] = Json::string(chainName(i));
+  c["spec"]["priority"] = Json::number(100 + i);
+  const char* programs[] = {"ratelimit", "connlimit", "telemetry"};
+  for (size_t p = 0; p < 3; ++p) {
+    Json& prog = c["spec"]["programs"][p];
+    std::string name = programs[p];
+    prog["name"] = Json::string(name);
+    std::string url = "https://packages.example/";
+    url += name;
+    url += "/1.2.0/";
+    url += name;
+    url += ".tar.gz";
+    prog["package"]["url"] = Json::string(url);
+    prog["package"]["sha256"] = Json::string(std::string(63, '0') + std::to_string(p));
+    prog["entry"] = Json::string("xdp_" + name);
+    prog["nextMap"] = Json::string("xdp_" + name + "_next");
+    prog["globalData"]["rate_limit"] = Json::string("1000");
+    prog["mapArgs"][0]["map"] = Json::string(name + "_ports");
+    prog["mapArgs"][0]["mode"] = Json::string("replace");
+    prog["mapArgs"][0]["entries"][0]["key"] = Json::string("8080");
+    prog["mapArgs"][0]["entries"][0]["value"] = Json::string("1");
+  }
+  return c;
+}
+
+// Runs `work(i)` for i in [0, count) on `threads` threads.
+void parallel(int count, int threads, const std::function<void(int)>& work) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (int i; (i = next++) < count;)
+        work(i);
+    });
+  for (auto& t : pool)
+    t.join();
+}
+
+// The agents of every node, and the bench's view of every BpfNodeConfig's spec.
+class SimulatedAgents {
+public:
+  SimulatedAgents(k8s::Client& client, int threads)
+      : client_(client), informer_(client, kNodeConfigs) {
+    informer_.addEventHandler({
+        .onAdd = [this](const Json& o) { observe(o); },
+        .onUpdate = [this](const Json&, const Json& o) { observe(o); },
+        .onDelete = [](const Json&) {},
+    });
+    informer_.start();
+    for (int t = 0; t < threads; ++t)
+      workers_.emplace_back([this] { work(); });
+  }
+  ~SimulatedAgents() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    dirtyCv_.notify_all();
+    for (auto& t : workers_)
+      t.join();
+    informer_.stop();
+  }
+
+  // Blocks until `done` holds (checked under the lock every 20 ms); false after `timeout`.
+  bool waitFor(const std::function<bool()>& done, std::chrono::seconds timeout) {
+    auto deadline = SteadyClock::now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (done())
+          return true;
+      }
+      if (SteadyClock::now() >= deadline)
+        return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  // Under waitFor's lock: how many configs there are, and how many have `chain` at
+  // `generation` in spec (in status, Ready).
+  size_t configs() const { return spec_.size(); }
+  size_t assigned(const std::string& chain, int64_t generation) const {
+    return std::count_if(spec_.begin(), spec_.end(), [&](const auto& node) {
+      auto it = node.second.find(chain);
+      return it != node.second.end() && it->second == generation;
+    });
+  }
+  size_t everywhere(int64_t generation, int chains) const {
+    return std::count_if(spec_.begin(), spec_.end(), [&](const auto& node) {
+      int at = 0;
+      for (const auto& entry : node.second)
+        at += entry.second == generation;
+      return at == chains;
+    });
+  }
+  uint64_t statusWrites() const { return writes_; }
+
+private:
+  void observe(const Json& config) {
+    std::map<std::string, int64_t> chains;
+    if (config.has_field("spec") && config.at("spec").has_field("chains"))
+      for (const auto& entry : config.at("spec").at("chains").as_array())
+        chains[k8s::stringAt(entry, {"name"})] = entry.at("generation").as_number().to_int64();
+    std::map<std::string, int64_t> reported;
+    if (config.has_field("status") && config.at("status").has_field("chains"))
+      for (const auto& entry : config.at("status").at("chains").as_array())
+        reported[k8s::stringAt(entry, {"name"})] = entry.at("generation").as_number().to_int64();
+    std::string node = k8s::nameOf(config);
+    {
+      std::lock_guard lock(mu_);
+      spec_[node] = chains;
+      if (chains != reported && !queued_.contains(node)) {
+        queued_.insert(node);
+        dirty_.push_back(node);
+        dirtyCv_.notify_one();
+      }
+    }
+  }
+
+  // Reports, for one node at a time, every chain in its spec Ready at its generation.
+  void work() {
+    for (;;) {
+      std::string node;
+      std::map<std::string, int64_t> chains;
+      {
+        std::unique_lock lock(mu_);
+        dirtyCv_.wait(lock, [&] { return stop_ || !dirty_.empty(); });
+        if (stop_)
+          return;
+        node = dirty_.front();
+        dirty_.erase(dirty_.begin());
+        queued_.erase(node);
+        chains = spec_[node];
+      }
+      Json body = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
+                                  "metadata":{},"status":{"chains":[]}})");
+      body["metadata"]["name"] = Json::string(node);
+      size_t n = 0;
+      for (const auto& [chain, generation] : chains) {
+        Json& s = body["status"]["chains"][n++];
+        s["name"] = Json::string(chain);
+        s["generation"] = Json::number(generation);
+        s["phase"] = Json::string("Ready");
+      }
+      auto applied = client_.apply(kNodeConfigs, body, "bench-agent", true, "status");
+      ++writes_;
+      if (!applied && !applied.error().notFound())
+        std::fprintf(stderr, "agent %s: %s\n", node.c_str(), applied.error().describe().c_str());
+    }
+  }
+
+  k8s::Client& client_;
+  k8s::Informer informer_;
+  mutable std::mutex mu_;
+  std::condition_variable dirtyCv_;
+  std::map<std::string, std::map<std::string, int64_t>> spec_; // node -> chain -> generation
+  std::vector<std::string> dirty_;
+  std::set<std::string> queued_;
+  bool stop_ = false;
+  std::atomic<uint64_t> writes_{0};
+  std::vector<std::thread> workers_;
+};
+
+bool chainReady(k8s::Client& client, const std::string& name, int64_t generation) {
+  auto c = client.get(kChains, "", name);
+  if (!c || !c->has_field("status") || !c->at("status").has_field("conditions"))
+    return false;
+  for (const auto& cond : c->at("status").at("conditions").as_array())
+    if (k8s::stringAt(cond, {"type"}) == "Ready")
+      return k8s::stringAt(cond, {"status"}) == "True" &&
+             cond.at("observedGeneration").as_number().to_int64() == generation;
+  return false;
+}
+
+// Polls until every chain in `names` is Ready at `generation` (50 ms apart).
+bool waitReady(k8s::Client& client, const std::vector<std::string>& names, int64_t generation,
+               std::chrono::seconds timeout) {
+  auto deadline = SteadyClock::now() + timeout;
+  std::set<std::string> waiting(names.begin(), names.end());
+  while (!waiting.empty() && SteadyClock::now() < deadline) {
+    for (auto it = waiting.begin(); it != waiting.end();)
+      it = chainReady(client, *it, generation) ? waiting.erase(it) : std::next(it);
+    if (!waiting.empty())
+      std::this_thread::sleep_for(50ms);
+  }
+  return waiting.empty();
+}
+
+struct Stats {
+  double median, min, max;
+};
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {median, v.front(), v.back()};
+}
+
+std::string seconds(double ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f s", ms / 1000);
+  return text;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options o = parseOptions(argc, argv);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<bpfchain::testing::ControlPlane> plane;
+  std::string kubeconfig = o.kubeconfig;
+  if (kubeconfig.empty()) {
+    std::fprintf(stderr, "starting a control plane...\n");
+    auto started = bpfchain::testing::ControlPlane::start();
+    if (!started)
+      die(started.error().message());
+    plane = std::make_unique<bpfchain::testing::ControlPlane>(std::move(*started));
+    kubeconfig = plane->kubeconfig();
+    auto crds = plane->installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
+                                   {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
+    if (!crds)
+      die(crds.error().message());
+  }
+  auto config = k8s::loadKubeconfig(kubeconfig);
+  if (!config)
+    die(config.error().message());
+  auto created = k8s::Client::create(*config);
+  if (!created)
+    die(created.error().message());
+  k8s::Client& client = **created;
+  Json ns = Json::parse(
+      R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bpfchain-system"}})");
+  (void)client.create(k8s::resources::kNamespaces, ns);
+
+  std::fprintf(stderr, "creating %d nodes...\n", o.nodes);
+  auto t0 = SteadyClock::now();
+  parallel(o.nodes, 8, [&](int i) {
+    Json node = Json::parse(R"({"apiVersion":"v1","kind":"Node","metadata":{"labels":{
+      "bench.bpfchain.io/node":"yes","kubernetes.io/os":"linux"}}})");
+    node["metadata"]["name"] = Json::string(nodeName(i));
+    auto r = client.create(k8s::resources::kNodes, node);
+    if (!r && !r.error().alreadyExists())
+      die("create " + nodeName(i) + ": " + r.error().describe());
+  });
+  std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
+
+  SimulatedAgents agents(client, o.agentThreads);
+
+  auto logDir = bpfchain::testing::TempDir::create("operator-bench");
+  if (!logDir)
+    die(logDir.error().message());
+  std::string log = o.operatorLog.empty() ? logDir->path() + "/operator.log" : o.operatorLog;
+  std::vector<std::string> argvOperator{o.operatorPath, "--kubeconfig", kubeconfig,
+                                        "--metrics-address", "127.0.0.1:0"};
+  argvOperator.insert(argvOperator.end(), o.operatorArgs.begin(), o.operatorArgs.end());
+  auto startedAt = SteadyClock::now();
+  auto op = bpfchain::testing::ChildProcess::spawn(argvOperator, log);
+  if (!op)
+    die(op.error().message());
+  auto showLog = [&] {
+    std::ifstream in(log);
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(in, line))
+      lines.push_back(line);
+    for (size_t i = lines.size() > 20 ? lines.size() - 20 : 0; i < lines.size(); ++i)
+      std::fprintf(stderr, "  operator: %s\n", lines[i].c_str());
+  };
+
+  // The control plane's processes, when it is one of scripts/local-cluster.sh.
+  std::string clusterDir = kubeconfig.substr(0, kubeconfig.rfind('/'));
+  pid_t apiserverPid = pidFrom(clusterDir + "/kube-apiserver.pid");
+  pid_t etcdPid = pidFrom(clusterDir + "/etcd.pid");
+  auto cpuNow = [&] {
+    return CpuUse{cpuSeconds(op->pid()), apiserverPid ? cpuSeconds(apiserverPid) : 0,
+                  etcdPid ? cpuSeconds(etcdPid) : 0};
+  };
+  auto cpuSince = [&](const CpuUse& before) {
+    CpuUse now = cpuNow();
+    return CpuUse{now.op - before.op, now.apiserver - before.apiserver, now.etcd - before.etcd};
+  };
+  auto describeCpu = [](const CpuUse& c) {
+    char text[128];
+    std::snprintf(text, sizeof text, "CPU: operator %.1f s, kube-apiserver %.1f s, etcd %.1f s",
+                  c.op, c.apiserver, c.etcd);
+    return std::string(text);
+  };
+
+  // Startup: a BpfNodeConfig per node.
+  size_t n = static_cast<size_t>(o.nodes);
+  if (!agents.waitFor([&] { return agents.configs() == n; }, 600s)) {
+    showLog();
+    die("the operator did not create every BpfNodeConfig within 600 s");
+  }
+  double startupMs = msSince(startedAt);
+  std::this_thread::sleep_for(2s);
+  auto [startRss, startHwm] = memoryOf(op->pid());
+  std::fprintf(stderr, "startup: %zu BpfNodeConfigs %s after the operator started; RSS %s\n", n,
+               seconds(startupMs).c_str(), mib(startRss).c_str());
+
+  // Creation: every chain at once.
+  std::vector<std::string> names;
+  for (int c = 0; c < o.chains; ++c)
+    names.push_back(chainName(c));
+  CpuUse createCpu0 = cpuNow();
+  auto createdAt = SteadyClock::now();
+  for (int c = 0; c < o.chains; ++c) {
+    auto r = client.create(kChains, chainObject(c));
+    if (!r)
+      die("create " + chainName(c) + ": " + r.error().describe());
+  }
+  if (!agents.waitFor([&] { return agents.everywhere(1, o.chains) == n; }, 1800s)) {
+    showLog();
+    die("the chains did not reach every node within 1800 s");
+  }
+  double createWrittenMs = msSince(createdAt);
+  std::fprintf(stderr, "create: %d chains in every BpfNodeConfig after %s\n", o.chains,
+               seconds(createWrittenMs).c_str());
+  if (!waitReady(client, names, 1, 1800s)) {
+    showLog();
+    die("the chains were not Ready within 1800 s");
+  }
+  double createReadyMs = msSince(createdAt);
+  CpuUse createCpu = cpuSince(createCpu0);
+  std::fprintf(stderr, "create: %d chains Ready after %s; %s\n", o.chains,
+               seconds(createReadyMs).c_str(), describeCpu(createCpu).c_str());
+  std::this_thread::sleep_for(3s);
+  auto [createRss, createHwm] = memoryOf(op->pid());
+
+  // Changes: one chain at a time.
+  std::vector<double> written, ready;
+  std::vector<CpuUse> changeCpu;
+  for (int r = 0; r < o.runs; ++r) {
+    std::string name = chainName(r % o.chains);
+    Json patch = Json::object();
+    patch["spec"]["priority"] = Json::number(1000 + r);
+    CpuUse cpu0 = cpuNow();
+    std::string startedClock = wallClock();
+    auto changedAt = SteadyClock::now();
+    auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
+    if (!patched)
+      die("patch " + name + ": " + patched.error().describe());
+    int64_t generation = k8s::generationOf(*patched);
+    if (!agents.waitFor([&] { return agents.assigned(name, generation) == n; }, 600s)) {
+      showLog();
+      die("generation " + std::to_string(generation) + " of " + name +
+          " did not reach every node within 600 s");
+    }
+    written.push_back(msSince(changedAt));
+    if (!waitReady(client, {name}, generation, 600s)) {
+      showLog();
+      die(name + " was not Ready within 600 s");
+    }
+    ready.push_back(msSince(changedAt));
+    changeCpu.push_back(cpuSince(cpu0));
+    std::fprintf(stderr, "change %d (%s generation %lld, at %s): written %s, Ready %s; %s\n", r + 1,
+                 name.c_str(), static_cast<long long>(generation), startedClock.c_str(),
+                 seconds(written.back()).c_str(), seconds(ready.back()).c_str(),
+                 describeCpu(changeCpu.back()).c_str());
+    std::this_thread::sleep_for(1s);
+  }
+  std::this_thread::sleep_for(2s);
+  auto [steadyRss, steadyHwm] = memoryOf(op->pid());
+
+  auto stopAt = SteadyClock::now();
+  int exitCode = op->stop();
+  double stopMs = msSince(stopAt);
+
+  Stats w = stats(written), rd = stats(ready);
+  std::printf("\noperator scale: %d nodes x %d chains (each chain on every node), %d runs\n\n",
+              o.nodes, o.chains, o.runs);
+  std::printf("| what | time | operator RSS (peak) |\n|---|---|---|\n");
+  std::printf("| startup: a BpfNodeConfig for each node | %s | %s (%s) |\n",
+              seconds(startupMs).c_str(), mib(startRss).c_str(), mib(startHwm).c_str());
+  std::printf("| create %d chains: all in every BpfNodeConfig | %s | |\n", o.chains,
+              seconds(createWrittenMs).c_str());
+  std::printf("| create %d chains: all Ready | %s | %s (%s) |\n", o.chains,
+              seconds(createReadyMs).c_str(), mib(createRss).c_str(), mib(createHwm).c_str());
+  std::printf("| change one chain: new generation in every BpfNodeConfig | %s (%s - %s) | |\n",
+              seconds(w.median).c_str(), seconds(w.min).c_str(), seconds(w.max).c_str());
+  std::printf("| change one chain: Ready again | %s (%s - %s) | %s (%s) |\n",
+              seconds(rd.median).c_str(), seconds(rd.min).c_str(), seconds(rd.max).c_str(),
+              mib(steadyRss).c_str(), mib(steadyHwm).c_str());
+  std::printf("| SIGTERM to exit | %.0f ms (exit %d) | |\n", stopMs, exitCode);
+  CpuUse mean;
+  for (const auto& c : changeCpu) {
+    mean.op += c.op / static_cast<double>(changeCpu.size());
+    mean.apiserver += c.apiserver / static_cast<double>(changeCpu.size());
+    mean.etcd += c.etcd / static_cast<double>(changeCpu.size());
+  }
+  std::printf("\ncreate: %s\nchange (mean): %s\n", describeCpu(createCpu).c_str(),
+              describeCpu(mean).c_str());
+  std::printf("\nsimulated agent status writes: %llu\n",
+              static_cast<unsigned long long>(agents.statusWrites()));
+  return 0;
+}

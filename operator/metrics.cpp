@@ -1,0 +1,107 @@
+#include "operator/metrics.h"
+
+namespace bpfchain::op {
+namespace {
+
+constexpr std::array<const char*, 5> kStates{"matched", "updated", "ready", "failed", "pending"};
+
+const char* resultName(ReconcileResult result) {
+  switch (result) {
+  case ReconcileResult::Success:
+    return "success";
+  case ReconcileResult::Error:
+    return "error";
+  case ReconcileResult::Requeue:
+    return "requeue";
+  }
+  return "error";
+}
+
+// controller-runtime's reconcile time buckets, 5 ms to 60 s.
+prometheus::Histogram::BucketBoundaries durationBuckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60};
+}
+
+} // namespace
+
+OperatorMetrics::OperatorMetrics(const std::string& version)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      reconciles_(prometheus::BuildCounter()
+                      .Name("bpfchain_operator_reconciles_total")
+                      .Help("Reconciles by controller (chain, node) and result (success, error, "
+                            "requeue).")
+                      .Register(*registry_)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("bpfchain_operator_reconcile_duration_seconds")
+                    .Help("Time one reconcile took, by controller.")
+                    .Register(*registry_)),
+      rolloutNodes_(prometheus::BuildGauge()
+                        .Name("bpfchain_operator_rollout_nodes")
+                        .Help("Nodes of a chain's rollout by state: matched by the selector, "
+                              "updated to the target generation, ready, failed, pending (not "
+                              "yet updated).")
+                        .Register(*registry_)),
+      statusWrites_(prometheus::BuildCounter()
+                        .Name("bpfchain_operator_status_writes_total")
+                        .Help("BpfChain status writes sent; unchanged statuses are not written.")
+                        .Register(*registry_)
+                        .Add({})),
+      leader_(prometheus::BuildGauge()
+                  .Name("bpfchain_operator_leader")
+                  .Help("1 while this replica leads (always 1 without --leader-elect).")
+                  .Register(*registry_)
+                  .Add({})) {
+  prometheus::BuildGauge()
+      .Name("bpfchain_operator_info")
+      .Help("Build information of the operator.")
+      .Register(*registry_)
+      .Add({{"version", version}})
+      .Set(1);
+  // Every series from the start, so that rate() sees the first increment.
+  for (const char* controller : {"chain", "node"}) {
+    for (auto result : {ReconcileResult::Success, ReconcileResult::Error, ReconcileResult::Requeue})
+      reconciles_.Add({{"controller", controller}, {"result", resultName(result)}});
+    duration_.Add({{"controller", controller}}, durationBuckets());
+  }
+}
+
+void OperatorMetrics::reconciled(const std::string& controller, ReconcileResult result,
+                                 double seconds) {
+  reconciles_.Add({{"controller", controller}, {"result", resultName(result)}}).Increment();
+  duration_.Add({{"controller", controller}}, durationBuckets()).Observe(seconds);
+}
+
+void OperatorMetrics::setRollout(const std::string& chain, const RolloutCounts& counts) {
+  std::lock_guard lock(mu_);
+  auto it = chains_.find(chain);
+  if (it == chains_.end()) {
+    std::array<prometheus::Gauge*, 5> gauges{};
+    for (size_t i = 0; i < kStates.size(); ++i)
+      gauges[i] = &rolloutNodes_.Add({{"chain", chain}, {"state", kStates[i]}});
+    it = chains_.emplace(chain, gauges).first;
+  }
+  const std::array<int, 5> values{counts.matched, counts.updated, counts.ready, counts.failed,
+                                  counts.matched - counts.updated};
+  for (size_t i = 0; i < values.size(); ++i)
+    it->second[i]->Set(values[i]);
+}
+
+void OperatorMetrics::forgetChain(const std::string& chain) {
+  std::lock_guard lock(mu_);
+  auto it = chains_.find(chain);
+  if (it == chains_.end())
+    return;
+  for (auto* gauge : it->second)
+    rolloutNodes_.Remove(gauge);
+  chains_.erase(it);
+}
+
+void OperatorMetrics::statusWritten() {
+  statusWrites_.Increment();
+}
+
+void OperatorMetrics::setLeader(bool leading) {
+  leader_.Set(leading ? 1 : 0);
+}
+
+} // namespace bpfchain::op

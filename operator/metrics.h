@@ -1,0 +1,62 @@
+// The operator's Prometheus metrics (DESIGN.md section 7), served by metrics::MetricsServer on
+// --metrics-address (default :9451):
+//   bpfchain_operator_reconciles_total{controller,result}   controller: chain | node;
+//                                                            result: success | error | requeue
+//   bpfchain_operator_reconcile_duration_seconds{controller} histogram
+//   bpfchain_operator_rollout_nodes{chain,state}             state: matched | updated | ready |
+//                                                            failed | pending (matched, not yet
+//                                                            given the target generation)
+//   bpfchain_operator_status_writes_total                   BpfChain status writes sent (a
+//                                                            reconcile that changes nothing
+//                                                            writes nothing)
+//   bpfchain_operator_leader                                 1 while this replica leads, or
+//                                                            always without --leader-elect
+//   bpfchain_operator_info{version}                          1
+// Thread-safe.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <string>
+
+namespace bpfchain::op {
+
+enum class ReconcileResult { Success, Error, Requeue };
+
+struct RolloutCounts {
+  int matched = 0, updated = 0, ready = 0, failed = 0;
+};
+
+class OperatorMetrics {
+public:
+  explicit OperatorMetrics(const std::string& version);
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // `controller` is "chain" or "node".
+  void reconciled(const std::string& controller, ReconcileResult result, double seconds);
+  void setRollout(const std::string& chain, const RolloutCounts& counts);
+  // The chain is gone: its series go too.
+  void forgetChain(const std::string& chain);
+  void statusWritten();
+  void setLeader(bool leading);
+
+private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& reconciles_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Gauge>& rolloutNodes_;
+  prometheus::Counter& statusWrites_;
+  prometheus::Gauge& leader_;
+
+  std::mutex mu_; // guards chains_
+  std::map<std::string, std::array<prometheus::Gauge*, 5>> chains_;
+};
+
+} // namespace bpfchain::op
