@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <signal.h>
 #include <thread>
 #include <unistd.h>
@@ -56,16 +57,22 @@ Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    // --flag=value, as Kubernetes manifests usually write it, is --flag value.
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inlineValue = arg.substr(eq + 1);
+      arg.resize(eq);
+    }
     if (arg == "--leader-elect") {
-      f.leaderElect = true;
+      f.leaderElect = inlineValue.value_or("true") != "false";
       continue;
     }
     if (arg != "--kubeconfig" && arg != "--lease-namespace" && arg != "--revision-namespace" &&
         arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency")
       return invalidError("unknown flag " + arg);
-    if (i + 1 >= argc)
+    if (!inlineValue && i + 1 >= argc)
       return invalidError(arg + " needs a value");
-    std::string v = argv[++i];
+    std::string v = inlineValue ? *inlineValue : argv[++i];
     if (arg == "--kubeconfig") {
       f.kubeconfig = v;
     } else if (arg == "--lease-namespace") {
