@@ -557,7 +557,8 @@ void NodeReconciler::loadPods() {
 
 NodeStatus
 NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
-                          const std::vector<std::pair<std::string, std::string>>& expectedPods, ReconcileScope scope) {
+                          const std::vector<std::pair<std::string, std::string>>& expectedPods,
+                          ReconcileScope scope) {
   std::lock_guard lock(mu_);
   scope_ = scope;
   spec_ = spec;

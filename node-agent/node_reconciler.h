@@ -204,8 +204,7 @@ private:
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
   std::set<std::string> monitorErrors_;          // logged already
   // Each chain's resolved programs, by the digest of its declaration.
-  std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>>
-      resolvedCache_;
+  std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
   ReconcileScope scope_ = ReconcileScope::Full;
 };
 
