@@ -181,7 +181,7 @@ TEST_F(Examples, EveryBpfChainAppliesAsItIsAndIsExplained) {
     // Each example explains itself in a leading comment.
     std::string text = readFile(file);
     size_t commentLines = 0;
-    for (std::istringstream in(text); std::getline(in, text) && text.rfind("#", 0) == 0;)
+    for (std::istringstream in(text); std::getline(in, text) && text.rfind('#', 0) == 0;)
       ++commentLines;
     EXPECT_GE(commentLines, 5u) << "no explanation at the top";
     YAML::Node doc = YAML::LoadFile(file);
@@ -208,7 +208,7 @@ TEST_F(Examples, EveryPackageIsTheCommittedFileWithThatSha256) {
         << "example packages are served from " << kPackageServer << " (scripts/demo.sh)";
     std::string name = use.url.substr(kPackageServer.size());
     used.insert(name);
-    auto digest = packages::sha256File(kPackages + "/" + name);
+    auto digest = packages::sha256File(kPackages + "/" += name);
     ASSERT_TRUE(digest.ok()) << digest.error().message();
     EXPECT_EQ(use.sha256, *digest)
         << "stale sha256: run scripts/build-example-packages.sh (or fix the example)";

@@ -233,7 +233,7 @@ void compareNodes(const YAML::Node& want, const YAML::Node& got, const std::stri
     bool labels = key == "labels" || key == "matchLabels" || (serviceSelector && key == "selector");
     for (const auto& kv : want) {
       std::string k = kv.first.as<std::string>();
-      compareNodes(kv.second, got[k], path + "." + k, serviceSelector, diffs);
+      compareNodes(kv.second, got[k], path + "." += k, serviceSelector, diffs);
     }
     if (!labels)
       for (const auto& kv : got)
@@ -372,9 +372,9 @@ TEST_F(HelmChart, ItsCrdsAreTheProjectsCrdsByteForByte) {
   ASSERT_GE(project.size(), 2u);
   EXPECT_EQ(project, chart) << "charts/bpfchain/crds/ must hold exactly crds/*.yaml";
   for (const auto& name : project) {
-    std::string want = readFile(kSource + "/crds/" + name);
+    std::string want = readFile(kSource + "/crds/" += name);
     ASSERT_FALSE(want.empty()) << name;
-    EXPECT_TRUE(readFile(kChart + "/crds/" + name) == want)
+    EXPECT_TRUE(readFile(kChart + "/crds/" += name) == want)
         << "charts/bpfchain/crds/" << name << " differs from crds/" << name
         << ": cp crds/*.yaml charts/bpfchain/crds/ (crds/generate.py writes crds/)";
   }
@@ -728,8 +728,8 @@ TEST_F(HelmChart, TheOperatorRunsWithTheChartsCommandLineAsItsServiceAccount) {
   std::string kubeconfig = dir_->path() + "/kubeconfig-operator-sa";
   std::ofstream(kubeconfig) << YAML::Dump(config);
   // Later flags win: the test's API server, and a free port for metrics.
-  for (std::string extra : {std::string("--kubeconfig"), kubeconfig,
-                            std::string("--metrics-address"), std::string("127.0.0.1:0")})
+  for (const std::string& extra : {std::string("--kubeconfig"), kubeconfig,
+                                   std::string("--metrics-address"), std::string("127.0.0.1:0")})
     argv.push_back(extra);
 
   std::string log = dir_->path() + "/operator.log";
@@ -849,7 +849,7 @@ TEST_F(HelmChart, TheAgentAcceptsTheChartsCommandLine) {
       if (arg == "$(NODE_NAME)")
         arg = "helm-n1";
     std::string state = dir_->path() + "/" + name + "-state";
-    for (std::string extra :
+    for (const std::string& extra :
          {std::string("--state-dir"), state, std::string("--trusted-key"), state + "/absent.pub"})
       argv.push_back(extra);
     auto out = run(argv);
@@ -880,7 +880,7 @@ TEST_F(HelmChart, TheCniInstallCommandLineChainsThePlugin) {
         << R"({"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"bridge","bridge":"cni0"}]})";
     for (auto& arg : argv)
       if (arg.rfind("/host/", 0) == 0)
-        arg = host + arg.substr(5);
+        arg = std::string(host).append(arg, 5);
     auto out = run(argv);
     ASSERT_EQ(out.exitCode, 0) << describeCommand(argv) << "\n" << out.err;
     EXPECT_TRUE(fs::exists(host + "/opt/cni/bin/bpfchain-cni"));
