@@ -80,8 +80,9 @@ YAML::Node programToYaml(const dataplane::ProgramSpec& p) {
     arg["entries"] = YAML::Node(YAML::NodeType::Sequence);
     for (const auto& e : a.entries) {
       YAML::Node entry;
-      entry["key"] = e.key;
-      entry["value"] = e.value;
+      entry["key"] = YAML::Clone(e.key); // a plain assignment would tie this temporary
+                                         // document to the spec's nodes: never freed
+      entry["value"] = YAML::Clone(e.value);
       arg["entries"].push_back(entry);
     }
     n["mapArgs"].push_back(arg);

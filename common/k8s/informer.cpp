@@ -38,7 +38,8 @@ bool tooLarge(const ApiError& error) {
 
 void stripManagedFields(Json& object) {
   if (object.is_object() && object.has_field("metadata") && object.at("metadata").is_object())
-    object.at("metadata").erase("managedFields");
+    if (object.at("metadata").has_field("managedFields"))
+      object.at("metadata").erase("managedFields");
 }
 
 } // namespace
