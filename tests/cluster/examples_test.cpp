@@ -42,13 +42,6 @@ const std::string kPackageServer = "http://127.0.0.1:8607/";
 const std::string kAgentUser = "system:serviceaccount:bpfchain-system:bpfchain-agent";
 const std::string kOperatorUser = "system:serviceaccount:bpfchain-system:bpfchain-operator";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The examples/*.yaml files that hold BpfChains (every one of them, by design).
 std::vector<std::string> chainExamples() {
   std::vector<std::string> files;

@@ -28,6 +28,7 @@
 #include "harness/http.h"
 #include "harness/process.h"
 #include "harness/resources.h"
+#include "harness/test_bed_tools.h"
 
 namespace bpfchain::testing {
 namespace {
@@ -48,13 +49,6 @@ const std::string kEdgeNs = "bpfchain-helm";
 const std::string kEdgeOperatorSa = "edge-operator-sa";
 const std::string kEdgeAgentSa = "edge-agent-sa";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
     text.pop_back();
@@ -63,10 +57,8 @@ std::string trimmed(std::string text) {
 
 // The helm binary tools/envtest/build.sh builds (on first use) and prints the directory of.
 const std::string& helm() {
-  static const std::string path = [] {
-    auto built = checkCommand({kSource + "/tools/envtest/build.sh"});
-    return built ? trimmed(built->out) + "/helm" : std::string();
-  }();
+  static const std::string path =
+      testBedToolsDir().empty() ? std::string() : testBedToolsDir() + "/helm";
   return path;
 }
 

@@ -33,13 +33,6 @@ const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "B
                                  false};
 const std::string kSha(64, 'a');
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {

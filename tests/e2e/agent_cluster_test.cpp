@@ -16,6 +16,7 @@
 #include "harness/http.h"
 #include "harness/resources.h"
 #include "harness/simulated_nodes.h"
+#include "harness/test_bed_tools.h"
 #include "harness/traffic.h"
 #include "k8s/client.h"
 #include "k8s/config.h"
@@ -355,15 +356,6 @@ TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
   deleteChain("e2e-prom");
 }
 
-// The directory holding cnitool, built by tools/envtest/build.sh on first use.
-std::string toolsDir() {
-  auto built = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
-  std::string out = built ? built->out : "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-    out.pop_back();
-  return out;
-}
-
 TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns) {
   // A pod scheduled to n3 (no kubelet here: the test plays the runtime with cnitool).
   ASSERT_TRUE(ControlPlaneEnvironment::get().kubectl({"create", "namespace", "e2e-shop"}).ok());
@@ -404,8 +396,8 @@ TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns)
             "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "bpfchain-cni", "socketPath": ")"
       << dir_->path() << R"(/agent-n3.sock"}]})";
-  std::string cnitool = toolsDir() + "/cnitool";
-  ASSERT_FALSE(toolsDir().empty());
+  std::string cnitool = testBedToolsDir() + "/cnitool";
+  ASSERT_FALSE(testBedToolsDir().empty());
   auto run = [&](const std::string& command, const TestNetns& pod, const std::string& name) {
     auto out = runCommand(
         {"ip", "netns", "exec", nodes_->node(2).netns->name(), "env", "NETCONFPATH=" + confDir,

@@ -20,13 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // One program of a config, as YAML.
 std::string program(const std::string& name, const BuiltPackage& p, const std::string& extra = "") {
   return "  - name: " + name + "\n    package: {url: \"" + p.url + "\", sha256: \"" + p.sha256 +

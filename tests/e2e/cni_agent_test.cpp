@@ -7,7 +7,6 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <net/if.h>
-#include <openssl/sha.h>
 #include <sstream>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -16,6 +15,7 @@
 #include "harness/bpffs.h"
 #include "harness/netns.h"
 #include "harness/resources.h"
+#include "harness/test_bed_tools.h"
 #include "harness/traffic.h"
 
 namespace bpfchain::testing {
@@ -23,42 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The directory holding cnitool, built by tools/envtest/build.sh on first use.
-std::string toolsDir() {
-  static const std::string dir = [] {
-    auto built = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
-    std::string out = built ? built->out : "";
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-      out.pop_back();
-    return out;
-  }();
-  return dir;
-}
-
-// The container ID cnitool derives from the netns path.
-std::string cnitoolContainerId(const std::string& netnsPath) {
-  unsigned char digest[SHA512_DIGEST_LENGTH];
-  SHA512(reinterpret_cast<const unsigned char*>(netnsPath.data()), netnsPath.size(), digest);
-  static const char* hex = "0123456789abcdef";
-  std::string id = "cnitool-";
-  for (int i = 0; i < 10; ++i) {
-    id += hex[digest[i] >> 4];
-    id += hex[digest[i] & 0xf];
-  }
-  return id;
-}
-
 class CniWithAgent : public ::testing::Test {
 protected:
   void SetUp() override {
-    ASSERT_FALSE(toolsDir().empty()) << "tools/envtest/build.sh failed: no cnitool";
+    ASSERT_FALSE(testBedToolsDir().empty()) << "tools/envtest/build.sh failed: no cnitool";
     auto node = TestNetns::create();
     ASSERT_TRUE(node.ok()) << node.error().message();
     node_ = std::make_unique<TestNetns>(std::move(*node));
@@ -130,7 +98,7 @@ protected:
         {"ip", "netns", "exec", node_->name(), "env", "NETCONFPATH=" + dir_->path() + "/net.d",
          "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
          "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + podName,
-         "CNI_IFNAME=eth0", toolsDir() + "/cnitool", command, net_, pod.path()});
+         "CNI_IFNAME=eth0", testBedToolsDir() + "/cnitool", command, net_, pod.path()});
     EXPECT_TRUE(out.ok()) << out.error().message();
     return out.ok() ? *out : CommandOutput{-1, "", ""};
   }

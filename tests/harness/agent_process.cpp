@@ -6,19 +6,11 @@
 #include <thread>
 
 #include "harness/http.h"
+#include "harness/resources.h"
 
 namespace bpfchain::testing {
 
-namespace {
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-} // namespace
+namespace {} // namespace
 
 bool eventually(const std::function<bool()>& check, int timeoutMs) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);

@@ -40,6 +40,9 @@ private:
   std::string path_;
 };
 
+// The whole content of a file, or "" when it cannot be read.
+std::string readFile(const std::string& path);
+
 // The directory that temporary test resources live in.
 std::string tempRoot();
 

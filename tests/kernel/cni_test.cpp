@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <map>
 #include <mutex>
-#include <openssl/sha.h>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,15 +23,19 @@
 #include "harness/netns.h"
 #include "harness/process.h"
 #include "harness/resources.h"
+#include "harness/test_bed_tools.h"
 
 namespace bpfchain::cni {
 namespace {
 
 namespace v1 = bpfchain::agent::v1;
 using bpfchain::testing::checkCommand;
+using bpfchain::testing::cnitoolContainerId;
 using bpfchain::testing::CommandOutput;
+using bpfchain::testing::readFile;
 using bpfchain::testing::runCommand;
 using bpfchain::testing::TempDir;
+using bpfchain::testing::testBedToolsDir;
 using bpfchain::testing::TestNetns;
 using bpfchain::testing::uniqueResourceName;
 
@@ -40,43 +43,9 @@ const std::string kPluginBinary = BPFCHAIN_CNI_BIN;
 const std::string kSourceDir = BPFCHAIN_SOURCE_DIR;
 const std::string kSystemPlugins = "/usr/lib/cni";
 
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void writeText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
   out << text;
-}
-
-// The directory holding cnitool, built by tools/envtest/build.sh on first use.
-const std::string& toolsDir() {
-  static const std::string dir = [] {
-    auto built = checkCommand({kSourceDir + "/tools/envtest/build.sh"});
-    if (!built)
-      return std::string();
-    std::string out = built->out;
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-      out.pop_back();
-    return out;
-  }();
-  return dir;
-}
-
-// The container ID cnitool derives from the netns path.
-std::string cnitoolContainerId(const std::string& netnsPath) {
-  unsigned char digest[SHA512_DIGEST_LENGTH];
-  SHA512(reinterpret_cast<const unsigned char*>(netnsPath.data()), netnsPath.size(), digest);
-  static const char* hex = "0123456789abcdef";
-  std::string id = "cnitool-";
-  for (int i = 0; i < 10; ++i) {
-    id += hex[digest[i] >> 4];
-    id += hex[digest[i] & 0xf];
-  }
-  return id;
 }
 
 // Stands in for the node agent: records every request and answers as configured.
@@ -231,7 +200,7 @@ public:
 
   // cnitool <command> <net> <pod netns>, run in the host namespace as a runtime would.
   CommandOutput cnitool(const std::string& command, const std::string& network = "") {
-    std::string tool = toolsDir() + "/cnitool";
+    std::string tool = testBedToolsDir() + "/cnitool";
     auto out =
         runCommand({"ip", "netns", "exec", host_.name(), "env", "NETCONFPATH=" + confDir(),
                     "CNI_PATH=" + std::filesystem::path(kPluginBinary).parent_path().string() +
@@ -340,7 +309,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
 // --- through cnitool -----------------------------------------------------------------------
 
 TEST(CniPlugin, AddAttachesThePodsHostVethThroughTheAgent) {
-  ASSERT_FALSE(toolsDir().empty()) << "tools/envtest/build.sh failed: no cnitool";
+  ASSERT_FALSE(testBedToolsDir().empty()) << "tools/envtest/build.sh failed: no cnitool";
   CniBed bed;
   bed.startAgent();
   CommandOutput added = bed.cnitool("add");
@@ -374,7 +343,7 @@ TEST(CniPlugin, AddAttachesThePodsHostVethThroughTheAgent) {
   // ... and it appears in the result as bridge reported it.
   EXPECT_TRUE(contains(added.out, "\"" + attach.host_ifname() + "\"")) << added.out;
 
-  std::string log = readText(bed.logFile());
+  std::string log = readFile(bed.logFile());
   EXPECT_TRUE(contains(
       log, "ADD container=" + expectedId + " pod=shop/web-0 host=" + attach.host_ifname() + "(" +
                std::to_string(*hostIndex) + ") result=ok chains=edge-protect/tc-ingress@3"))
@@ -398,7 +367,7 @@ TEST(CniPlugin, AddAttachesThePodsHostVethThroughTheAgent) {
 }
 
 TEST(CniPlugin, AgentDownWithFailPolicyFailsTheAdd) {
-  ASSERT_FALSE(toolsDir().empty());
+  ASSERT_FALSE(testBedToolsDir().empty());
   CniBed bed("fail");
   CommandOutput added = bed.cnitool("add");
   EXPECT_NE(added.exitCode, 0);
@@ -406,16 +375,16 @@ TEST(CniPlugin, AgentDownWithFailPolicyFailsTheAdd) {
   // The runtime cleans up a failed ADD with DEL, which succeeds with the agent still down.
   CommandOutput deleted = bed.cnitool("del");
   EXPECT_EQ(deleted.exitCode, 0) << deleted.err;
-  EXPECT_TRUE(contains(readText(bed.logFile()), "DEL container=")) << readText(bed.logFile());
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "DEL container=")) << readFile(bed.logFile());
 }
 
 TEST(CniPlugin, AgentDownWithIgnorePolicyLetsThePodStart) {
-  ASSERT_FALSE(toolsDir().empty());
+  ASSERT_FALSE(testBedToolsDir().empty());
   CniBed bed("ignore");
   CommandOutput added = bed.cnitool("add");
   ASSERT_EQ(added.exitCode, 0) << added.err;
   EXPECT_TRUE(contains(added.out, "10.99.0.")) << added.out;
-  std::string log = readText(bed.logFile());
+  std::string log = readFile(bed.logFile());
   EXPECT_TRUE(contains(log, "result=ignored failurePolicy=ignore")) << log;
   EXPECT_TRUE(contains(log, "agent unavailable: connect to " + bed.socket() +
                                 ": No such file or directory"))
@@ -425,7 +394,7 @@ TEST(CniPlugin, AgentDownWithIgnorePolicyLetsThePodStart) {
 }
 
 TEST(CniPlugin, StatusAndGcThroughLibcni) {
-  ASSERT_FALSE(toolsDir().empty());
+  ASSERT_FALSE(testBedToolsDir().empty());
   CniBed bed;
   // STATUS and GC exist from spec 1.1.0, which Debian's bridge does not implement: a network
   // of bpfchain-cni alone.
@@ -449,7 +418,7 @@ TEST(CniPlugin, StatusAndGcThroughLibcni) {
   CommandOutput gc = bed.cnitool("gc", solo);
   EXPECT_EQ(gc.exitCode, 0) << gc.err;
   EXPECT_TRUE(bed.agent.gcs.empty());
-  EXPECT_TRUE(contains(readText(bed.logFile()), "nothing to collect"));
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "nothing to collect"));
 }
 
 // --- the binary, directly ------------------------------------------------------------------
@@ -523,7 +492,7 @@ TEST(CniPlugin, AgentDownFailPolicyIsTryAgainLater) {
   const json::Value* version = run.json.find("cniVersion");
   ASSERT_NE(version, nullptr);
   EXPECT_EQ(version->text(), "1.0.0");
-  EXPECT_TRUE(contains(readText(bed.logFile()), "result=error code=11"));
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "result=error code=11"));
 
   // A socket file whose agent is gone: refused, same code.
   makeStaleSocket(bed.socket());
@@ -709,7 +678,7 @@ TEST(CniPlugin, GcSendsTheValidContainerIds) {
   std::vector<std::string> ids(bed.agent.gcs[0].valid_container_ids().begin(),
                                bed.agent.gcs[0].valid_container_ids().end());
   EXPECT_EQ(ids, (std::vector<std::string>{"c1", "c2"}));
-  EXPECT_TRUE(contains(readText(bed.logFile()), "GC result=ok valid=2 removed=stale-1"));
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "GC result=ok valid=2 removed=stale-1"));
 
   // An empty list is a request too: every attachment is stale.
   run = bed.plugin(env, bed.pluginConfig(R"(,"cni.dev/valid-attachments":[])", "", "1.1.0"));
@@ -747,7 +716,7 @@ TEST(CniPlugin, MissingPodArgsLeaveThePodFieldsEmpty) {
   ASSERT_EQ(bed.agent.attaches.size(), 1u);
   EXPECT_EQ(bed.agent.attaches[0].pod_namespace(), "");
   EXPECT_EQ(bed.agent.attaches[0].pod_name(), "");
-  EXPECT_TRUE(contains(readText(bed.logFile()), "pod=- host=vethhost"));
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "pod=- host=vethhost"));
 }
 
 // --- JSON ----------------------------------------------------------------------------------
@@ -858,7 +827,7 @@ const char* kBridgeList = R"({
 )";
 
 std::vector<std::string> pluginTypes(const std::string& path) {
-  auto doc = json::parse(readText(path));
+  auto doc = json::parse(readFile(path));
   std::vector<std::string> types;
   if (!doc)
     return types;
@@ -880,9 +849,9 @@ TEST(CniInstall, AppendsToTheFirstConflistOnceAndCopiesTheBinary) {
   EXPECT_TRUE(contains(first.out, "configured " + bed.conf + "/10-bridge.conflist")) << first.out;
   EXPECT_EQ(pluginTypes(bed.conf + "/10-bridge.conflist"),
             (std::vector<std::string>{"bridge", "portmap", "bpfchain-cni"}));
-  EXPECT_EQ(readText(bed.conf + "/20-other.conflist"), kBridgeList);
+  EXPECT_EQ(readFile(bed.conf + "/20-other.conflist"), kBridgeList);
 
-  auto doc = json::parse(readText(bed.conf + "/10-bridge.conflist"));
+  auto doc = json::parse(readFile(bed.conf + "/10-bridge.conflist"));
   ASSERT_TRUE(doc.ok());
   const json::Value& entry = doc->find("plugins")->items().back();
   EXPECT_EQ(entry.find("socketPath")->text(), "/run/bpfchain/agent.sock");
@@ -893,7 +862,7 @@ TEST(CniInstall, AppendsToTheFirstConflistOnceAndCopiesTheBinary) {
   EXPECT_TRUE(*doc == *original);
 
   std::string binary = bed.bin + "/bpfchain-cni";
-  EXPECT_EQ(readText(binary), readText(kPluginBinary));
+  EXPECT_EQ(readFile(binary), readFile(kPluginBinary));
   struct stat st {};
   ASSERT_EQ(::stat(binary.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
@@ -903,13 +872,13 @@ TEST(CniInstall, AppendsToTheFirstConflistOnceAndCopiesTheBinary) {
   struct stat binBefore {};
   ASSERT_EQ(::stat((bed.conf + "/10-bridge.conflist").c_str(), &confBefore), 0);
   ASSERT_EQ(::stat(binary.c_str(), &binBefore), 0);
-  std::string before = readText(bed.conf + "/10-bridge.conflist");
+  std::string before = readFile(bed.conf + "/10-bridge.conflist");
   CommandOutput second =
       bed.install({"--socket", "/run/bpfchain/agent.sock", "--failure-policy", "ignore"});
   ASSERT_EQ(second.exitCode, 0) << second.err;
   EXPECT_TRUE(contains(second.out, "unchanged " + bed.bin)) << second.out;
   EXPECT_TRUE(contains(second.out, "unchanged " + bed.conf + "/10-bridge.conflist")) << second.out;
-  EXPECT_EQ(readText(bed.conf + "/10-bridge.conflist"), before);
+  EXPECT_EQ(readFile(bed.conf + "/10-bridge.conflist"), before);
   struct stat confAfter {};
   struct stat binAfter {};
   ASSERT_EQ(::stat((bed.conf + "/10-bridge.conflist").c_str(), &confAfter), 0);
@@ -925,7 +894,7 @@ TEST(CniInstall, AppendsToTheFirstConflistOnceAndCopiesTheBinary) {
   ASSERT_EQ(third.exitCode, 0) << third.err;
   EXPECT_EQ(pluginTypes(bed.conf + "/10-bridge.conflist"),
             (std::vector<std::string>{"bridge", "portmap", "bpfchain-cni"}));
-  doc = json::parse(readText(bed.conf + "/10-bridge.conflist"));
+  doc = json::parse(readFile(bed.conf + "/10-bridge.conflist"));
   EXPECT_EQ(doc->find("plugins")->items().back().find("failurePolicy")->text(), "fail");
   EXPECT_EQ(doc->find("plugins")->items().back().find("socketPath")->text(),
             "/run/bpfchain/agent.sock");
@@ -935,7 +904,7 @@ TEST(CniInstall, AppendsToTheFirstConflistOnceAndCopiesTheBinary) {
   EXPECT_EQ(pluginTypes(bed.conf + "/10-bridge.conflist"),
             (std::vector<std::string>{"bridge", "portmap"}));
   EXPECT_NE(::access(binary.c_str(), F_OK), 0);
-  auto after = json::parse(readText(bed.conf + "/10-bridge.conflist"));
+  auto after = json::parse(readFile(bed.conf + "/10-bridge.conflist"));
   EXPECT_TRUE(*after == *original);
   CommandOutput again = bed.run({"uninstall", "--bin-dir", bed.bin, "--conf-dir", bed.conf});
   EXPECT_EQ(again.exitCode, 0) << again.err;
@@ -949,7 +918,7 @@ TEST(CniInstall, ConvertsASinglePluginConf) {
   CommandOutput out = bed.install();
   ASSERT_EQ(out.exitCode, 0) << out.err;
   EXPECT_NE(::access((bed.conf + "/10-bridge.conf").c_str(), F_OK), 0);
-  auto doc = json::parse(readText(bed.conf + "/10-bridge.conflist"));
+  auto doc = json::parse(readFile(bed.conf + "/10-bridge.conflist"));
   ASSERT_TRUE(doc.ok());
   EXPECT_EQ(doc->find("cniVersion")->text(), "0.4.0");
   EXPECT_EQ(doc->find("name")->text(), "net");
@@ -981,7 +950,7 @@ TEST(CniInstall, RefusesWhatItCannotChainInto) {
 
 TEST(CniInstall, TheExampleConflistIsValid) {
   std::string path = kSourceDir + "/examples/cni/10-bridge-bpfchain.conflist";
-  auto doc = json::parse(readText(path));
+  auto doc = json::parse(readFile(path));
   ASSERT_TRUE(doc.ok()) << doc.error().message();
   EXPECT_EQ(pluginTypes(path), (std::vector<std::string>{"bridge", "portmap", "bpfchain-cni"}));
   EXPECT_EQ(doc->find("cniVersion")->text(), "1.0.0");
