@@ -447,6 +447,34 @@ TEST_F(InformerTest, NamespaceScopesTheCache) {
     (void)client_->remove(resources::kNamespaces, "", ns);
 }
 
+// An object can come without managedFields (a client cleared them with `managedFields: [{}]`,
+// as the server-side apply docs describe); stripping must not throw on it. Regression: the
+// operator's informers aborted the process on such a Node.
+TEST_F(InformerTest, StripManagedFieldsKeepsObjectsThatHaveNone) {
+  create(widget("tracked", 1));
+  create(widget("bare", 1));
+  auto cleared = client_->patch(kWidgets, "", "bare", PatchType::Merge,
+                                parse(R"({"metadata":{"managedFields":[{}]}})"));
+  ASSERT_TRUE(cleared.ok()) << cleared.error().describe();
+  ASSERT_FALSE(cleared->at("metadata").has_field("managedFields"));
+
+  Informer informer(*client_, kWidgets, {.stripManagedFields = true});
+  Recorder recorder;
+  informer.addEventHandler(recorder.handler());
+  informer.start();
+  ASSERT_TRUE(informer.waitForSync(30s));
+  setSize("bare", 2);
+  auto again = client_->patch(kWidgets, "", "tracked", PatchType::Merge,
+                              parse(R"({"metadata":{"managedFields":[{}]},"spec":{"size":3}})"));
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  ASSERT_TRUE(eventually([&] { return recorder.size() >= 4; }, 30s));
+  EXPECT_EQ(recorder.summary(2), (std::vector<std::string>{"U bare", "U tracked"}));
+  for (const auto& obj : informer.list())
+    EXPECT_FALSE(obj.at("metadata").has_field("managedFields")) << keyOf(obj);
+  EXPECT_EQ(sizeOf(*informer.get("tracked")), 3);
+  EXPECT_EQ(informer.stats().errors, 0u) << informer.stats().lastError;
+}
+
 TEST_F(InformerTest, RewatchesAfterTheServerEndsTheWatchAndBookmarksAdvanceTheVersion) {
   create(widget("steady", 1));
   // The server ends each watch after 5 s, and sends a bookmark about 2 s before that end.

@@ -29,7 +29,6 @@ namespace bpfchain::cni {
 namespace {
 
 namespace v1 = bpfchain::agent::v1;
-using bpfchain::testing::checkCommand;
 using bpfchain::testing::cnitoolContainerId;
 using bpfchain::testing::CommandOutput;
 using bpfchain::testing::readFile;

@@ -86,9 +86,11 @@ void checkEveryObservableState(std::span<const ProgramKey> running,
       ++count[id];
     for (const auto& [id, times] : count)
       EXPECT_EQ(times, 1) << id << " ran " << times << " times (mask " << mask << ")";
-    for (const auto& id : inRunning)
-      if (inDesired.contains(id))
+    for (const auto& id : inRunning) {
+      if (inDesired.contains(id)) {
         EXPECT_EQ(count[id], 1) << id << " was skipped (mask " << mask << ")";
+      }
+    }
   }
 
   Simulation done(running, desired);
