@@ -1,10 +1,15 @@
 // Pod ADD latency through bpfchain-cni (DESIGN.md section 9: p99 <= 5 ms added over the bridge
-// plugin alone, chain already loaded). Two networks in one run: bridge + host-local, and the
-// same followed by bpfchain-cni asking a standalone bpfchain-agent; pods alternate between them
-// so both see the same machine state. Each sample is the wall time of one `cnitool add` (the
-// runtime's view: every plugin exec included); then the pod is deleted.
-//   sudo build/bin/bpfchain-bench-cni-add [--pods 200] [--hook xdp|tc-ingress]
+// plugin alone, chain already loaded). Three networks in one run: bridge + host-local; the same
+// followed by bpfchain-cni asking a standalone bpfchain-agent; and, as the floor of chaining any
+// plugin (libcni runs one more binary), the same followed by Debian's `tuning` plugin with
+// nothing to change. Pods take the networks in turn so that all see the same machine state. Each
+// sample is the wall time of one `cnitool add` (the runtime's view: every plugin exec included).
+// Pods stay until all are added, as on a node that fills up; with --churn each pod is deleted right
+// after its ADD, so every ADD is the first attachment of the chain's root anywhere (the kernel's
+// costliest case).
+//   sudo build/bin/bpfchain-bench-cni-add [--pods 200] [--hook xdp|tc-ingress] [--churn]
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -53,11 +58,17 @@ int fail(const std::string& what) {
 int main(int argc, char** argv) {
   int pods = 200;
   std::string hook = "xdp";
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--pods")
+  bool churn = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--churn")
+      churn = true;
+    else if (arg == "--pods" && i + 1 < argc)
       pods = std::atoi(argv[++i]);
-    else if (std::string(argv[i]) == "--hook")
+    else if (arg == "--hook" && i + 1 < argc)
       hook = argv[++i];
+    else
+      return fail("usage: bpfchain-bench-cni-add [--pods N] [--hook xdp|tc-ingress] [--churn]");
   }
   bool xdp = hook == "xdp";
   auto tools = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
@@ -92,12 +103,16 @@ int main(int argc, char** argv) {
   if (!eventually([&] { return (*agent)->get("/readyz").ok(); }))
     return fail("agent not ready: " + (*agent)->log());
 
-  std::string bridgeNet = uniqueResourceName("b"), chainNet = uniqueResourceName("c");
+  std::string bridgeNet = uniqueResourceName("b"), chainNet = uniqueResourceName("c"),
+              tuningNet = uniqueResourceName("t");
   std::ofstream(d + "/net.d/10-bridge.conflist")
       << conflist(bridgeNet, "benchbr0", "10.97.0.0/16", d + "/ipam-b", "");
   std::ofstream(d + "/net.d/20-chain.conflist")
       << conflist(chainNet, "benchbr1", "10.98.0.0/16", d + "/ipam-c",
-                  R"(, {"type": "bpfchain-cni", "socketPath": ")" + o.socket + R"("})");
+                  R"(, {"type": "bpfchain-cni", "socketPath": ")" + o.socket +
+                      R"(", "logFile": ")" + d + R"(/cni.log"})");
+  std::ofstream(d + "/net.d/30-tuning.conflist")
+      << conflist(tuningNet, "benchbr2", "10.99.0.0/16", d + "/ipam-t", R"(, {"type": "tuning"})");
 
   auto run = [&](const std::string& command, const std::string& net, const TestNetns& pod) {
     return runCommand({"ip", "netns", "exec", node->name(), "env", "NETCONFPATH=" + d + "/net.d",
@@ -105,41 +120,65 @@ int main(int argc, char** argv) {
                        "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=p",
                        "CNI_IFNAME=eth0", cnitool, command, net, pod.path()});
   };
-  std::vector<double> bridgeMs, chainMs;
-  for (int i = 0; i < 2 * pods; ++i) {
-    bool chained = i % 2 == 1;
+  std::vector<double> bridgeMs, chainMs, tuningMs;
+  std::vector<std::pair<std::string, TestNetns>> live; // network, pod
+  for (int i = 0; i < 3 * pods; ++i) {
     auto pod = TestNetns::create();
     if (!pod)
       return fail(pod.error().message());
-    const std::string& net = chained ? chainNet : bridgeNet;
+    const std::string& net = *std::array{&bridgeNet, &chainNet, &tuningNet}[i % 3];
     auto start = Clock::now();
     auto added = run("add", net, *pod);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (!added || added->exitCode != 0)
       return fail("cnitool add: " + (added ? added->out + added->err : added.error().message()));
-    (chained ? chainMs : bridgeMs).push_back(ms);
-    auto deleted = run("del", net, *pod);
-    if (!deleted || deleted->exitCode != 0)
-      return fail("cnitool del failed");
+    std::array{&bridgeMs, &chainMs, &tuningMs}[i % 3]->push_back(ms);
+    live.emplace_back(net, std::move(*pod));
+    if (churn || i + 1 == 3 * pods) {
+      for (const auto& [podNet, podNs] : live) {
+        auto deleted = run("del", podNet, podNs);
+        if (!deleted || deleted->exitCode != 0)
+          return fail("cnitool del failed");
+      }
+      live.clear();
+    }
   }
   (*agent)->process().stop();
   for (const char* sub : {"/var/lib/cni/results", "/var/lib/cni/gc"}) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(sub, ec))
       if (e.path().filename().string().starts_with(bridgeNet) ||
-          e.path().filename().string().starts_with(chainNet))
+          e.path().filename().string().starts_with(chainNet) ||
+          e.path().filename().string().starts_with(tuningNet))
         fs::remove_all(e.path(), ec);
   }
-  std::printf("pod ADD wall time (cnitool add), %d pods per network, chain on %s, ms\n", pods,
-              hook.c_str());
+  std::printf("pod ADD wall time (cnitool add), %d pods per network, chain on %s, %s, ms\n", pods,
+              hook.c_str(), churn ? "each pod deleted after its ADD" : "pods kept until the end");
   std::printf("| network | p50 | p99 | min | max |\n|---|---|---|---|---|\n");
   for (auto [name, v] : {std::pair{"bridge + host-local", &bridgeMs},
-                         std::pair{"bridge + host-local + bpfchain-cni", &chainMs}})
+                         std::pair{"bridge + host-local + bpfchain-cni", &chainMs},
+                         std::pair{"bridge + host-local + tuning (no-op)", &tuningMs}})
     std::printf("| %s | %.2f | %.2f | %.2f | %.2f |\n", name, percentile(*v, 0.5),
                 percentile(*v, 0.99), *std::min_element(v->begin(), v->end()),
                 *std::max_element(v->begin(), v->end()));
   std::printf("added by bpfchain-cni: p50 %.2f ms, p99 %.2f ms\n",
               percentile(chainMs, 0.5) - percentile(bridgeMs, 0.5),
               percentile(chainMs, 0.99) - percentile(bridgeMs, 0.99));
+  std::printf("added by tuning (no-op): p50 %.2f ms, p99 %.2f ms\n",
+              percentile(tuningMs, 0.5) - percentile(bridgeMs, 0.5),
+              percentile(tuningMs, 0.99) - percentile(bridgeMs, 0.99));
+  // The plugin logs each ADD's round trip to the agent (agentMs=): the agent's share.
+  std::vector<double> agentMs;
+  std::ifstream log(d + "/cni.log");
+  for (std::string line; std::getline(log, line);) {
+    auto at = line.find(" agentMs=");
+    if (line.find(" ADD ") != std::string::npos && at != std::string::npos)
+      agentMs.push_back(std::stod(line.substr(at + 9)));
+  }
+  if (!agentMs.empty())
+    std::printf(
+        "agent round trip in ADD (plugin log, %zu): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+        agentMs.size(), percentile(agentMs, 0.5), percentile(agentMs, 0.99),
+        *std::max_element(agentMs.begin(), agentMs.end()));
   return 0;
 }

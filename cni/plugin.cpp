@@ -1,6 +1,8 @@
 #include "cni/plugin.h"
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <fcntl.h>
 #include <optional>
@@ -323,16 +325,22 @@ PodRef podOf(const Context& ctx) {
 struct AgentAnswer {
   std::optional<v1::Response> response; // set when the agent answered
   std::string unavailable;              // why not, when it did not
+  std::string took;                     // " agentMs=<round trip>", for the log line
 };
 
 AgentAnswer callAgent(const Context& ctx, const v1::Request& request) {
+  auto start = std::chrono::steady_clock::now();
   auto response = agent::AgentClient::call(ctx.config.socketPath, request, ctx.config.timeout);
+  char took[48];
+  std::snprintf(
+      took, sizeof took, " agentMs=%.2f",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   if (!response)
-    return {std::nullopt, response.error().message()};
+    return {std::nullopt, response.error().message(), took};
   // An agent that is starting (adopting its chains) says so; it counts as unavailable.
   if (!response->ok() && response->reason() == "NotReady")
-    return {std::nullopt, "the agent is not ready: " + response->message()};
-  return {std::move(*response), ""};
+    return {std::nullopt, "the agent is not ready: " + response->message(), took};
+  return {std::move(*response), "", took};
 }
 
 CniError refused(const std::string& what, const v1::Response& response) {
@@ -388,7 +396,7 @@ CniResult<std::string> cmdAdd(Context& ctx) {
   }
   if (!answer.response->ok())
     return refused("attach " + host->name, *answer.response);
-  ctx.log.line(subject + " result=ok chains=" + describeChains(*answer.response));
+  ctx.log.line(subject + " result=ok chains=" + describeChains(*answer.response) + answer.took);
   return prevResultText(ctx);
 }
 
@@ -438,7 +446,7 @@ CniResult<std::string> cmdCheck(Context& ctx) {
   }
   if (!answer.response->ok())
     return refused("confirm the chains on " + host->name, *answer.response);
-  ctx.log.line(subject + " result=ok chains=" + describeChains(*answer.response));
+  ctx.log.line(subject + " result=ok chains=" + describeChains(*answer.response) + answer.took);
   return std::string();
 }
 

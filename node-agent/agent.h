@@ -1,6 +1,7 @@
 // The agent's main loop: one thread runs the reconciler whenever the spec source or the
 // network namespace's links change, when a failed chain is due for a retry, and every resync
-// period; status goes back to the source after each pass (retried until it is accepted).
+// period; status goes back to the source after each pass (retried until it is accepted), and
+// after pod changes at most every 200 ms.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -26,8 +27,9 @@ public:
   void run(NodeReconciler& reconciler);
   void stop();
   void trigger();
-  // Only links came or went: a cheap pass that leaves running chains alone.
-  void triggerLinks();
+  // Only links came or went (`links`: all of them now): a cheap pass that leaves running chains
+  // alone.
+  void triggerLinks(Interfaces links);
   // Only the status changed (pods attached or detached): report it without a reconcile pass.
   void refreshStatus();
 
@@ -45,7 +47,9 @@ private:
   bool triggered_ = true;
   bool statusOnly_ = false;
   bool linksOnly_ = false;
+  std::optional<Interfaces> links_; // from the last triggerLinks, for the next Links pass
   bool stopping_ = false;
+  uint64_t wakeups_ = 0; // counts the calls above, so that the loop sees each one
   std::atomic<bool> reconciled_{false};
   std::atomic<int64_t> passStartedNs_{0}; // steady clock, 0 when idle
 };

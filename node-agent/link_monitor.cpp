@@ -1,16 +1,62 @@
 #include "node-agent/link_monitor.h"
 
+#include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include <map>
+#include <net/if.h>
 #include <poll.h>
+#include <string>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 namespace bpfchain::agent {
 
-Result<std::unique_ptr<LinkMonitor>> LinkMonitor::start(std::function<void()> changed) {
+namespace {
+
+// What a link event may change that the agent acts on: the name (chains select interfaces by
+// name) and the XDP program (an attachment removed behind the agent's back). Carrier, flags,
+// master and statistics changes are frequent (several per pod veth) and change nothing here,
+// and every pass the agent runs is O(pods): a pod's ADD must not cause more than one.
+struct LinkState {
+  std::string name;
+  uint32_t xdpProgId = 0;
+};
+
+std::map<int, LinkState> currentLinks() {
+  std::map<int, LinkState> links;
+  if (struct if_nameindex* names = if_nameindex()) {
+    for (auto* n = names; n->if_index != 0; ++n)
+      links[static_cast<int>(n->if_index)].name = n->if_name;
+    if_freenameindex(names);
+  }
+  return links;
+}
+
+LinkState parseLink(const nlmsghdr* h) {
+  LinkState state;
+  const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+  int len = static_cast<int>(h->nlmsg_len) - static_cast<int>(NLMSG_LENGTH(sizeof(*info)));
+  for (const auto* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    if (a->rta_type == IFLA_IFNAME) {
+      state.name = std::string(static_cast<const char*>(RTA_DATA(a)));
+    } else if (a->rta_type == IFLA_XDP) {
+      int nestedLen = static_cast<int>(RTA_PAYLOAD(a));
+      for (const auto* x = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(x, nestedLen);
+           x = RTA_NEXT(x, nestedLen))
+        if (x->rta_type == IFLA_XDP_PROG_ID && RTA_PAYLOAD(x) >= sizeof(uint32_t))
+          state.xdpProgId = *static_cast<const uint32_t*>(RTA_DATA(x));
+    }
+  }
+  return state;
+}
+
+} // namespace
+
+Result<std::unique_ptr<LinkMonitor>>
+LinkMonitor::start(std::function<void(std::map<std::string, int> links)> changed) {
   FD sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
   if (!sock)
     return systemError(errno, "open an rtnetlink socket");
@@ -23,8 +69,10 @@ Result<std::unique_ptr<LinkMonitor>> LinkMonitor::start(std::function<void()> ch
   if (!stop)
     return systemError(errno, "eventfd");
   std::unique_ptr<LinkMonitor> monitor(new LinkMonitor(std::move(sock), std::move(stop)));
-  monitor->thread_ = std::thread([m = monitor.get(), changed = std::move(changed)] {
-    char buffer[16384];
+  // Subscribed first, listed second: a change in between shows up as an event.
+  monitor->thread_ = std::thread([m = monitor.get(), changed = std::move(changed),
+                                  links = currentLinks()]() mutable {
+    alignas(nlmsghdr) char buffer[32768];
     while (true) {
       pollfd fds[2] = {{m->stop_.get(), POLLIN, 0}, {m->socket_.get(), POLLIN, 0}};
       if (poll(fds, 2, -1) < 0 && errno != EINTR)
@@ -32,11 +80,44 @@ Result<std::unique_ptr<LinkMonitor>> LinkMonitor::start(std::function<void()> ch
       if (fds[0].revents & POLLIN)
         return;
       bool any = false;
-      // ENOBUFS (we fell behind) also means "something changed": a full resync follows.
-      while (recv(m->socket_.get(), buffer, sizeof(buffer), 0) > 0 || errno == ENOBUFS)
-        any = true;
-      if (any)
-        changed();
+      while (true) {
+        ssize_t n = recv(m->socket_.get(), buffer, sizeof(buffer), 0);
+        if (n < 0 && errno == ENOBUFS) {
+          // We fell behind and lost events: start over from the kernel's list.
+          links = currentLinks();
+          any = true;
+          continue;
+        }
+        if (n <= 0)
+          break;
+        int len = static_cast<int>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len)) {
+          if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+            continue;
+          int index = static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
+          if (h->nlmsg_type == RTM_DELLINK) {
+            any |= links.erase(index) > 0;
+          } else if (h->nlmsg_type == RTM_NEWLINK) {
+            LinkState state = parseLink(h);
+            auto [it, inserted] = links.try_emplace(index, state);
+            if (!inserted) {
+              // A program appearing is the agent's own attachment (or one it cannot remove):
+              // only a rename and a program removed or replaced call for a pass.
+              bool xdpLost = it->second.xdpProgId != 0 && state.xdpProgId != it->second.xdpProgId;
+              any |= state.name != it->second.name || xdpLost;
+              it->second = state;
+            }
+            any |= inserted;
+          }
+        }
+      }
+      if (any) {
+        std::map<std::string, int> byName;
+        for (const auto& [index, state] : links)
+          byName[state.name] = index;
+        changed(std::move(byName));
+      }
     }
   });
   return monitor;

@@ -1,9 +1,13 @@
-// Calls `changed` whenever a link of the calling thread's network namespace appears, goes or
-// is renamed (an rtnetlink RTMGRP_LINK subscription), so that chains selecting interfaces by
-// name or /regex/ follow them without waiting for a resync.
+// Calls `changed` whenever a link of the calling thread's network namespace appears, goes, is
+// renamed or has its XDP program changed (an rtnetlink RTMGRP_LINK subscription), so that
+// chains selecting interfaces by name or /regex/ follow them without waiting for a resync.
+// Other link events (carrier, flags, master, statistics) are ignored. `changed` gets the
+// namespace's links after the change (name -> ifindex), so that a pass need not list them.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "system/fd.h"
@@ -13,7 +17,8 @@ namespace bpfchain::agent {
 
 class LinkMonitor {
 public:
-  static Result<std::unique_ptr<LinkMonitor>> start(std::function<void()> changed);
+  static Result<std::unique_ptr<LinkMonitor>>
+  start(std::function<void(std::map<std::string, int> links)> changed);
   ~LinkMonitor();
   LinkMonitor(const LinkMonitor&) = delete;
   LinkMonitor& operator=(const LinkMonitor&) = delete;

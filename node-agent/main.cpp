@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
       started.set_value(std::move(reconciler).error());
       return;
     }
-    auto links = LinkMonitor::start([&] { agent.triggerLinks(); });
+    auto links = LinkMonitor::start([&](Interfaces now) { agent.triggerLinks(std::move(now)); });
     if (!links) {
       started.set_value(std::move(links).error());
       return;

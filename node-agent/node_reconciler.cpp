@@ -1,6 +1,8 @@
 #include "node-agent/node_reconciler.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -32,8 +34,8 @@ Result<uint64_t> currentNetnsInode() {
 }
 
 // Interfaces of the calling thread's network namespace, by name.
-std::map<std::string, int> listInterfaces() {
-  std::map<std::string, int> result;
+Interfaces listInterfaces() {
+  Interfaces result;
   if (struct if_nameindex* names = if_nameindex()) {
     for (auto* n = names; n->if_index != 0; ++n)
       result[n->if_name] = static_cast<int>(n->if_index);
@@ -125,6 +127,16 @@ std::string instanceKey(int ifindex, dataplane::Hook hook) {
   return std::to_string(ifindex) + "/" + std::string(dataplane::hookName(hook));
 }
 
+// CNI spec: CNI_CONTAINERID starts with an alphanumeric character, followed by alphanumerics,
+// '_', '.' or '-'. It names the pod's record and pins, so nothing else may pass.
+bool validContainerId(const std::string& id) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (id.empty() || id.size() > 256 || !alnum(id[0]))
+    return false;
+  return std::all_of(id.begin(), id.end(),
+                     [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
 bool isPodKey(const std::string& key) {
   return key.rfind("pods/", 0) == 0;
 }
@@ -153,9 +165,11 @@ Result<std::unique_ptr<NodeReconciler>> NodeReconciler::create(ReconcilerOptions
     return std::move(inode).error();
   r->netnsInode_ = *inode;
   std::error_code ec;
-  fs::create_directories(r->options_.stateDir + "/instances", ec);
-  if (ec)
-    return Error(ec.value(), "create " + r->options_.stateDir + "/instances: " + ec.message());
+  for (const char* sub : {"/instances", "/pods"}) {
+    fs::create_directories(r->options_.stateDir + sub, ec);
+    if (ec)
+      return Error(ec.value(), "create " + r->options_.stateDir + sub + ": " + ec.message());
+  }
   if (auto adopted = r->adoptPinned(); !adopted)
     return std::move(adopted).error();
   r->loadPods();
@@ -451,17 +465,27 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     auto result = inst.chain.apply(compose(candidate));
     if (applySeconds)
       (*applySeconds)[c->name] += std::chrono::duration<double>(Clock::now() - start).count();
-    if (result)
+    if (result) {
       inst.applied = std::move(candidate);
-    else
+      inst.stateSaved = false;
+    } else {
       failures.try_emplace(c->name, failureOf(result.error(), where, chains));
+    }
   }
+  if (inst.applied.size() != before)
+    inst.stateSaved = false;
+  // Rendering the state is most of a pass's CPU when nothing changed: write it only on change.
+  if (inst.stateSaved)
+    return;
   if (auto saved = saveState(inst); !saved)
     for (const ChainDecl* c : chains)
       failures.try_emplace(c->name, ApplyFailure{"StateWriteFailed", saved.error().message()});
+  else
+    inst.stateSaved = true;
 }
 
-Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key) {
+Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key,
+                                     bool verify) {
   auto found = instances_.find(key);
   if (found == instances_.end())
     return invalidError("no loaded chain set " + key + " for pod " + pod.ref.ns + "/" +
@@ -469,7 +493,7 @@ Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const
   Instance& inst = *found->second;
   PodLink& link = pod.links[hook];
   if (link.attachment) {
-    auto attached = link.attachment->attached();
+    auto attached = verify ? link.attachment->attached() : Result<bool>(true);
     if (attached && !*attached)
       link.attachment.reset(); // detached behind our back: attach again
     else if (link.instanceKey == key)
@@ -510,62 +534,88 @@ void NodeReconciler::unlinkPod(PodRecord& pod, dataplane::Hook hook) {
   pod.links.erase(it);
 }
 
-void NodeReconciler::savePods() const {
-  YAML::Node doc(YAML::NodeType::Sequence);
-  for (const auto& [id, pod] : pods_) {
-    YAML::Node p;
-    p["containerId"] = pod.ref.containerId;
-    p["namespace"] = pod.ref.ns;
-    p["name"] = pod.ref.name;
-    p["hostIfname"] = pod.ref.hostIfname;
-    p["hostIfindex"] = pod.ref.hostIfindex;
-    for (const auto& [hook, link] : pod.links)
-      p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
-    doc.push_back(p);
-  }
-  std::string path = options_.stateDir + "/pods.yaml";
+std::string NodeReconciler::podRecordPath(const std::string& containerId) const {
+  return options_.stateDir + "/pods/" + containerId + ".yaml";
+}
+
+// One file per container, so that an ADD or DEL writes one small record whatever the number
+// of pods on the node.
+void NodeReconciler::savePod(const PodRecord& pod) const {
+  YAML::Node p;
+  p["containerId"] = pod.ref.containerId;
+  p["namespace"] = pod.ref.ns;
+  p["name"] = pod.ref.name;
+  p["hostIfname"] = pod.ref.hostIfname;
+  p["hostIfindex"] = pod.ref.hostIfindex;
+  for (const auto& [hook, link] : pod.links)
+    p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
+  std::string path = podRecordPath(pod.ref.containerId);
   {
     std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << YAML::Dump(doc) << "\n";
+    out << YAML::Dump(p) << "\n";
+    out.flush();
+    if (!out) {
+      std::cerr << "bpfchain-agent: write " << path << ".tmp failed: " << std::strerror(errno)
+                << "\n";
+      return;
+    }
   }
-  std::rename((path + ".tmp").c_str(), path.c_str());
+  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+    std::cerr << "bpfchain-agent: rename " << path << ".tmp failed: " << std::strerror(errno)
+              << "\n";
+}
+
+void NodeReconciler::forgetPod(const std::string& containerId) const {
+  std::error_code ec;
+  fs::remove(podRecordPath(containerId), ec);
 }
 
 void NodeReconciler::loadPods() {
-  try {
-    for (const auto& p : YAML::LoadFile(options_.stateDir + "/pods.yaml")) {
-      PodRecord pod;
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(options_.stateDir + "/pods", ec)) {
+    if (file.path().extension() != ".yaml")
+      continue; // a .tmp left by a crash mid-write: the record before it still stands
+    PodRecord pod;
+    std::map<std::string, std::string> links; // hook -> instance key
+    try {
+      YAML::Node p = YAML::LoadFile(file.path().string());
       pod.ref = PodRef{p["containerId"].as<std::string>(), p["namespace"].as<std::string>(),
                        p["name"].as<std::string>(), p["hostIfname"].as<std::string>(),
                        p["hostIfindex"].as<int>()};
-      for (const auto& l : p["links"]) {
-        auto hook = dataplane::parseHook(l.first.as<std::string>());
-        auto inst = instances_.find(l.second.as<std::string>());
-        if (!hook || inst == instances_.end())
-          continue;
-        auto adopted =
-            dataplane::Attachment::adopt(inst->second->chain.rootId(), pod.ref.hostIfindex, *hook,
-                                         podLinkPin(pod, *hook), options_.attach);
-        if (adopted && adopted->has_value())
-          pod.links[*hook] = PodLink{inst->first, std::move(**adopted)};
-      }
-      pods_[pod.ref.containerId] = std::move(pod);
+      for (const auto& l : p["links"])
+        links[l.first.as<std::string>()] = l.second.as<std::string>();
+      if (file.path().stem().string() != pod.ref.containerId)
+        throw YAML::Exception(YAML::Mark::null_mark(), "containerId does not match the file name");
+    } catch (const YAML::Exception& e) {
+      // CNI CHECK reports such a pod as not attached; its pins stay until GC or DEL.
+      std::cerr << "bpfchain-agent: " << file.path().string() << ": " << e.what()
+                << "; pod record ignored\n";
+      continue;
     }
-  } catch (const YAML::Exception&) {
-    // No record: no pods attached by a previous agent (or it was lost; CNI CHECK will say).
+    for (const auto& [hookName, key] : links) {
+      auto hook = dataplane::parseHook(hookName);
+      auto inst = instances_.find(key);
+      if (!hook || inst == instances_.end())
+        continue;
+      auto adopted = dataplane::Attachment::adopt(inst->second->chain.rootId(), pod.ref.hostIfindex,
+                                                  *hook, podLinkPin(pod, *hook), options_.attach);
+      if (adopted && adopted->has_value())
+        pod.links[*hook] = PodLink{inst->first, std::move(**adopted)};
+    }
+    pods_[pod.ref.containerId] = std::move(pod);
   }
 }
 
 NodeStatus
 NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                           const std::vector<std::pair<std::string, std::string>>& expectedPods,
-                          ReconcileScope scope) {
+                          ReconcileScope scope, const std::optional<Interfaces>& known) {
   std::lock_guard lock(mu_);
   scope_ = scope;
   spec_ = spec;
   selectsPod_ = selectsPod;
   applied_ = true;
-  auto interfaces = listInterfaces();
+  Interfaces interfaces = known ? *known : listInterfaces();
   auto now = Clock::now();
 
   // 1. Which chains run on which instance, in (priority, name) order: host interfaces by
@@ -596,7 +646,10 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   std::erase_if(pods_, [&](auto& entry) {
     // A veth that is gone took its attachments with it: the pod was deleted meanwhile.
     auto it = interfaces.find(entry.second.ref.hostIfname);
-    return it == interfaces.end() || it->second != entry.second.ref.hostIfindex;
+    bool gone = it == interfaces.end() || it->second != entry.second.ref.hostIfindex;
+    if (gone)
+      forgetPod(entry.first);
+    return gone;
   });
   std::map<std::string, std::map<dataplane::Hook, std::string>> podTargets;
   for (const auto& [ns, name] : expectedPods)
@@ -684,6 +737,9 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   // 4. Pods follow their chain sets: switch to the new set's instance, or detach.
   for (auto& [id, pod] : pods_) {
     const auto& targets = podTargets[id];
+    std::map<dataplane::Hook, std::string> before;
+    for (const auto& [hook, link] : pod.links)
+      before[hook] = link.instanceKey;
     std::vector<dataplane::Hook> hooks;
     for (const auto& [hook, link] : pod.links)
       hooks.push_back(hook);
@@ -691,11 +747,15 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
       if (!targets.contains(hook))
         unlinkPod(pod, hook);
     for (const auto& [hook, key] : targets)
-      if (auto linked = linkPod(pod, hook, key); !linked)
+      if (auto linked = linkPod(pod, hook, key, scope == ReconcileScope::Full); !linked)
         for (const ChainDecl* c : desired[key].chains)
           failures.try_emplace(c->name, ApplyFailure{"AttachFailed", linked.error().message()});
+    std::map<dataplane::Hook, std::string> after;
+    for (const auto& [hook, link] : pod.links)
+      after[hook] = link.instanceKey;
+    if (after != before)
+      savePod(pod);
   }
-  savePods();
 
   // 5. Instances no chain or pod wants any more, or whose interface is gone.
   std::vector<std::string> stale;
@@ -785,6 +845,11 @@ NodeStatus NodeReconciler::buildStatus() const {
 }
 
 Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodRef& ref) {
+  if (!validContainerId(ref.containerId))
+    return ApplyFailure{"InvalidRequest",
+                        "container id \"" + ref.containerId +
+                            "\" is not a CNI container id (alphanumeric first, then "
+                            "alphanumerics, '_', '.' or '-')"};
   std::lock_guard lock(mu_);
   if (ref.hostIfindex <= 0)
     return ApplyFailure{"InvalidRequest",
@@ -823,7 +888,7 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
         return ApplyFailure{failure.reason, "chain " + chain + ": " + failure.message};
       }
     }
-    if (auto linked = linkPod(pod, hook, key); !linked)
+    if (auto linked = linkPod(pod, hook, key, true); !linked)
       return ApplyFailure{"AttachFailed", linked.error().message()};
     const Instance& inst = *instances_.at(key);
     for (const ChainDecl* c : chains) {
@@ -833,7 +898,7 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
                                 inst.chain.rootId(), ref.hostIfname});
     }
   }
-  savePods();
+  savePod(pod);
   if (loaded)
     publishMetrics();
   return result;
@@ -847,7 +912,7 @@ void NodeReconciler::detachPod(const std::string& containerId) {
   for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
     unlinkPod(it->second, hook);
   pods_.erase(it);
-  savePods();
+  forgetPod(containerId);
 }
 
 Result<void, ApplyFailure> NodeReconciler::checkPod(const std::string& containerId) {
@@ -882,10 +947,9 @@ std::vector<std::string> NodeReconciler::collectPods(const std::set<std::string>
     for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
       unlinkPod(it->second, hook);
     removed.push_back(it->first);
+    forgetPod(it->first);
     it = pods_.erase(it);
   }
-  if (!removed.empty())
-    savePods();
   return removed;
 }
 
@@ -905,11 +969,12 @@ std::optional<Clock::time_point> NodeReconciler::nextRetry() const {
 
 void NodeReconciler::detachAll() {
   std::lock_guard lock(mu_);
-  for (auto& [id, pod] : pods_)
+  for (auto& [id, pod] : pods_) {
     for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
       unlinkPod(pod, hook);
+    forgetPod(id);
+  }
   pods_.clear();
-  savePods();
   std::vector<std::string> keys;
   for (const auto& [key, inst] : instances_)
     keys.push_back(key);

@@ -12,7 +12,7 @@
 // <set digest>/ and loaded when the chains are applied, so attaching a pod (the CNI plugin's
 // ADD) only links the loaded root to the pod's host-side veth. When a pod's set changes (a
 // chain is added, labels change) its veth switches to the other instance in one atomic step
-// (Attachment::replace). Pod attachments are recorded in <state>/pods.yaml.
+// (Attachment::replace). Pod attachments are recorded in <state>/pods/<container id>.yaml.
 //
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
@@ -51,6 +51,7 @@ struct AttachmentStatus {
   dataplane::Hook hook = dataplane::Hook::Xdp;
   std::string pod;                  // namespace/name for a pod interface
   std::vector<uint32_t> programIds; // root first, then this chain's programs
+  bool operator==(const AttachmentStatus&) const = default;
 };
 
 struct ChainStatus {
@@ -60,15 +61,20 @@ struct ChainStatus {
   std::string reason;     // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;
+  bool operator==(const ChainStatus&) const = default;
 };
 
 struct NodeStatus {
   std::vector<ChainStatus> chains; // in spec order
+  bool operator==(const NodeStatus&) const = default;
 };
 
 // Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
 // interfaces and pods coming and going, and leaves running chains alone.
 enum class ReconcileScope { Full, Links };
+
+// The interfaces of the managed network namespace: name -> ifindex.
+using Interfaces = std::map<std::string, int>;
 
 // Whether `chain` (a pods chain) selects the pod namespace/name.
 using PodSelector =
@@ -101,9 +107,12 @@ public:
   // in the returned status.
   // `expectedPods` (namespace, name) are pods that will be attached soon (scheduled here, no
   // CNI ADD yet): their chain sets are loaded now, so that their ADD only attaches.
+  // `interfaces`: the namespace's links as a link monitor knows them; listed from the kernel
+  // when absent (a dump of every link costs O(links) of kernel time: not in every Links pass).
   NodeStatus reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                        const std::vector<std::pair<std::string, std::string>>& expectedPods = {},
-                       ReconcileScope scope = ReconcileScope::Full);
+                       ReconcileScope scope = ReconcileScope::Full,
+                       const std::optional<Interfaces>& interfaces = std::nullopt);
 
   // The status of what runs now (after pods came and went), without applying anything.
   NodeStatus status() const;
@@ -144,6 +153,7 @@ private:
     dataplane::Chain chain;
     std::optional<dataplane::Attachment> attachment;
     std::map<std::string, AppliedChain> applied; // what runs, by BpfChain name
+    bool stateSaved = false;                     // `applied` is what its state file says
   };
   using Failure = ApplyFailure;
   struct RetryState {
@@ -178,10 +188,14 @@ private:
                    const Resolved& resolved, std::map<std::string, ApplyFailure>& failures,
                    std::map<std::string, double>* applySeconds);
   // Points the pod's veth at `key`'s root for `hook` (attach, or replace atomically).
-  Result<void> linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key);
+  // `verify`: also check that an existing link still runs (a syscall per pod: not in the Links
+  // passes that run while pods are being added).
+  Result<void> linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key, bool verify);
   void unlinkPod(PodRecord& pod, dataplane::Hook hook);
   std::string podLinkPin(const PodRecord& pod, dataplane::Hook hook) const;
-  void savePods() const;
+  std::string podRecordPath(const std::string& containerId) const;
+  void savePod(const PodRecord& pod) const;
+  void forgetPod(const std::string& containerId) const;
   void loadPods();
   std::string stateFile(const std::string& key) const;
   NodeStatus buildStatus() const;

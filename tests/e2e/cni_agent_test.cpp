@@ -3,6 +3,7 @@
 // attach the pods chains to the pod's host-side veth before ADD returns.
 #include <bpf/bpf.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -66,13 +67,19 @@ protected:
         << "    mapArgs: [{map: portfilter_ports, entries: [{key: \"9999\", value: \"1\"}]}]\n"
         << "  - name: count\n    package: {url: \"" << counter->url << "\", sha256: \""
         << counter->sha256 << "\"}\n";
+    startAgent();
+  }
+
+  void startAgent() {
     AgentOptions o;
     o.config = dir_->path() + "/node.yaml";
     o.netnsPath = node_->path();
     o.bpffs = bpffs_->path() + "/bpfchain";
     o.stateDir = dir_->path() + "/state";
     o.socket = socket();
-    auto agent = AgentProcess::start(o, dir_->path() + "/agent.log");
+    // A log per agent: the harness finds the metrics port in it.
+    auto agent = AgentProcess::start(o, dir_->path() + "/agent-" +
+                                            std::to_string(++agentsStarted_) + ".log");
     ASSERT_TRUE(agent.ok()) << agent.error().message();
     agent_ = std::move(*agent);
     ASSERT_TRUE(eventually([&] { return agent_->get("/readyz").ok(); })) << agent_->log();
@@ -103,6 +110,21 @@ protected:
     return out.ok() ? *out : CommandOutput{-1, "", ""};
   }
 
+  // A pod namespace per name, each added with cnitool (empty when one could not be).
+  std::vector<TestNetns> addPods(const std::vector<std::string>& names) {
+    std::vector<TestNetns> pods;
+    for (const auto& name : names) {
+      auto pod = TestNetns::create();
+      EXPECT_TRUE(pod.ok()) << pod.error().message();
+      CommandOutput added = pod ? cnitool("add", *pod, name) : CommandOutput{-1, "", ""};
+      EXPECT_EQ(added.exitCode, 0) << name << ": " << added.out << added.err;
+      if (!pod || added.exitCode != 0)
+        return {};
+      pods.push_back(std::move(*pod));
+    }
+    return pods;
+  }
+
   // Host-side veths in the node namespace with an XDP program attached.
   std::vector<std::string> vethsWithXdp() {
     auto out = checkCommand({"ip", "-n", node_->name(), "-o", "link", "show", "type", "veth"});
@@ -128,18 +150,21 @@ protected:
     return n;
   }
 
-  size_t recordedPods() {
-    try {
-      return YAML::LoadFile(dir_->path() + "/state/pods.yaml").size();
-    } catch (const YAML::Exception&) {
-      return 0;
-    }
+  // The agent's pod records: one file per container under <state-dir>/pods/.
+  std::vector<std::string> podRecords() {
+    std::vector<std::string> records;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(dir_->path() + "/state/pods", ec))
+      records.push_back(f.path().filename().string());
+    return records;
   }
+  size_t recordedPods() { return podRecords().size(); }
 
   std::unique_ptr<TestNetns> node_;
   std::unique_ptr<TestBpffs> bpffs_;
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<AgentProcess> agent_;
+  int agentsStarted_ = 0;
   std::string net_;
 };
 
@@ -216,7 +241,7 @@ TEST_F(CniWithAgent, TwoHundredPodsAddedAndDeletedLeaveNothingBehind) {
   }
   EXPECT_TRUE(vethsWithXdp().empty());
   EXPECT_EQ(pins(), pinsBefore) << "pins left behind";
-  EXPECT_EQ(recordedPods(), 0u) << readFile(dir_->path() + "/state/pods.yaml");
+  EXPECT_EQ(recordedPods(), 0u) << podRecords().front();
   EXPECT_TRUE(eventually([&] {
     return readFile(dir_->path() + "/state/status.yaml").find("pod:") == std::string::npos;
   }));
@@ -230,12 +255,48 @@ TEST_F(CniWithAgent, TwoHundredPodsAddedAndDeletedLeaveNothingBehind) {
   EXPECT_EQ(roots, 1u) << *metrics;
 }
 
+// The pod records (one file per container) and pinned links carry the pods across an agent
+// killed with SIGKILL: the new agent answers CHECK and DEL for pods added before it started.
+TEST_F(CniWithAgent, PodsAddedBeforeAnAgentIsKilledAreKnownToTheNextOne) {
+  auto pods = addPods({"web", "db"});
+  ASSERT_EQ(pods.size(), 2u);
+  const TestNetns* web = &pods[0];
+  const TestNetns* db = &pods[1];
+  ASSERT_EQ(recordedPods(), 2u);
+  size_t pinsWithPods = pins();
+
+  agent_->process().kill(SIGKILL);
+  (void)agent_->process().stop();
+  startAgent();
+  EXPECT_EQ(pins(), pinsWithPods) << "the new agent replaced pins instead of adopting them";
+  EXPECT_EQ(vethsWithXdp().size(), 2u);
+  CommandOutput checked = cnitool("check", *web, "web");
+  EXPECT_EQ(checked.exitCode, 0) << checked.out << checked.err << agent_->log();
+  EXPECT_TRUE(eventually([&] {
+    std::string status = readFile(dir_->path() + "/state/status.yaml");
+    return status.find("pod: shop/web") != std::string::npos &&
+           status.find("pod: shop/db") != std::string::npos;
+  })) << readFile(dir_->path() + "/state/status.yaml");
+
+  auto blocked = UdpTraffic::create(*web, *node_, "10.99.0.1", 9999);
+  ASSERT_TRUE(blocked.ok()) << blocked.error().message();
+  (*blocked)->sendAndWait(20, 1000);
+  EXPECT_EQ((*blocked)->received(), 0u) << "web's chain stopped dropping port 9999";
+  blocked->reset();
+
+  ASSERT_EQ(cnitool("del", *web, "web").exitCode, 0);
+  EXPECT_EQ(recordedPods(), 1u);
+  EXPECT_EQ(vethsWithXdp().size(), 1u);
+  ASSERT_EQ(cnitool("del", *db, "db").exitCode, 0);
+  EXPECT_EQ(recordedPods(), 0u);
+  EXPECT_TRUE(vethsWithXdp().empty());
+}
+
 TEST_F(CniWithAgent, GcDetachesContainersTheRuntimeNoLongerHas) {
-  auto kept = TestNetns::create();
-  auto gone = TestNetns::create();
-  ASSERT_TRUE(kept.ok() && gone.ok());
-  ASSERT_EQ(cnitool("add", *kept, "kept").exitCode, 0);
-  ASSERT_EQ(cnitool("add", *gone, "gone").exitCode, 0);
+  auto pods = addPods({"kept", "gone"});
+  ASSERT_EQ(pods.size(), 2u);
+  const TestNetns* kept = &pods[0];
+  const TestNetns* gone = &pods[1];
   ASSERT_EQ(vethsWithXdp().size(), 2u);
   ASSERT_EQ(recordedPods(), 2u);
   // The runtime's GC (CNI 1.1.0): only `kept` is still a valid attachment.
