@@ -838,6 +838,8 @@ NodeStatus NodeReconciler::buildStatus() const {
       s.message = f->second.message;
     } else {
       s.phase = "Ready";
+      if (auto m = monitorProblems_.find(c.name); m != monitorProblems_.end())
+        s.message = m->second;
     }
     status.chains.push_back(std::move(s));
   }
@@ -986,6 +988,7 @@ void NodeReconciler::detachAll() {
 void NodeReconciler::publishMetrics() {
   if (!metrics_)
     return;
+  monitorProblems_.clear();
   std::vector<ExportedAttachment> exported;
   for (const auto& [key, inst] : instances_) {
     ExportedAttachment e;
@@ -1029,10 +1032,14 @@ void NodeReconciler::publishMetrics() {
               m.fields = std::move(*fields);
             } else {
               m.error = !key ? key.error().message() : fields.error().message();
-              // Logged once: a monitor map that cannot be read does not fail the chain.
+              // A monitor map that cannot be read does not fail the chain: the status says so,
+              // and the log and the error counter once.
               std::string line = "monitorMaps of " + p.id + ": map " + decl.map + ": " + m.error;
-              if (monitorErrors_.insert(line).second)
+              monitorProblems_.try_emplace(chain, line + "; not exported");
+              if (monitorErrors_.insert(line).second) {
                 std::cerr << "bpfchain-agent: " << line << "; not exported\n";
+                metrics_->countError(chain, "MonitorMapInvalid");
+              }
             }
             program.monitors.push_back(std::move(m));
           }

@@ -216,7 +216,10 @@ private:
   std::map<std::string, PodRecord> pods_;        // by container id
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
-  std::set<std::string> monitorErrors_;          // logged already
+  std::set<std::string> monitorErrors_;          // logged and counted already
+  // Per chain, the first of its monitorMaps that cannot be exported (from the last
+  // publishMetrics): the chain runs, its status says what is not exported.
+  std::map<std::string, std::string> monitorProblems_;
   // Each chain's resolved programs, by the digest of its declaration.
   std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
   ReconcileScope scope_ = ReconcileScope::Full;

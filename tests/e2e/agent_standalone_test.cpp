@@ -361,6 +361,32 @@ TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
   EXPECT_NE(message.find("programs[1] (edge/bad)"), std::string::npos) << message;
 }
 
+// A monitorMaps entry the agent cannot export (no such map, a key of the wrong shape) is bad
+// input that does not stop the chain: the chain is Ready and filters, its status message and
+// bpfchain_errors_total say what is not exported, and the good entries are exported.
+TEST_F(AgentStandalone, AMonitorMapThatCannotBeExportedIsInStatusAndMetrics) {
+  writeConfig(chainConfig(
+      program("count", counter_,
+              "    monitorMaps: [{map: counter_stats, key: \"0\", aggregator: sum},\n"
+              "                  {map: no_such_map, key: \"0\", aggregator: scalar}]\n") +
+      program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  ASSERT_TRUE(eventually([&] { return chainStatus("edge")["message"].IsDefined(); }))
+      << readFile(statusPath());
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("map no_such_map"), std::string::npos) << message;
+  EXPECT_NE(message.find("not exported"), std::string::npos) << message;
+  EXPECT_EQ(metric("bpfchain_errors_total", {"chain=\"edge\"", "reason=\"MonitorMapInvalid\""}), 1);
+  auto t = traffic(7000);
+  t->sendAndWait(100);
+  EXPECT_EQ(t->received(), 100u);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value", {"program=\"count\"", "field=\"packets\""}), 100);
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(20, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+}
+
 TEST_F(AgentStandalone, AConfigThatDoesNotParseKeepsTheChainAndSaysWhere) {
   writeConfig(chainConfig(program("count", counter_)));
   startAgent();
