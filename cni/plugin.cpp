@@ -383,6 +383,7 @@ CniResult<std::string> cmdAdd(Context& ctx) {
   attach->set_pod_ifname(ctx.env("CNI_IFNAME"));
   attach->set_host_ifname(host->name);
   attach->set_host_ifindex(host->index);
+  attach->set_network(ctx.config.name);
   std::string subject = "host=" + host->name + "(" + std::to_string(host->index) + ")";
 
   AgentAnswer answer = callAgent(ctx, request);
@@ -407,6 +408,8 @@ CniResult<std::string> cmdDel(Context& ctx) {
   detach->set_container_id(ctx.env("CNI_CONTAINERID"));
   detach->set_pod_namespace(pod.ns);
   detach->set_pod_name(pod.name);
+  detach->set_pod_ifname(ctx.env("CNI_IFNAME"));
+  detach->set_network(ctx.config.name);
   AgentAnswer answer = callAgent(ctx, request);
   if (!answer.response) {
     // DEL is best effort and must succeed when there is nothing (reachable) to undo: the agent
@@ -434,6 +437,8 @@ CniResult<std::string> cmdCheck(Context& ctx) {
   check->set_pod_namespace(pod.ns);
   check->set_pod_name(pod.name);
   check->set_host_ifname(host->name);
+  check->set_pod_ifname(ctx.env("CNI_IFNAME"));
+  check->set_network(ctx.config.name);
   std::string subject = "host=" + host->name;
   AgentAnswer answer = callAgent(ctx, request);
   if (!answer.response) {
@@ -495,18 +500,31 @@ CniResult<std::string> cmdGc(Context& ctx) {
   }
   if (!list->isArray() && !list->isNull())
     return CniError{kInvalidNetworkConfig, "cni.dev/valid-attachments is not an array", ""};
-  std::set<std::string> ids;
+  std::set<std::pair<std::string, std::string>> valid; // container id, ifname
   for (const auto& attachment : list->items()) {
     const json::Value* id = attachment.find("containerID");
+    const json::Value* ifname = attachment.find("ifname");
     if (id == nullptr || !id->isString() || id->text().empty())
       return CniError{kInvalidNetworkConfig,
                       "cni.dev/valid-attachments: an entry has no containerID string", ""};
-    ids.insert(id->text());
+    if (ifname == nullptr || !ifname->isString() || ifname->text().empty())
+      return CniError{kInvalidNetworkConfig,
+                      "cni.dev/valid-attachments: the entry of container " + id->text() +
+                          " has no ifname string",
+                      ""};
+    valid.emplace(id->text(), ifname->text());
   }
   v1::Request request;
-  for (const auto& id : ids)
-    request.mutable_gc()->add_valid_container_ids(id);
-  request.mutable_gc(); // an empty list is a request too
+  auto* gc = request.mutable_gc(); // an empty list is a request too
+  gc->set_network(ctx.config.name);
+  std::set<std::string> ids;
+  for (const auto& [id, ifname] : valid) {
+    auto* a = gc->add_valid_attachments();
+    a->set_container_id(id);
+    a->set_pod_ifname(ifname);
+    if (ids.insert(id).second)
+      gc->add_valid_container_ids(id);
+  }
   AgentAnswer answer = callAgent(ctx, request);
   if (!answer.response) {
     if (ctx.config.failurePolicy == FailurePolicy::Ignore) {
@@ -521,7 +539,7 @@ CniResult<std::string> cmdGc(Context& ctx) {
   std::string removed;
   for (const auto& id : answer.response->removed_container_ids())
     removed += (removed.empty() ? "" : ",") + id;
-  ctx.log.line("result=ok valid=" + std::to_string(ids.size()) +
+  ctx.log.line("result=ok valid=" + std::to_string(valid.size()) +
                " removed=" + (removed.empty() ? "none" : removed));
   return std::string();
 }

@@ -24,7 +24,8 @@ v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
   if (!reconciler_.applied())
     return notReady();
   PodRef ref{request.container_id(), request.pod_namespace(), request.pod_name(),
-             request.host_ifname(), request.host_ifindex()};
+             request.host_ifname(),  request.host_ifindex(),  request.pod_ifname(),
+             request.network()};
   auto attached = reconciler_.attachPod(ref);
   if (!attached)
     return failed(attached.error().reason, attached.error().message);
@@ -43,7 +44,8 @@ v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
 }
 
 v1::Response CniHandler::detachPod(const v1::DetachPod& request) {
-  reconciler_.detachPod(request.container_id());
+  reconciler_.detachPod(PodRef{request.container_id(), request.pod_namespace(), request.pod_name(),
+                               "", 0, request.pod_ifname(), request.network()});
   changed_();
   v1::Response r;
   r.set_ok(true);
@@ -53,7 +55,9 @@ v1::Response CniHandler::detachPod(const v1::DetachPod& request) {
 v1::Response CniHandler::checkPod(const v1::CheckPod& request) {
   if (!reconciler_.applied())
     return notReady();
-  auto checked = reconciler_.checkPod(request.container_id());
+  auto checked = reconciler_.checkPod(PodRef{request.container_id(), request.pod_namespace(),
+                                             request.pod_name(), request.host_ifname(), 0,
+                                             request.pod_ifname(), request.network()});
   if (!checked)
     return failed(checked.error().reason, checked.error().message);
   v1::Response r;
@@ -76,11 +80,12 @@ v1::Response CniHandler::status(const v1::StatusRequest&) {
 }
 
 v1::Response CniHandler::gc(const v1::GcRequest& request) {
-  std::set<std::string> valid(request.valid_container_ids().begin(),
-                              request.valid_container_ids().end());
+  std::set<std::pair<std::string, std::string>> valid;
+  for (const auto& a : request.valid_attachments())
+    valid.emplace(a.container_id(), a.pod_ifname());
   v1::Response r;
   r.set_ok(true);
-  for (const auto& id : reconciler_.collectPods(valid))
+  for (const auto& id : reconciler_.collectPods(request.network(), valid))
     r.add_removed_container_ids(id);
   if (r.removed_container_ids_size() > 0)
     changed_();

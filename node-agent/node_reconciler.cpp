@@ -137,6 +137,17 @@ bool validContainerId(const std::string& id) {
                      [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
+// A file and pin name per attachment: readable (the container id's start) and unique (a
+// digest of the whole identity), short enough for bpffs names.
+std::string attachmentKey(const PodRef& ref) {
+  std::string identity = ref.containerId;
+  identity += '\0';
+  identity += ref.network;
+  identity += '\0';
+  identity += ref.podIfname;
+  return ref.containerId.substr(0, 64) + "-" + packages::sha256Hex(identity).substr(0, 16);
+}
+
 bool isPodKey(const std::string& key) {
   return key.rfind("pods/", 0) == 0;
 }
@@ -388,7 +399,7 @@ std::string NodeReconciler::podInstanceKey(dataplane::Hook hook,
 
 std::string NodeReconciler::podLinkPin(const PodRecord& pod, dataplane::Hook hook) const {
   return options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/pod-links/" +
-         pod.ref.containerId.substr(0, 64) + "-" + std::string(dataplane::hookName(hook));
+         attachmentKey(pod.ref) + "-" + std::string(dataplane::hookName(hook));
 }
 
 namespace {
@@ -534,8 +545,8 @@ void NodeReconciler::unlinkPod(PodRecord& pod, dataplane::Hook hook) {
   pod.links.erase(it);
 }
 
-std::string NodeReconciler::podRecordPath(const std::string& containerId) const {
-  return options_.stateDir + "/pods/" + containerId + ".yaml";
+std::string NodeReconciler::podRecordPath(const std::string& key) const {
+  return options_.stateDir + "/pods/" + key + ".yaml";
 }
 
 // One file per container, so that an ADD or DEL writes one small record whatever the number
@@ -543,13 +554,15 @@ std::string NodeReconciler::podRecordPath(const std::string& containerId) const 
 void NodeReconciler::savePod(const PodRecord& pod) const {
   YAML::Node p;
   p["containerId"] = pod.ref.containerId;
+  p["network"] = pod.ref.network;
+  p["podIfname"] = pod.ref.podIfname;
   p["namespace"] = pod.ref.ns;
   p["name"] = pod.ref.name;
   p["hostIfname"] = pod.ref.hostIfname;
   p["hostIfindex"] = pod.ref.hostIfindex;
   for (const auto& [hook, link] : pod.links)
     p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
-  std::string path = podRecordPath(pod.ref.containerId);
+  std::string path = podRecordPath(attachmentKey(pod.ref));
   {
     std::ofstream out(path + ".tmp", std::ios::trunc);
     out << YAML::Dump(p) << "\n";
@@ -565,9 +578,9 @@ void NodeReconciler::savePod(const PodRecord& pod) const {
               << "\n";
 }
 
-void NodeReconciler::forgetPod(const std::string& containerId) const {
+void NodeReconciler::forgetPod(const std::string& key) const {
   std::error_code ec;
-  fs::remove(podRecordPath(containerId), ec);
+  fs::remove(podRecordPath(key), ec);
 }
 
 void NodeReconciler::loadPods() {
@@ -580,12 +593,13 @@ void NodeReconciler::loadPods() {
     try {
       YAML::Node p = YAML::LoadFile(file.path().string());
       pod.ref = PodRef{p["containerId"].as<std::string>(), p["namespace"].as<std::string>(),
-                       p["name"].as<std::string>(), p["hostIfname"].as<std::string>(),
-                       p["hostIfindex"].as<int>()};
+                       p["name"].as<std::string>(),        p["hostIfname"].as<std::string>(),
+                       p["hostIfindex"].as<int>(),         p["podIfname"].as<std::string>(),
+                       p["network"].as<std::string>()};
       for (const auto& l : p["links"])
         links[l.first.as<std::string>()] = l.second.as<std::string>();
-      if (file.path().stem().string() != pod.ref.containerId)
-        throw YAML::Exception(YAML::Mark::null_mark(), "containerId does not match the file name");
+      if (file.path().stem().string() != attachmentKey(pod.ref))
+        throw YAML::Exception(YAML::Mark::null_mark(), "the record does not match its file name");
     } catch (const YAML::Exception& e) {
       // CNI CHECK reports such a pod as not attached; its pins stay until GC or DEL.
       std::cerr << "bpfchain-agent: " << file.path().string() << ": " << e.what()
@@ -602,7 +616,7 @@ void NodeReconciler::loadPods() {
       if (adopted && adopted->has_value())
         pod.links[*hook] = PodLink{inst->first, std::move(**adopted)};
     }
-    pods_[pod.ref.containerId] = std::move(pod);
+    pods_[attachmentKey(pod.ref)] = std::move(pod);
   }
 }
 
@@ -856,7 +870,7 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
   if (ref.hostIfindex <= 0)
     return ApplyFailure{"InvalidRequest",
                         "no host-side interface for container " + ref.containerId};
-  auto [it, inserted] = pods_.try_emplace(ref.containerId, PodRecord{ref, {}});
+  auto [it, inserted] = pods_.try_emplace(attachmentKey(ref), PodRecord{ref, {}});
   PodRecord& pod = it->second;
   if (!inserted && pod.ref.hostIfindex != ref.hostIfindex) {
     for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
@@ -906,22 +920,25 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
   return result;
 }
 
-void NodeReconciler::detachPod(const std::string& containerId) {
+void NodeReconciler::detachPod(const PodRef& ref) {
   std::lock_guard lock(mu_);
-  auto it = pods_.find(containerId);
+  std::string key = attachmentKey(ref);
+  auto it = pods_.find(key);
   if (it == pods_.end())
     return;
   for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
     unlinkPod(it->second, hook);
   pods_.erase(it);
-  forgetPod(containerId);
+  forgetPod(key);
 }
 
-Result<void, ApplyFailure> NodeReconciler::checkPod(const std::string& containerId) {
+Result<void, ApplyFailure> NodeReconciler::checkPod(const PodRef& ref) {
   std::lock_guard lock(mu_);
-  auto it = pods_.find(containerId);
+  auto it = pods_.find(attachmentKey(ref));
   if (it == pods_.end())
-    return ApplyFailure{"NotAttached", "container " + containerId + " has no chains attached"};
+    return ApplyFailure{"NotAttached", "container " + ref.containerId + " (" + ref.podIfname +
+                                           " in network " + ref.network +
+                                           ") has no chains attached"};
   const PodRecord& pod = it->second;
   for (const auto& [hook, chains] : podChains(pod.ref)) {
     auto link = pod.links.find(hook);
@@ -938,17 +955,21 @@ Result<void, ApplyFailure> NodeReconciler::checkPod(const std::string& container
   return {};
 }
 
-std::vector<std::string> NodeReconciler::collectPods(const std::set<std::string>& valid) {
+std::vector<std::string>
+NodeReconciler::collectPods(const std::string& network,
+                            const std::set<std::pair<std::string, std::string>>& valid) {
   std::lock_guard lock(mu_);
   std::vector<std::string> removed;
   for (auto it = pods_.begin(); it != pods_.end();) {
-    if (valid.contains(it->first)) {
+    const PodRef& ref = it->second.ref;
+    // Another network's attachments are that network's GC to judge.
+    if (ref.network != network || valid.contains({ref.containerId, ref.podIfname})) {
       ++it;
       continue;
     }
     for (auto hook : {dataplane::Hook::Xdp, dataplane::Hook::TcIngress, dataplane::Hook::TcEgress})
       unlinkPod(it->second, hook);
-    removed.push_back(it->first);
+    removed.push_back(ref.containerId);
     forgetPod(it->first);
     it = pods_.erase(it);
   }

@@ -12,7 +12,8 @@
 // <set digest>/ and loaded when the chains are applied, so attaching a pod (the CNI plugin's
 // ADD) only links the loaded root to the pod's host-side veth. When a pod's set changes (a
 // chain is added, labels change) its veth switches to the other instance in one atomic step
-// (Attachment::replace). Pod attachments are recorded in <state>/pods/<container id>.yaml.
+// (Attachment::replace). Each CNI attachment (network, container id, pod ifname) is recorded
+// in <state>/pods/<container id>-<digest>.yaml and pinned as pod-links/<same>-<hook>.
 //
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
@@ -80,12 +81,16 @@ using Interfaces = std::map<std::string, int>;
 using PodSelector =
     std::function<bool(const ChainDecl& chain, const std::string& ns, const std::string& name)>;
 
+// One CNI attachment: (network, container id, pod ifname) is its identity (a pod may be in
+// several networks, or have several interfaces in one).
 struct PodRef {
   std::string containerId;
   std::string ns;
   std::string name;
   std::string hostIfname;
   int hostIfindex = 0;
+  std::string podIfname; // CNI_IFNAME
+  std::string network;   // the CNI network's name
 };
 
 struct PodChain {
@@ -118,14 +123,17 @@ public:
   NodeStatus status() const;
 
   // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
-  // namespace). attachPod is idempotent per container id; detachPod of an unknown container
+  // namespace), each about one attachment (PodRef's identity; host interface and pod name
+  // matter only to attachPod). attachPod is idempotent; detachPod of an unknown attachment
   // succeeds.
   Result<std::vector<PodChain>, ApplyFailure> attachPod(const PodRef& ref);
-  void detachPod(const std::string& containerId);
-  // Whether the container's chains are still attached to its veth.
-  Result<void, ApplyFailure> checkPod(const std::string& containerId);
-  // Detaches every container not in `valid`; returns the removed ids.
-  std::vector<std::string> collectPods(const std::set<std::string>& valid);
+  void detachPod(const PodRef& ref);
+  // Whether the attachment's chains are still attached to its veth.
+  Result<void, ApplyFailure> checkPod(const PodRef& ref);
+  // Detaches every attachment of `network` whose (container id, pod ifname) is not in
+  // `valid`; returns the removed attachments' container ids.
+  std::vector<std::string> collectPods(const std::string& network,
+                                       const std::set<std::pair<std::string, std::string>>& valid);
   // True once reconcile() ran with a spec (the CNI plugin's "ready").
   bool applied() const;
 
@@ -193,9 +201,9 @@ private:
   Result<void> linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key, bool verify);
   void unlinkPod(PodRecord& pod, dataplane::Hook hook);
   std::string podLinkPin(const PodRecord& pod, dataplane::Hook hook) const;
-  std::string podRecordPath(const std::string& containerId) const;
+  std::string podRecordPath(const std::string& key) const;
   void savePod(const PodRecord& pod) const;
-  void forgetPod(const std::string& containerId) const;
+  void forgetPod(const std::string& key) const;
   void loadPods();
   std::string stateFile(const std::string& key) const;
   NodeStatus buildStatus() const;
@@ -213,7 +221,7 @@ private:
   PodSelector selectsPod_;
   bool applied_ = false;
   std::map<std::string, std::unique_ptr<Instance>> instances_;
-  std::map<std::string, PodRecord> pods_;        // by container id
+  std::map<std::string, PodRecord> pods_;        // by attachmentKey()
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
   std::set<std::string> monitorErrors_;          // logged and counted already

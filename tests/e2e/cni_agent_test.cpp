@@ -46,18 +46,8 @@ protected:
     auto counter = buildPackage(dir_->path() + "/packages", "counter", "counter", "counter_xdp",
                                 "xdp", "counter_xdp_next");
     ASSERT_TRUE(counter.ok()) << counter.error().message();
-    std::ofstream(dir_->path() + "/net.d/10-pods.conflist") << R"({
-  "cniVersion": "1.0.0",
-  "name": ")" + net_ + R"(",
-  "plugins": [
-    {"type": "bridge", "bridge": "cnibr0", "isGateway": true,
-     "ipam": {"type": "host-local", "dataDir": ")" + dir_->path() + R"(/ipam",
-              "ranges": [[{"subnet": "10.99.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "bpfchain-cni", "socketPath": ")" + socket() +
-                                                                   R"(", "failurePolicy": "fail",
-     "logFile": ")" + dir_->path() + R"(/cni.log"}
-  ]
-})";
+    writeNetwork("10-pods.conflist", net_, "cnibr0", "10.99.0.0/24",
+                 R"(, "routes": [{"dst": "0.0.0.0/0"}])");
     // Every pod gets: a port filter (9999 dropped) and a counter, on its veth's XDP hook
     // (packets the pod sends).
     std::ofstream(dir_->path() + "/node.yaml")
@@ -99,13 +89,48 @@ protected:
 
   std::string socket() const { return dir_->path() + "/agent.sock"; }
 
+  // A network of bridge + host-local + bpfchain-cni (failurePolicy fail) in net.d.
+  void writeNetwork(const std::string& file, const std::string& name, const std::string& bridge,
+                    const std::string& subnet, const std::string& ipamExtra = "") {
+    std::ofstream(dir_->path() + "/net.d/" + file) << R"({
+  "cniVersion": "1.0.0",
+  "name": ")" + name + R"(",
+  "plugins": [
+    {"type": "bridge", "bridge": ")" + bridge + R"(", "isGateway": true,
+     "ipam": {"type": "host-local", "dataDir": ")" + dir_->path() +
+                                                          "/ipam-" + name + R"(",
+              "ranges": [[{"subnet": ")" + subnet + R"("}]])" +
+                                                          ipamExtra + R"(}},
+    {"type": "bpfchain-cni", "socketPath": ")" + socket() +
+                                                          R"(", "failurePolicy": "fail",
+     "logFile": ")" + dir_->path() + R"(/cni.log"}
+  ]
+})";
+  }
+
+  // The runtime's GC of one network (CNI 1.1.0) with its still valid attachments (JSON).
+  CommandOutput gc(const std::string& network, const std::string& validAttachments) {
+    std::ofstream(dir_->path() + "/gc.json")
+        << R"({"cniVersion": "1.1.0", "name": ")" + network +
+               R"(", "type": "bpfchain-cni", "socketPath": ")" + socket() +
+               R"(", "cni.dev/valid-attachments": )" + validAttachments + "}";
+    auto out = runCommand({"sh", "-c", "exec \"$@\" < \"$0\"", dir_->path() + "/gc.json", "env",
+                           "CNI_COMMAND=GC", "CNI_PATH=/usr/lib/cni",
+                           std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-cni"});
+    EXPECT_TRUE(out.ok()) << out.error().message();
+    return out.ok() ? *out : CommandOutput{-1, "", ""};
+  }
+
+  // `network` "" is the test's default network.
   CommandOutput cnitool(const std::string& command, const TestNetns& pod,
-                        const std::string& podName = "web-0") {
+                        const std::string& podName = "web-0", const std::string& ifname = "eth0",
+                        const std::string& network = "") {
     auto out = runCommand(
         {"ip", "netns", "exec", node_->name(), "env", "NETCONFPATH=" + dir_->path() + "/net.d",
          "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
          "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + podName,
-         "CNI_IFNAME=eth0", testBedToolsDir() + "/cnitool", command, net_, pod.path()});
+         "CNI_IFNAME=" + ifname, testBedToolsDir() + "/cnitool", command,
+         network.empty() ? net_ : network, pod.path()});
     EXPECT_TRUE(out.ok()) << out.error().message();
     return out.ok() ? *out : CommandOutput{-1, "", ""};
   }
@@ -300,21 +325,45 @@ TEST_F(CniWithAgent, GcDetachesContainersTheRuntimeNoLongerHas) {
   ASSERT_EQ(vethsWithXdp().size(), 2u);
   ASSERT_EQ(recordedPods(), 2u);
   // The runtime's GC (CNI 1.1.0): only `kept` is still a valid attachment.
-  std::string input = R"({"cniVersion": "1.1.0", "name": ")" + net_ +
-                      R"(", "type": "bpfchain-cni", "socketPath": ")" + socket() +
-                      R"(", "cni.dev/valid-attachments": [{"containerID": ")" +
-                      cnitoolContainerId(kept->path()) + R"(", "ifname": "eth0"}]})";
-  std::ofstream(dir_->path() + "/gc.json") << input;
-  auto gc = runCommand({"sh", "-c", "exec \"$@\" < \"$0\"", dir_->path() + "/gc.json", "env",
-                        "CNI_COMMAND=GC", "CNI_PATH=/usr/lib/cni",
-                        std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-cni"});
-  ASSERT_TRUE(gc.ok());
-  EXPECT_EQ(gc->exitCode, 0) << gc->out << gc->err;
+  CommandOutput collected = gc(net_, R"([{"containerID": ")" + cnitoolContainerId(kept->path()) +
+                                         R"(", "ifname": "eth0"}])");
+  EXPECT_EQ(collected.exitCode, 0) << collected.out << collected.err;
   EXPECT_EQ(vethsWithXdp().size(), 1u);
   EXPECT_EQ(recordedPods(), 1u);
   EXPECT_EQ(cnitool("check", *kept, "kept").exitCode, 0);
   ASSERT_EQ(cnitool("del", *kept, "kept").exitCode, 0);
   ASSERT_EQ(cnitool("del", *gone, "gone").exitCode, 0);
+  EXPECT_EQ(recordedPods(), 0u);
+}
+
+// A pod in two networks that both chain bpfchain-cni (multus-style): each attachment is its own
+// (network, container, ifname); one network's GC and DEL leave the other's chain in place.
+TEST_F(CniWithAgent, APodInTwoNetworksHasTwoAttachmentsThatEachNetworkManages) {
+  std::string second = net_ + "-b";
+  writeNetwork("20-second.conflist", second, "cnibr1", "10.98.0.0/24");
+  auto pod = TestNetns::create();
+  ASSERT_TRUE(pod.ok());
+  ASSERT_EQ(cnitool("add", *pod, "multi", "eth0").exitCode, 0);
+  CommandOutput added = cnitool("add", *pod, "multi", "net1", second);
+  ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
+  EXPECT_EQ(vethsWithXdp().size(), 2u) << "the second ADD took the first one's chain away";
+  EXPECT_EQ(recordedPods(), 2u);
+  EXPECT_EQ(cnitool("check", *pod, "multi", "eth0").exitCode, 0);
+  EXPECT_EQ(cnitool("check", *pod, "multi", "net1", second).exitCode, 0);
+
+  // The second network's GC lists nothing: only its own attachment is stale.
+  CommandOutput collected = gc(second, "[]");
+  EXPECT_EQ(collected.exitCode, 0) << collected.out << collected.err;
+  EXPECT_EQ(vethsWithXdp().size(), 1u);
+  EXPECT_EQ(recordedPods(), 1u);
+  CommandOutput checked = cnitool("check", *pod, "multi", "eth0");
+  EXPECT_EQ(checked.exitCode, 0) << checked.out << checked.err;
+  EXPECT_NE(cnitool("check", *pod, "multi", "net1", second).exitCode, 0);
+
+  ASSERT_EQ(cnitool("del", *pod, "multi", "net1", second).exitCode, 0);
+  EXPECT_EQ(vethsWithXdp().size(), 1u) << "the second network's DEL detached the first one's";
+  ASSERT_EQ(cnitool("del", *pod, "multi", "eth0").exitCode, 0);
+  EXPECT_TRUE(vethsWithXdp().empty());
   EXPECT_EQ(recordedPods(), 0u);
 }
 

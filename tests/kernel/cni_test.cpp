@@ -663,7 +663,7 @@ TEST(CniPlugin, StatusFollowsTheFailurePolicy) {
   EXPECT_EQ(codeOf(old), 1) << old.out;
 }
 
-TEST(CniPlugin, GcSendsTheValidContainerIds) {
+TEST(CniPlugin, GcSendsTheNetworksValidAttachments) {
   CniBed bed;
   bed.startAgent();
   std::map<std::string, std::string> env{{"CNI_COMMAND", "GC"}, {"CNI_PATH", kSystemPlugins}};
@@ -677,7 +677,13 @@ TEST(CniPlugin, GcSendsTheValidContainerIds) {
   std::vector<std::string> ids(bed.agent.gcs[0].valid_container_ids().begin(),
                                bed.agent.gcs[0].valid_container_ids().end());
   EXPECT_EQ(ids, (std::vector<std::string>{"c1", "c2"}));
-  EXPECT_TRUE(contains(readFile(bed.logFile()), "GC result=ok valid=2 removed=stale-1"));
+  // GC is per network: the agent gets the network's name and its (container, ifname) pairs.
+  EXPECT_FALSE(bed.agent.gcs[0].network().empty());
+  std::vector<std::string> attachments;
+  for (const auto& a : bed.agent.gcs[0].valid_attachments())
+    attachments.push_back(a.container_id() + "/" + a.pod_ifname());
+  EXPECT_EQ(attachments, (std::vector<std::string>{"c1/eth0", "c1/net1", "c2/eth0"}));
+  EXPECT_TRUE(contains(readFile(bed.logFile()), "GC result=ok valid=3 removed=stale-1"));
 
   // An empty list is a request too: every attachment is stale.
   run = bed.plugin(env, bed.pluginConfig(R"(,"cni.dev/valid-attachments":[])", "", "1.1.0"));
@@ -688,6 +694,10 @@ TEST(CniPlugin, GcSendsTheValidContainerIds) {
   PluginRun bad = bed.plugin(
       env, bed.pluginConfig(R"(,"cni.dev/valid-attachments":[{"ifname":"x"}])", "", "1.1.0"));
   EXPECT_EQ(codeOf(bad), 7) << bad.out;
+  PluginRun noIfname = bed.plugin(
+      env, bed.pluginConfig(R"(,"cni.dev/valid-attachments":[{"containerID":"c1"}])", "", "1.1.0"));
+  EXPECT_EQ(codeOf(noIfname), 7) << noIfname.out;
+  EXPECT_TRUE(contains(msgOf(noIfname), "no ifname")) << noIfname.out;
 
   bed.stopAgent();
   PluginRun down = bed.plugin(env, bed.pluginConfig(list, "", "1.1.0"));
