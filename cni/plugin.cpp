@@ -337,9 +337,13 @@ AgentAnswer callAgent(const Context& ctx, const v1::Request& request) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   if (!response)
     return {std::nullopt, response.error().message(), took};
-  // An agent that is starting (adopting its chains) says so; it counts as unavailable.
+  // An agent that is starting (adopting its chains), or that cannot tell which chains select
+  // the pod (its labels unknown: the API server unreachable), says so; it counts as
+  // unavailable, so the failure policy decides.
   if (!response->ok() && response->reason() == "NotReady")
     return {std::nullopt, "the agent is not ready: " + response->message(), took};
+  if (!response->ok() && response->reason() == "PodUnknown")
+    return {std::nullopt, "the agent " + response->message(), took};
   return {std::move(*response), "", took};
 }
 

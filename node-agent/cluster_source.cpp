@@ -1,6 +1,7 @@
 #include "node-agent/cluster_source.h"
 
 #include <iostream>
+#include <map>
 #include <mutex>
 
 #include "k8s/client.h"
@@ -47,11 +48,15 @@ k8s::Json toJson(const YAML::Node& node) {
 struct ClusterSource::Impl {
   ClusterSourceOptions options;
   std::unique_ptr<k8s::Client> client;
+  std::unique_ptr<k8s::Client> lookups; // short timeout: a pod ADD waits on it
   std::unique_ptr<k8s::Informer> informer;
   std::unique_ptr<k8s::Informer> pods;
   std::unique_ptr<k8s::Informer> namespaces;
   std::mutex mu;
   std::string lastWritten; // the status body last accepted by the server
+  // Pods ("ns/name") and namespaces read by preparePod that the informers did not have yet.
+  std::map<std::string, k8s::Json> fetchedPods;
+  std::map<std::string, k8s::Json> fetchedNamespaces;
   std::string lastReadyTransition;
   bool lastReady = false;
 };
@@ -71,6 +76,12 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOption
   if (!client)
     return std::move(client).error();
   impl->client = std::move(*client);
+  k8s::Config lookupConfig = *config;
+  lookupConfig.requestTimeout = std::chrono::seconds(1);
+  auto lookups = k8s::Client::create(lookupConfig);
+  if (!lookups)
+    return std::move(lookups).error();
+  impl->lookups = std::move(*lookups);
   k8s::InformerOptions informerOptions;
   informerOptions.fieldSelector = "metadata.name=" + options.nodeName;
   impl->informer = std::make_unique<k8s::Informer>(*impl->client, kNodeConfigs, informerOptions);
@@ -238,25 +249,54 @@ PodSelector ClusterSource::podSelector() {
         k8s::LabelSelector::parse(toJson(chain.pods["podSelector"]), "pods.podSelector");
     if (!nsSelector || !podSelector)
       return false;
-    // A pod the informers have not seen yet (the CNI ADD can beat the watch event) is read
-    // directly.
+    // The informers first; then what preparePod read for a CNI ADD that beat the watch.
     auto object = impl->pods->get(ns + "/" + name);
-    if (!object) {
-      auto fetched = impl->client->get(k8s::resources::kPods, ns, name);
-      if (!fetched)
-        return false;
-      object = *fetched;
-    }
     auto nsObject = impl->namespaces->get(ns);
-    if (!nsObject) {
-      auto fetched = impl->client->get(k8s::resources::kNamespaces, "", ns);
-      if (!fetched)
-        return false;
-      nsObject = *fetched;
-    }
+    std::lock_guard lock(impl->mu);
+    if (object)
+      impl->fetchedPods.erase(ns + "/" + name);
+    else if (auto f = impl->fetchedPods.find(ns + "/" + name); f != impl->fetchedPods.end())
+      object = f->second;
+    if (nsObject)
+      impl->fetchedNamespaces.erase(ns);
+    else if (auto f = impl->fetchedNamespaces.find(ns); f != impl->fetchedNamespaces.end())
+      nsObject = f->second;
+    if (!object || !nsObject)
+      return false; // a pod the API server does not know: gone, or never was
     return nsSelector->matches(k8s::labelsOf(*nsObject)) &&
            podSelector->matches(k8s::labelsOf(*object));
   };
+}
+
+std::optional<std::string> ClusterSource::preparePod(const std::string& ns,
+                                                     const std::string& name) {
+  std::string key = ns + "/" + name;
+  bool podKnown = impl_->pods->get(key).has_value();
+  bool nsKnown = impl_->namespaces->get(ns).has_value();
+  {
+    std::lock_guard lock(impl_->mu);
+    podKnown = podKnown || impl_->fetchedPods.contains(key);
+    nsKnown = nsKnown || impl_->fetchedNamespaces.contains(ns);
+  }
+  if (!podKnown) {
+    auto pod = impl_->lookups->get(k8s::resources::kPods, ns, name);
+    if (!pod)
+      return "pod " + key + ": " + pod.error().describe();
+    std::lock_guard lock(impl_->mu);
+    if (impl_->fetchedPods.size() >= 1024) // pods deleted before their watch event
+      impl_->fetchedPods.clear();
+    impl_->fetchedPods[key] = std::move(*pod);
+  }
+  if (!nsKnown) {
+    auto nsObject = impl_->lookups->get(k8s::resources::kNamespaces, "", ns);
+    if (!nsObject)
+      return "namespace " + ns + ": " + nsObject.error().describe();
+    std::lock_guard lock(impl_->mu);
+    if (impl_->fetchedNamespaces.size() >= 1024)
+      impl_->fetchedNamespaces.clear();
+    impl_->fetchedNamespaces[ns] = std::move(*nsObject);
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> ClusterSource::notReady() const {

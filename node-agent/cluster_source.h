@@ -30,6 +30,9 @@ public:
   bool report(const NodeStatus& status) override;
   std::optional<std::string> notReady() const override;
   PodSelector podSelector() override;
+  // A pod (or namespace) the informers do not have yet is read with a GET of at most 1 s and
+  // kept until they do.
+  std::optional<std::string> preparePod(const std::string& ns, const std::string& name) override;
   // The pods scheduled to this node (the pod informer's cache).
   std::vector<std::pair<std::string, std::string>> expectedPods() override;
 

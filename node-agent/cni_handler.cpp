@@ -23,6 +23,11 @@ v1::Response notReady() {
 v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
   if (!reconciler_.applied())
     return notReady();
+  // Which chains select the pod depends on its labels: without them, attaching nothing would
+  // start the pod unprotected. The plugin's failurePolicy decides (as when the agent is down).
+  if (auto why = source_.preparePod(request.pod_namespace(), request.pod_name()))
+    return failed("PodUnknown", "cannot tell which chains select pod " + request.pod_namespace() +
+                                    "/" + request.pod_name() + ": " + *why);
   PodRef ref{request.container_id(), request.pod_namespace(), request.pod_name(),
              request.host_ifname(),  request.host_ifindex(),  request.pod_ifname(),
              request.network()};

@@ -9,16 +9,17 @@
 
 #include "agent_socket/agent_socket.h"
 #include "node-agent/node_reconciler.h"
+#include "node-agent/spec_source.h"
 
 namespace bpfchain::agent {
 
 class CniHandler : public AgentHandler {
 public:
   // `changed` runs after a pod's attachments changed (the status should show it).
-  CniHandler(NodeReconciler& reconciler, std::string nodeName, std::string version,
-             std::function<void()> changed)
-      : reconciler_(reconciler), nodeName_(std::move(nodeName)), version_(std::move(version)),
-        changed_(std::move(changed)) {}
+  CniHandler(NodeReconciler& reconciler, SpecSource& source, std::string nodeName,
+             std::string version, std::function<void()> changed)
+      : reconciler_(reconciler), source_(source), nodeName_(std::move(nodeName)),
+        version_(std::move(version)), changed_(std::move(changed)) {}
   v1::Response attachPod(const v1::AttachPod& request) override;
   v1::Response detachPod(const v1::DetachPod& request) override;
   v1::Response checkPod(const v1::CheckPod& request) override;
@@ -27,6 +28,7 @@ public:
 
 private:
   NodeReconciler& reconciler_;
+  SpecSource& source_;
   std::string nodeName_;
   std::string version_;
   std::function<void()> changed_;

@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
       return;
     }
     // Started here so that its threads, too, are in the managed namespace (pod veths).
-    CniHandler cni(**reconciler, flags->nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); });
+    CniHandler cni(**reconciler, *source, flags->nodeName, BPFCHAIN_VERSION,
+                   [&] { agent.refreshStatus(); });
     auto socket = AgentSocketServer::start(flags->socket, cni);
     if (!socket) {
       started.set_value(std::move(socket).error().context("--socket " + flags->socket));

@@ -112,12 +112,12 @@ public:
   // in the returned status.
   // `expectedPods` (namespace, name) are pods that will be attached soon (scheduled here, no
   // CNI ADD yet): their chain sets are loaded now, so that their ADD only attaches.
-  // `interfaces`: the namespace's links as a link monitor knows them; listed from the kernel
-  // when absent (a dump of every link costs O(links) of kernel time: not in every Links pass).
+  // `known`: the namespace's links as a link monitor knows them; listed from the kernel when
+  // absent (a dump of every link costs O(links) of kernel time: not in every Links pass).
   NodeStatus reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                        const std::vector<std::pair<std::string, std::string>>& expectedPods = {},
                        ReconcileScope scope = ReconcileScope::Full,
-                       const std::optional<Interfaces>& interfaces = std::nullopt);
+                       const std::optional<Interfaces>& known = std::nullopt);
 
   // The status of what runs now (after pods came and went), without applying anything.
   NodeStatus status() const;

@@ -22,8 +22,16 @@ public:
   virtual std::optional<NodeSpec> current() = 0;
   // Publishes the status of the last reconcile; returns false when it must be retried.
   virtual bool report(const NodeStatus& status) = 0;
-  // Which pods a pods chain selects (by the pod's and its namespace's labels).
+  // Which pods a pods chain selects (by the pod's and its namespace's labels). The selector
+  // answers from memory: it runs under the reconciler's lock.
   virtual PodSelector podSelector() = 0;
+  // Makes sure the selector knows the pod's and its namespace's labels (a CNI ADD can come
+  // before the watch shows the pod); says why not when it cannot. May block briefly: call it
+  // before taking locks.
+  virtual std::optional<std::string> preparePod(const std::string& /*ns*/,
+                                                const std::string& /*name*/) {
+    return std::nullopt;
+  }
   // Pods (namespace, name) expected on this node whose chains should be loaded ahead of their
   // CNI ADD.
   virtual std::vector<std::pair<std::string, std::string>> expectedPods() = 0;

@@ -19,7 +19,6 @@ using web::http::methods;
 using web::http::client::http_client;
 using web::http::client::http_client_config;
 
-constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr auto kTokenRefresh = std::chrono::minutes(1);
 
 std::string encode(const std::string& value) {
@@ -94,7 +93,7 @@ struct Client::Impl {
   std::string token;
   std::chrono::steady_clock::time_point tokenRead;
 
-  http_client_config clientConfig(std::chrono::seconds timeout) const {
+  http_client_config clientConfig(std::chrono::milliseconds timeout) const {
     http_client_config c;
     c.set_timeout(timeout);
     c.set_validate_certificates(!config.insecureSkipTlsVerify);
@@ -112,7 +111,7 @@ struct Client::Impl {
     return c;
   }
 
-  std::unique_ptr<http_client> makeClient(std::chrono::seconds timeout) const {
+  std::unique_ptr<http_client> makeClient(std::chrono::milliseconds timeout) const {
     return std::make_unique<http_client>(utility::conversions::to_string_t(config.server),
                                          clientConfig(timeout));
   }
@@ -180,7 +179,7 @@ Result<std::unique_ptr<Client>> Client::create(const Config& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   try {
-    impl->client = impl->makeClient(kRequestTimeout);
+    impl->client = impl->makeClient(config.requestTimeout);
   } catch (const std::exception& e) {
     return invalidError(std::string("server \"") + config.server + "\": " + e.what());
   }

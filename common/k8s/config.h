@@ -3,6 +3,7 @@
 // service account (client-go's rest.InClusterConfig).
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "system/result.h"
@@ -18,6 +19,8 @@ struct Config {
   std::string token;     // bearer token...
   std::string tokenFile; // ...or a file re-read every minute (service-account tokens rotate)
   std::string nameSpace; // the context's (or the pod's) namespace, "" if none
+  // How long one request may take (connect, send, answer); watches set their own.
+  std::chrono::milliseconds requestTimeout{30000};
 };
 
 // Parses a kubeconfig; `context` empty means its current-context.

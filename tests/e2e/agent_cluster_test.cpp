@@ -434,6 +434,32 @@ TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns)
     Json s = nodeChainStatus(2, "e2e-pods");
     return !s.is_null() && s.has_field("attachments") && s.at("attachments").size() == 2;
   })) << nodeChainStatus(2, "e2e-pods").serialize();
+  // A pod the API server does not know: the agent cannot tell which chains select it, so the
+  // ADD is not answered with "no chains" (the pod would start unprotected) but fails as when the
+  // agent is unavailable (failurePolicy fail: code 11, try again later). Once the Pod object
+  // exists, the runtime's retry attaches its chain.
+  auto late = TestNetns::create();
+  ASSERT_TRUE(late.ok());
+  CommandOutput refused = run("add", *late, "web-1");
+  EXPECT_NE(refused.exitCode, 0) << refused.out;
+  EXPECT_NE(refused.err.find("cannot tell which chains select pod e2e-shop/web-1"),
+            std::string::npos)
+      << refused.out << refused.err;
+  EXPECT_EQ(run("del", *late, "web-1").exitCode, 0); // the runtime cleans up a failed ADD
+  Json p = Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"e2e-shop",
+                           "name":"web-1","labels":{"app":"web"}},
+                           "spec":{"containers":[{"name":"c","image":"x"}]}})");
+  p["spec"]["nodeName"] = Json::string(nodeName(2));
+  auto created = client_->create(k8s::resources::kPods, p);
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  added = run("add", *late, "web-1");
+  ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
+  auto t = UdpTraffic::create(*late, *nodes_->node(2).netns, "10.96.0.1", 9999);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  (*t)->sendAndWait(20, 1000);
+  EXPECT_EQ((*t)->received(), 0u) << "web-1's veth does not run its chain";
+  EXPECT_EQ(run("del", *late, "web-1").exitCode, 0);
+
   EXPECT_EQ(run("del", *web, "web-0").exitCode, 0);
   EXPECT_EQ(run("del", *db, "db-0").exitCode, 0);
   std::error_code ec;
