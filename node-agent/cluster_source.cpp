@@ -45,6 +45,8 @@ k8s::Json toJson(const YAML::Node& node) {
 
 } // namespace
 
+using Labels = std::map<std::string, std::string>;
+
 struct ClusterSource::Impl {
   ClusterSourceOptions options;
   std::unique_ptr<k8s::Client> client;
@@ -54,9 +56,15 @@ struct ClusterSource::Impl {
   std::unique_ptr<k8s::Informer> namespaces;
   std::mutex mu;
   std::string lastWritten; // the status body last accepted by the server
-  // Pods ("ns/name") and namespaces read by preparePod that the informers did not have yet.
-  std::map<std::string, k8s::Json> fetchedPods;
-  std::map<std::string, k8s::Json> fetchedNamespaces;
+  // The labels of the pods ("ns/name") and namespaces the informers hold, kept by their event
+  // handlers: selectors run per pod and chain in every pass, so they read these small maps
+  // instead of copying whole objects out of the caches.
+  std::mutex labelsMu; // not mu: that one is held across status writes
+  std::map<std::string, Labels> podLabels;
+  std::map<std::string, Labels> namespaceLabels;
+  // Read by preparePod because the informers did not have them yet.
+  std::map<std::string, Labels> fetchedPods;
+  std::map<std::string, Labels> fetchedNamespaces;
   std::string lastReadyTransition;
   bool lastReady = false;
 };
@@ -105,14 +113,37 @@ void ClusterSource::start(std::function<void()> changed) {
   impl_->informer->addEventHandler(handler);
   impl_->informer->start();
   // Labels decide which pods chains apply: only label changes matter.
-  k8s::InformerEventHandler labels;
-  labels.onAdd = [changed](const k8s::Json&) { changed(); };
-  labels.onUpdate = [changed](const k8s::Json& oldObj, const k8s::Json& newObj) {
-    if (k8s::labelsOf(oldObj) != k8s::labelsOf(newObj))
+  auto labelsOf = [impl = impl_.get(), changed](std::map<std::string, Labels> Impl::*table) {
+    k8s::InformerEventHandler h;
+    h.onAdd = [impl, table, changed](const k8s::Json& obj) {
+      {
+        std::lock_guard lock(impl->labelsMu);
+        (impl->*table)[k8s::keyOf(obj)] = k8s::labelsOf(obj);
+      }
       changed();
+    };
+    h.onUpdate = [impl, table, changed](const k8s::Json&, const k8s::Json& obj) {
+      Labels now = k8s::labelsOf(obj);
+      {
+        std::lock_guard lock(impl->labelsMu);
+        Labels& held = (impl->*table)[k8s::keyOf(obj)];
+        if (held == now)
+          return;
+        held = std::move(now);
+      }
+      changed();
+    };
+    h.onDelete = [impl, table, changed](const k8s::Json& obj) {
+      {
+        std::lock_guard lock(impl->labelsMu);
+        (impl->*table).erase(k8s::keyOf(obj));
+      }
+      changed();
+    };
+    return h;
   };
-  impl_->pods->addEventHandler(labels);
-  impl_->namespaces->addEventHandler(labels);
+  impl_->pods->addEventHandler(labelsOf(&Impl::podLabels));
+  impl_->namespaces->addEventHandler(labelsOf(&Impl::namespaceLabels));
   impl_->pods->start();
   impl_->namespaces->start();
 }
@@ -240,61 +271,85 @@ std::vector<std::pair<std::string, std::string>> ClusterSource::expectedPods() {
   return pods;
 }
 
+namespace {
+
+// The informer's labels of `key`, else what preparePod read for an ADD that beat the watch
+// (dropped once the informer has it), else null.
+const Labels* knownLabels(const std::map<std::string, Labels>& watched,
+                          std::map<std::string, Labels>& fetched, const std::string& key) {
+  if (auto it = watched.find(key); it != watched.end()) {
+    fetched.erase(key);
+    return &it->second;
+  }
+  auto it = fetched.find(key);
+  return it == fetched.end() ? nullptr : &it->second;
+}
+
+} // namespace
+
 PodSelector ClusterSource::podSelector() {
   Impl* impl = impl_.get();
-  return [impl](const ChainDecl& chain, const std::string& ns, const std::string& name) {
-    auto nsSelector = k8s::LabelSelector::parse(toJson(chain.pods["namespaceSelector"]),
-                                                "pods.namespaceSelector");
-    auto podSelector =
-        k8s::LabelSelector::parse(toJson(chain.pods["podSelector"]), "pods.podSelector");
-    if (!nsSelector || !podSelector)
+  // One selector per pass (the agent asks again with each spec): each chain's selectors are
+  // parsed once in it, not once per pod.
+  using Parsed = std::optional<std::pair<k8s::LabelSelector, k8s::LabelSelector>>;
+  auto parsed = std::make_shared<std::map<std::string, Parsed>>();
+  auto parsedMu = std::make_shared<std::mutex>();
+  return [impl, parsed, parsedMu](const ChainDecl& chain, const std::string& ns,
+                                  const std::string& name) {
+    Parsed selectors;
+    {
+      std::lock_guard lock(*parsedMu);
+      auto it = parsed->find(chain.name);
+      if (it == parsed->end()) {
+        auto nsSelector = k8s::LabelSelector::parse(toJson(chain.pods["namespaceSelector"]),
+                                                    "pods.namespaceSelector");
+        auto podSelector =
+            k8s::LabelSelector::parse(toJson(chain.pods["podSelector"]), "pods.podSelector");
+        Parsed p;
+        if (nsSelector && podSelector)
+          p.emplace(std::move(*nsSelector), std::move(*podSelector));
+        it = parsed->emplace(chain.name, std::move(p)).first;
+      }
+      selectors = it->second;
+    }
+    if (!selectors)
       return false;
-    // The informers first; then what preparePod read for a CNI ADD that beat the watch.
-    auto object = impl->pods->get(ns + "/" + name);
-    auto nsObject = impl->namespaces->get(ns);
-    std::lock_guard lock(impl->mu);
-    if (object)
-      impl->fetchedPods.erase(ns + "/" + name);
-    else if (auto f = impl->fetchedPods.find(ns + "/" + name); f != impl->fetchedPods.end())
-      object = f->second;
-    if (nsObject)
-      impl->fetchedNamespaces.erase(ns);
-    else if (auto f = impl->fetchedNamespaces.find(ns); f != impl->fetchedNamespaces.end())
-      nsObject = f->second;
-    if (!object || !nsObject)
+    std::lock_guard lock(impl->labelsMu);
+    const Labels* podLabels = knownLabels(impl->podLabels, impl->fetchedPods, ns + "/" + name);
+    const Labels* nsLabels = knownLabels(impl->namespaceLabels, impl->fetchedNamespaces, ns);
+    if (podLabels == nullptr || nsLabels == nullptr)
       return false; // a pod the API server does not know: gone, or never was
-    return nsSelector->matches(k8s::labelsOf(*nsObject)) &&
-           podSelector->matches(k8s::labelsOf(*object));
+    return selectors->first.matches(*nsLabels) && selectors->second.matches(*podLabels);
   };
 }
 
 std::optional<std::string> ClusterSource::preparePod(const std::string& ns,
                                                      const std::string& name) {
   std::string key = ns + "/" + name;
-  bool podKnown = impl_->pods->get(key).has_value();
-  bool nsKnown = impl_->namespaces->get(ns).has_value();
+  bool podKnown = false;
+  bool nsKnown = false;
   {
-    std::lock_guard lock(impl_->mu);
-    podKnown = podKnown || impl_->fetchedPods.contains(key);
-    nsKnown = nsKnown || impl_->fetchedNamespaces.contains(ns);
+    std::lock_guard lock(impl_->labelsMu);
+    podKnown = impl_->podLabels.contains(key) || impl_->fetchedPods.contains(key);
+    nsKnown = impl_->namespaceLabels.contains(ns) || impl_->fetchedNamespaces.contains(ns);
   }
   if (!podKnown) {
     auto pod = impl_->lookups->get(k8s::resources::kPods, ns, name);
     if (!pod)
       return "pod " + key + ": " + pod.error().describe();
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->labelsMu);
     if (impl_->fetchedPods.size() >= 1024) // pods deleted before their watch event
       impl_->fetchedPods.clear();
-    impl_->fetchedPods[key] = std::move(*pod);
+    impl_->fetchedPods[key] = k8s::labelsOf(*pod);
   }
   if (!nsKnown) {
     auto nsObject = impl_->lookups->get(k8s::resources::kNamespaces, "", ns);
     if (!nsObject)
       return "namespace " + ns + ": " + nsObject.error().describe();
-    std::lock_guard lock(impl_->mu);
+    std::lock_guard lock(impl_->labelsMu);
     if (impl_->fetchedNamespaces.size() >= 1024)
       impl_->fetchedNamespaces.clear();
-    impl_->fetchedNamespaces[ns] = std::move(*nsObject);
+    impl_->fetchedNamespaces[ns] = k8s::labelsOf(*nsObject);
   }
   return std::nullopt;
 }
