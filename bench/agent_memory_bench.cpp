@@ -36,6 +36,7 @@
 #include <vector>
 #include <yaml-cpp/yaml.h>
 
+#include "command_line.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/http.h"
@@ -61,53 +62,43 @@ struct Options {
   std::vector<std::string> agentArgs; // passed on, e.g. --resync-seconds 5
 };
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "bpfchain-bench-agent-memory: %s\n", message.c_str());
-  std::exit(1);
-}
-
-[[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: bpfchain-bench-agent-memory [--runs R] [--chains C] "
-                       "[--interfaces I]\n         [--scrape-s S] [--scrape-ms MS] "
-                       "[--shapes idle,mixed,max]\n         [--agent-arg ARG]...\n");
-  std::exit(2);
-}
+const bench::CommandLine kCommandLine{"bpfchain-bench-agent-memory",
+                                      "[--runs R] [--chains C] [--interfaces I]\n"
+                                      "         [--scrape-s S] [--scrape-ms MS] "
+                                      "[--shapes idle,mixed,max]\n"
+                                      "         [--agent-arg ARG]..."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (arg == "--runs")
-      o.runs = std::stoi(value());
-    else if (arg == "--chains")
-      o.chains = std::stoi(value());
-    else if (arg == "--interfaces")
-      o.interfaces = std::stoi(value());
-    else if (arg == "--scrape-s")
-      o.scrapeS = std::stoi(value());
-    else if (arg == "--scrape-ms")
-      o.scrapeMs = std::stoi(value());
-    else if (arg == "--agent-arg")
-      o.agentArgs.push_back(value());
-    else if (arg == "--shapes") {
-      o.shapes.clear();
-      std::stringstream list(value());
-      for (std::string s; std::getline(list, s, ',');) {
-        if (s != "idle" && s != "mixed" && s != "max")
-          usage();
-        o.shapes.push_back(s);
-      }
-    } else
-      usage();
-  }
+  kCommandLine.parse(argc, argv,
+                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
+                       if (arg == "--runs")
+                         o.runs = std::stoi(value());
+                       else if (arg == "--chains")
+                         o.chains = std::stoi(value());
+                       else if (arg == "--interfaces")
+                         o.interfaces = std::stoi(value());
+                       else if (arg == "--scrape-s")
+                         o.scrapeS = std::stoi(value());
+                       else if (arg == "--scrape-ms")
+                         o.scrapeMs = std::stoi(value());
+                       else if (arg == "--agent-arg")
+                         o.agentArgs.push_back(value());
+                       else if (arg == "--shapes") {
+                         o.shapes.clear();
+                         std::stringstream list(value());
+                         for (std::string s; std::getline(list, s, ',');) {
+                           if (s != "idle" && s != "mixed" && s != "max")
+                             kCommandLine.usage();
+                           o.shapes.push_back(s);
+                         }
+                       } else
+                         return false;
+                       return true;
+                     });
   if (o.runs < 1 || o.chains < 1 || o.interfaces < 1 || o.interfaces > 100 || o.scrapeS < 0 ||
       o.scrapeMs < 0 || o.shapes.empty())
-    usage();
+    kCommandLine.usage();
   return o;
 }
 
@@ -187,7 +178,7 @@ public:
   void run() {
     auto dir = TempDir::create("agent-memory");
     if (!dir)
-      die(dir.error().message());
+      kCommandLine.die(dir.error().message());
     dir_ = std::make_unique<TempDir>(std::move(*dir));
     fs::create_directories(dir_->path() + "/packages");
     struct {
@@ -206,7 +197,7 @@ public:
       auto built =
           buildPackage(dir_->path() + "/packages", p.object, p.object, p.entry, "xdp", p.next);
       if (!built)
-        die(built.error().message());
+        kCommandLine.die(built.error().message());
       packages_.push_back({p.name, *built, p.extra});
     }
     for (int r = 0; r < o_.runs; ++r)
@@ -257,7 +248,7 @@ private:
     Measurement r;
     auto netns = TestNetns::create();
     if (!netns)
-      die(netns.error().message());
+      kCommandLine.die(netns.error().message());
     for (int i = 0; i < o_.interfaces; ++i) {
       std::string eth = "eth" + std::to_string(i), peer = "p" + std::to_string(i);
       for (const auto& args : std::vector<std::vector<std::string>>{
@@ -265,11 +256,11 @@ private:
                {"link", "set", eth, "up"},
                {"link", "set", peer, "up"}})
         if (auto ok = netns->ip(args); !ok)
-          die(ok.error().message());
+          kCommandLine.die(ok.error().message());
     }
     auto bpffs = TestBpffs::mount();
     if (!bpffs)
-      die(bpffs.error().message());
+      kCommandLine.die(bpffs.error().message());
     std::string base = dir_->path() + "/" + shape + "-" + std::to_string(run);
     fs::create_directories(base);
     std::ofstream(base + "/node.yaml") << config(shape, r.programs);
@@ -284,7 +275,7 @@ private:
     auto t0 = SteadyClock::now();
     auto agent = AgentProcess::start(a, base + "/agent.log");
     if (!agent)
-      die(agent.error().message());
+      kCommandLine.die(agent.error().message());
     pid_t pid = (*agent)->process().pid();
     bool ready = eventually(
         [&] {
@@ -293,7 +284,7 @@ private:
         },
         300000);
     if (!ready)
-      die(shape + ": not Ready within 300 s; log:\n" + (*agent)->log());
+      kCommandLine.die(shape + ": not Ready within 300 s; log:\n" + (*agent)->log());
     r.readyMs = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
     std::this_thread::sleep_for(2s);
     r.ready = memoryOf(pid);
@@ -429,7 +420,7 @@ int main(int argc, char** argv) {
   Options o = parseOptions(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   if (geteuid() != 0)
-    die("needs root (network namespaces, bpffs, BPF)");
+    kCommandLine.die("needs root (network namespaces, bpffs, BPF)");
   Bench bench(std::move(o));
   bench.run();
   return 0;

@@ -53,6 +53,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "command_line.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/control_plane.h"
@@ -64,6 +65,7 @@
 #include "k8s/config.h"
 #include "k8s/informer.h"
 #include "k8s/object.h"
+#include "statistics.h"
 
 using namespace bpfchain;
 using namespace bpfchain::testing;
@@ -93,59 +95,48 @@ struct Options {
   std::vector<std::string> operatorArgs;
 };
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "bpfchain-bench-agent-rollout: %s\n", message.c_str());
-  std::exit(1);
-}
-
-[[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: bpfchain-bench-agent-rollout [--nodes 10,50,100] [--runs R]\n"
-                       "         [--pause-ms MS] [--log-dir DIR] [--timeout-s S]\n"
-                       "         [--operator PATH] [--operator-arg ARG]...\n"
-                       "         [--quiet-wait-s S] [--quiet-cores C]\n");
-  std::exit(2);
-}
+const bench::CommandLine kCommandLine{"bpfchain-bench-agent-rollout",
+                                      "[--nodes 10,50,100] [--runs R]\n"
+                                      "         [--pause-ms MS] [--log-dir DIR] [--timeout-s S]\n"
+                                      "         [--operator PATH] [--operator-arg ARG]...\n"
+                                      "         [--quiet-wait-s S] [--quiet-cores C]"};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (arg == "--nodes") {
-      o.nodes.clear();
-      std::stringstream list(value());
-      for (std::string n; std::getline(list, n, ',');)
-        o.nodes.push_back(std::stoi(n));
-    } else if (arg == "--runs")
-      o.runs = std::stoi(value());
-    else if (arg == "--pause-ms")
-      o.pauseMs = std::stoi(value());
-    else if (arg == "--timeout-s")
-      o.timeoutS = std::stoi(value());
-    else if (arg == "--quiet-wait-s")
-      o.quietWaitS = std::stoi(value());
-    else if (arg == "--quiet-cores")
-      o.quietCores = std::stod(value());
-    else if (arg == "--log-dir")
-      o.logDir = value();
-    else if (arg == "--operator")
-      o.operatorPath = value();
-    else if (arg == "--operator-arg")
-      o.operatorArgs.push_back(value());
-    else
-      usage();
-  }
+  kCommandLine.parse(argc, argv,
+                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
+                       if (arg == "--nodes") {
+                         o.nodes.clear();
+                         std::stringstream list(value());
+                         for (std::string n; std::getline(list, n, ',');)
+                           o.nodes.push_back(std::stoi(n));
+                       } else if (arg == "--runs")
+                         o.runs = std::stoi(value());
+                       else if (arg == "--pause-ms")
+                         o.pauseMs = std::stoi(value());
+                       else if (arg == "--timeout-s")
+                         o.timeoutS = std::stoi(value());
+                       else if (arg == "--quiet-wait-s")
+                         o.quietWaitS = std::stoi(value());
+                       else if (arg == "--quiet-cores")
+                         o.quietCores = std::stod(value());
+                       else if (arg == "--log-dir")
+                         o.logDir = value();
+                       else if (arg == "--operator")
+                         o.operatorPath = value();
+                       else if (arg == "--operator-arg")
+                         o.operatorArgs.push_back(value());
+                       else
+                         return false;
+                       return true;
+                     });
   if (o.operatorPath.empty()) {
     o.operatorPath = std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator";
     o.operatorArgs.insert(o.operatorArgs.begin(), {"--metrics-address", "127.0.0.1:0"});
   }
   std::sort(o.nodes.begin(), o.nodes.end());
   if (o.nodes.empty() || o.nodes.front() < 1 || o.nodes.back() > 250 || o.runs < 1)
-    usage();
+    kCommandLine.usage();
   return o;
 }
 
@@ -273,7 +264,7 @@ public:
     configs_.start();
     chains_.start();
     if (!configs_.waitForSync(60s) || !chains_.waitForSync(60s))
-      die("the bench's informers did not sync");
+      kCommandLine.die("the bench's informers did not sync");
   }
 
   // Forgets every generation (the chain is about to be created again) and sets how many nodes
@@ -426,7 +417,7 @@ Stats stats(std::vector<double> v) {
     return s;
   std::sort(v.begin(), v.end());
   s.n = v.size();
-  s.median = s.n % 2 ? v[s.n / 2] : (v[s.n / 2 - 1] + v[s.n / 2]) / 2;
+  s.median = bench::medianOfSorted(v);
   // Nearest rank: with fewer than 100 samples the 99th percentile is the maximum.
   size_t rank = (99 * s.n + 99) / 100;
   s.p99 = v[std::min(rank, s.n) - 1];
@@ -461,7 +452,7 @@ public:
                  availableAtStart / 1048576.0);
     auto started = ControlPlane::start();
     if (!started)
-      die(started.error().message());
+      kCommandLine.die(started.error().message());
     plane_ = std::make_unique<ControlPlane>(std::move(*started));
     std::string clusterDir = fs::path(plane_->kubeconfig()).parent_path().string();
     apiserverPid_ = pidFromFile(clusterDir + "/kube-apiserver.pid");
@@ -469,13 +460,13 @@ public:
     auto crds = plane_->installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
                                     {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
     if (!crds)
-      die(crds.error().message());
+      kCommandLine.die(crds.error().message());
     auto config = k8s::loadKubeconfig(plane_->kubeconfig());
     if (!config)
-      die(config.error().message());
+      kCommandLine.die(config.error().message());
     auto client = k8s::Client::create(*config);
     if (!client)
-      die(client.error().message());
+      kCommandLine.die(client.error().message());
     client_ = std::move(*client);
     Json ns = Json::parse(
         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bpfchain-system"}})");
@@ -483,13 +474,13 @@ public:
 
     auto dir = TempDir::create("agent-rollout");
     if (!dir)
-      die(dir.error().message());
+      kCommandLine.die(dir.error().message());
     dir_ = std::make_unique<TempDir>(std::move(*dir));
     logDir_ = o_.logDir.empty() ? dir_->path() + "/logs" : o_.logDir;
     fs::create_directories(logDir_);
     auto bpffs = TestBpffs::mount();
     if (!bpffs)
-      die(bpffs.error().message());
+      kCommandLine.die(bpffs.error().message());
     bpffs_ = std::make_unique<TestBpffs>(std::move(*bpffs));
     fs::create_directories(dir_->path() + "/packages");
     auto filter = buildPackage(dir_->path() + "/packages", "portfilter", "portfilter",
@@ -497,14 +488,15 @@ public:
     auto counter = buildPackage(dir_->path() + "/packages", "counter", "counter", "counter_xdp",
                                 "xdp", "counter_xdp_next");
     if (!filter || !counter)
-      die("bpfchain-pkg build: " + (!filter ? filter.error() : counter.error()).message());
+      kCommandLine.die("bpfchain-pkg build: " +
+                       (!filter ? filter.error() : counter.error()).message());
     filter_ = *filter;
     counter_ = *counter;
 
     auto t0 = SteadyClock::now();
     auto nodes = SimulatedNodes::create(static_cast<size_t>(o_.nodes.back()));
     if (!nodes)
-      die(nodes.error().message());
+      kCommandLine.die(nodes.error().message());
     nodes_ = std::move(*nodes);
     std::fprintf(stderr, "%d simulated nodes in %.1f s\n", o_.nodes.back(),
                  msBetween(t0, SteadyClock::now()) / 1000);
@@ -514,7 +506,7 @@ public:
     argvOperator.insert(argvOperator.end(), o_.operatorArgs.begin(), o_.operatorArgs.end());
     auto op = ChildProcess::spawn(argvOperator, logDir_ + "/operator.log");
     if (!op)
-      die(op.error().message());
+      kCommandLine.die(op.error().message());
     operator_ = std::make_unique<ChildProcess>(std::move(*op));
     // kubectl's discovery and OpenAPI caches, so that the first measured apply does not pay for
     // them: the first apply that patches a BpfChain fetches the group's OpenAPI v3 document,
@@ -528,7 +520,7 @@ public:
                    "  hook: xdp\n  nodeSelector: {matchLabels: {bench.bpfchain.io/none: \"x\"}}\n");
       std::ofstream(warmup) << yaml;
       if (auto r = plane_->kubectl({"apply", "-f", warmup}); !r)
-        die("warm-up apply: " + r.error().message());
+        kCommandLine.die("warm-up apply: " + r.error().message());
     }
     (void)plane_->kubectl({"delete", "-f", warmup});
 
@@ -552,7 +544,7 @@ private:
       node["metadata"]["name"] = Json::string(nodeName(i));
       auto created = client_->create(k8s::resources::kNodes, node);
       if (!created && !created.error().alreadyExists())
-        die("create node: " + created.error().describe());
+        kCommandLine.die("create node: " + created.error().describe());
       AgentOptions a;
       a.nodeName = nodeName(i);
       a.kubeconfig = plane_->kubeconfig();
@@ -562,14 +554,14 @@ private:
       a.socket = dir_->path() + "/" + nodeName(i) + ".sock";
       auto agent = AgentProcess::start(a, logDir_ + "/agent-" + nodeName(i) + ".log");
       if (!agent)
-        die(agent.error().message());
+        kCommandLine.die(agent.error().message());
       agents_.push_back(std::move(*agent));
     }
     if (!tracker_->waitFor([&] { return tracker_->configs() >= n; }, 120s))
-      die("the operator did not create a BpfNodeConfig for every node");
+      kCommandLine.die("the operator did not create a BpfNodeConfig for every node");
     for (auto& a : agents_)
       if (!eventually([&] { return a->get("/readyz").ok(); }, 60000))
-        die("an agent is not ready: " + a->log());
+        kCommandLine.die("an agent is not ready: " + a->log());
     std::fprintf(stderr, "%zu nodes and agents (%.1f s to add)\n", n,
                  msBetween(t0, SteadyClock::now()) / 1000);
   }
@@ -666,7 +658,7 @@ private:
                            "-o", "jsonpath={.metadata.generation}"});
     auto tKubectl = SteadyClock::now();
     if (!out || out->exitCode != 0)
-      die("kubectl apply: " + (out ? out->err : out.error().message()));
+      kCommandLine.die("kubectl apply: " + (out ? out->err : out.error().message()));
     int64_t generation = std::stoll(out->out);
     if (!tracker_->waitFor([&] { return tracker_->ready(generation); },
                            std::chrono::seconds(o_.timeoutS))) {
@@ -677,8 +669,8 @@ private:
             return true;
           },
           0s);
-      die(what + ": not Ready within " + std::to_string(o_.timeoutS) + " s; " + state +
-          "\noperator log: " + logDir_ + "/operator.log");
+      kCommandLine.die(what + ": not Ready within " + std::to_string(o_.timeoutS) + " s; " + state +
+                       "\noperator log: " + logDir_ + "/operator.log");
     }
     Cpu cpu1 = cpuNow();
     c.kubectl = msBetween(t0, tKubectl);
@@ -765,10 +757,10 @@ private:
     auto t0 = SteadyClock::now();
     auto deleted = plane_->kubectl({"delete", std::string("bpfchains/") + kChainName});
     if (!deleted)
-      die(deleted.error().message());
+      kCommandLine.die(deleted.error().message());
     if (!tracker_->waitFor([&] { return tracker_->nodesWithChain() == 0; },
                            std::chrono::seconds(o_.timeoutS)))
-      die("the chain was not removed from every node");
+      kCommandLine.die("the chain was not removed from every node");
     deleteMs_[n] = msBetween(t0, SteadyClock::now());
     std::fprintf(stderr, "  N=%d delete: gone from every node after %.0f ms\n", n, deleteMs_[n]);
     std::this_thread::sleep_for(std::chrono::milliseconds(o_.pauseMs));
@@ -907,7 +899,7 @@ int main(int argc, char** argv) {
   Options o = parseOptions(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
   if (geteuid() != 0)
-    die("needs root (network namespaces, bpffs, BPF)");
+    kCommandLine.die("needs root (network namespaces, bpffs, BPF)");
   Bench bench(std::move(o));
   bench.run();
   return 0;

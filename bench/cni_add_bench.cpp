@@ -19,13 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "command_line.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/netns.h"
 #include "harness/resources.h"
+#include "statistics.h"
 
 using namespace bpfchain;
 using namespace bpfchain::testing;
+using bench::percentile;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -42,12 +45,6 @@ std::string conflist(const std::string& name, const std::string& bridge, const s
          subnet + R"("}]]}})" + extra + "]}";
 }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
-  return v[std::min(i, v.size() - 1)];
-}
-
 int fail(const std::string& what) {
   std::cerr << "bpfchain-bench-cni-add: " << what << "\n";
   return 1;
@@ -59,17 +56,20 @@ int main(int argc, char** argv) {
   int pods = 200;
   std::string hook = "xdp";
   bool churn = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--churn")
-      churn = true;
-    else if (arg == "--pods" && i + 1 < argc)
-      pods = std::atoi(argv[++i]);
-    else if (arg == "--hook" && i + 1 < argc)
-      hook = argv[++i];
-    else
-      return fail("usage: bpfchain-bench-cni-add [--pods N] [--hook xdp|tc-ingress] [--churn]");
-  }
+  const bench::CommandLine commandLine{"bpfchain-bench-cni-add",
+                                       "[--pods N] [--hook xdp|tc-ingress] [--churn]"};
+  commandLine.parse(argc, argv,
+                    [&](const std::string& arg, const bench::CommandLine::Value& value) {
+                      if (arg == "--churn")
+                        churn = true;
+                      else if (arg == "--pods")
+                        pods = std::atoi(value().c_str());
+                      else if (arg == "--hook")
+                        hook = value();
+                      else
+                        return false;
+                      return true;
+                    });
   bool xdp = hook == "xdp";
   auto tools = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
   if (!tools)

@@ -37,12 +37,17 @@
 #include <unistd.h>
 #include <vector>
 
+#include "command_line.h"
 #include "k8s/client.h"
 #include "k8s/informer.h"
+#include "parallel.h"
+#include "statistics.h"
 
 extern char** environ;
 
 using namespace bpfchain;
+using bench::parallel;
+using bench::percentile;
 using namespace bpfchain::k8s;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -62,62 +67,51 @@ struct Options {
   bool measureOnce = false; // internal: one run, in this process
 };
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "bpfchain-bench-k8s-informer: %s\n", message.c_str());
-  std::exit(1);
-}
-
-void usage() {
-  std::fprintf(stderr,
-               "usage: bpfchain-bench-k8s-informer --kubeconfig PATH [--objects N] [--changes M]\n"
-               "         [--runs R] [--page-size P] [--writers W] [--first-list-from-cache]"
-               " [--delete]\n");
-  std::exit(2);
-}
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-k8s-informer",
+    "--kubeconfig PATH [--objects N] [--changes M]\n"
+    "         [--runs R] [--page-size P] [--writers W] [--first-list-from-cache]"
+    " [--delete]"};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (arg == "--kubeconfig")
-      o.kubeconfig = value();
-    else if (arg == "--objects")
-      o.objects = std::stoi(value());
-    else if (arg == "--changes")
-      o.changes = std::stoi(value());
-    else if (arg == "--runs")
-      o.runs = std::stoi(value());
-    else if (arg == "--page-size")
-      o.pageSize = std::stoll(value());
-    else if (arg == "--writers")
-      o.writers = std::stoi(value());
-    else if (arg == "--first-list-from-cache")
-      o.firstListFromCache = true;
-    else if (arg == "--delete")
-      o.deleteAtEnd = true;
-    else if (arg == "--measure-once")
-      o.measureOnce = true;
-    else
-      usage();
-  }
+  kCommandLine.parse(argc, argv,
+                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
+                       if (arg == "--kubeconfig")
+                         o.kubeconfig = value();
+                       else if (arg == "--objects")
+                         o.objects = std::stoi(value());
+                       else if (arg == "--changes")
+                         o.changes = std::stoi(value());
+                       else if (arg == "--runs")
+                         o.runs = std::stoi(value());
+                       else if (arg == "--page-size")
+                         o.pageSize = std::stoll(value());
+                       else if (arg == "--writers")
+                         o.writers = std::stoi(value());
+                       else if (arg == "--first-list-from-cache")
+                         o.firstListFromCache = true;
+                       else if (arg == "--delete")
+                         o.deleteAtEnd = true;
+                       else if (arg == "--measure-once")
+                         o.measureOnce = true;
+                       else
+                         return false;
+                       return true;
+                     });
   if (o.kubeconfig.empty() || o.objects < 1 || o.changes < 0 || o.changes > o.objects ||
       o.runs < 1 || o.writers < 1)
-    usage();
+    kCommandLine.usage();
   return o;
 }
 
 std::unique_ptr<Client> connect(const Options& o) {
   auto config = loadKubeconfig(o.kubeconfig);
   if (!config)
-    die(config.error().message());
+    kCommandLine.die(config.error().message());
   auto client = Client::create(*config);
   if (!client)
-    die(client.error().message());
+    kCommandLine.die(client.error().message());
   return std::move(*client);
 }
 
@@ -182,7 +176,7 @@ const char* kCrd = R"({
 void ensureCrd(Client& client) {
   auto created = client.create(resources::kCustomResourceDefinitions, Json::parse(kCrd));
   if (!created && !created.error().alreadyExists())
-    die("create the BenchWidget CRD: " + created.error().describe());
+    kCommandLine.die("create the BenchWidget CRD: " + created.error().describe());
   for (int i = 0; i < 600; ++i) {
     auto crd =
         client.get(resources::kCustomResourceDefinitions, "", "benchwidgets.bench.bpfchain.io");
@@ -193,27 +187,14 @@ void ensureCrd(Client& client) {
           return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  die("the BenchWidget CRD was not established within 60 s");
-}
-
-// Runs `work(i)` for i in [0, count) on `threads` threads.
-void parallel(int count, int threads, const std::function<void(int)>& work) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (int i; (i = next++) < count;)
-        work(i);
-    });
-  for (auto& t : pool)
-    t.join();
+  kCommandLine.die("the BenchWidget CRD was not established within 60 s");
 }
 
 // Exactly bw-00000 .. bw-<N-1> exist afterwards.
 void populate(Client& client, const Options& o) {
   auto existing = client.list(kBenchWidgets, "", {.limit = 1000});
   if (!existing)
-    die("list: " + existing.error().describe());
+    kCommandLine.die("list: " + existing.error().describe());
   std::set<std::string> have;
   for (const auto& item : existing->items)
     have.insert(nameOf(item));
@@ -240,7 +221,7 @@ void populate(Client& client, const Options& o) {
   parallel(static_cast<int>(extra.size()), o.writers,
            [&](int k) { (void)client.remove(kBenchWidgets, "", extra[k]); });
   if (failed)
-    die(std::to_string(failed.load()) + " creates failed");
+    kCommandLine.die(std::to_string(failed.load()) + " creates failed");
   if (!missing.empty())
     std::fprintf(stderr, "created %zu objects in %.1f s (%d writers)\n", missing.size(),
                  msSince(t0) / 1000, o.writers);
@@ -251,13 +232,6 @@ void populate(Client& client, const Options& o) {
 struct RunResult {
   std::map<std::string, double> values;
 };
-
-double percentile(std::vector<double> v, double q) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(std::lround(q * static_cast<double>(v.size() - 1)))];
-}
 
 // One run, in this process; prints "RESULT key=value ..." on stdout.
 void measureOnce(const Options& o) {
@@ -294,7 +268,7 @@ void measureOnce(const Options& o) {
   auto t0 = SteadyClock::now();
   informer.start();
   if (!informer.waitForSync(std::chrono::minutes(10)))
-    die("no sync within 10 min: " + informer.stats().lastError);
+    kCommandLine.die("no sync within 10 min: " + informer.stats().lastError);
   double syncMs = msSince(t0);
   long rssAfter = rssKiB();
   // What the cache keeps, once the allocator has returned the list's freed buffers to the system.
@@ -302,7 +276,8 @@ void measureOnce(const Options& o) {
   long rssTrimmed = rssKiB();
   size_t cached = informer.list().size();
   if (cached != static_cast<size_t>(o.objects))
-    die("cache holds " + std::to_string(cached) + " objects, not " + std::to_string(o.objects));
+    kCommandLine.die("cache holds " + std::to_string(cached) + " objects, not " +
+                     std::to_string(o.objects));
 
   // M changes, each to its own object, by `writers` threads.
   std::string patch = R"({"spec":{"revision":)" + std::to_string(revision) + "}}";
@@ -318,13 +293,13 @@ void measureOnce(const Options& o) {
   });
   double writesMs = msSince(w0);
   if (failed)
-    die(std::to_string(failed.load()) + " patches failed");
+    kCommandLine.die(std::to_string(failed.load()) + " patches failed");
   {
     std::unique_lock lock(mu);
     if (!delivered.wait_for(lock, std::chrono::minutes(5),
                             [&] { return static_cast<int>(latencies.size()) == o.changes; }))
-      die("only " + std::to_string(latencies.size()) + " of " + std::to_string(o.changes) +
-          " changes delivered within 5 min");
+      kCommandLine.die("only " + std::to_string(latencies.size()) + " of " +
+                       std::to_string(o.changes) + " changes delivered within 5 min");
   }
   double watchMs = o.changes ? msSince(w0, lastDelivery) : 0;
   auto stats = informer.stats();
@@ -334,7 +309,7 @@ void measureOnce(const Options& o) {
   auto plain = client->list(kBenchWidgets, "", {.limit = o.pageSize});
   double listMs = msSince(l0);
   if (!plain)
-    die("list: " + plain.error().describe());
+    kCommandLine.die("list: " + plain.error().describe());
 
   std::printf("RESULT sync_ms=%.1f rss_before_mib=%.1f rss_synced_mib=%.1f "
               "rss_per_object_kib=%.2f rss_trimmed_mib=%.1f rss_trimmed_per_object_kib=%.2f "
@@ -352,7 +327,7 @@ void measureOnce(const Options& o) {
 std::string runSelf(const std::vector<std::string>& args) {
   int fds[2];
   if (::pipe(fds) != 0)
-    die("pipe");
+    kCommandLine.die("pipe");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
@@ -365,7 +340,7 @@ std::string runSelf(const std::vector<std::string>& args) {
   argv.push_back(nullptr);
   pid_t pid = 0;
   if (posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ) != 0)
-    die("spawn a run");
+    kCommandLine.die("spawn a run");
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   std::string out;
@@ -376,7 +351,7 @@ std::string runSelf(const std::vector<std::string>& args) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    die("a run failed");
+    kCommandLine.die("a run failed");
   return out;
 }
 
@@ -384,7 +359,7 @@ RunResult parseResult(const std::string& out) {
   RunResult r;
   auto at = out.find("RESULT ");
   if (at == std::string::npos)
-    die("a run printed no RESULT line");
+    kCommandLine.die("a run printed no RESULT line");
   std::string line = out.substr(at + 7, out.find('\n', at) - at - 7);
   size_t pos = 0;
   while (pos < line.size()) {

@@ -38,13 +38,17 @@
 #include <unistd.h>
 #include <vector>
 
+#include "command_line.h"
 #include "harness/control_plane.h"
 #include "harness/process.h"
 #include "harness/resources.h"
 #include "k8s/client.h"
 #include "k8s/informer.h"
+#include "parallel.h"
+#include "statistics.h"
 
 using namespace bpfchain;
+using bench::parallel;
 using k8s::Json;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -66,17 +70,11 @@ struct Options {
   std::vector<std::string> operatorArgs;
 };
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "bpfchain-bench-operator-scale: %s\n", message.c_str());
-  std::exit(1);
-}
-
-[[noreturn]] void usage() {
-  std::fprintf(stderr, "usage: bpfchain-bench-operator-scale [--nodes N] [--chains C] [--runs R]\n"
-                       "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
-                       " [--operator-arg ARG]...\n");
-  std::exit(2);
-}
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-operator-scale",
+    "[--nodes N] [--chains C] [--runs R]\n"
+    "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
+    " [--operator-arg ARG]..."};
 
 std::string selfDir() {
   char path[4096] = {};
@@ -90,34 +88,30 @@ std::string selfDir() {
 Options parseOptions(int argc, char** argv) {
   Options o;
   o.operatorPath = selfDir() + "/bpfchain-operator";
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (arg == "--nodes")
-      o.nodes = std::stoi(value());
-    else if (arg == "--chains")
-      o.chains = std::stoi(value());
-    else if (arg == "--runs")
-      o.runs = std::stoi(value());
-    else if (arg == "--agent-threads")
-      o.agentThreads = std::stoi(value());
-    else if (arg == "--kubeconfig")
-      o.kubeconfig = value();
-    else if (arg == "--operator")
-      o.operatorPath = value();
-    else if (arg == "--operator-log")
-      o.operatorLog = value();
-    else if (arg == "--operator-arg")
-      o.operatorArgs.push_back(value());
-    else
-      usage();
-  }
+  kCommandLine.parse(argc, argv,
+                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
+                       if (arg == "--nodes")
+                         o.nodes = std::stoi(value());
+                       else if (arg == "--chains")
+                         o.chains = std::stoi(value());
+                       else if (arg == "--runs")
+                         o.runs = std::stoi(value());
+                       else if (arg == "--agent-threads")
+                         o.agentThreads = std::stoi(value());
+                       else if (arg == "--kubeconfig")
+                         o.kubeconfig = value();
+                       else if (arg == "--operator")
+                         o.operatorPath = value();
+                       else if (arg == "--operator-log")
+                         o.operatorLog = value();
+                       else if (arg == "--operator-arg")
+                         o.operatorArgs.push_back(value());
+                       else
+                         return false;
+                       return true;
+                     });
   if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1)
-    usage();
+    kCommandLine.usage();
   return o;
 }
 
@@ -224,19 +218,6 @@ Json chainObject(int i) {
     prog["mapArgs"][0]["entries"][0]["value"] = Json::string("1");
   }
   return c;
-}
-
-// Runs `work(i)` for i in [0, count) on `threads` threads.
-void parallel(int count, int threads, const std::function<void(int)>& work) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (int i; (i = next++) < count;)
-        work(i);
-    });
-  for (auto& t : pool)
-    t.join();
 }
 
 // The agents of every node, and the bench's view of every BpfNodeConfig's spec.
@@ -393,9 +374,7 @@ struct Stats {
 };
 Stats stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return {median, v.front(), v.back()};
+  return {bench::medianOfSorted(v), v.front(), v.back()};
 }
 
 std::string seconds(double ms) {
@@ -416,20 +395,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "starting a control plane...\n");
     auto started = bpfchain::testing::ControlPlane::start();
     if (!started)
-      die(started.error().message());
+      kCommandLine.die(started.error().message());
     plane = std::make_unique<bpfchain::testing::ControlPlane>(std::move(*started));
     kubeconfig = plane->kubeconfig();
     auto crds = plane->installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
                                    {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
     if (!crds)
-      die(crds.error().message());
+      kCommandLine.die(crds.error().message());
   }
   auto config = k8s::loadKubeconfig(kubeconfig);
   if (!config)
-    die(config.error().message());
+    kCommandLine.die(config.error().message());
   auto created = k8s::Client::create(*config);
   if (!created)
-    die(created.error().message());
+    kCommandLine.die(created.error().message());
   k8s::Client& client = **created;
   Json ns = Json::parse(
       R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bpfchain-system"}})");
@@ -443,7 +422,7 @@ int main(int argc, char** argv) {
     node["metadata"]["name"] = Json::string(nodeName(i));
     auto r = client.create(k8s::resources::kNodes, node);
     if (!r && !r.error().alreadyExists())
-      die("create " + nodeName(i) + ": " + r.error().describe());
+      kCommandLine.die("create " + nodeName(i) + ": " + r.error().describe());
   });
   std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
 
@@ -451,7 +430,7 @@ int main(int argc, char** argv) {
 
   auto logDir = bpfchain::testing::TempDir::create("operator-bench");
   if (!logDir)
-    die(logDir.error().message());
+    kCommandLine.die(logDir.error().message());
   std::string log = o.operatorLog.empty() ? logDir->path() + "/operator.log" : o.operatorLog;
   std::vector<std::string> argvOperator{o.operatorPath, "--kubeconfig", kubeconfig,
                                         "--metrics-address", "127.0.0.1:0"};
@@ -459,7 +438,7 @@ int main(int argc, char** argv) {
   auto startedAt = SteadyClock::now();
   auto op = bpfchain::testing::ChildProcess::spawn(argvOperator, log);
   if (!op)
-    die(op.error().message());
+    kCommandLine.die(op.error().message());
   auto showLog = [&] {
     std::ifstream in(log);
     std::string line;
@@ -493,7 +472,7 @@ int main(int argc, char** argv) {
   size_t n = static_cast<size_t>(o.nodes);
   if (!agents.waitFor([&] { return agents.configs() == n; }, 600s)) {
     showLog();
-    die("the operator did not create every BpfNodeConfig within 600 s");
+    kCommandLine.die("the operator did not create every BpfNodeConfig within 600 s");
   }
   double startupMs = msSince(startedAt);
   std::this_thread::sleep_for(2s);
@@ -510,18 +489,18 @@ int main(int argc, char** argv) {
   for (int c = 0; c < o.chains; ++c) {
     auto r = client.create(kChains, chainObject(c));
     if (!r)
-      die("create " + chainName(c) + ": " + r.error().describe());
+      kCommandLine.die("create " + chainName(c) + ": " + r.error().describe());
   }
   if (!agents.waitFor([&] { return agents.everywhere(1, o.chains) == n; }, 1800s)) {
     showLog();
-    die("the chains did not reach every node within 1800 s");
+    kCommandLine.die("the chains did not reach every node within 1800 s");
   }
   double createWrittenMs = msSince(createdAt);
   std::fprintf(stderr, "create: %d chains in every BpfNodeConfig after %s\n", o.chains,
                seconds(createWrittenMs).c_str());
   if (!waitReady(client, names, 1, 1800s)) {
     showLog();
-    die("the chains were not Ready within 1800 s");
+    kCommandLine.die("the chains were not Ready within 1800 s");
   }
   double createReadyMs = msSince(createdAt);
   CpuUse createCpu = cpuSince(createCpu0);
@@ -542,17 +521,17 @@ int main(int argc, char** argv) {
     auto changedAt = SteadyClock::now();
     auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
     if (!patched)
-      die("patch " + name + ": " + patched.error().describe());
+      kCommandLine.die("patch " + name + ": " + patched.error().describe());
     int64_t generation = k8s::generationOf(*patched);
     if (!agents.waitFor([&] { return agents.assigned(name, generation) == n; }, 600s)) {
       showLog();
-      die("generation " + std::to_string(generation) + " of " + name +
-          " did not reach every node within 600 s");
+      kCommandLine.die("generation " + std::to_string(generation) + " of " + name +
+                       " did not reach every node within 600 s");
     }
     written.push_back(msSince(changedAt));
     if (!waitReady(client, {name}, generation, 600s)) {
       showLog();
-      die(name + " was not Ready within 600 s");
+      kCommandLine.die(name + " was not Ready within 600 s");
     }
     ready.push_back(msSince(changedAt));
     changeCpu.push_back(cpuSince(cpu0));
