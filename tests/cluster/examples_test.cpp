@@ -332,27 +332,10 @@ TEST_F(Examples, ManifestsPassTheApiServersValidation) {
     EXPECT_NE(dry->out.find(object), std::string::npos) << object << " in\n" << dry->out;
 
   // The ServiceMonitor's kind belongs to the Prometheus Operator, which this control plane
-  // does not run: its CRD is stood in for by a schemaless one, so that the API server still
-  // checks the object's group, version, kind, scope and metadata; the test checks that it
-  // selects both metrics Services by a label and port they have.
-  const std::string stub = R"(apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: servicemonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-)";
-  auto dir = TempDir::create("examples");
-  ASSERT_TRUE(dir.ok());
-  std::ofstream(dir->path() + "/stub.yaml") << stub;
-  auto installed =
-      plane().installCrds(dir->path() + "/stub.yaml", {"servicemonitors.monitoring.coreos.com"});
+  // does not run: its CRD is stood in for by a schemaless one; the test checks that the
+  // ServiceMonitor selects both metrics Services by a label and port they have.
+  auto installed = plane().installCrds(kSource + "/tests/cluster/testdata/servicemonitor-crd.yaml",
+                                       {"servicemonitors.monitoring.coreos.com"});
   ASSERT_TRUE(installed.ok()) << installed.error().message();
   auto monitor = plane().kubectl(
       {"apply", "--dry-run=server", "-f", kManifests + "/monitoring/servicemonitor.yaml"});

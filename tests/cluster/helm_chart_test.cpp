@@ -288,26 +288,11 @@ protected:
                                          {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
     ASSERT_TRUE(installed.ok()) << installed.error().message();
     // The ServiceMonitor's kind belongs to the Prometheus Operator, which this control plane
-    // does not run: a schemaless CRD stands in for it (as in examples_test.cpp), so that the
-    // API server still checks the object's group, version, kind, scope and metadata.
+    // does not run: a schemaless CRD stands in for it.
     auto dir = TempDir::create("helm");
     ASSERT_TRUE(dir.ok()) << dir.error().message();
     dir_ = new TempDir(std::move(*dir));
-    std::ofstream(dir_->path() + "/servicemonitor-crd.yaml")
-        << R"(apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: servicemonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-)";
-    installed = plane().installCrds(dir_->path() + "/servicemonitor-crd.yaml",
+    installed = plane().installCrds(kSource + "/tests/cluster/testdata/servicemonitor-crd.yaml",
                                     {"servicemonitors.monitoring.coreos.com"});
     ASSERT_TRUE(installed.ok()) << installed.error().message();
     // Namespaced objects need their namespace, even in a dry run. The chart does not create
