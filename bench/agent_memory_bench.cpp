@@ -265,12 +265,8 @@ private:
     fs::create_directories(base);
     std::ofstream(base + "/node.yaml") << config(shape, r.programs);
 
-    AgentOptions a;
-    a.config = base + "/node.yaml";
-    a.netnsPath = netns->path();
-    a.bpffs = bpffs->path() + "/bpfchain";
-    a.stateDir = base + "/state";
-    a.socket = base + "/agent.sock";
+    AgentOptions a =
+        AgentOptions::standalone(base + "/node.yaml", netns->path(), bpffs->path(), base);
     a.extra = o_.agentArgs;
     auto t0 = SteadyClock::now();
     auto agent = AgentProcess::start(a, base + "/agent.log");

@@ -91,12 +91,7 @@ int main(int argc, char** argv) {
                                   << "\n  pods: {}\n"
                                   << "  programs:\n  - name: filter\n    package: {url: \""
                                   << filter->url << "\", sha256: \"" << filter->sha256 << "\"}\n";
-  AgentOptions o;
-  o.config = d + "/node.yaml";
-  o.netnsPath = node->path();
-  o.bpffs = bpffs->path() + "/bpfchain";
-  o.stateDir = d + "/state";
-  o.socket = d + "/agent.sock";
+  AgentOptions o = AgentOptions::standalone(d + "/node.yaml", node->path(), bpffs->path(), d);
   auto agent = AgentProcess::start(o, d + "/agent.log");
   if (!agent)
     return fail(agent.error().message());

@@ -279,12 +279,7 @@ TEST_F(Examples, AllExampleChainsLoadAndBecomeReadyOnANode) {
   std::string config = dir->path() + "/node.yaml";
   std::ofstream(config) << YAML::Dump(spec);
 
-  AgentOptions o;
-  o.config = config;
-  o.netnsPath = node->path();
-  o.bpffs = bpffs->path() + "/bpfchain";
-  o.stateDir = dir->path() + "/state";
-  o.socket = dir->path() + "/agent.sock";
+  AgentOptions o = AgentOptions::standalone(config, node->path(), bpffs->path(), dir->path());
   o.extra = {"--detach-on-exit"};
   auto agent = AgentProcess::start(o, dir->path() + "/agent.log");
   ASSERT_TRUE(agent.ok()) << agent.error().message();

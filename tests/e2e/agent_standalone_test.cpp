@@ -71,12 +71,8 @@ protected:
   }
 
   void startAgent(const std::vector<std::string>& extra = {}) {
-    AgentOptions o;
-    o.config = configPath();
-    o.netnsPath = hosts_->receiver.path();
-    o.bpffs = bpffs_->path() + "/bpfchain";
-    o.stateDir = dir_->path() + "/state";
-    o.socket = dir_->path() + "/agent.sock";
+    AgentOptions o = AgentOptions::standalone(configPath(), hosts_->receiver.path(), bpffs_->path(),
+                                              dir_->path());
     o.extra = extra;
     auto agent =
         AgentProcess::start(o, dir_->path() + "/agent-" + std::to_string(++starts_) + ".log");

@@ -61,12 +61,8 @@ protected:
   }
 
   void startAgent() {
-    AgentOptions o;
-    o.config = dir_->path() + "/node.yaml";
-    o.netnsPath = node_->path();
-    o.bpffs = bpffs_->path() + "/bpfchain";
-    o.stateDir = dir_->path() + "/state";
-    o.socket = socket();
+    AgentOptions o = AgentOptions::standalone(dir_->path() + "/node.yaml", node_->path(),
+                                              bpffs_->path(), dir_->path());
     // A log per agent: the harness finds the metrics port in it.
     auto agent = AgentProcess::start(o, dir_->path() + "/agent-" +
                                             std::to_string(++agentsStarted_) + ".log");
@@ -87,7 +83,7 @@ protected:
           fs::remove_all(entry.path(), ec);
   }
 
-  std::string socket() const { return dir_->path() + "/agent.sock"; }
+  std::string socket() const { return dir_->path() + "/agent.sock"; } // as standalone() puts it
 
   // A network of bridge + host-local + bpfchain-cni (failurePolicy fail) in net.d.
   void writeNetwork(const std::string& file, const std::string& name, const std::string& bridge,

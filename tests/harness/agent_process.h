@@ -21,6 +21,20 @@ struct AgentOptions {
   std::string stateDir;   // --state-dir
   std::string socket;     // --socket
   std::vector<std::string> extra;
+
+  // A standalone agent running `config` on the namespace at `netnsPath`, pinning under
+  // `<bpffsMount>/bpfchain`, with its state (<dir>/state) and socket (<dir>/agent.sock) in
+  // `dir`.
+  static AgentOptions standalone(const std::string& config, const std::string& netnsPath,
+                                 const std::string& bpffsMount, const std::string& dir) {
+    AgentOptions o;
+    o.config = config;
+    o.netnsPath = netnsPath;
+    o.bpffs = bpffsMount + "/bpfchain";
+    o.stateDir = dir + "/state";
+    o.socket = dir + "/agent.sock";
+    return o;
+  }
 };
 
 class AgentProcess {
