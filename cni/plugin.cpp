@@ -102,19 +102,6 @@ std::string errorJson(const std::string& cniVersion, const CniError& error) {
   return out + "}";
 }
 
-// CNI_CONTAINERID: starts alphanumeric, then [A-Za-z0-9_.-] (the spec, libcni's validation).
-std::optional<std::string> invalidContainerId(const std::string& id) {
-  auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  };
-  if (!alnum(id[0]))
-    return "must start with a letter or digit";
-  for (char c : id)
-    if (!alnum(c) && c != '_' && c != '.' && c != '-')
-      return "may contain only letters, digits, '_', '.' and '-'";
-  return std::nullopt;
-}
-
 // CNI_IFNAME: a Linux interface name (libcni's ValidateInterfaceName).
 std::optional<std::string> invalidIfname(const std::string& name) {
   if (name.size() > 15)
@@ -154,7 +141,7 @@ CniResult<void> requireEnv(const Context& ctx, std::initializer_list<std::string
                         " (CNI_COMMAND=" + ctx.command + ")",
                     ""};
   if (auto id = ctx.env("CNI_CONTAINERID"); !id.empty())
-    if (auto why = invalidContainerId(id))
+    if (auto why = agent::invalidContainerId(id))
       return CniError{kInvalidEnvironment, "CNI_CONTAINERID \"" + id + "\" " + *why, ""};
   if (auto ifname = ctx.env("CNI_IFNAME"); !ifname.empty())
     if (auto why = invalidIfname(ifname))

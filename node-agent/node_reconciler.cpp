@@ -1,7 +1,6 @@
 #include "node-agent/node_reconciler.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent_socket/agent_socket.h"
 #include "node-agent/agent_metrics.h"
 #include "packages/digest.h"
 
@@ -125,16 +125,6 @@ bool sameSpecs(const std::vector<dataplane::ProgramSpec>& a,
 
 std::string instanceKey(int ifindex, dataplane::Hook hook) {
   return std::to_string(ifindex) + "/" + std::string(dataplane::hookName(hook));
-}
-
-// CNI spec: CNI_CONTAINERID starts with an alphanumeric character, followed by alphanumerics,
-// '_', '.' or '-'. It names the pod's record and pins, so nothing else may pass.
-bool validContainerId(const std::string& id) {
-  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
-  if (id.empty() || id.size() > 256 || !alnum(id[0]))
-    return false;
-  return std::all_of(id.begin(), id.end(),
-                     [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 // A file and pin name per attachment: readable (the container id's start) and unique (a
@@ -861,11 +851,12 @@ NodeStatus NodeReconciler::buildStatus() const {
 }
 
 Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodRef& ref) {
-  if (!validContainerId(ref.containerId))
-    return ApplyFailure{"InvalidRequest",
-                        "container id \"" + ref.containerId +
-                            "\" is not a CNI container id (alphanumeric first, then "
-                            "alphanumerics, '_', '.' or '-')"};
+  // The id names the pod's record and pins: nothing but a CNI container id may pass.
+  if (auto why = agent::invalidContainerId(ref.containerId))
+    return ApplyFailure{"InvalidRequest", "container id \"" + ref.containerId + "\" " + *why};
+  if (ref.containerId.size() > 256)
+    return ApplyFailure{"InvalidRequest", "container id \"" + ref.containerId.substr(0, 64) +
+                                              "...\" is longer than 256 characters"};
   std::lock_guard lock(mu_);
   if (ref.hostIfindex <= 0)
     return ApplyFailure{"InvalidRequest",

@@ -160,6 +160,20 @@ Result<void> removeStaleSocket(const std::string& path, const sockaddr_un& addr)
 
 } // namespace
 
+std::optional<std::string> invalidContainerId(const std::string& id) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (id.empty())
+    return "must not be empty";
+  if (!alnum(id[0]))
+    return "must start with a letter or digit";
+  for (char c : id)
+    if (!alnum(c) && c != '_' && c != '.' && c != '-')
+      return "may contain only letters, digits, '_', '.' and '-'";
+  return std::nullopt;
+}
+
 Result<void> writeFrame(int fd, const google::protobuf::MessageLite& message, Deadline deadline,
                         int cancelFd) {
   size_t size = message.ByteSizeLong();

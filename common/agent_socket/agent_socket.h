@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,11 @@ inline constexpr std::string_view kDefaultSocketPath = "/run/bpfchain/agent.sock
 inline constexpr size_t kMaxFrameSize = size_t{1} << 20;
 
 using Deadline = std::chrono::steady_clock::time_point;
+
+// Why `id` is not a CNI container id (the spec's CNI_CONTAINERID: a letter or digit first,
+// then letters, digits, '_', '.' and '-'), or nullopt. Both ends check it: the agent names
+// files and pins after it.
+std::optional<std::string> invalidContainerId(const std::string& id);
 
 // One framed message on a connected stream socket. Both give up at `deadline` (ETIMEDOUT), and
 // when `cancelFd` (an eventfd or pipe, -1 for none) becomes readable (ECANCELED).

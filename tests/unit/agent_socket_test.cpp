@@ -444,5 +444,15 @@ TEST(AgentSocket, StopWaitsForRequestsInProgress) {
   client.join();
 }
 
+// The container id rule both ends apply (the agent names records and pins after the id).
+TEST(AgentSocketProtocol, ContainerIdsAreTheCniSpecs) {
+  EXPECT_EQ(invalidContainerId("cnitool-27fd0bf0e4a5.B_9"), std::nullopt);
+  EXPECT_EQ(invalidContainerId(""), "must not be empty");
+  EXPECT_EQ(invalidContainerId("-leading-dash"), "must start with a letter or digit");
+  EXPECT_EQ(invalidContainerId("../escape"), "must start with a letter or digit");
+  EXPECT_EQ(invalidContainerId("a/../b"), "may contain only letters, digits, '_', '.' and '-'");
+  EXPECT_EQ(invalidContainerId("a b"), "may contain only letters, digits, '_', '.' and '-'");
+}
+
 } // namespace
 } // namespace bpfchain::agent
