@@ -27,11 +27,8 @@ struct LinkState {
 
 std::map<int, LinkState> currentLinks() {
   std::map<int, LinkState> links;
-  if (struct if_nameindex* names = if_nameindex()) {
-    for (auto* n = names; n->if_index != 0; ++n)
-      links[static_cast<int>(n->if_index)].name = n->if_name;
-    if_freenameindex(names);
-  }
+  for (const auto& [name, index] : listInterfaces())
+    links[index].name = name;
   return links;
 }
 
@@ -55,8 +52,18 @@ LinkState parseLink(const nlmsghdr* h) {
 
 } // namespace
 
+Interfaces listInterfaces() {
+  Interfaces result;
+  if (struct if_nameindex* names = if_nameindex()) {
+    for (auto* n = names; n->if_index != 0; ++n)
+      result[n->if_name] = static_cast<int>(n->if_index);
+    if_freenameindex(names);
+  }
+  return result;
+}
+
 Result<std::unique_ptr<LinkMonitor>>
-LinkMonitor::start(std::function<void(std::map<std::string, int> links)> changed) {
+LinkMonitor::start(std::function<void(Interfaces links)> changed) {
   FD sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
   if (!sock)
     return systemError(errno, "open an rtnetlink socket");
@@ -113,7 +120,7 @@ LinkMonitor::start(std::function<void(std::map<std::string, int> links)> changed
         }
       }
       if (any) {
-        std::map<std::string, int> byName;
+        Interfaces byName;
         for (const auto& [index, state] : links)
           byName[state.name] = index;
         changed(std::move(byName));

@@ -15,10 +15,15 @@
 
 namespace bpfchain::agent {
 
+// The interfaces of a network namespace: name -> ifindex.
+using Interfaces = std::map<std::string, int>;
+
+// The calling thread's namespace's interfaces now (if_nameindex: a dump of every link).
+Interfaces listInterfaces();
+
 class LinkMonitor {
 public:
-  static Result<std::unique_ptr<LinkMonitor>>
-  start(std::function<void(std::map<std::string, int> links)> changed);
+  static Result<std::unique_ptr<LinkMonitor>> start(std::function<void(Interfaces links)> changed);
   ~LinkMonitor();
   LinkMonitor(const LinkMonitor&) = delete;
   LinkMonitor& operator=(const LinkMonitor&) = delete;

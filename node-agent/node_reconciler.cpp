@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <net/if.h>
 #include <regex>
 #include <set>
 #include <sys/stat.h>
@@ -31,17 +30,6 @@ Result<uint64_t> currentNetnsInode() {
   if (stat("/proc/thread-self/ns/net", &st) != 0)
     return systemError(errno, "stat /proc/thread-self/ns/net");
   return static_cast<uint64_t>(st.st_ino);
-}
-
-// Interfaces of the calling thread's network namespace, by name.
-Interfaces listInterfaces() {
-  Interfaces result;
-  if (struct if_nameindex* names = if_nameindex()) {
-    for (auto* n = names; n->if_index != 0; ++n)
-      result[n->if_name] = static_cast<int>(n->if_index);
-    if_freenameindex(names);
-  }
-  return result;
 }
 
 std::string specDigest(const ChainDecl& chain) {

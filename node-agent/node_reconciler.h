@@ -34,6 +34,7 @@
 #include "dataplane/attachment.h"
 #include "dataplane/chain.h"
 #include "node-agent/apply_failure.h"
+#include "node-agent/link_monitor.h"
 #include "node-agent/node_config.h"
 #include "node-agent/program_resolver.h"
 
@@ -73,9 +74,6 @@ struct NodeStatus {
 // Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
 // interfaces and pods coming and going, and leaves running chains alone.
 enum class ReconcileScope { Full, Links };
-
-// The interfaces of the managed network namespace: name -> ifindex.
-using Interfaces = std::map<std::string, int>;
 
 // Whether `chain` (a pods chain) selects the pod namespace/name.
 using PodSelector =
