@@ -1,7 +1,10 @@
 #include "harness/control_plane.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
+#include <thread>
 #include <unistd.h>
 
 namespace bpfchain::testing {
@@ -34,10 +37,39 @@ ControlPlane::~ControlPlane() {
     (void)runCommand({clusterScript(), "down", "--dir", dir_});
 }
 
+bool isTransportFailure(const std::string& kubectlStderr) {
+  // kubectl's (Go's net/http's) words for a request without an answer. An answer from the
+  // API server (NotFound, Invalid, Conflict, ...) never matches: its text is the server's.
+  for (const char* words :
+       {"http2: client connection lost", "connection refused", "connection reset by peer",
+        "broken pipe", "unexpected EOF", ": EOF", "i/o timeout", "TLS handshake timeout",
+        "http2: server sent GOAWAY", "Client.Timeout exceeded", "use of closed network connection"})
+    if (kubectlStderr.find(words) != std::string::npos)
+      return true;
+  return false;
+}
+
+Result<CommandOutput> ControlPlane::kubectlOutput(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"kubectl", "--kubeconfig", kubeconfig_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  constexpr int kAttempts = 5;
+  auto backoff = std::chrono::milliseconds(500);
+  for (int attempt = 1;; ++attempt) {
+    auto result = runCommand(argv);
+    if (!result || result->exitCode == 0 || attempt == kAttempts ||
+        !isTransportFailure(result->err))
+      return result;
+    std::cerr << describeCommand(argv) << ": no answer (attempt " << attempt << " of " << kAttempts
+              << "), retrying: " << result->err;
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
+}
+
 Result<CommandOutput> ControlPlane::kubectl(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"kubectl", "--kubeconfig", kubeconfig_};
   argv.insert(argv.end(), args.begin(), args.end());
-  return checkCommand(argv);
+  return checkExit(argv, kubectlOutput(args));
 }
 
 Result<int64_t> ControlPlane::compactEtcd() const {

@@ -27,7 +27,11 @@ public:
   // An admin (system:masters) kubeconfig with embedded certificates.
   const std::string& kubeconfig() const { return kubeconfig_; }
   // Runs the machine's kubectl against this control plane; a non-zero exit is an error.
+  // A request that got no answer (isTransportFailure) is retried, a few times with backoff;
+  // an answer, even an error, never is.
   Result<CommandOutput> kubectl(const std::vector<std::string>& args) const;
+  // The same, with a non-zero exit in exitCode (for commands a test expects to be refused).
+  Result<CommandOutput> kubectlOutput(const std::vector<std::string>& args) const;
   // kubectl apply -f `path` (a file or a directory of CRDs), then waits until each CRD named
   // in `crds` ("plural.group") is Established.
   Result<void> installCrds(const std::string& path, const std::vector<std::string>& crds) const;
@@ -46,6 +50,10 @@ private:
   std::string dir_;
   std::string kubeconfig_;
 };
+
+// Whether kubectl's stderr says its request got no answer from the API server (connection
+// refused, reset or lost, EOF, a timeout): worth a retry, unlike an error the server returned.
+bool isTransportFailure(const std::string& kubectlStderr);
 
 // One control plane shared by every test of a binary:
 //   ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);  (in main)

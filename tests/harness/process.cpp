@@ -100,7 +100,11 @@ Result<CommandOutput> runCommand(const std::vector<std::string>& argv) {
 }
 
 Result<CommandOutput> checkCommand(const std::vector<std::string>& argv) {
-  auto result = runCommand(argv);
+  return checkExit(argv, runCommand(argv));
+}
+
+Result<CommandOutput> checkExit(const std::vector<std::string>& argv,
+                                Result<CommandOutput> result) {
   if (result && result->exitCode != 0)
     return invalidError(describeCommand(argv) + ": exit " + std::to_string(result->exitCode) +
                         ": " + tail(result->err.empty() ? result->out : result->err, 2000));

@@ -22,6 +22,8 @@ Result<CommandOutput> runCommand(const std::vector<std::string>& argv);
 
 // Like runCommand, but a non-zero exit is an error naming the command and the tail of stderr.
 Result<CommandOutput> checkCommand(const std::vector<std::string>& argv);
+// What checkCommand makes of runCommand(argv)'s `result`.
+Result<CommandOutput> checkExit(const std::vector<std::string>& argv, Result<CommandOutput> result);
 
 // argv joined with spaces, for messages.
 std::string describeCommand(const std::vector<std::string>& argv);

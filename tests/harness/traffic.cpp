@@ -77,14 +77,23 @@ void UdpTraffic::sendLoop() {
   addr.sin_addr.s_addr = address_;
   std::vector<char> payload(payload_, 'b');
   while (!stopping_) {
+    // busy_ is raised before the limit is read and lowered once sent_ counts the packet: a
+    // pause() that sees it low knows no send it did not allow is under way (both sides are
+    // sequentially consistent: one of them sees the other's store).
+    busy_ = true;
     uint64_t sent = sent_.load();
     if (sent >= limit_.load() || sent - received_.load() >= window_) {
+      busy_ = false;
       std::this_thread::yield();
       continue;
     }
+    // Counted before it can arrive: the receiver may count a packet before sendto() returns,
+    // and a reader must never see more received than sent. A send that fails is uncounted.
+    sent_.fetch_add(1);
     if (::sendto(tx_.get(), payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&addr),
-                 sizeof addr) == static_cast<ssize_t>(payload_))
-      sent_.fetch_add(1);
+                 sizeof addr) != static_cast<ssize_t>(payload_))
+      sent_.fetch_sub(1);
+    busy_ = false;
   }
 }
 
@@ -100,14 +109,15 @@ void UdpTraffic::receiveLoop() {
 }
 
 void UdpTraffic::waitDrained(int timeoutMs) {
-  // The sender may finish one send it decided on before the limit moved: wait for it too.
-  uint64_t before = 0;
+  // The sender may finish one send it decided on before the limit moved: once it is seen
+  // idle after the limit was set, every later look at the limit sees the new one (busy_).
+  bool idleSeen = false;
   waitUntil(
       [&] {
+        if (!idleSeen)
+          idleSeen = !busy_.load();
         uint64_t sent = sent_.load();
-        bool settled = sent >= limit_.load() && sent == before && received_.load() >= sent;
-        before = sent;
-        return settled;
+        return idleSeen && sent >= limit_.load() && received_.load() >= sent;
       },
       timeoutMs);
 }

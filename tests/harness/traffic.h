@@ -32,6 +32,8 @@ public:
   // Sends `count` more packets, then waits until everything sent arrived or `timeoutMs` passed.
   void sendAndWait(uint64_t count, int timeoutMs = 5000);
 
+  // A packet is counted sent before it can be received (and uncounted if sendto fails):
+  // read received() first, then sent(), and received <= sent always holds.
   uint64_t sent() const { return sent_.load(); }
   uint64_t received() const { return received_.load(); }
   // The frame size the XDP hook sees for each packet.
@@ -52,7 +54,7 @@ private:
   unsigned window_;
   size_t payload_;
   std::atomic<uint64_t> sent_{0}, received_{0}, limit_{0};
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false}, busy_{false};
   std::thread sender_, receiver_;
 };
 
