@@ -18,6 +18,17 @@ VERSION = "v1alpha1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 C_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Not "bpfchain": kubectl expands a category before a resource name, so with that category
+# `kubectl get bpfchain NAME` would mean "every bpfchain.io kind, then a kind called NAME".
+CATEGORY = "bpfchain-all"
+# A label key (an optional DNS subdomain prefix and "/", then a name of at most 63
+# characters) and value, as metav1 validates them: a selector with any other key matches
+# nothing, so admission refuses it.
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 
 
 def obj(description, properties, required=(), **extra):
@@ -40,18 +51,28 @@ def array(description, items, **extra):
     return {"type": "array", "description": description, "items": items, **extra}
 
 
-def label_selector(description):
+LABEL_KEYS_RULE = {
+    "rule": "self.all(k, size(k) <= 317 && k.matches(r'" + LABEL_KEY + "'))",
+    "message": "every key must be a label key: an optional DNS subdomain prefix and '/', then "
+    "at most 63 of A-Z, a-z, 0-9, '-', '_', '.', beginning and ending with a letter or digit",
+}
+
+
+def label_selector(description, rules=True):
+    """rules=False leaves out the CEL rules (see interfaces())."""
     requirement = obj(
         "A label selector requirement: key, operator and values.",
         {
-            "key": string("The label key the selector applies to."),
+            "key": string(
+                "The label key the selector applies to.", maxLength=317, pattern=LABEL_KEY
+            ),
             "operator": string(
                 "How the key relates to the values.",
                 enum=["In", "NotIn", "Exists", "DoesNotExist"],
             ),
             "values": array(
                 "Values for In and NotIn; empty for Exists and DoesNotExist.",
-                {"type": "string"},
+                {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
             ),
         },
         required=["key", "operator"],
@@ -71,9 +92,11 @@ def label_selector(description):
             "matchLabels": {
                 "type": "object",
                 "description": "Labels that must all be present with these values.",
-                "additionalProperties": {"type": "string"},
+                "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+                "maxProperties": 64,
+                **({"x-kubernetes-validations": [LABEL_KEYS_RULE]} if rules else {}),
             },
-            "matchExpressions": array("Requirements that must all hold.", requirement),
+            "matchExpressions": array("Requirements that must all hold.", requirement, maxItems=64),
         },
         **{"x-kubernetes-map-type": "atomic"},
     )
@@ -182,26 +205,49 @@ PROGRAM = obj(
     required=["name", "package"],
 )
 
-INTERFACES = obj(
-    "Host interfaces the chain attaches to.",
-    {
-        "names": array(
-            "Exact interface names, or regular expressions written /like this/.",
-            {"type": "string", "minLength": 1, "maxLength": 256},
-            minItems=1,
-            maxItems=64,
-        )
-    },
-    required=["names"],
-)
+# A /regular expression/ must compile. CEL has no "is this a regex" test, but matches() with
+# a pattern that does not compile is an evaluation error, which refuses the object and says
+# why ("error parsing regexp: ..."); asking both X and !X leaves a valid pattern no way to
+# fail. (CEL speaks RE2 and the agent ECMAScript; the agent still checks, per chain.)
+REGEX_RULE = {
+    "rule": "!(size(self) >= 2 && self.startsWith('/') && self.endsWith('/')) || "
+    "''.matches(self.substring(1, size(self) - 1)) || "
+    "!''.matches(self.substring(1, size(self) - 1))",
+    "message": "a /regular expression/ must compile",
+}
 
-PODS = obj(
-    "Pod interfaces the chain attaches to, through the CNI plugin before the pod runs.",
-    {
-        "namespaceSelector": label_selector("Namespaces whose pods are selected."),
-        "podSelector": label_selector("Pods selected in those namespaces."),
-    },
-)
+
+def interfaces(rules=True):
+    """CEL rules only where people write: a BpfNodeConfig holds 256 chains, whose rules
+    together would exceed the API server's cost budget, and copies what a BpfChain passed."""
+    return obj(
+        "Host interfaces the chain attaches to.",
+        {
+            "names": array(
+                "Exact interface names, or regular expressions written /like this/.",
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256,
+                    **({"x-kubernetes-validations": [REGEX_RULE]} if rules else {}),
+                },
+                minItems=1,
+                maxItems=64,
+            )
+        },
+        required=["names"],
+    )
+
+
+def pods(rules=True):
+    return obj(
+        "Pod interfaces the chain attaches to, through the CNI plugin before the pod runs.",
+        {
+            "namespaceSelector": label_selector("Namespaces whose pods are selected.", rules),
+            "podSelector": label_selector("Pods selected in those namespaces.", rules),
+        },
+    )
+
 
 HOOK = string(
     "Where the chain runs: xdp, tc-ingress or tc-egress (direction as seen from the host).",
@@ -251,8 +297,8 @@ BPFCHAIN_SPEC = obj(
         "hook": HOOK,
         "priority": PRIORITY,
         "nodeSelector": label_selector("Nodes the chain runs on."),
-        "interfaces": INTERFACES,
-        "pods": PODS,
+        "interfaces": interfaces(),
+        "pods": pods(),
         "programs": PROGRAMS,
         "rollout": obj(
             "How a new generation of the chain reaches the nodes.",
@@ -293,7 +339,17 @@ BPFCHAIN_SPEC = obj(
         ),
     },
     required=["hook", "programs"],
-    **{"x-kubernetes-validations": [TARGET_RULE]},
+    **{
+        "x-kubernetes-validations": [
+            TARGET_RULE,
+            {
+                "rule": "self.programs.exists(p, !has(p.enabled) || p.enabled)",
+                "message": "at least one program must be enabled: a chain with every program "
+                "disabled would run nothing",
+                "fieldPath": ".programs",
+            },
+        ]
+    },
 )
 
 BPFCHAIN_STATUS = obj(
@@ -306,7 +362,10 @@ BPFCHAIN_STATUS = obj(
             {
                 "matched": integer("Nodes the selector matches."),
                 "updated": integer("Nodes given the current generation."),
-                "ready": integer("Nodes running the current generation."),
+                "ready": integer(
+                    "Nodes running the current generation Ready; after a rollback, nodes "
+                    "running the stable generation Ready."
+                ),
                 "failed": integer("Nodes that failed the current generation."),
             },
         ),
@@ -325,8 +384,16 @@ BPFCHAIN_STATUS = obj(
                 ),
                 "rolledBack": {
                     "type": "boolean",
-                    "description": "The generation was rolled back and is not applied again.",
+                    "description": "The generation was rolled back and is not applied again; "
+                    "failures keeps the failures that made the rollback until a new generation.",
                 },
+                "waitingSince": string(
+                    "Since when nodes apply the generation with none finishing; past the "
+                    "operator's --progress-deadline, Progressing names them "
+                    "(ProgressDeadlineExceeded).",
+                    format="date-time",
+                ),
+                "finishedNodes": integer("Nodes Ready or Failed at the generation then."),
             },
         ),
         "failures": array(
@@ -352,8 +419,8 @@ NODE_CHAIN = obj(
         "generation": integer("The BpfChain generation this node must run.", format="int64"),
         "hook": HOOK,
         "priority": PRIORITY,
-        "interfaces": INTERFACES,
-        "pods": PODS,
+        "interfaces": interfaces(rules=False),
+        "pods": pods(rules=False),
         "programs": PROGRAMS,
     },
     required=["name", "generation", "hook", "programs"],
@@ -429,7 +496,16 @@ BPFNODECONFIG_STATUS = obj(
 )
 
 
-def crd(kind, plural, short, spec, status, columns):
+# The chain's name is a label value, part of field manager names and of the agents' pin
+# paths: at most 63 characters, as a Service's, refused at admission rather than accepted
+# and never reconciled.
+NAME_RULE = {
+    "rule": "size(self.metadata.name) <= 63",
+    "message": "metadata.name: a BpfChain's name must be at most 63 characters",
+}
+
+
+def crd(kind, plural, short, spec, status, columns, root_rules=()):
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -443,7 +519,7 @@ def crd(kind, plural, short, spec, status, columns):
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": [short],
-                "categories": ["bpfchain"],
+                "categories": [CATEGORY],
             },
             "versions": [
                 {
@@ -463,6 +539,7 @@ def crd(kind, plural, short, spec, status, columns):
                                 "status": status,
                             },
                             required=["spec"],
+                            **({"x-kubernetes-validations": list(root_rules)} if root_rules else {}),
                         )
                     },
                 }
@@ -484,6 +561,7 @@ CRDS = {
             {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
+        root_rules=[NAME_RULE],
     ),
     "bpfchain.io_bpfnodeconfigs.yaml": crd(
         "BpfNodeConfig",
