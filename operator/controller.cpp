@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "k8s/label_selector.h"
+#include "operator/history.h"
 
 namespace bpfchain::op {
 namespace {
@@ -21,6 +22,7 @@ const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "B
 const k8s::Resource kRevisions{"apps", "v1", "controllerrevisions", "ControllerRevision", true};
 constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
+constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
 
 // The log's line prefix: UTC wall-clock time to the millisecond, to line slow reconciles up
 // with what a user or a benchmark did.
@@ -95,8 +97,9 @@ Json nodeEntry(const std::string& chain, int64_t generation, const Json& spec) {
   return entry;
 }
 
-RolloutPolicy policyOf(const Json& spec, int matched) {
+RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline) {
   RolloutPolicy p;
+  p.progressDeadline = progressDeadline;
   const Json* rollout = field(spec, {"rollout"});
   if (!rollout)
     return p;
@@ -127,6 +130,15 @@ RolloutMemory memoryOf(const Json& chain) {
   if (r->has_field("stableGeneration") && r->at("stableGeneration").is_number())
     m.stableGeneration = r->at("stableGeneration").as_number().to_int64();
   m.rolledBack = r->has_field("rolledBack") && r->at("rolledBack").as_bool();
+  m.waitingSince = parseRfc3339(k8s::stringAt(*r, {"waitingSince"}));
+  if (r->has_field("finishedNodes") && r->at("finishedNodes").is_number())
+    m.finished = r->at("finishedNodes").as_integer();
+  // A rolled-back generation's failures are kept in status.failures until a new one comes.
+  if (const Json* list = field(chain, {"status", "failures"});
+      m.rolledBack && list && list->is_array())
+    for (const auto& f : list->as_array())
+      m.rolledBackFailures.push_back({k8s::stringAt(f, {"node"}), k8s::stringAt(f, {"reason"}),
+                                      k8s::stringAt(f, {"message"})});
   return m;
 }
 
@@ -191,8 +203,32 @@ int64_t observedGenerationOf(const Json* condition) {
   return condition->at("observedGeneration").as_number().to_int64();
 }
 
-std::string describeFailure(const NodeFailure& f) {
-  return "node " + f.node + " failed: " + f.reason + (f.message.empty() ? "" : ": " + f.message);
+// A ControllerRevision's metadata: labelled with the chain's name, owned by the chain object.
+Json revisionMetadata(const std::string& name, const std::string& ns, const std::string& chain,
+                      const std::string& uid) {
+  Json metadata = Json::object();
+  metadata["name"] = Json::string(name);
+  metadata["namespace"] = Json::string(ns);
+  metadata["labels"]["bpfchain.io/chain"] = Json::string(chain);
+  Json& owner = metadata["ownerReferences"][0];
+  owner["apiVersion"] = Json::string(kChains.apiVersion());
+  owner["kind"] = Json::string(kChains.kind);
+  owner["name"] = Json::string(chain);
+  owner["uid"] = Json::string(uid);
+  owner["controller"] = Json::boolean(true);
+  return metadata;
+}
+
+// The uid of an object's controller ownerReference, or "".
+std::string ownerUidOf(const Json& obj) {
+  const Json* owners = field(obj, {"metadata", "ownerReferences"});
+  if (!owners || !owners->is_array())
+    return "";
+  for (const auto& o : owners->as_array())
+    if (o.has_field("controller") && o.at("controller").is_boolean() &&
+        o.at("controller").as_bool())
+      return k8s::stringAt(o, {"uid"});
+  return "";
 }
 
 } // namespace
@@ -560,20 +596,32 @@ ApiResult<void> Controller::runWrites(const std::vector<Write>& writes) {
 }
 
 ApiResult<void> Controller::ensureRevision(const Json& chain) {
-  std::string name = k8s::nameOf(chain) + "-" + std::to_string(k8s::generationOf(chain));
+  std::string chainName = k8s::nameOf(chain);
+  std::string uid = k8s::metadataString(chain, "uid");
+  std::string name = revisionName(chainName, uid, k8s::generationOf(chain));
   if (revisions_.contains(name))
     return {};
   Json revision = Json::object();
   revision["apiVersion"] = Json::string("apps/v1");
   revision["kind"] = Json::string("ControllerRevision");
-  revision["metadata"]["name"] = Json::string(name);
-  revision["metadata"]["namespace"] = Json::string(options_.revisionNamespace);
-  revision["metadata"]["labels"]["bpfchain.io/chain"] = Json::string(k8s::nameOf(chain));
+  revision["metadata"] = revisionMetadata(name, options_.revisionNamespace, chainName, uid);
   revision["revision"] = Json::number(k8s::generationOf(chain));
   revision["data"] = chain.at("spec");
   auto created = client_.create(kRevisions, revision);
   if (!created && !created.error().alreadyExists())
     return std::move(created).error();
+  if (!created) { // ours from an earlier run, or (by a UID prefix clash) another object's
+    auto existing = client_.get(kRevisions, options_.revisionNamespace, name);
+    if (!existing)
+      return std::move(existing).error();
+    if (ownerUidOf(*existing) != uid) {
+      auto removed = client_.remove(kRevisions, options_.revisionNamespace, name);
+      if (!removed && !removed.error().notFound())
+        return std::move(removed).error();
+      return ApiError{0, "RevisionConflict",
+                      "ControllerRevision " + name + " belonged to another object; deleted"};
+    }
+  }
   revisions_.insert(name);
   return {};
 }
@@ -582,14 +630,68 @@ ApiResult<Json> Controller::specAt(const Json& chain, int64_t generation) {
   if (generation == k8s::generationOf(chain))
     return chain.at("spec");
   // A revision never changes: read it once, not once per node of a rollback.
-  std::string name = k8s::nameOf(chain) + "-" + std::to_string(generation);
+  std::string uid = k8s::metadataString(chain, "uid");
+  std::string name = revisionName(k8s::nameOf(chain), uid, generation);
   if (auto it = revisionSpecs_.find(name); it != revisionSpecs_.end())
     return it->second;
   auto revision = client_.get(kRevisions, options_.revisionNamespace, name);
   if (!revision)
     return std::move(revision).error();
+  // Only this object's own revision of that generation may be restored.
+  if (ownerUidOf(*revision) != uid || !revision->has_field("revision") ||
+      revision->at("revision").as_number().to_int64() != generation)
+    return ApiError{0, "RevisionNotOwned",
+                    "ControllerRevision " + name + " is not generation " +
+                        std::to_string(generation) + " of this BpfChain (uid " + uid + ")"};
   revisionSpecs_[name] = revision->at("data");
   return revision->at("data");
+}
+
+ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int64_t>& keep) {
+  std::string name = k8s::nameOf(chain);
+  std::string uid = keep.empty() ? "" : k8s::metadataString(chain, "uid");
+  if (auto it = pruned_.find(name); it != pruned_.end() && it->second == std::pair{uid, keep})
+    return {};
+  auto listed = client_.list(kRevisions, options_.revisionNamespace,
+                             {.labelSelector = "bpfchain.io/chain=" + name});
+  if (!listed)
+    return std::move(listed).error();
+  std::vector<RevisionRef> refs;
+  std::map<std::string, const Json*> byName;
+  auto createdAt = [](const Json& obj) {
+    auto t = parseRfc3339(k8s::metadataString(obj, "creationTimestamp"));
+    return t ? std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count()
+             : int64_t{0};
+  };
+  for (const auto& r : listed->items)
+    if (k8s::stringAt(r, {"metadata", "labels", "bpfchain.io/chain"}) == name) {
+      refs.push_back({k8s::nameOf(r), ownerUidOf(r),
+                      r.has_field("revision") ? r.at("revision").as_number().to_int64() : 0,
+                      createdAt(r)});
+      byName[refs.back().name] = &r;
+    }
+  // Revisions an operator before owner references made for this very object: copied under
+  // the new name, with the owner, before the old ones go.
+  for (const auto& old : revisionsToAdopt(refs, createdAt(chain), keep)) {
+    Json copy = *byName.at(old.name);
+    std::string adopted = revisionName(name, uid, old.generation);
+    copy["metadata"] = revisionMetadata(adopted, options_.revisionNamespace, name, uid);
+    auto created = client_.create(kRevisions, copy);
+    if (!created && !created.error().alreadyExists())
+      return std::move(created).error();
+    std::cerr << stamp() << "chain/" << name << ": adopted ControllerRevision " << old.name
+              << " as " << adopted << "\n";
+  }
+  for (const auto& doomed : revisionsToPrune(refs, uid, keep)) {
+    auto removed = client_.remove(kRevisions, options_.revisionNamespace, doomed);
+    if (!removed && !removed.error().notFound())
+      return std::move(removed).error();
+    revisions_.erase(doomed);
+    revisionSpecs_.erase(doomed);
+    std::cerr << stamp() << "chain/" << name << ": deleted ControllerRevision " << doomed << "\n";
+  }
+  pruned_[name] = {uid, keep};
+  return {};
 }
 
 void Controller::event(const Json& chain, k8s::EventType type, const std::string& reason,
@@ -621,6 +723,9 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
   bool overdue = deleted && Clock::now() > *deleted + options_.cleanupDeadline;
   if (!waiting.empty() && !overdue)
     return Outcome{std::chrono::seconds(1)};
+  // No garbage collector is assumed to follow the owner references: the revisions go now.
+  if (auto r = pruneRevisions(chain, {}); !r)
+    return std::move(r).error();
   if (!waiting.empty()) {
     RolloutDecision none;
     std::string nodes;
@@ -662,6 +767,10 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     for (auto it = revisionSpecs_.lower_bound(name + "-");
          it != revisionSpecs_.end() && it->first.starts_with(name + "-");)
       it = revisionSpecs_.erase(it);
+    for (auto it = revisions_.lower_bound(name + "-");
+         it != revisions_.end() && it->starts_with(name + "-");)
+      it = revisions_.erase(it);
+    pruned_.erase(name);
     if (options_.metrics)
       options_.metrics->forgetChain(name);
     // Gone without our finalizer (removed by hand): release what is left on the nodes.
@@ -687,6 +796,24 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
       return std::move(patched).error();
     return Outcome{}; // the update comes back through the informer
   }
+  std::string uid = k8s::metadataString(chain, "uid");
+  if (auto it = written_.find(name); it != written_.end() && it->second.uid != uid) {
+    written_.erase(it); // an earlier object of this name: nothing of it applies
+    std::lock_guard lock(indexMu_);
+    expected_.erase(name);
+  }
+  if (name.size() > kMaxChainName) {
+    // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
+    // status, once, instead of a reconcile that fails forever without saying why.
+    RolloutDecision refused;
+    refused.halted = true;
+    refused.waitingFor = "a shorter name";
+    (void)writeStatus(chain, refused,
+                      "NameTooLong: a BpfChain's name must be at most " +
+                          std::to_string(kMaxChainName) + " characters (this one has " +
+                          std::to_string(name.size()) + "); create it under a shorter name");
+    return Outcome{};
+  }
   if (auto r = ensureRevision(chain); !r)
     return std::move(r).error();
 
@@ -694,8 +821,17 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   int64_t generation = k8s::generationOf(chain);
   auto selector = k8s::LabelSelector::parse(
       spec.has_field("nodeSelector") ? spec.at("nodeSelector") : Json::null(), "spec.nodeSelector");
-  if (!selector)
-    return ApiError{0, "InvalidSpec", selector.error().message()};
+  if (!selector) {
+    // Admission refuses what it can; what is left is a terminal error: said once in status,
+    // not retried (a new generation is needed).
+    RolloutDecision refused;
+    refused.halted = true;
+    refused.waitingFor = "a valid spec.nodeSelector";
+    std::cerr << stamp() << "chain/" << name << ": " << selector.error().message() << "\n";
+    if (auto r = writeStatus(chain, refused, "SpecInvalid: " + selector.error().message()); !r)
+      return std::move(r).error();
+    return Outcome{};
+  }
 
   std::vector<NodeView> views;
   std::set<std::string> matched;
@@ -724,8 +860,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   if (auto it = written_.find(name);
       it != written_.end() && it->second.memory.generation >= memory.generation)
     memory = it->second.memory;
-  RolloutDecision d = planRollout(generation, policyOf(spec, static_cast<int>(views.size())),
-                                  memory, views, Clock::now());
+  RolloutDecision d = planRollout(
+      generation, policyOf(spec, static_cast<int>(views.size()), options_.progressDeadline), memory,
+      views, Clock::now());
   auto writing = std::chrono::steady_clock::now();
   std::vector<Write> writes;
   std::map<int64_t, Json> specs; // read here, on the worker: specAt() is not thread-safe
@@ -769,8 +906,16 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
   if (auto r = writeStatus(chain, d, ""); !r)
     return std::move(r).error();
+  written_[name].uid = uid;
   written_[name].memory = d.memory;
   recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
+  // What a rollback can still need: the current generation and the stable one.
+  std::set<int64_t> keep{generation};
+  if (d.memory.stableGeneration)
+    keep.insert(*d.memory.stableGeneration);
+  if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
+    std::cerr << stamp() << "chain/" << name
+              << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
   if (options_.metrics)
     options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed});
   Outcome outcome;
@@ -782,38 +927,17 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
 void Controller::recordTransitions(const Json& chain, const RolloutMemory& before,
                                    const Json* previous, const RolloutDecision& d) {
   int64_t generation = k8s::generationOf(chain);
-  std::string gen = "generation " + std::to_string(generation);
-  bool sameTarget = before.generation == generation;
-  if (!sameTarget)
-    event(chain, k8s::EventType::Normal, "RolloutStarted",
-          "rolling out " + gen + " to " + std::to_string(d.matched) + " node(s)");
-  if (d.memory.canaryReadyAt && !(sameTarget && before.canaryReadyAt))
-    event(chain, k8s::EventType::Normal, "CanaryReady",
-          "the canary node(s) run " + gen + " Ready; rolling out to the rest");
   const Json* progressing = conditionIn(previous, "Progressing");
-  bool wasCurrent = observedGenerationOf(progressing) == generation;
-  std::string was = wasCurrent ? reasonOf(progressing) : "";
-  if (d.halted && !d.failures.empty() && was != "Halted" && was != "RolledBack")
-    event(chain, k8s::EventType::Warning, "RolloutHalted",
-          gen + " halted: " + describeFailure(d.failures.front()));
-  if (d.memory.rolledBack && !(sameTarget && before.rolledBack)) {
-    std::string to = d.memory.stableGeneration
-                         ? "generation " + std::to_string(*d.memory.stableGeneration)
-                         : "no chain (no earlier generation was Ready everywhere)";
-    event(chain, k8s::EventType::Warning, "RolledBack",
-          gen + " rolled back to " + to + " on " + std::to_string(d.assign.size()) + " node(s)" +
-              (d.failures.empty() ? "" : " after " + describeFailure(d.failures.front())));
-  }
-  if (d.complete && was != "RolloutComplete")
-    event(chain, k8s::EventType::Normal, "RolloutComplete",
-          gen + " runs on " + std::to_string(d.matched) + " node(s), " + std::to_string(d.ready) +
-              " Ready" + (d.failed ? ", " + std::to_string(d.failed) + " failed" : ""));
+  std::string was = observedGenerationOf(progressing) == generation ? reasonOf(progressing) : "";
+  for (const auto& e : rolloutEvents(generation, before, was, d))
+    event(chain, e.warning ? k8s::EventType::Warning : k8s::EventType::Normal, e.reason, e.message);
 }
 
 const Json* Controller::previousStatus(const Json& chain) const {
   const Json* observed = field(chain, {"status"});
   auto it = written_.find(k8s::nameOf(chain));
-  if (it == written_.end() || it->second.status.is_null())
+  if (it == written_.end() || it->second.status.is_null() ||
+      it->second.uid != k8s::metadataString(chain, "uid"))
     return observed;
   auto cachedRevision = revisionOf(k8s::resourceVersionOf(chain));
   // The cache has not seen our last write yet, or shows exactly that write: ours is the same
@@ -852,20 +976,45 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   if (d.memory.stableGeneration)
     status["rollout"]["stableGeneration"] = Json::number(*d.memory.stableGeneration);
   status["rollout"]["rolledBack"] = Json::boolean(d.memory.rolledBack);
+  if (d.memory.waitingSince)
+    status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
+  status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
 
   bool degraded = d.failed > 0 || !problem.empty();
   std::string failureReason = d.failures.empty() ? "" : d.failures[0].reason;
   std::string failureMessage =
       d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
+  std::string readyMessage = status["ready"].as_string() + " nodes ready";
+  if (d.memory.rolledBack)
+    readyMessage = d.memory.stableGeneration
+                       ? status["ready"].as_string() + " nodes run generation " +
+                             std::to_string(*d.memory.stableGeneration) + " Ready (generation " +
+                             std::to_string(generation) + " was rolled back)"
+                       : "generation " + std::to_string(generation) +
+                             " was rolled back and no earlier generation was Ready everywhere: "
+                             "the chain was removed from its nodes";
+  std::string progressReason =
+      d.complete ? "RolloutComplete"
+                 : (d.halted ? haltReason
+                             : (d.overdue.empty() ? "RollingOut" : "ProgressDeadlineExceeded"));
+  std::string progressMessage = d.complete ? "" : "waiting for " + d.waitingFor;
+  if (!d.overdue.empty() && !d.complete && !d.halted) {
+    std::string nodes;
+    for (const auto& n : d.overdue)
+      nodes += (nodes.empty() ? "" : ", ") + n;
+    progressMessage = "no report of generation " + std::to_string(generation) + " within " +
+                      std::to_string(options_.progressDeadline.count()) +
+                      " s from node(s): " + nodes + " (is their agent running?); " +
+                      progressMessage;
+  }
   Json conditions = Json::array();
   conditions[0] = condition(previous, "Ready", d.complete && d.failed == 0,
                             d.complete ? (d.failed ? "NodesFailed" : "RolloutComplete")
                                        : (d.halted ? haltReason : "RollingOut"),
-                            status["ready"].as_string() + " nodes ready", generation);
-  conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted,
-                            d.complete ? "RolloutComplete" : (d.halted ? haltReason : "RollingOut"),
-                            d.complete ? "" : "waiting for " + d.waitingFor, generation);
+                            readyMessage, generation);
+  conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
+                            progressReason, progressMessage, generation);
   conditions[2] = condition(previous, "Degraded", degraded,
                             !problem.empty() ? problem.substr(0, problem.find(':'))
                                              : (degraded ? failureReason : "NoFailures"),
@@ -886,6 +1035,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   if (!applied && !applied.error().notFound())
     return std::move(applied).error();
   Written& written = written_[name];
+  written.uid = k8s::metadataString(chain, "uid");
   written.status = std::move(status);
   written.resourceVersion = applied ? revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
   return {};

@@ -10,14 +10,19 @@
 // own ("bpfchain-operator/<chain>"), so chains never overwrite each other's entries and
 // releasing a chain from a node is applying nothing. A finalizer keeps a deleted chain until
 // every agent reports it gone, or until a deadline, which the status then reports.
-// Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions.
+// Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions
+// named after the chain's UID as well as its name (history.h) and owned by the chain: a chain
+// deleted and created again under its name never restores the old object's spec. Only what a
+// rollback can need is kept (the current and the stable generation); the rest, and revisions
+// of earlier objects of the same name, are deleted (no garbage collector is assumed).
 //
 // Scale: a reconcile reads no informer's whole cache. The event handlers keep an index of
 // what reconciles need (each Node's labels; per BpfNodeConfig, each chain's assigned and
 // reported generation), and a BpfNodeConfig change queues only the chains whose entries in it
 // changed. A status is written only when it differs from the last one written or observed.
-// Events (core/v1, on the BpfChain): RolloutStarted, CanaryReady, RolloutHalted, RolledBack,
-// RolloutComplete, CleanupDeadlineExceeded.
+// Events (core/v1, on the BpfChain): RolloutStarted, CanaryReady or CanaryFailed,
+// RolloutHalted, RolledBack, ProgressDeadlineExceeded, RolloutComplete (or NodesFailed,
+// RolloutFailed: rollout.h's rolloutEvents), CleanupDeadlineExceeded.
 #pragma once
 
 #include <atomic>
@@ -47,7 +52,8 @@ struct ControllerOptions {
   std::chrono::seconds cleanupDeadline{300};         // a deleted chain waits this for agents
   OperatorMetrics* metrics = nullptr;                // optional; must outlive the controller
   std::string eventHost;                             // the Events' reportingInstance
-  int writeConcurrency = 8; // node writes of one reconcile in flight at once
+  int writeConcurrency = 8;                   // node writes of one reconcile in flight at once
+  std::chrono::seconds progressDeadline{600}; // RolloutPolicy::progressDeadline
 };
 
 class Controller {
@@ -90,6 +96,7 @@ private:
   };
   // The last status this process wrote per chain: the informer's copy can lag behind it.
   struct Written {
+    std::string uid; // of the object written: a chain created again under its name starts anew
     RolloutMemory memory;
     k8s::Json status;            // as sent
     int64_t resourceVersion = 0; // of the chain after the write; 0 = unknown
@@ -106,6 +113,9 @@ private:
   // else the ControllerRevision kept for it.
   k8s::ApiResult<k8s::Json> specAt(const k8s::Json& chain, int64_t generation);
   k8s::ApiResult<void> ensureRevision(const k8s::Json& chain);
+  // Deletes the chain's revisions that neither `keep` generation needs, and any of another
+  // object of the same name; lists them only when `keep` changed. An empty `keep`: all.
+  k8s::ApiResult<void> pruneRevisions(const k8s::Json& chain, const std::set<int64_t>& keep);
   // Records the write that returned `written` (the object after it). Thread-safe.
   void expect(const std::string& chain, const std::string& node, std::optional<int64_t> generation,
               const k8s::Json& written);
@@ -151,7 +161,8 @@ private:
   std::set<std::string> chainNames_;
 
   // The worker's own.
-  std::set<std::string> revisions_;                // ControllerRevisions known to exist
+  std::set<std::string> revisions_; // ControllerRevisions known to exist
+  std::map<std::string, std::pair<std::string, std::set<int64_t>>> pruned_; // chain -> uid, kept
   std::map<std::string, k8s::Json> revisionSpecs_; // spec by revision name, for rollbacks
   std::map<std::string, Written> written_;         // by chain
 };

@@ -1,10 +1,13 @@
 // bpfchain-operator [--kubeconfig FILE] [--leader-elect] [--lease-namespace NS]
 //                   [--metrics-address HOST:PORT] [--revision-namespace NS]
 //                   [--cleanup-deadline SECONDS] [--write-concurrency N]
+//                   [--progress-deadline SECONDS]
 // Rolls BpfChains out to per-node BpfNodeConfigs (controller.h). With --leader-elect, only the
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
 //
 // --write-concurrency (default 8): node writes of one reconcile in flight at once.
+// --progress-deadline (default 600): nodes applying a generation with none finishing for this
+// long are named in the chain's Progressing condition (ProgressDeadlineExceeded) and an Event.
 // --metrics-address (default :9451; IPv4) serves /metrics (metrics.h), /healthz (200 while the
 // main loop runs) and /readyz: 200 once the informer caches have synced; with --leader-elect a
 // replica that does not lead is ready too (readiness says it can serve, i.e. take over, not
@@ -51,6 +54,7 @@ struct Flags {
   std::string metricsAddress = ":9451";
   int cleanupDeadline = 300;
   int writeConcurrency = 8;
+  int progressDeadline = 600;
 };
 
 Result<Flags> parseFlags(int argc, char** argv) {
@@ -68,7 +72,8 @@ Result<Flags> parseFlags(int argc, char** argv) {
       continue;
     }
     if (arg != "--kubeconfig" && arg != "--lease-namespace" && arg != "--revision-namespace" &&
-        arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency")
+        arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency" &&
+        arg != "--progress-deadline")
       return invalidError("unknown flag " + arg);
     if (!inlineValue && i + 1 >= argc)
       return invalidError(arg + " needs a value");
@@ -85,10 +90,12 @@ Result<Flags> parseFlags(int argc, char** argv) {
       char* end = nullptr;
       long number = std::strtol(v.c_str(), &end, 10);
       if (v.empty() || *end != '\0' || number < 0 || number > 1000000 ||
-          (arg == "--write-concurrency" && number < 1))
+          ((arg == "--write-concurrency" || arg == "--progress-deadline") && number < 1))
         return invalidError(arg.append(" needs a number, not \"").append(v).append("\""));
-      (arg == "--cleanup-deadline" ? f.cleanupDeadline : f.writeConcurrency) =
-          static_cast<int>(number);
+      int& field = arg == "--cleanup-deadline"    ? f.cleanupDeadline
+                   : arg == "--progress-deadline" ? f.progressDeadline
+                                                  : f.writeConcurrency;
+      field = static_cast<int>(number);
     }
   }
   return f;
@@ -188,7 +195,8 @@ int main(int argc, char** argv) {
                                 .cleanupDeadline = std::chrono::seconds(flags->cleanupDeadline),
                                 .metrics = &metrics,
                                 .eventHost = hostname(),
-                                .writeConcurrency = flags->writeConcurrency};
+                                .writeConcurrency = flags->writeConcurrency,
+                                .progressDeadline = std::chrono::seconds(flags->progressDeadline)};
   // Runs the controller until `stop`; false when it could not start.
   auto runController = [&](const std::stop_token& stop) {
     op::Controller controller(*client, options);

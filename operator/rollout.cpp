@@ -20,7 +20,71 @@ State stateOf(const NodeView& n, int64_t target) {
   return State::Applying;
 }
 
+std::string describeFailure(const NodeFailure& f) {
+  return "node " + f.node + " failed: " + f.reason + (f.message.empty() ? "" : ": " + f.message);
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 } // namespace
+
+std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& before,
+                                        const std::string& previousProgressingReason,
+                                        const RolloutDecision& d) {
+  std::vector<RolloutEvent> events;
+  std::string gen = "generation " + std::to_string(target);
+  bool sameTarget = before.generation == target;
+  const std::string& was = previousProgressingReason;
+  if (!sameTarget)
+    events.push_back({false, "RolloutStarted",
+                      "rolling out " + gen + " to " + std::to_string(d.matched) + " node(s)"});
+  if (d.memory.canaryReadyAt && !(sameTarget && before.canaryReadyAt)) {
+    if (d.canariesFailed == 0)
+      events.push_back({false, "CanaryReady",
+                        "the canary node(s) run " + gen + " Ready; rolling out to the rest"});
+    else
+      events.push_back({true, "CanaryFailed",
+                        std::to_string(d.canariesFailed) + " of " + std::to_string(d.canaries) +
+                            " canary node(s) failed " + gen + " (failurePolicy Continue): " +
+                            describeFailure(d.failures.front()) + "; rolling out to the rest"});
+  }
+  if (d.halted && !d.failures.empty() && was != "Halted" && was != "RolledBack")
+    events.push_back(
+        {true, "RolloutHalted", gen + " halted: " + describeFailure(d.failures.front())});
+  if (d.memory.rolledBack && !(sameTarget && before.rolledBack)) {
+    std::string to = d.memory.stableGeneration
+                         ? "generation " + std::to_string(*d.memory.stableGeneration)
+                         : "no chain (no earlier generation was Ready everywhere)";
+    events.push_back(
+        {true, "RolledBack",
+         gen + " rolled back to " + to + " on " + std::to_string(d.assign.size()) + " node(s)" +
+             (d.failures.empty() ? "" : " after " + describeFailure(d.failures.front()))});
+  }
+  if (!d.overdue.empty() && was != "ProgressDeadlineExceeded")
+    events.push_back({true, "ProgressDeadlineExceeded",
+                      gen + ": no report from node(s) " + joined(d.overdue) +
+                          " within the progress deadline; still waiting for them"});
+  if (d.complete && was != "RolloutComplete") {
+    std::string runs = gen + " runs on " + std::to_string(d.matched) + " node(s), " +
+                       std::to_string(d.ready) + " Ready";
+    if (d.failed == 0)
+      events.push_back({false, "RolloutComplete", runs});
+    else if (d.ready == 0)
+      events.push_back({true, "RolloutFailed",
+                        gen + " failed on every node (" + std::to_string(d.failed) +
+                            "): " + describeFailure(d.failures.front())});
+    else
+      events.push_back({true, "NodesFailed",
+                        runs + ", " + std::to_string(d.failed) +
+                            " failed: " + describeFailure(d.failures.front())});
+  }
+  return events;
+}
 
 int resolveMaxUnavailable(const std::string& value, int matched) {
   int resolved = 1;
@@ -43,7 +107,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   RolloutDecision d;
   d.memory = memory;
   if (memory.generation != target) // a new target starts a new rollout
-    d.memory = {target, std::nullopt, memory.stableGeneration, false};
+    d.memory = {.generation = target, .stableGeneration = memory.stableGeneration};
   d.matched = static_cast<int>(sorted.size());
 
   std::vector<State> states;
@@ -59,9 +123,21 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     }
   }
 
+  // Once rolled back, what the nodes run is the stable generation (or nothing): READY counts
+  // that, and the failures that made the rollback stay until a new generation comes.
+  auto stableReady = [&] {
+    int ready = 0;
+    for (const auto& n : sorted)
+      ready += d.memory.stableGeneration && n.assigned == d.memory.stableGeneration &&
+               n.reported == d.memory.stableGeneration && n.phase == "Ready";
+    return ready;
+  };
   if (d.memory.rolledBack) {
     d.halted = true;
     d.waitingFor = "generation " + std::to_string(target) + " was rolled back";
+    d.ready = stableReady();
+    d.failures = d.memory.rolledBackFailures;
+    d.failed = static_cast<int>(d.failures.size());
     return d;
   }
   if (d.failed > 0 && policy.failurePolicy == FailurePolicy::Rollback) {
@@ -69,14 +145,36 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
       if (n.assigned == target)
         d.assign[n.node] = d.memory.stableGeneration; // nullopt: remove the chain
     d.memory.rolledBack = true;
+    d.memory.rolledBackFailures = d.failures;
+    d.memory.waitingSince.reset();
     d.halted = true;
     d.waitingFor = "rolled back after a failure";
+    d.ready = stableReady();
     return d;
   }
   if (d.failed > 0 && policy.failurePolicy == FailurePolicy::Halt) {
     d.halted = true;
     d.waitingFor = "halted after a failure";
     return d;
+  }
+
+  // The progress deadline: nodes applying while none finishes, for longer than allowed.
+  int finished = d.ready + d.failed;
+  if (applying == 0) {
+    d.memory.waitingSince.reset();
+  } else if (!d.memory.waitingSince || finished != d.memory.finished) {
+    d.memory.waitingSince = now;
+  }
+  d.memory.finished = finished;
+  if (d.memory.waitingSince) {
+    auto due = *d.memory.waitingSince + policy.progressDeadline;
+    if (now >= due) {
+      for (size_t i = 0; i < sorted.size(); ++i)
+        if (states[i] == State::Applying)
+          d.overdue.push_back(sorted[i].node);
+    } else {
+      d.requeueAfter = std::chrono::ceil<std::chrono::seconds>(due - now);
+    }
   }
 
   int succeeded = d.ready + (policy.failurePolicy == FailurePolicy::Continue ? d.failed : 0);
@@ -101,12 +199,16 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     d.waitingFor = "canary nodes";
     return d;
   }
+  d.canaries = static_cast<int>(canaries);
+  for (size_t i = 0; i < canaries; ++i)
+    d.canariesFailed += states[i] == State::Failed;
   if (canaries > 0 && !d.memory.canaryReadyAt)
     d.memory.canaryReadyAt = now; // also what the CanaryReady event is told by
   if (canaries > 0 && policy.pauseSeconds > 0) {
     auto resume = *d.memory.canaryReadyAt + std::chrono::seconds(policy.pauseSeconds);
     if (now < resume) {
-      d.requeueAfter = std::chrono::ceil<std::chrono::seconds>(resume - now);
+      auto pause = std::chrono::ceil<std::chrono::seconds>(resume - now);
+      d.requeueAfter = d.requeueAfter ? std::min(*d.requeueAfter, pause) : pause;
       d.waitingFor = "the pause after the canary batch";
       return d;
     }

@@ -29,11 +29,19 @@ struct RolloutPolicy {
   int canaryNodes = 1;
   int pauseSeconds = 0;
   FailurePolicy failurePolicy = FailurePolicy::Halt;
+  // How long nodes may apply without any node finishing (Ready or Failed) before the wait is
+  // reported as overdue, naming them (an agent that stopped reporting).
+  std::chrono::seconds progressDeadline{600};
 };
 
 // spec.rollout.maxUnavailable ("25%" or "3") against `matched` nodes: percentages round up,
 // and the result is at least 1, as for a DaemonSet.
 int resolveMaxUnavailable(const std::string& value, int matched);
+
+struct NodeFailure {
+  std::string node, reason, message;
+  bool operator==(const NodeFailure&) const = default;
+};
 
 // What the operator remembers between reconciles (BpfChain.status.rollout).
 struct RolloutMemory {
@@ -41,6 +49,10 @@ struct RolloutMemory {
   std::optional<Clock::time_point> canaryReadyAt; // when every canary was first Ready
   std::optional<int64_t> stableGeneration;        // last generation Ready on every matched node
   bool rolledBack = false;                        // the target was rolled back: do not re-apply it
+  // The failures that made the rollback: reported until a new generation supersedes them.
+  std::vector<NodeFailure> rolledBackFailures;
+  std::optional<Clock::time_point> waitingSince; // since when nodes apply and none finished
+  int finished = 0;                              // nodes Ready or Failed at the target then
 };
 
 // One matched node, as its BpfNodeConfig shows it.
@@ -53,21 +65,37 @@ struct NodeView {
   std::string message;
 };
 
-struct NodeFailure {
-  std::string node, reason, message;
-};
-
 struct RolloutDecision {
   // Nodes whose assignment changes: generation to write, or nullopt to remove the chain.
   std::map<std::string, std::optional<int64_t>> assign;
   RolloutMemory memory; // to store back
+  // ready: nodes running the target Ready; once the target was rolled back, nodes running
+  // the stable generation Ready (what runs, honestly). failed: with the rolled-back failures.
   int matched = 0, updated = 0, ready = 0, failed = 0;
+  int canaries = 0, canariesFailed = 0; // the canary batch, once it finished
   bool complete = false;  // every matched node runs the target Ready (failures aside for Continue)
   bool halted = false;    // stopped by a failure (Halt, Rollback)
   std::string waitingFor; // why nodes are held back, for the Progressing condition's message
   std::optional<std::chrono::seconds> requeueAfter; // a pause to wait out
   std::vector<NodeFailure> failures;                // in node order
+  // Nodes applying the target past policy.progressDeadline with no node finishing.
+  std::vector<std::string> overdue;
 };
+
+// An Event about the rollout (on the BpfChain).
+struct RolloutEvent {
+  bool warning = false;
+  std::string reason, message;
+  bool operator==(const RolloutEvent&) const = default;
+};
+
+// The Events a reconcile's decision calls for, given the memory before it and the reason of
+// the Progressing condition last written for this generation ("" if none): each transition
+// once, and none that contradicts the facts (a canary that failed is not "Ready", a rollout
+// where nodes failed is not a Normal "RolloutComplete").
+std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& before,
+                                        const std::string& previousProgressingReason,
+                                        const RolloutDecision& d);
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,

@@ -54,9 +54,10 @@ public:
     stop_ = true;
     thread_.join();
   }
-  void fail(const std::string& node, int64_t generation) {
+  void fail(const std::string& node, int64_t generation,
+            const std::string& reason = "VerifierRejected") {
     std::lock_guard lock(mu_);
-    failing_.insert({node, generation});
+    failing_[{node, generation}] = reason;
   }
   // The node's agent stops reporting (its status stays as it was) until thawed.
   void freeze(const std::string& node, bool frozen = true) {
@@ -117,12 +118,13 @@ private:
           ++applying;
           continue; // not reported yet: still applying
         }
-        bool failed = failing_.contains({node, generation});
+        auto failure = failing_.find({node, generation});
+        bool failed = failure != failing_.end();
         Json s = Json::object();
         s["name"] = Json::string(chain);
         s["generation"] = Json::number(generation);
         s["phase"] = Json::string(failed ? "Failed" : "Ready");
-        s["reason"] = Json::string(failed ? "VerifierRejected" : "");
+        s["reason"] = Json::string(failed ? failure->second : "");
         s["message"] = Json::string(failed ? "R1 invalid mem access 'scalar'" : "");
         chains[n++] = s;
       }
@@ -139,7 +141,7 @@ private:
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::mutex mu_;
-  std::set<std::pair<std::string, int64_t>> failing_;
+  std::map<std::pair<std::string, int64_t>, std::string> failing_; // -> reason
   std::set<std::string> frozen_;
   std::map<std::tuple<std::string, std::string, int64_t>, std::chrono::steady_clock::time_point>
       seen_;
@@ -186,6 +188,8 @@ protected:
                                   ControlPlaneEnvironment::get().kubeconfig(),
                                   "--cleanup-deadline",
                                   "20",
+                                  "--progress-deadline",
+                                  "10",
                                   "--metrics-address",
                                   "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -243,6 +247,24 @@ protected:
           *reason = k8s::stringAt(cond, {"reason"});
         return k8s::stringAt(cond, {"status"});
       }
+    return "";
+  }
+
+  // The Json of status.failures of `chain`, serialized ("" when none).
+  static std::string failuresOf(const std::string& chain) {
+    auto c = client_->get(kChains, "", chain);
+    if (!c || !c->has_field("status") || !c->at("status").has_field("failures"))
+      return "";
+    return c->at("status").at("failures").serialize();
+  }
+
+  static std::string conditionMessage(const std::string& chain, const std::string& type) {
+    auto c = client_->get(kChains, "", chain);
+    if (!c || !c->has_field("status") || !c->at("status").has_field("conditions"))
+      return "";
+    for (const auto& cond : c->at("status").at("conditions").as_array())
+      if (k8s::stringAt(cond, {"type"}) == type)
+        return k8s::stringAt(cond, {"message"});
     return "";
   }
 
@@ -408,6 +430,87 @@ TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
             std::string::npos)
       << events;
   EXPECT_NE(events.find("node back-2 failed: VerifierRejected"), std::string::npos) << events;
+
+  // The status keeps why, and READY counts the nodes that run generation 1, until a new
+  // generation supersedes it.
+  EXPECT_TRUE(eventually([] { return statusString("rolling", "ready") == "3/3"; }))
+      << statusString("rolling", "ready");
+  std::this_thread::sleep_for(2s); // a few more reconciles
+  EXPECT_EQ(conditionOf("rolling", "Degraded", &reason), "True");
+  EXPECT_EQ(reason, "VerifierRejected");
+  EXPECT_NE(failuresOf("rolling").find("\"node\":\"back-2\""), std::string::npos)
+      << failuresOf("rolling");
+  EXPECT_EQ(statusString("rolling", "ready"), "3/3");
+  EXPECT_NE(conditionMessage("rolling", "Ready").find("run generation 1 Ready"), std::string::npos)
+      << conditionMessage("rolling", "Ready");
+}
+
+// The issue's reproduction: a chain deleted and created again under its name must never get
+// the deleted object's spec back from a rollback (its ControllerRevisions are not ours).
+TEST_F(Operator, ARecreatedChainNeverRestoresTheDeletedObjectsSpec) {
+  for (int i = 0; i < 2; ++i)
+    addNode("reborn-" + std::to_string(i), "reborn");
+  const std::string rollback = R"({"canaryNodes":0,"maxUnavailable":2,"failurePolicy":"Rollback"})";
+  ASSERT_TRUE(client_->create(kChains, chain("reborn", "reborn", {"old-only"}, rollback)).ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("reborn", "Ready") == "True"; }, 60s));
+  auto current = client_->get(kChains, "", "reborn");
+  ASSERT_TRUE(current.ok());
+  Json next = *current;
+  next["spec"]["priority"] = Json::number(7);
+  ASSERT_TRUE(client_->update(kChains, next).ok()); // generation 2 of the old object
+  ASSERT_TRUE(eventually([] { return assigned("reborn-1", "reborn") == 2; }, 60s));
+  ASSERT_TRUE(eventually([] { return conditionOf("reborn", "Ready") == "True"; }, 60s));
+  ASSERT_TRUE(client_->remove(kChains, "", "reborn").ok());
+  ASSERT_TRUE(eventually([] { return gone(kChains, "reborn"); }, 60s));
+
+  // The new object: generation 1 Ready, then a generation 2 that fails and is rolled back.
+  ASSERT_TRUE(client_->create(kChains, chain("reborn", "reborn", {"new-one"}, rollback)).ok());
+  ASSERT_TRUE(eventually(
+      [] {
+        return conditionOf("reborn", "Ready") == "True" && assigned("reborn-0", "reborn") == 1 &&
+               assigned("reborn-1", "reborn") == 1;
+      },
+      60s));
+  agents_->fail("reborn-1", 2);
+  current = client_->get(kChains, "", "reborn");
+  ASSERT_TRUE(current.ok());
+  next = *current;
+  next["spec"]["programs"][0]["name"] = Json::string("new-two");
+  ASSERT_TRUE(client_->update(kChains, next).ok());
+  std::string reason;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("reborn", "Ready", &reason) == "False" && reason == "RolledBack" &&
+               assigned("reborn-0", "reborn") == 1 && assigned("reborn-1", "reborn") == 1;
+      },
+      60s));
+  for (const char* node : {"reborn-0", "reborn-1"}) {
+    auto config = client_->get(kNodeConfigs, "", node);
+    ASSERT_TRUE(config.ok());
+    std::string text = config->serialize();
+    EXPECT_NE(text.find("\"name\":\"new-one\""), std::string::npos) << node << ": " << text;
+    EXPECT_EQ(text.find("old-only"), std::string::npos) << node << " got the deleted spec";
+    EXPECT_EQ(text.find("\"priority\":7"), std::string::npos) << node << " got the deleted spec";
+  }
+
+  // History: only the new object's revisions remain, each owned by it.
+  auto now = client_->get(kChains, "", "reborn");
+  ASSERT_TRUE(now.ok());
+  std::string uid = k8s::metadataString(*now, "uid");
+  const k8s::Resource revisions{"apps", "v1", "controllerrevisions", "ControllerRevision", true};
+  EXPECT_TRUE(eventually([&] {
+    auto listed =
+        client_->list(revisions, "bpfchain-system", {.labelSelector = "bpfchain.io/chain=reborn"});
+    if (!listed)
+      return false;
+    std::set<int64_t> generations;
+    for (const auto& r : listed->items) {
+      if (r.at("metadata").at("ownerReferences").at(0).at("uid").as_string() != uid)
+        return false;
+      generations.insert(r.at("revision").as_number().to_int64());
+    }
+    return generations == std::set<int64_t>{1, 2};
+  }));
 }
 
 TEST_F(Operator, NodeLabelsMoveChainsOnAndOff) {
@@ -535,6 +638,88 @@ TEST_F(Operator, ServesMetricsHealthAndReadiness) {
   int status = ::pclose(pipe);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << lint;
   EXPECT_EQ(lint, "");
+}
+
+// A failure reason an agent reports (SpecInvalid: a chain it cannot parse) reaches the
+// chain's Degraded condition and failures list as it is.
+TEST_F(Operator, AnAgentsReasonReachesDegradedAndTheFailures) {
+  addNode("parse-0", "parse");
+  agents_->fail("parse-0", 1, "SpecInvalid");
+  ASSERT_TRUE(client_->create(kChains, chain("unparsable", "parse", {"counter"}, "{}")).ok());
+  std::string reason;
+  EXPECT_TRUE(
+      eventually([&] { return conditionOf("unparsable", "Degraded", &reason) == "True"; }, 60s));
+  EXPECT_EQ(reason, "SpecInvalid");
+  EXPECT_NE(failuresOf("unparsable").find("\"reason\":\"SpecInvalid\""), std::string::npos)
+      << failuresOf("unparsable");
+}
+
+TEST_F(Operator, EventsDoNotContradictTheFacts) {
+  // Continue, with the canary failing: not "CanaryReady"; some nodes failed: a Warning.
+  for (int i = 0; i < 3; ++i)
+    addNode("cont-" + std::to_string(i), "cont");
+  agents_->fail("cont-0", 1);
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("continued", "cont", {"counter"},
+                                          R"({"canaryNodes":1,"failurePolicy":"Continue"})"))
+                  .ok());
+  std::string events;
+  EXPECT_TRUE(eventually(
+      [&] {
+        events = eventsOf("continued");
+        return events.find("NodesFailed|") != std::string::npos;
+      },
+      60s))
+      << events;
+  EXPECT_NE(events.find("CanaryFailed|1 of 1 canary node(s) failed generation 1"),
+            std::string::npos)
+      << events;
+  EXPECT_EQ(events.find("CanaryReady|"), std::string::npos) << events;
+  EXPECT_EQ(events.find("RolloutComplete|"), std::string::npos) << events;
+
+  // Every node failed: RolloutFailed, not RolloutComplete.
+  addNode("allfail-0", "allfail");
+  agents_->fail("allfail-0", 1);
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("failing", "allfail", {"counter"},
+                                          R"({"canaryNodes":0,"failurePolicy":"Continue"})"))
+                  .ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        events = eventsOf("failing");
+        return events.find("RolloutFailed|generation 1 failed on every node (1)") !=
+               std::string::npos;
+      },
+      60s))
+      << events;
+  EXPECT_EQ(events.find("RolloutComplete|"), std::string::npos) << events;
+
+  // A node whose agent does not report: past --progress-deadline (10 s) it is named.
+  addNode("mute-0", "mute");
+  addNode("mute-1", "mute");
+  agents_->freeze("mute-1");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("muted", "mute", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":2})"))
+                  .ok());
+  std::string reason;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("muted", "Progressing", &reason) == "False" &&
+               reason == "ProgressDeadlineExceeded";
+      },
+      60s))
+      << reason;
+  EXPECT_NE(conditionMessage("muted", "Progressing").find("from node(s): mute-1 "),
+            std::string::npos)
+      << conditionMessage("muted", "Progressing");
+  EXPECT_TRUE(eventually([&] {
+    events = eventsOf("muted");
+    return events.find("ProgressDeadlineExceeded|generation 1: no report from node(s) mute-1 ") !=
+           std::string::npos;
+  })) << events;
+  agents_->freeze("mute-1", false);
+  EXPECT_TRUE(eventually([] { return conditionOf("muted", "Ready") == "True"; }, 60s));
 }
 
 TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {

@@ -200,5 +200,108 @@ TEST(Rollout, ANewTargetMidRolloutStartsOver) {
   EXPECT_EQ(d.assign.begin()->second, 3);
 }
 
+TEST(Rollout, ARolledBackGenerationKeepsItsFailuresAndCountsWhatRuns) {
+  Cluster c(3);
+  c.failing = {"node-01"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 3, .canaryNodes = 0, .failurePolicy = FailurePolicy::Rollback};
+  c.run(2, policy);
+  EXPECT_EQ(c.running(1), 3);
+  // Every later reconcile of generation 2, here and after a restart (memory from status).
+  for (int i = 0; i < 2; ++i) {
+    RolloutDecision d = c.step(2, policy);
+    EXPECT_TRUE(d.memory.rolledBack);
+    ASSERT_EQ(d.failures.size(), 1u);
+    EXPECT_EQ(d.failures[0].node, "node-01");
+    EXPECT_EQ(d.failures[0].reason, "VerifierRejected");
+    EXPECT_EQ(d.failed, 1);
+    EXPECT_EQ(d.ready, 3) << "every node runs generation 1 Ready";
+  }
+  // A new generation supersedes them.
+  c.failing.clear();
+  RolloutDecision next = c.step(3, policy);
+  EXPECT_TRUE(next.failures.empty());
+  EXPECT_TRUE(next.memory.rolledBackFailures.empty());
+}
+
+TEST(Rollout, NodesThatNeverReportAreNamedPastTheProgressDeadline) {
+  Cluster c(3);
+  RolloutPolicy policy{.maxUnavailable = 3, .canaryNodes = 0, .progressDeadline = 60s};
+  RolloutDecision d = planRollout(2, policy, c.memory, c.nodes, c.now);
+  ASSERT_EQ(d.assign.size(), 3u);
+  for (auto& n : c.nodes)
+    n.assigned = 2;
+  c.nodes[0].reported = 2; // node-00 reports; node-01 and node-02 never do
+  RolloutDecision waiting = planRollout(2, policy, d.memory, c.nodes, c.now);
+  EXPECT_TRUE(waiting.overdue.empty());
+  ASSERT_TRUE(waiting.requeueAfter.has_value()) << "woken at the deadline without any event";
+  EXPECT_EQ(*waiting.requeueAfter, 60s);
+  RolloutDecision late = planRollout(2, policy, waiting.memory, c.nodes, c.now + 61s);
+  EXPECT_EQ(late.overdue, (std::vector<std::string>{"node-01", "node-02"}));
+  EXPECT_FALSE(late.complete);
+  auto events = rolloutEvents(2, waiting.memory, "RollingOut", late);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].warning);
+  EXPECT_EQ(events[0].reason, "ProgressDeadlineExceeded");
+  EXPECT_NE(events[0].message.find("node-01, node-02"), std::string::npos) << events[0].message;
+  // Said once: the condition already carries it.
+  EXPECT_TRUE(rolloutEvents(2, late.memory, "ProgressDeadlineExceeded", late).empty());
+  // A node that finishes is progress: the clock starts again.
+  c.nodes[1].reported = 2;
+  RolloutDecision moved = planRollout(2, policy, late.memory, c.nodes, c.now + 62s);
+  EXPECT_TRUE(moved.overdue.empty());
+}
+
+TEST(RolloutEvents, AFailedCanaryUnderContinueIsNotCalledReady) {
+  Cluster c(3);
+  c.failing = {"node-00"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 1, .canaryNodes = 1, .failurePolicy = FailurePolicy::Continue};
+  c.step(2, policy); // the canary takes generation 2 and fails
+  RolloutMemory canaryDone = c.memory;
+  RolloutDecision d = c.step(2, policy);
+  ASSERT_TRUE(d.memory.canaryReadyAt.has_value());
+  auto events = rolloutEvents(2, canaryDone, "RollingOut", d);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].warning);
+  EXPECT_EQ(events[0].reason, "CanaryFailed");
+  EXPECT_NE(events[0].message.find("1 of 1 canary node(s) failed generation 2"), std::string::npos)
+      << events[0].message;
+  EXPECT_NE(events[0].message.find("node node-00 failed: VerifierRejected"), std::string::npos);
+}
+
+TEST(RolloutEvents, ARolloutWhereEveryNodeFailedIsNotANormalRolloutComplete) {
+  Cluster c(2);
+  c.failing = {"node-00", "node-01"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 2, .canaryNodes = 0, .failurePolicy = FailurePolicy::Continue};
+  c.run(2, policy);
+  RolloutMemory before = c.memory;
+  RolloutDecision d = c.step(2, policy);
+  ASSERT_TRUE(d.complete);
+  auto events = rolloutEvents(2, before, "RollingOut", d);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].warning);
+  EXPECT_EQ(events[0].reason, "RolloutFailed");
+  EXPECT_NE(events[0].message.find("generation 2 failed on every node (2)"), std::string::npos)
+      << events[0].message;
+  // Some failed: a Warning too; none failed: the Normal RolloutComplete.
+  d.failed = 1;
+  d.ready = 1;
+  EXPECT_EQ(rolloutEvents(2, before, "RollingOut", d).at(0).reason, "NodesFailed");
+  EXPECT_TRUE(rolloutEvents(2, before, "RollingOut", d).at(0).warning);
+  Cluster ok(2);
+  ok.run(2, policy);
+  RolloutMemory okBefore = ok.memory;
+  auto okEvents = rolloutEvents(2, okBefore, "RollingOut", ok.step(2, policy));
+  ASSERT_EQ(okEvents.size(), 1u);
+  EXPECT_EQ(okEvents[0],
+            (RolloutEvent{false, "RolloutComplete", "generation 2 runs on 2 node(s), 2 Ready"}));
+  EXPECT_TRUE(rolloutEvents(2, okBefore, "RolloutComplete", ok.step(2, policy)).empty());
+}
+
 } // namespace
 } // namespace bpfchain::op
