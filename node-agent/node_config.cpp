@@ -200,6 +200,12 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
   return p;
 }
 
+Result<std::string> validChainName(const std::string& name, const std::string& field) {
+  if (name.empty() || name.size() > 253)
+    return fieldError(field, "must be 1 to 253 characters");
+  return name;
+}
+
 Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
   if (auto ok =
           onlyFields(node, field,
@@ -210,8 +216,8 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
   auto name = stringField(node["name"], field + ".name", true);
   if (!name)
     return name.error();
-  if (name->empty() || name->size() > 253)
-    return fieldError(field + ".name", "must be 1 to 253 characters");
+  if (auto valid = validChainName(*name, field + ".name"); !valid)
+    return valid.error();
   c.name = *name;
   // Standalone files may leave the generation out: there is only one.
   auto generation = intField(node["generation"], field + ".generation", 1, 0, INT64_MAX);
@@ -264,6 +270,15 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
     c.programs.push_back(std::move(*p));
   }
   return c;
+}
+
+// The name of a chain that did not parse, for its status entry: its `name` when that is a
+// valid name, else `position` ("chains[3]").
+std::string invalidChainName(const YAML::Node& chain, const std::string& position) {
+  if (!chain.IsMap() || !chain["name"].IsScalar())
+    return position;
+  auto name = validChainName(chain["name"].Scalar(), position + ".name");
+  return name ? *name : position;
 }
 
 } // namespace
@@ -332,11 +347,18 @@ Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& so
   std::set<std::string> names;
   for (size_t i = 0; i < chains.size(); ++i) {
     auto c = parseChain(chains[i], at("chains", i));
-    if (!c)
-      return c.error().context(source);
-    if (!names.insert(c->name).second)
-      return invalidError(source + ": " + at("chains", i) + ".name: \"" + c->name +
+    // The name a status entry can carry: the chain's own when it is one, else its position.
+    std::string name = c ? c->name : invalidChainName(chains[i], at("chains", i));
+    if (!names.insert(name).second)
+      return invalidError(source + ": " + at("chains", i) + ".name: \"" + name +
                           "\" is used twice");
+    if (!c) {
+      auto generation = intField(chains[i].IsMap() ? chains[i]["generation"] : YAML::Node(),
+                                 at("chains", i) + ".generation", 1, 0, INT64_MAX);
+      s.invalid.push_back(InvalidChain{std::move(name), generation ? *generation : 0,
+                                       c.error().context(source).message()});
+      continue;
+    }
     s.chains.push_back(std::move(*c));
   }
   return s;

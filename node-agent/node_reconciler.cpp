@@ -604,7 +604,29 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                           ReconcileScope scope, const std::optional<Interfaces>& known) {
   std::lock_guard lock(mu_);
   scope_ = scope;
-  spec_ = spec;
+  // A chain whose new declaration does not parse keeps running its last good one.
+  NodeSpec effective = spec;
+  std::map<std::string, InvalidChain> invalid;
+  for (const auto& bad : spec.invalid) {
+    auto previous = std::find_if(spec_.chains.begin(), spec_.chains.end(),
+                                 [&](const ChainDecl& c) { return c.name == bad.name; });
+    if (previous != spec_.chains.end())
+      effective.chains.push_back(*previous);
+    if (auto known = invalid_.find(bad.name); known == invalid_.end() || !(known->second == bad)) {
+      std::cerr << "bpfchain-agent: chain " << bad.name << " generation " << bad.generation
+                << ": SpecInvalid: " << bad.message
+                << (previous != spec_.chains.end()
+                        ? "; generation " + std::to_string(previous->generation) + " keeps running"
+                        : "; not applied")
+                << "\n";
+      if (metrics_)
+        metrics_->countError(bad.name, "SpecInvalid");
+    }
+    invalid[bad.name] = bad;
+  }
+  effective.invalid.clear();
+  invalid_ = std::move(invalid);
+  spec_ = std::move(effective);
   selectsPod_ = selectsPod;
   applied_ = true;
   Interfaces interfaces = known ? *known : listInterfaces();
@@ -824,7 +846,12 @@ NodeStatus NodeReconciler::buildStatus() const {
         if (!isPodKey(key) && inst->applied.contains(c.name))
           s.attachments.push_back(attachmentOf(*inst));
     }
-    if (auto f = failures_.find(c.name); f != failures_.end()) {
+    if (auto bad = invalid_.find(c.name); bad != invalid_.end()) {
+      s.generation = bad->second.generation;
+      s.phase = "Failed";
+      s.reason = "SpecInvalid";
+      s.message = bad->second.message;
+    } else if (auto f = failures_.find(c.name); f != failures_.end()) {
       s.phase = "Failed";
       s.reason = f->second.reason;
       s.message = f->second.message;
@@ -835,6 +862,12 @@ NodeStatus NodeReconciler::buildStatus() const {
     }
     status.chains.push_back(std::move(s));
   }
+  // Chains that never parsed: nothing of theirs runs.
+  for (const auto& [name, bad] : invalid_)
+    if (std::none_of(spec_.chains.begin(), spec_.chains.end(),
+                     [&](const ChainDecl& c) { return c.name == name; }))
+      status.chains.push_back(
+          ChainStatus{name, bad.generation, "Failed", "SpecInvalid", bad.message, {}});
   return status;
 }
 

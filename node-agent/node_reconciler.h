@@ -18,7 +18,9 @@
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
 // previous generation running there, and the other chains are unaffected. A failed generation
-// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes.
+// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes. A chain
+// whose new declaration does not parse (NodeSpec::invalid) fails with reason SpecInvalid and
+// keeps running the last declaration that did.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -222,7 +224,10 @@ private:
   std::map<std::string, PodRecord> pods_;        // by attachmentKey()
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
-  std::set<std::string> monitorErrors_;          // logged and counted already
+  // The spec's chains that did not parse, by name; spec_ holds their last good declaration
+  // when they had one.
+  std::map<std::string, InvalidChain> invalid_;
+  std::set<std::string> monitorErrors_; // logged and counted already
   // Per chain, the first of its monitorMaps that cannot be exported (from the last
   // publishMetrics): the chain runs, its status says what is not exported.
   std::map<std::string, std::string> monitorProblems_;

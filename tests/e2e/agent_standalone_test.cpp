@@ -400,6 +400,59 @@ TEST_F(AgentStandalone, AConfigThatDoesNotParseKeepsTheChainAndSaysWhere) {
   EXPECT_EQ(t->received(), 100u);
 }
 
+// A chain this agent cannot parse (a regex the API server let through, a field of a newer CRD)
+// fails alone with SpecInvalid; the other chains go on rolling out, and the bad chain's last
+// good generation keeps running.
+TEST_F(AgentStandalone, AChainThatDoesNotParseFailsAloneAndKeepsItsPreviousGeneration) {
+  auto two = [&](const std::string& edgeExtra, const std::string& otherExtra,
+                 const std::string& otherProgram) {
+    return "chains:\n- name: edge\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" + edgeExtra +
+           "  programs:\n" + program("count", counter_) +
+           "- name: other\n  priority: 200\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" +
+           otherExtra + "  programs:\n" + otherProgram;
+  };
+  writeConfig(two("  generation: 1\n", "", program("count", counter_)));
+  startAgent();
+  waitFor("edge", "Ready");
+  waitFor("other", "Ready");
+  std::vector<int64_t> edgeIds = programIds("edge");
+  std::vector<int64_t> otherIds = programIds("other");
+  // edge: a regex that does not compile; other: a new program at the same time.
+  std::string bad = two("  generation: 2\n", "", program("filter", portfilter_, kBlock9999));
+  bad.replace(bad.find("names: [veth-b]"), 15, "names: [veth-b, \"/[/\"]");
+  writeConfig(bad);
+  waitFor("edge", "Failed", "SpecInvalid");
+  YAML::Node edge = chainStatus("edge");
+  EXPECT_EQ(edge["generation"].as<int64_t>(), 2);
+  EXPECT_NE(
+      edge["message"].as<std::string>().find("chains[0].interfaces.names[1]: invalid regular"),
+      std::string::npos)
+      << edge;
+  EXPECT_EQ(programIds("edge"), edgeIds) << "generation 1 of edge must keep running";
+  EXPECT_EQ(readFile(statusPath()).find("configError"), std::string::npos)
+      << readFile(statusPath());
+  EXPECT_EQ(metric("bpfchain_errors_total", {"chain=\"edge\"", "reason=\"SpecInvalid\""}), 1);
+  // The other chain rolled out its new program.
+  ASSERT_TRUE(eventually([&] {
+    YAML::Node other = chainStatus("other");
+    return other.IsMap() && other["phase"].as<std::string>() == "Ready" &&
+           other["generation"].as<int64_t>() == 1 && programIds("other").size() == 2 &&
+           programIds("other") != otherIds;
+  })) << readFile(statusPath());
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u) << "other's new filter does not run";
+  // A field of a newer CRD: that chain fails alone, and a new chain still rolls out.
+  writeConfig(two("", "  placement: first\n", program("count", counter_)) +
+              "- name: third\n  hook: xdp\n  interfaces: {names: [veth-b]}\n  programs:\n" +
+              program("count", counter_));
+  waitFor("other", "Failed", "SpecInvalid");
+  waitFor("edge", "Ready");
+  waitFor("third", "Ready");
+  EXPECT_NE(chainStatus("other")["message"].as<std::string>().find("placement: unknown field"),
+            std::string::npos);
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();

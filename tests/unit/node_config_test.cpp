@@ -43,10 +43,13 @@ Result<NodeSpec> parse(const std::string& text) {
   return parseNodeSpec(YAML::Load(text), "test.yaml");
 }
 
+// The error of a document that does not parse, or of its one chain that does not.
 std::string errorOf(const std::string& text) {
   auto r = parse(text);
-  EXPECT_FALSE(r.ok()) << text;
-  return r.ok() ? "" : r.error().message();
+  if (!r.ok())
+    return r.error().message();
+  EXPECT_EQ(r->invalid.size(), 1u) << text;
+  return r->invalid.empty() ? "" : r->invalid[0].message;
 }
 
 TEST(NodeConfig, ParsesEveryField) {
@@ -124,6 +127,32 @@ TEST(NodeConfig, ErrorsNameTheField) {
     EXPECT_NE(message.find(c.expected), std::string::npos)
         << "for " << c.to << ": got \"" << message << "\", want \"" << c.expected << "\"";
   }
+}
+
+TEST(NodeConfig, AChainThatDoesNotParseFailsAloneWithItsNameAndGeneration) {
+  std::string text = kValid;
+  text.replace(text.find("\"/^ens[0-9]+$/\""), 15, "\"/[/\"");
+  text += "- name: from-a-newer-crd\n  generation: 4\n  hook: xdp\n  placement: first\n"
+          "  interfaces: {names: [eth1]}\n  programs: []\n"
+          "- {name: [not, a, name], hook: xdp}\n";
+  auto spec = parse(text);
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  ASSERT_EQ(spec->chains.size(), 1u);
+  EXPECT_EQ(spec->chains[0].name, "pods-chain");
+  ASSERT_EQ(spec->invalid.size(), 3u);
+  EXPECT_EQ(spec->invalid[0].name, "edge-protect");
+  EXPECT_EQ(spec->invalid[0].generation, 3);
+  EXPECT_NE(spec->invalid[0].message.find(
+                "test.yaml: chains[0].interfaces.names[1]: invalid regular expression /[/"),
+            std::string::npos)
+      << spec->invalid[0].message;
+  EXPECT_EQ(spec->invalid[1].name, "from-a-newer-crd");
+  EXPECT_EQ(spec->invalid[1].generation, 4);
+  EXPECT_NE(spec->invalid[1].message.find("chains[2].placement: unknown field"), std::string::npos)
+      << spec->invalid[1].message;
+  EXPECT_EQ(spec->invalid[2].name, "chains[3]");
+  EXPECT_NE(spec->invalid[2].message.find("chains[3].name: not a string"), std::string::npos)
+      << spec->invalid[2].message;
 }
 
 TEST(NodeConfig, AFileThatDoesNotParseNamesTheFileAndLine) {
