@@ -373,7 +373,18 @@ Result<NodeSpec> loadNodeSpecFile(const std::string& path) {
   } catch (const YAML::Exception& e) {
     return invalidError(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  return parseNodeSpec(document, path);
+  // An empty file is what a truncated write or a half-done copy leaves: taking it for "no
+  // chains" would drop every chain's protection.
+  auto parsed = parseNodeSpec(document, path);
+  if (!parsed)
+    return parsed;
+  YAML::Node spec = document.IsMap() && document["kind"].IsDefined() ? document["spec"] : document;
+  if (!spec.IsDefined() || spec.IsNull())
+    return invalidError(path + ": empty (no chains: list); write \"chains: []\" to remove every "
+                               "chain");
+  if (!spec["chains"].IsDefined() || spec["chains"].IsNull())
+    return invalidError(path + ": chains: no value; write \"chains: []\" to remove every chain");
+  return parsed;
 }
 
 } // namespace bpfchain::agent

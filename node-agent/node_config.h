@@ -79,6 +79,9 @@ struct NodeSpec {
 
 // A spec sent by the API server: a missing or null `chains` is no chains.
 Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& source);
+// A standalone config file. Stricter than parseNodeSpec: a hand-written or half-written file
+// that says nothing (0 bytes, only comments, `chains:` without a value) is an error, not "no
+// chains": only `chains: []` removes every chain.
 Result<NodeSpec> loadNodeSpecFile(const std::string& path);
 
 } // namespace bpfchain::agent

@@ -344,6 +344,9 @@ void NodeReconciler::removeInstance(const std::string& key) {
     if (adopted && adopted->has_value())
       (void)(*adopted)->detach();
   }
+  std::cerr << "bpfchain-agent: " << (instance.ifname.empty() ? key : instance.ifname) << " "
+            << dataplane::hookName(instance.hook)
+            << ": no chain runs there any more; root detached and unpinned\n";
   std::error_code ec;
   fs::remove(instance.dir + "/link", ec);
   (void)instance.chain.destroy();
@@ -625,6 +628,11 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
     invalid[bad.name] = bad;
   }
   effective.invalid.clear();
+  for (const auto& c : spec_.chains)
+    if (std::none_of(effective.chains.begin(), effective.chains.end(),
+                     [&](const ChainDecl& e) { return e.name == c.name; }))
+      std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation
+                << ": no longer in the node's config; removing it\n";
   invalid_ = std::move(invalid);
   spec_ = std::move(effective);
   selectsPod_ = selectsPod;

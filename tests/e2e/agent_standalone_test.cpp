@@ -453,6 +453,39 @@ TEST_F(AgentStandalone, AChainThatDoesNotParseFailsAloneAndKeepsItsPreviousGener
             std::string::npos);
 }
 
+// A truncated or half-written config keeps every chain; only `chains: []` removes them, and
+// the log says so.
+TEST_F(AgentStandalone, AnEmptyConfigKeepsTheChainsAndOnlyAnEmptyListRemovesThem) {
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  std::vector<int64_t> ids = programIds("edge");
+  for (const std::string text : {"", "# being rewritten\n", "chains:\n"}) {
+    writeConfig(text);
+    ASSERT_TRUE(eventually([&] {
+      return readFile(statusPath()).find("configError") != std::string::npos;
+    })) << "\""
+        << text << "\": " << readFile(statusPath());
+    EXPECT_EQ(programIds("edge"), ids) << "\"" << text << "\" removed the chain";
+    auto blocked = traffic(9999);
+    blocked->sendAndWait(50, 500);
+    EXPECT_EQ(blocked->received(), 0u) << "\"" << text << "\" removed the filter";
+    writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+    ASSERT_TRUE(eventually([&] {
+      return readFile(statusPath()).find("configError") == std::string::npos;
+    })) << readFile(statusPath());
+  }
+  writeConfig("chains: []\n");
+  ASSERT_TRUE(eventually([&] { return !chainStatus("edge").IsMap(); })) << readFile(statusPath());
+  ASSERT_TRUE(eventually([&] {
+    return agent_->log().find("chain edge generation 1: no longer in the node's config") !=
+           std::string::npos;
+  })) << agent_->log();
+  auto unblocked = traffic(9999);
+  unblocked->sendAndWait(50, 2000);
+  EXPECT_EQ(unblocked->received(), 50u);
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();

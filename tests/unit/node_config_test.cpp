@@ -1,4 +1,6 @@
 // The agent's config parser: a BpfNodeConfig spec, strictly, with errors that name the field.
+#include <cstdio>
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include "node-agent/apply_failure.h"
@@ -159,6 +161,27 @@ TEST(NodeConfig, AFileThatDoesNotParseNamesTheFileAndLine) {
   auto r = loadNodeSpecFile("/nonexistent/bpfchain.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("/nonexistent/bpfchain.yaml"), std::string::npos);
+}
+
+// A truncated or half-written file must not remove every chain: only `chains: []` does.
+TEST(NodeConfig, AnEmptyFileIsAnErrorAndOnlyAnEmptyListRemovesEveryChain) {
+  std::string path = ::testing::TempDir() + "/bpfchain-empty-config.yaml";
+  for (const char* text : {"", "# nothing yet\n", "chains:\n", "chains: ~\n",
+                           "kind: BpfNodeConfig\nspec:\n", "kind: BpfNodeConfig\nspec: {}\n"}) {
+    std::ofstream(path, std::ios::trunc) << text;
+    auto r = loadNodeSpecFile(path);
+    ASSERT_FALSE(r.ok()) << "\"" << text << "\" was taken for a spec";
+    EXPECT_NE(r.error().message().find(path), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("chains: []"), std::string::npos) << r.error().message();
+  }
+  for (const char* text : {"chains: []\n", "# remove everything\nchains: []\n",
+                           "kind: BpfNodeConfig\nspec: {chains: []}\n"}) {
+    std::ofstream(path, std::ios::trunc) << text;
+    auto r = loadNodeSpecFile(path);
+    ASSERT_TRUE(r.ok()) << text << ": " << r.error().message();
+    EXPECT_TRUE(r->chains.empty());
+  }
+  std::remove(path.c_str());
 }
 
 TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
