@@ -204,6 +204,8 @@ bool ClusterSource::report(const NodeStatus& status) {
     k8s::Json j = k8s::Json::object();
     j["name"] = k8s::Json::string(c.name);
     j["generation"] = k8s::Json::number(c.generation);
+    if (c.runningGeneration != 0)
+      j["runningGeneration"] = k8s::Json::number(c.runningGeneration);
     j["phase"] = k8s::Json::string(c.phase);
     j["reason"] = k8s::Json::string(c.reason);
     j["message"] = k8s::Json::string(c.message.substr(0, 4096));

@@ -838,6 +838,11 @@ NodeStatus NodeReconciler::buildStatus() const {
           a.programIds.push_back(p.programId);
       return a;
     };
+    for (const auto& [key, inst] : instances_)
+      if (auto running = inst->applied.find(c.name); running != inst->applied.end())
+        s.runningGeneration = s.runningGeneration == 0
+                                  ? running->second.generation
+                                  : std::min(s.runningGeneration, running->second.generation);
     if (c.forPods()) {
       for (const auto& [id, pod] : pods_)
         for (const auto& [hook, link] : pod.links) {
@@ -875,7 +880,7 @@ NodeStatus NodeReconciler::buildStatus() const {
     if (std::none_of(spec_.chains.begin(), spec_.chains.end(),
                      [&](const ChainDecl& c) { return c.name == name; }))
       status.chains.push_back(
-          ChainStatus{name, bad.generation, "Failed", "SpecInvalid", bad.message, {}});
+          ChainStatus{name, bad.generation, 0, "Failed", "SpecInvalid", bad.message, {}});
   return status;
 }
 

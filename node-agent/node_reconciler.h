@@ -60,9 +60,13 @@ struct AttachmentStatus {
 
 struct ChainStatus {
   std::string name;
-  int64_t generation = 0; // the generation that phase/reason describe
-  std::string phase;      // Applying | Ready | Failed | Removing
-  std::string reason;     // machine-readable, "" when Ready
+  int64_t generation = 0; // the target: the generation this node was given, phase/reason's
+  // What actually runs: the oldest generation of the chain among the instances that run it,
+  // 0 when none does. Differs from `generation` while applying and after a failure (the
+  // previous generation keeps running).
+  int64_t runningGeneration = 0;
+  std::string phase;  // Applying | Ready | Failed | Removing
+  std::string reason; // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;
   bool operator==(const ChainStatus&) const = default;

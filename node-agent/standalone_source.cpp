@@ -101,6 +101,8 @@ std::string statusYaml(const NodeStatus& status, const std::string& configError)
   for (const auto& c : status.chains) {
     out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << c.name;
     out << YAML::Key << "generation" << YAML::Value << c.generation;
+    if (c.runningGeneration != 0)
+      out << YAML::Key << "runningGeneration" << YAML::Value << c.runningGeneration;
     out << YAML::Key << "phase" << YAML::Value << c.phase;
     if (!c.reason.empty())
       out << YAML::Key << "reason" << YAML::Value << c.reason;
@@ -133,8 +135,11 @@ bool StandaloneSource::report(const NodeStatus& status) {
   }
   for (const auto& c : status.chains)
     std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation << ": "
-              << c.phase << (c.reason.empty() ? "" : " (" + c.reason + ": " + c.message + ")")
-              << "\n";
+              << c.phase
+              << (c.runningGeneration != 0 && c.runningGeneration != c.generation
+                      ? " (generation " + std::to_string(c.runningGeneration) + " runs)"
+                      : "")
+              << (c.reason.empty() ? "" : " (" + c.reason + ": " + c.message + ")") << "\n";
   std::string tmp = statusPath_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

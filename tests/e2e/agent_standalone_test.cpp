@@ -424,6 +424,7 @@ TEST_F(AgentStandalone, AChainThatDoesNotParseFailsAloneAndKeepsItsPreviousGener
   waitFor("edge", "Failed", "SpecInvalid");
   YAML::Node edge = chainStatus("edge");
   EXPECT_EQ(edge["generation"].as<int64_t>(), 2);
+  EXPECT_EQ(edge["runningGeneration"].as<int64_t>(), 1) << edge;
   EXPECT_NE(
       edge["message"].as<std::string>().find("chains[0].interfaces.names[1]: invalid regular"),
       std::string::npos)

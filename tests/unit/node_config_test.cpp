@@ -5,6 +5,7 @@
 
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
+#include "node-agent/standalone_source.h"
 
 using namespace bpfchain;
 using namespace bpfchain::agent;
@@ -182,6 +183,17 @@ TEST(NodeConfig, AnEmptyFileIsAnErrorAndOnlyAnEmptyListRemovesEveryChain) {
     EXPECT_TRUE(r->chains.empty());
   }
   std::remove(path.c_str());
+}
+
+// After a failure the previous generation keeps running: the status says both.
+TEST(NodeStatus, SaysTheTargetAndWhatRuns) {
+  NodeStatus status;
+  status.chains.push_back(ChainStatus{"edge", 2, 1, "Failed", "VerifierRejected", "eth0: ...", {}});
+  status.chains.push_back(ChainStatus{"new", 1, 0, "Failed", "SpecInvalid", "x", {}});
+  YAML::Node doc = YAML::Load(statusYaml(status, ""));
+  EXPECT_EQ(doc["chains"][0]["generation"].as<int64_t>(), 2);
+  EXPECT_EQ(doc["chains"][0]["runningGeneration"].as<int64_t>(), 1);
+  EXPECT_FALSE(doc["chains"][1]["runningGeneration"].IsDefined()) << "nothing of it runs";
 }
 
 TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
