@@ -719,6 +719,12 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   // 3. Every instance moves to its chains' new programs, then host instances are attached.
   std::map<std::string, double> applySeconds;
   for (auto& [key, d] : desired) {
+    if (d.ifindex != 0 && !instances_.contains(key) &&
+        std::none_of(d.chains.begin(), d.chains.end(), [&](const ChainDecl* c) {
+          auto r = resolved.find(c->name);
+          return r != resolved.end() && r->second.has_value();
+        }))
+      continue; // nothing to load here yet: no root either
     std::string dir = options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/" + key;
     auto instance = instanceAt(key, dir, d.ifindex, d.ifname, d.hook);
     if (!instance) {
@@ -732,6 +738,10 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
     applyChains(inst, d.chains, resolved, failures, &applySeconds);
     if (d.ifindex == 0)
       continue;
+    if (inst.applied.empty()) {
+      removeInstance(key); // every chain failed its first apply here: no empty root
+      continue;
+    }
     if (inst.attachment) {
       auto attached = inst.attachment->attached();
       if (!attached || *attached)
@@ -814,7 +824,30 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   std::erase_if(resolvedCache_, [&](const auto& entry) { return !digests.contains(entry.first); });
   failures_ = std::move(failures);
   publishMetrics();
+  if (scope == ReconcileScope::Full)
+    collectPackages();
   return buildStatus();
+}
+
+void NodeReconciler::collectPackages() {
+  std::set<std::string> inUse;
+  for (const auto& c : spec_.chains)
+    for (const auto& p : c.programs)
+      inUse.insert(p.sha256);
+  // Running programs' objects are <cache>/<digest>/tree/...: their generation may be the one a
+  // failed target falls back on.
+  std::string prefix = resolver_.cache().dir() + "/";
+  for (const auto& [key, inst] : instances_)
+    for (const auto& [chain, applied] : inst->applied)
+      for (const auto& p : applied.programs)
+        if (p.objectPath.rfind(prefix, 0) == 0)
+          inUse.insert(p.objectPath.substr(prefix.size(), 64));
+  if (inUse == packagesInUse_)
+    return;
+  packagesInUse_ = inUse;
+  if (size_t removed = resolver_.cache().collectGarbage(inUse); removed > 0)
+    std::cerr << "bpfchain-agent: removed " << removed
+              << " cached package(s) that no running or configured chain uses\n";
 }
 
 NodeStatus NodeReconciler::status() const {

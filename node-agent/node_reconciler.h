@@ -18,7 +18,10 @@
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
 // previous generation running there, and the other chains are unaffected. A failed generation
-// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes. A chain
+// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes. An
+// interface none of whose chains runs (each failed its first apply) gets no root: an empty root
+// would only pass traffic on, as no root does, while pins and an attachment status does not
+// list would say otherwise. A chain
 // whose new declaration does not parse (NodeSpec::invalid) fails with reason SpecInvalid and
 // keeps running the last declaration that did.
 #pragma once
@@ -215,6 +218,9 @@ private:
   Result<void> saveState(const Instance& instance) const;
   void loadState(Instance& instance) const;
   void publishMetrics();
+  // Removes the cached packages that neither a running program nor a chain of the spec uses;
+  // runs when that set changes.
+  void collectPackages();
 
   ReconcilerOptions options_;
   ProgramResolver& resolver_;
@@ -238,6 +244,7 @@ private:
   // Each chain's resolved programs, by the digest of its declaration.
   std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
   ReconcileScope scope_ = ReconcileScope::Full;
+  std::set<std::string> packagesInUse_; // digests, as of the last collectPackages
 };
 
 } // namespace bpfchain::agent

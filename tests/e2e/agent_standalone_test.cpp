@@ -487,6 +487,51 @@ TEST_F(AgentStandalone, AnEmptyConfigKeepsTheChainsAndOnlyAnEmptyListRemovesThem
   EXPECT_EQ(unblocked->received(), 50u);
 }
 
+// A chain that fails its first apply leaves nothing attached or pinned (its status lists no
+// attachment, and that is the truth); packages no chain uses any more leave the cache.
+TEST_F(AgentStandalone, AFailedFirstApplyLeavesNoRootAndUnusedPackagesAreCollected) {
+  auto pinned = [&] {
+    std::string pins;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(bpffs_->path() + "/bpfchain", ec);
+         !ec && it != fs::end(it); it.increment(ec))
+      pins += it->path().string() + " ";
+    return pins;
+  };
+  auto xdpOnVeth = [&] {
+    auto link = checkCommand({"ip", "-n", hosts_->receiver.name(), "link", "show", "veth-b"});
+    EXPECT_TRUE(link.ok());
+    return link.ok() && link->out.find("xdp") != std::string::npos;
+  };
+  BuiltPackage wrong = portfilter_;
+  wrong.sha256 = std::string(64, 'a'); // ChecksumMismatch: fails before any load
+  writeConfig(chainConfig(program("filter", wrong)));
+  startAgent();
+  waitFor("edge", "Failed", "ChecksumMismatch");
+  EXPECT_EQ(programIds("edge").size(), 0u);
+  EXPECT_FALSE(xdpOnVeth()) << "an empty root is attached";
+  EXPECT_EQ(pinned(), "") << "pins of a chain that never ran";
+  // A verifier or load failure after the root exists: the same.
+  writeConfig(chainConfig(
+      program("filter", portfilter_,
+              "    mapArgs: [{map: no_such_map, entries: [{key: \"1\", value: \"1\"}]}]\n")));
+  waitFor("edge", "Failed", "MapArgInvalid");
+  EXPECT_FALSE(xdpOnVeth()) << "an empty root is attached";
+  EXPECT_EQ(pinned(), "") << "pins of a chain that never ran";
+
+  std::string cache = dir_->path() + "/state/packages/";
+  writeConfig(chainConfig(program("count", counter_)));
+  waitFor("edge", "Ready");
+  EXPECT_TRUE(xdpOnVeth());
+  EXPECT_TRUE(fs::exists(cache + counter_.sha256));
+  writeConfig(chainConfig(program("filter", portfilter_)));
+  ASSERT_TRUE(eventually([&] { return !fs::exists(cache + counter_.sha256); }))
+      << "the counter package is still cached; log:\n"
+      << agent_->log();
+  waitFor("edge", "Ready");
+  EXPECT_TRUE(fs::exists(cache + portfilter_.sha256));
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();
