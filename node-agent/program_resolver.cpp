@@ -3,6 +3,9 @@
 #include <bpf/libbpf.h>
 
 #include <memory>
+#include <optional>
+#include <sched.h>
+#include <thread>
 
 namespace bpfchain::agent {
 
@@ -17,6 +20,25 @@ bool objectHasProgram(const std::string& path, const std::string& entry) {
 
 } // namespace
 
+Result<packages::Package, packages::PackageError>
+ProgramResolver::get(const packages::PackageRef& ref) {
+  if (downloadNetns_ < 0)
+    return cache_.get(ref);
+  // A thread of its own, moved to the download namespace: the namespace is per thread, and
+  // the HTTP client's threads start in the namespace of the thread that first uses it.
+  std::optional<Result<packages::Package, packages::PackageError>> result;
+  std::thread([&] {
+    if (setns(downloadNetns_, CLONE_NEWNET) != 0) {
+      result.emplace(packages::packageError(
+          packages::kPackageFetchFailed,
+          systemError(errno, "enter the agent's network namespace to download " + ref.url)));
+      return;
+    }
+    result.emplace(cache_.get(ref));
+  }).join();
+  return std::move(*result);
+}
+
 Result<std::vector<dataplane::ProgramSpec>, ResolveFailure>
 ProgramResolver::resolve(const ChainDecl& chain) {
   std::vector<dataplane::ProgramSpec> specs;
@@ -24,7 +46,7 @@ ProgramResolver::resolve(const ChainDecl& chain) {
     const ProgramDecl& decl = chain.programs[i];
     std::string field =
         "programs[" + std::to_string(i) + "] (" + chain.name + "/" + decl.name + ")";
-    auto package = cache_.get({decl.url, decl.sha256});
+    auto package = get({decl.url, decl.sha256});
     if (!package)
       return ResolveFailure{package.error().reason, field + ": " + package.error().error.message()};
     auto invalid = [&](const std::string& what) {

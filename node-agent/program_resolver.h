@@ -19,7 +19,11 @@ struct ResolveFailure {
 
 class ProgramResolver {
 public:
-  explicit ProgramResolver(packages::PackageCache& cache) : cache_(cache) {}
+  // `downloadNetns`: a network namespace fd (not owned) that package downloads run in, whatever
+  // namespace the calling thread is in (with --netns the reconciler runs in the managed one,
+  // while package servers are reached from the agent's own); -1: the caller's.
+  explicit ProgramResolver(packages::PackageCache& cache, int downloadNetns = -1)
+      : cache_(cache), downloadNetns_(downloadNetns) {}
   // Ids are "<chain>/<program>". Disabled programs are resolved too (cheap: cached package)
   // so that a bad package is reported even for them.
   Result<std::vector<dataplane::ProgramSpec>, ResolveFailure> resolve(const ChainDecl& chain);
@@ -27,7 +31,10 @@ public:
   packages::PackageCache& cache() { return cache_; }
 
 private:
+  Result<packages::Package, packages::PackageError> get(const packages::PackageRef& ref);
+
   packages::PackageCache& cache_;
+  int downloadNetns_;
 };
 
 } // namespace bpfchain::agent

@@ -12,6 +12,7 @@
 #include "harness/bpffs.h"
 #include "harness/http.h"
 #include "harness/netns.h"
+#include "harness/process.h"
 #include "harness/resources.h"
 #include "harness/traffic.h"
 
@@ -530,6 +531,33 @@ TEST_F(AgentStandalone, AFailedFirstApplyLeavesNoRootAndUnusedPackagesAreCollect
       << agent_->log();
   waitFor("edge", "Ready");
   EXPECT_TRUE(fs::exists(cache + portfilter_.sha256));
+}
+
+// With --netns the data plane runs in the node's namespace, but packages are downloaded from the
+// agent's own (the host's): a package server on the host's loopback is reachable.
+TEST_F(AgentStandalone, PackagesAreDownloadedFromTheAgentsOwnNetworkNamespace) {
+  std::string portFile = dir_->path() + "/http.port";
+  auto server = ChildProcess::spawn(
+      {"/usr/bin/python3", "-c",
+       "import functools,http.server,sys\n"
+       "h=functools.partial(http.server.SimpleHTTPRequestHandler,directory=sys.argv[1])\n"
+       "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),h)\n"
+       "open(sys.argv[2]+'.tmp','w').write(str(s.server_address[1]))\n"
+       "import os; os.rename(sys.argv[2]+'.tmp',sys.argv[2])\n"
+       "s.serve_forever()\n",
+       dir_->path() + "/packages", portFile},
+      dir_->path() + "/http.log");
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  ASSERT_TRUE(eventually([&] { return fs::exists(portFile); }))
+      << readFile(dir_->path() + "/http.log");
+  BuiltPackage served = counter_;
+  served.url =
+      "http://127.0.0.1:" + readFile(portFile) + "/" + fs::path(counter_.path).filename().string();
+  writeConfig(chainConfig(program("count", served)));
+  startAgent();
+  waitFor("edge", "Ready");
+  EXPECT_EQ(programIds("edge").size(), 2u);
+  server->stop();
 }
 
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
