@@ -1,5 +1,6 @@
 #include "node-agent/node_config.h"
 
+#include <filesystem>
 #include <set>
 
 namespace bpfchain::agent {
@@ -365,6 +366,11 @@ Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& so
 }
 
 Result<NodeSpec> loadNodeSpecFile(const std::string& path) {
+  std::error_code ec;
+  uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxConfigFileBytes)
+    return invalidError(path + ": " + std::to_string(size) + " bytes, over the limit of " +
+                        std::to_string(kMaxConfigFileBytes) + " bytes for a config file");
   YAML::Node document;
   try {
     document = YAML::LoadFile(path);

@@ -79,9 +79,14 @@ struct NodeSpec {
 
 // A spec sent by the API server: a missing or null `chains` is no chains.
 Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& source);
+// The largest standalone config file read: a BpfNodeConfig object is at most 1.5 MiB in etcd,
+// and a YAML tree takes about 100 times its text in memory (a 5.8 MB file took the agent to
+// 593 MB), so a bigger file is refused before it is parsed.
+inline constexpr uintmax_t kMaxConfigFileBytes = uintmax_t{1} << 20;
+
 // A standalone config file. Stricter than parseNodeSpec: a hand-written or half-written file
 // that says nothing (0 bytes, only comments, `chains:` without a value) is an error, not "no
-// chains": only `chains: []` removes every chain.
+// chains": only `chains: []` removes every chain. So is a file over kMaxConfigFileBytes.
 Result<NodeSpec> loadNodeSpecFile(const std::string& path);
 
 } // namespace bpfchain::agent

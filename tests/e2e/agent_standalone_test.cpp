@@ -560,6 +560,27 @@ TEST_F(AgentStandalone, PackagesAreDownloadedFromTheAgentsOwnNetworkNamespace) {
   server->stop();
 }
 
+// A config over the size limit is refused unparsed; the chains keep running.
+TEST_F(AgentStandalone, AHugeConfigIsRefusedAndThePreviousOneKeepsRunning) {
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  std::vector<int64_t> ids = programIds("edge");
+  // 5.8 MB of chains, as the hostile config.
+  std::string huge = "chains:\n";
+  for (int i = 0; huge.size() < 5800000; ++i)
+    huge += "- name: c" + std::to_string(i) + "\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" +
+            "  programs:\n" + program("count", counter_);
+  writeConfig(huge);
+  ASSERT_TRUE(eventually([&] {
+    return readFile(statusPath()).find("over the limit of 1048576 bytes") != std::string::npos;
+  })) << readFile(statusPath());
+  EXPECT_EQ(programIds("edge"), ids);
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();

@@ -1,5 +1,6 @@
 // The agent's config parser: a BpfNodeConfig spec, strictly, with errors that name the field.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 
@@ -186,6 +187,26 @@ TEST(NodeConfig, AnEmptyFileIsAnErrorAndOnlyAnEmptyListRemovesEveryChain) {
 }
 
 // After a failure the previous generation keeps running: the status says both.
+// A huge file is refused before it is parsed (its tree would take ~100 times its size).
+TEST(NodeConfig, AFileOverTheSizeLimitIsRefusedUnparsed) {
+  std::string path = ::testing::TempDir() + "/bpfchain-huge-config.yaml";
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "chains: []\n";
+    out << std::string(kMaxConfigFileBytes, '#') << "\n"; // a comment: valid YAML
+  }
+  auto r = loadNodeSpecFile(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find(path + ": " + std::to_string(kMaxConfigFileBytes + 12) +
+                                     " bytes, over the limit of " +
+                                     std::to_string(kMaxConfigFileBytes)),
+            std::string::npos)
+      << r.error().message();
+  std::filesystem::resize_file(path, kMaxConfigFileBytes);
+  EXPECT_TRUE(loadNodeSpecFile(path).ok()) << "a file at the limit is read";
+  std::remove(path.c_str());
+}
+
 TEST(NodeStatus, SaysTheTargetAndWhatRuns) {
   NodeStatus status;
   status.chains.push_back(ChainStatus{"edge", 2, 1, "Failed", "VerifierRejected", "eth0: ...", {}});
