@@ -80,6 +80,16 @@ ProgramResolver::resolve(const ChainDecl& chain) {
       if (decl.entry.empty() && fitting > 1)
         return invalid("entry: required, the package has " + std::to_string(fitting) +
                        " programs for hook " + hook);
+      if (!chosen && spec.nextMap.empty()) {
+        // Not an L3AF artifact: the entry is wrong, and the manifest says what is there.
+        std::string programs;
+        for (const auto& p : package->manifest->programs)
+          programs += (programs.empty() ? "" : ", ") + p.entry + " (" +
+                      (p.hook.empty() ? std::string("any hook") : p.hook) + ", " + p.object + ")";
+        return invalid("entry \"" + decl.entry + "\": package " + decl.url +
+                       " has no such program; its manifest lists " +
+                       (programs.empty() ? std::string("none") : programs));
+      }
       if (chosen) {
         if (!fits(*chosen))
           return invalid("the package's program " + chosen->entry + " is for hook " + chosen->hook +

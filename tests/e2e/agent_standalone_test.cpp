@@ -581,6 +581,20 @@ TEST_F(AgentStandalone, AHugeConfigIsRefusedAndThePreviousOneKeepsRunning) {
   EXPECT_EQ(blocked->received(), 0u);
 }
 
+// A wrong entry in a package with a manifest is reported as such, with what the package has
+// (not as a missing nextMap of an L3AF artifact).
+TEST_F(AgentStandalone, AWrongEntrySaysWhichProgramsThePackageHas) {
+  writeConfig(chainConfig(program("filter", portfilter_, "    entry: portfilter_typo\n")));
+  startAgent();
+  waitFor("edge", "Failed", "ProgramInvalid");
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("entry \"portfilter_typo\": package " + portfilter_.url +
+                         " has no such program; its manifest lists portfilter_xdp (xdp, "),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("nextMap"), std::string::npos) << message;
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();
