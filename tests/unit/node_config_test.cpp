@@ -4,6 +4,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 
+#include "node-agent/agent_metrics.h"
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
 #include "node-agent/standalone_source.h"
@@ -215,6 +216,16 @@ TEST(NodeStatus, SaysTheTargetAndWhatRuns) {
   EXPECT_EQ(doc["chains"][0]["generation"].as<int64_t>(), 2);
   EXPECT_EQ(doc["chains"][0]["runningGeneration"].as<int64_t>(), 1);
   EXPECT_FALSE(doc["chains"][1]["runningGeneration"].IsDefined()) << "nothing of it runs";
+}
+
+// A counter that goes down (a program upgrade starts a new map) is a reset, not an increase of
+// 2^64 - delta.
+TEST(AgentMetrics, MaxRateTreatsADecreaseAsAReset) {
+  EXPECT_EQ(maxRate({}), 0);
+  EXPECT_EQ(maxRate({5}), 0);
+  EXPECT_EQ(maxRate({10, 15, 40, 41}), 25);
+  EXPECT_EQ(maxRate({1000, 1010, 3, 9}), 10);       // reset to 0, then 3: increases 10, 3, 6
+  EXPECT_EQ(maxRate({1000, 1010, 0, 0, 100}), 100); // reset to 0
 }
 
 TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
