@@ -201,9 +201,34 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
   return p;
 }
 
+bool validUtf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > text.size())
+      return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2)
+        return false;
+    i += n;
+  }
+  return true;
+}
+
+// A BpfChain's name is its object name: a DNS subdomain (RFC 1123), as the API server requires
+// of metadata.name. The standalone file follows the same rule: the name reaches status, pins
+// and metrics labels.
 Result<std::string> validChainName(const std::string& name, const std::string& field) {
+  static const std::regex kDnsSubdomain(
+      "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+  if (!validUtf8(name)) // not quoted: the status file and metrics must stay valid UTF-8
+    return fieldError(field, "not valid UTF-8");
   if (name.empty() || name.size() > 253)
     return fieldError(field, "must be 1 to 253 characters");
+  if (!std::regex_match(name, kDnsSubdomain))
+    return fieldError(field, "\"" + name +
+                                 "\" is not a DNS subdomain (lowercase letters, digits, '-' and "
+                                 "'.', starting and ending with a letter or digit)");
   return name;
 }
 

@@ -160,6 +160,41 @@ TEST(NodeConfig, AChainThatDoesNotParseFailsAloneWithItsNameAndGeneration) {
       << spec->invalid[2].message;
 }
 
+// Standalone chain names follow the API server's rule for object names (DNS subdomain): they
+// reach the status file, pins and metrics labels.
+TEST(NodeConfig, ChainNamesAreDnsSubdomainsInValidUtf8) {
+  auto chain = [](const std::string& name) {
+    return "chains:\n- name: \"" + name +
+           "\"\n  hook: xdp\n  interfaces: {names: [eth0]}\n  programs:\n  - name: p\n"
+           "    package: {url: \"file:///p.tar.gz\", sha256: \"" +
+           std::string(64, 'a') + "\"}\n";
+  };
+  for (const std::string& good :
+       std::vector<std::string>{"edge", "edge-protect.v2", "a", std::string(253, 'x')}) {
+    auto spec = parse(chain(good));
+    ASSERT_TRUE(spec.ok()) << spec.error().message();
+    EXPECT_EQ(spec->chains.size(), 1u) << good;
+  }
+  struct Case {
+    std::string name, error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"Edge", "\"Edge\" is not a DNS subdomain"},
+           {"edge_protect", "is not a DNS subdomain"},
+           {"-edge", "is not a DNS subdomain"},
+           {"edge.", "is not a DNS subdomain"},
+           {std::string(254, 'x'), "must be 1 to 253 characters"},
+           {"edge\xff\xfe", "chains[0].name: not valid UTF-8"},
+       }) {
+    auto spec = parse(chain(c.name));
+    ASSERT_TRUE(spec.ok()) << spec.error().message();
+    ASSERT_EQ(spec->invalid.size(), 1u) << c.name;
+    EXPECT_NE(spec->invalid[0].message.find(c.error), std::string::npos)
+        << spec->invalid[0].message;
+    EXPECT_EQ(spec->invalid[0].name, "chains[0]") << "a bad name is not a status key";
+  }
+}
+
 TEST(NodeConfig, AFileThatDoesNotParseNamesTheFileAndLine) {
   auto r = loadNodeSpecFile("/nonexistent/bpfchain.yaml");
   ASSERT_FALSE(r.ok());
