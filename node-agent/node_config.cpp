@@ -376,8 +376,8 @@ Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& so
     // The name a status entry can carry: the chain's own when it is one, else its position.
     std::string name = c ? c->name : invalidChainName(chains[i], at("chains", i));
     if (!names.insert(name).second)
-      return invalidError(source + ": " + at("chains", i) + ".name: \"" + name +
-                          "\" is used twice");
+      return fieldError(at("chains", i) + ".name", "\"" + name + "\" is used twice")
+          .context(source);
     if (!c) {
       auto generation = intField(chains[i].IsMap() ? chains[i]["generation"] : YAML::Node(),
                                  at("chains", i) + ".generation", 1, 0, INT64_MAX);

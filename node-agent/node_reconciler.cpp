@@ -394,11 +394,11 @@ std::string chainLocalIndexes(std::string message, const std::vector<const Chain
   if (!std::regex_search(message, m, kProgram))
     return message;
   for (const ChainDecl* c : chains) {
-    if (c->name != m[1].str())
+    if (chainKey(c->name) != m[1].str())
       continue;
     for (size_t i = 0; i < c->programs.size(); ++i)
       if (c->programs[i].name == m[2].str())
-        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + m[1].str() + "/" +
+        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + c->name + "/" +
                m[2].str() + ")" + m.suffix().str();
   }
   return message;
@@ -867,7 +867,7 @@ NodeStatus NodeReconciler::buildStatus() const {
       a.hook = inst.hook;
       a.programIds.push_back(inst.chain.rootId());
       for (const auto& p : inst.chain.programs())
-        if (p.id.rfind(c.name + "/", 0) == 0)
+        if (p.id.rfind(chainKey(c.name) + "/", 0) == 0)
           a.programIds.push_back(p.programId);
       return a;
     };
@@ -909,11 +909,13 @@ NodeStatus NodeReconciler::buildStatus() const {
     status.chains.push_back(std::move(s));
   }
   // Chains that never parsed: nothing of theirs runs.
-  for (const auto& [name, bad] : invalid_)
+  for (const auto& entry : invalid_) {
+    const InvalidChain& bad = entry.second;
     if (std::none_of(spec_.chains.begin(), spec_.chains.end(),
-                     [&](const ChainDecl& c) { return c.name == name; }))
+                     [&](const ChainDecl& c) { return c.name == bad.name; }))
       status.chains.push_back(
-          ChainStatus{name, bad.generation, 0, "Failed", "SpecInvalid", bad.message, {}});
+          ChainStatus{bad.name, bad.generation, 0, "Failed", "SpecInvalid", bad.message, {}});
+  }
   return status;
 }
 
@@ -1084,7 +1086,7 @@ void NodeReconciler::publishMetrics() {
           continue;
         ExportedProgram program;
         program.chain = chain;
-        program.program = p.id.substr(chain.size() + 1);
+        program.program = p.id.substr(chainKey(chain).size() + 1);
         // chain.h's stats map, by its naming convention (a map called *_stats).
         std::error_code ec;
         for (const auto& pin : fs::directory_iterator(dirs[p.id] + "/maps", ec)) {

@@ -2,10 +2,13 @@
 
 #include <bpf/libbpf.h>
 
+#include <cctype>
 #include <memory>
 #include <optional>
 #include <sched.h>
 #include <thread>
+
+#include "packages/digest.h"
 
 namespace bpfchain::agent {
 
@@ -18,7 +21,28 @@ bool objectHasProgram(const std::string& path, const std::string& entry) {
   return obj && bpf_object__find_program_by_name(obj.get(), entry.c_str()) != nullptr;
 }
 
+// The escaped size of `text` in a pin name (common/dataplane/chain.cpp's escapeId).
+size_t escapedSize(const std::string& text) {
+  size_t n = 0;
+  for (unsigned char c : text)
+    n += std::isalnum(c) || c == '-' || c == '_' ? 1 : 3;
+  return n;
+}
+
 } // namespace
+
+std::string chainKey(const std::string& chain) {
+  // 255 bytes less "@<16 hex>@<serial>" (28 at most), the escaped '/' (3) and a program name
+  // (a DNS label: 63 at most, nothing escaped).
+  constexpr size_t kMaxEscapedChain = 255 - 28 - 3 - 63;
+  if (escapedSize(chain) <= kMaxEscapedChain)
+    return chain;
+  return chain.substr(0, 32) + "~" + packages::sha256Hex(chain).substr(0, 16);
+}
+
+std::string programId(const std::string& chain, const std::string& program) {
+  return chainKey(chain) + "/" + program;
+}
 
 Result<packages::Package, packages::PackageError>
 ProgramResolver::get(const packages::PackageRef& ref) {
@@ -53,7 +77,7 @@ ProgramResolver::resolve(const ChainDecl& chain) {
       return ResolveFailure{"ProgramInvalid", field + ": " += what};
     };
     dataplane::ProgramSpec spec;
-    spec.id = chain.name + "/" + decl.name;
+    spec.id = programId(chain.name, decl.name);
     spec.entry = decl.entry;
     spec.nextMap = decl.nextMap;
     spec.enabled = decl.enabled;

@@ -17,6 +17,14 @@ struct ResolveFailure {
   std::string message;
 };
 
+// The data plane pins each program under a directory named after its id, escaped (every byte
+// but letters, digits, '-' and '_' takes 3), plus "@<16 hex>@<serial>": one path component of
+// at most 255 bytes. Ids are "<chain key>/<program>", where the chain key is the chain's name,
+// or for a name too long to fit, its first 32 characters, '~' and 16 hex digits of its sha256
+// ('~' is in no chain name, so keys never collide with names).
+std::string chainKey(const std::string& chain);
+std::string programId(const std::string& chain, const std::string& program);
+
 class ProgramResolver {
 public:
   // `downloadNetns`: a network namespace fd (not owned) that package downloads run in, whatever

@@ -595,6 +595,24 @@ TEST_F(AgentStandalone, AWrongEntrySaysWhichProgramsThePackageHas) {
   EXPECT_EQ(message.find("nextMap"), std::string::npos) << message;
 }
 
+// The longest legal chain name loads (its pin names are shortened with a digest), reports its
+// attachment and survives a restart without a reload.
+TEST_F(AgentStandalone, TheLongestLegalChainNameLoadsAndIsAdopted) {
+  std::string name(253, 'x');
+  writeConfig(chainConfig(program("count", counter_, kCounterMonitor), name));
+  startAgent();
+  waitFor(name, "Ready");
+  std::vector<int64_t> ids = programIds(name);
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_GE(metric("bpfchain_monitor_map_value", {"chain=\"" + name + "\"", "program=\"count\""}),
+            0);
+  EXPECT_EQ(agent_->process().stop(), 0);
+  agent_.reset();
+  startAgent();
+  waitFor(name, "Ready");
+  EXPECT_EQ(programIds(name), ids) << "reloaded after a restart";
+}
+
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {
   writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
   startAgent();

@@ -1,4 +1,5 @@
 // The agent's config parser: a BpfNodeConfig spec, strictly, with errors that name the field.
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +8,7 @@
 #include "node-agent/agent_metrics.h"
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
+#include "node-agent/program_resolver.h"
 #include "node-agent/standalone_source.h"
 
 using namespace bpfchain;
@@ -261,6 +263,31 @@ TEST(AgentMetrics, MaxRateTreatsADecreaseAsAReset) {
   EXPECT_EQ(maxRate({10, 15, 40, 41}), 25);
   EXPECT_EQ(maxRate({1000, 1010, 3, 9}), 10);       // reset to 0, then 3: increases 10, 3, 6
   EXPECT_EQ(maxRate({1000, 1010, 0, 0, 100}), 100); // reset to 0
+}
+
+// Program ids name pin directories: whatever the (legal) chain name, the escaped id and the
+// data plane's "@<16 hex>@<serial>" fit one path component (255 bytes).
+TEST(ProgramIds, FitAPinNameWhateverTheChainsName) {
+  auto escaped = [](const std::string& id) {
+    size_t n = 0;
+    for (unsigned char c : id)
+      n += std::isalnum(c) || c == '-' || c == '_' ? 1 : 3;
+    return n;
+  };
+  EXPECT_EQ(programId("edge-protect", "ratelimit"), "edge-protect/ratelimit");
+  std::string program(63, 'p');
+  std::vector<std::string> names = {std::string(253, 'a'), std::string(161, 'b')};
+  std::string dotted;
+  while (dotted.size() < 251)
+    dotted += "a.";
+  names.push_back(dotted + "a");
+  for (const auto& name : names) {
+    std::string id = programId(name, program);
+    EXPECT_LE(escaped(id) + std::string("@0123456789abcdef@4294967295").size(), 255u) << id;
+    EXPECT_EQ(id.rfind(chainKey(name) + "/", 0), 0u);
+    EXPECT_NE(chainKey(name), chainKey(name + "x")) << "keys of different names differ";
+  }
+  EXPECT_NE(chainKey(std::string(253, 'a')).find('~'), std::string::npos);
 }
 
 TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
