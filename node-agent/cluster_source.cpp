@@ -173,7 +173,8 @@ std::optional<NodeSpec> ClusterSource::current() {
   }
   auto parsed = parseNodeSpec(document, source);
   if (!parsed) {
-    // The API server validated it; an agent older than the CRD may still refuse a field.
+    // Not a spec at all. A chain this agent cannot parse (a field of a newer CRD) does not get
+    // here: it fails alone (NodeSpec::invalid, SpecInvalid in its status).
     std::cerr << "bpfchain-agent: " << parsed.error().message() << "; keeping what runs\n";
     return std::nullopt;
   }
