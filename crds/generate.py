@@ -476,7 +476,17 @@ BPFNODECONFIG_STATUS = obj(
                 "One chain's state.",
                 {
                     "name": string("The BpfChain's name."),
-                    "generation": integer("The generation actually running.", format="int64"),
+                    "generation": integer(
+                        "The generation this node was given (the target phase and reason "
+                        "describe).",
+                        format="int64",
+                    ),
+                    "runningGeneration": integer(
+                        "The generation actually running: differs from generation while "
+                        "applying and after a failure (the previous generation keeps running); "
+                        "absent when none runs.",
+                        format="int64",
+                    ),
                     "phase": string(
                         "Applying, Ready, Failed or Removing.",
                         enum=["Applying", "Ready", "Failed", "Removing"],

@@ -98,6 +98,13 @@ prometheus::ClientMetric metric(std::vector<prometheus::ClientMetric::Label> lab
 
 } // namespace
 
+double maxRate(const std::deque<uint64_t>& samples) {
+  uint64_t most = 0;
+  for (size_t i = 1; i < samples.size(); ++i)
+    most = std::max(most, samples[i] >= samples[i - 1] ? samples[i] - samples[i - 1] : samples[i]);
+  return static_cast<double>(most);
+}
+
 struct AgentMetrics::Impl : public prometheus::Collectable {
   explicit Impl(Info info) : info_(std::move(info)) {
     registry = std::make_shared<prometheus::Registry>();
@@ -239,10 +246,8 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
             if (mon.decl.aggregator == Aggregator::Avg)
               value = sum / static_cast<double>(values->size());
             if (mon.decl.aggregator == Aggregator::MaxRate) {
-              value = 0;
-              if (auto it = history.find(historyKey(a, p, mon) + "|" + f.name); it != history.end())
-                for (size_t i = 1; i < it->second.size(); ++i)
-                  value = std::max(value, static_cast<double>(it->second[i] - it->second[i - 1]));
+              auto it = history.find(historyKey(a, p, mon) + "|" + f.name);
+              value = it == history.end() ? 0 : maxRate(it->second);
             }
             auto m = metric({{"chain", p.chain},
                              {"program", p.program},

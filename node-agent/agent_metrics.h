@@ -16,6 +16,7 @@
 // Header without prometheus-cpp: it is only in agent_metrics.cpp.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -66,6 +67,11 @@ struct PackageCounters {
   uint64_t cacheHits = 0;
   uint64_t failures = 0;
 };
+
+// max-rate: the largest increase between consecutive one-second samples. A sample below its
+// predecessor is a reset (a program upgrade starts a new map; a counter wrapped): the counter
+// counted from zero, so that step's increase is the sample itself (as Prometheus's rate()).
+double maxRate(const std::deque<uint64_t>& samples);
 
 class AgentMetrics {
 public:

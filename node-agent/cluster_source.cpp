@@ -173,7 +173,8 @@ std::optional<NodeSpec> ClusterSource::current() {
   }
   auto parsed = parseNodeSpec(document, source);
   if (!parsed) {
-    // The API server validated it; an agent older than the CRD may still refuse a field.
+    // Not a spec at all. A chain this agent cannot parse (a field of a newer CRD) does not get
+    // here: it fails alone (NodeSpec::invalid, SpecInvalid in its status).
     std::cerr << "bpfchain-agent: " << parsed.error().message() << "; keeping what runs\n";
     return std::nullopt;
   }
@@ -204,6 +205,8 @@ bool ClusterSource::report(const NodeStatus& status) {
     k8s::Json j = k8s::Json::object();
     j["name"] = k8s::Json::string(c.name);
     j["generation"] = k8s::Json::number(c.generation);
+    if (c.runningGeneration != 0)
+      j["runningGeneration"] = k8s::Json::number(c.runningGeneration);
     j["phase"] = k8s::Json::string(c.phase);
     j["reason"] = k8s::Json::string(c.reason);
     j["message"] = k8s::Json::string(c.message.substr(0, 4096));

@@ -6,7 +6,8 @@
 // --bpffs DIR, --trusted-key FILE (repeatable), --require-signatures, --detach-on-exit,
 // --resync-seconds N (30), --tc-priority N (cls_bpf filter priority where TCX is missing),
 // --netns PATH (manage that network namespace's interfaces: the data plane runs there while the
-// API and metrics connections stay in the agent's own namespace; simulated nodes use it).
+// API and metrics connections and package downloads stay in the agent's own namespace;
+// simulated nodes use it).
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <atomic>
@@ -182,7 +183,11 @@ int main(int argc, char** argv) {
     source = std::move(*cluster);
   }
 
-  ProgramResolver resolver(*cache);
+  // Package downloads use the agent's own network (the host's), not --netns's.
+  FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!ownNetns)
+    return fail(systemError(errno, "open /proc/thread-self/ns/net"));
+  ProgramResolver resolver(*cache, flags->netns.empty() ? -1 : ownNetns.get());
   ReconcilerOptions options;
   options.bpffsRoot = flags->bpffs;
   options.stateDir = flags->stateDir;

@@ -1,5 +1,6 @@
 #include "node-agent/node_config.h"
 
+#include <filesystem>
 #include <set>
 
 namespace bpfchain::agent {
@@ -200,6 +201,37 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
   return p;
 }
 
+bool validUtf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > text.size())
+      return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2)
+        return false;
+    i += n;
+  }
+  return true;
+}
+
+// A BpfChain's name is its object name: a DNS subdomain (RFC 1123), as the API server requires
+// of metadata.name. The standalone file follows the same rule: the name reaches status, pins
+// and metrics labels.
+Result<std::string> validChainName(const std::string& name, const std::string& field) {
+  static const std::regex kDnsSubdomain(
+      "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+  if (!validUtf8(name)) // not quoted: the status file and metrics must stay valid UTF-8
+    return fieldError(field, "not valid UTF-8");
+  if (name.empty() || name.size() > 253)
+    return fieldError(field, "must be 1 to 253 characters");
+  if (!std::regex_match(name, kDnsSubdomain))
+    return fieldError(field, "\"" + name +
+                                 "\" is not a DNS subdomain (lowercase letters, digits, '-' and "
+                                 "'.', starting and ending with a letter or digit)");
+  return name;
+}
+
 Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
   if (auto ok =
           onlyFields(node, field,
@@ -210,8 +242,8 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
   auto name = stringField(node["name"], field + ".name", true);
   if (!name)
     return name.error();
-  if (name->empty() || name->size() > 253)
-    return fieldError(field + ".name", "must be 1 to 253 characters");
+  if (auto valid = validChainName(*name, field + ".name"); !valid)
+    return valid.error();
   c.name = *name;
   // Standalone files may leave the generation out: there is only one.
   auto generation = intField(node["generation"], field + ".generation", 1, 0, INT64_MAX);
@@ -264,6 +296,15 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
     c.programs.push_back(std::move(*p));
   }
   return c;
+}
+
+// The name of a chain that did not parse, for its status entry: its `name` when that is a
+// valid name, else `position` ("chains[3]").
+std::string invalidChainName(const YAML::Node& chain, const std::string& position) {
+  if (!chain.IsMap() || !chain["name"].IsScalar())
+    return position;
+  auto name = validChainName(chain["name"].Scalar(), position + ".name");
+  return name ? *name : position;
 }
 
 } // namespace
@@ -332,17 +373,29 @@ Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& so
   std::set<std::string> names;
   for (size_t i = 0; i < chains.size(); ++i) {
     auto c = parseChain(chains[i], at("chains", i));
-    if (!c)
-      return c.error().context(source);
-    if (!names.insert(c->name).second)
-      return invalidError(source + ": " + at("chains", i) + ".name: \"" + c->name +
-                          "\" is used twice");
+    // The name a status entry can carry: the chain's own when it is one, else its position.
+    std::string name = c ? c->name : invalidChainName(chains[i], at("chains", i));
+    if (!names.insert(name).second)
+      return fieldError(at("chains", i) + ".name", "\"" + name + "\" is used twice")
+          .context(source);
+    if (!c) {
+      auto generation = intField(chains[i].IsMap() ? chains[i]["generation"] : YAML::Node(),
+                                 at("chains", i) + ".generation", 1, 0, INT64_MAX);
+      s.invalid.push_back(InvalidChain{std::move(name), generation ? *generation : 0,
+                                       c.error().context(source).message()});
+      continue;
+    }
     s.chains.push_back(std::move(*c));
   }
   return s;
 }
 
 Result<NodeSpec> loadNodeSpecFile(const std::string& path) {
+  std::error_code ec;
+  uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxConfigFileBytes)
+    return invalidError(path + ": " + std::to_string(size) + " bytes, over the limit of " +
+                        std::to_string(kMaxConfigFileBytes) + " bytes for a config file");
   YAML::Node document;
   try {
     document = YAML::LoadFile(path);
@@ -351,7 +404,18 @@ Result<NodeSpec> loadNodeSpecFile(const std::string& path) {
   } catch (const YAML::Exception& e) {
     return invalidError(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  return parseNodeSpec(document, path);
+  // An empty file is what a truncated write or a half-done copy leaves: taking it for "no
+  // chains" would drop every chain's protection.
+  auto parsed = parseNodeSpec(document, path);
+  if (!parsed)
+    return parsed;
+  YAML::Node spec = document.IsMap() && document["kind"].IsDefined() ? document["spec"] : document;
+  if (!spec.IsDefined() || spec.IsNull())
+    return invalidError(path + ": empty (no chains: list); write \"chains: []\" to remove every "
+                               "chain");
+  if (!spec["chains"].IsDefined() || spec["chains"].IsNull())
+    return invalidError(path + ": chains: no value; write \"chains: []\" to remove every chain");
+  return parsed;
 }
 
 } // namespace bpfchain::agent

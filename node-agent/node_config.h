@@ -1,6 +1,9 @@
 // The node's desired state: a BpfNodeConfig `spec`, which is also the standalone config file
 // (DESIGN.md section 2). Parsed from YAML (JSON is YAML), strictly: unknown fields and wrong
 // types are errors that name the field, e.g. "chains[1].programs[0].package.sha256: ...".
+// Each chain is parsed on its own: a chain this agent cannot parse (a CRD newer than the agent,
+// a regex the API server let through) is listed in NodeSpec::invalid and fails alone with
+// reason SpecInvalid; only a document that is not a spec at all fails as a whole.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -60,11 +63,30 @@ struct ChainDecl {
   bool forPods() const { return !interfaces.has_value(); }
 };
 
-struct NodeSpec {
-  std::vector<ChainDecl> chains; // unique names
+// A chain that did not parse: its status says SpecInvalid with `message`; the generation it
+// last ran keeps running.
+struct InvalidChain {
+  std::string name;       // the chain's name, or "chains[<i>]" when the name itself is bad
+  int64_t generation = 0; // the target generation, when that much parsed
+  std::string message;    // names the source and the field
+  bool operator==(const InvalidChain&) const = default;
 };
 
+struct NodeSpec {
+  std::vector<ChainDecl> chains;     // unique names
+  std::vector<InvalidChain> invalid; // names unique, and distinct from those of `chains`
+};
+
+// A spec sent by the API server: a missing or null `chains` is no chains.
 Result<NodeSpec> parseNodeSpec(const YAML::Node& document, const std::string& source);
+// The largest standalone config file read: a BpfNodeConfig object is at most 1.5 MiB in etcd,
+// and a YAML tree takes about 100 times its text in memory (a 5.8 MB file took the agent to
+// 593 MB), so a bigger file is refused before it is parsed.
+inline constexpr uintmax_t kMaxConfigFileBytes = uintmax_t{1} << 20;
+
+// A standalone config file. Stricter than parseNodeSpec: a hand-written or half-written file
+// that says nothing (0 bytes, only comments, `chains:` without a value) is an error, not "no
+// chains": only `chains: []` removes every chain. So is a file over kMaxConfigFileBytes.
 Result<NodeSpec> loadNodeSpecFile(const std::string& path);
 
 } // namespace bpfchain::agent

@@ -344,6 +344,9 @@ void NodeReconciler::removeInstance(const std::string& key) {
     if (adopted && adopted->has_value())
       (void)(*adopted)->detach();
   }
+  std::cerr << "bpfchain-agent: " << (instance.ifname.empty() ? key : instance.ifname) << " "
+            << dataplane::hookName(instance.hook)
+            << ": no chain runs there any more; root detached and unpinned\n";
   std::error_code ec;
   fs::remove(instance.dir + "/link", ec);
   (void)instance.chain.destroy();
@@ -391,11 +394,11 @@ std::string chainLocalIndexes(std::string message, const std::vector<const Chain
   if (!std::regex_search(message, m, kProgram))
     return message;
   for (const ChainDecl* c : chains) {
-    if (c->name != m[1].str())
+    if (chainKey(c->name) != m[1].str())
       continue;
     for (size_t i = 0; i < c->programs.size(); ++i)
       if (c->programs[i].name == m[2].str())
-        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + m[1].str() + "/" +
+        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + c->name + "/" +
                m[2].str() + ")" + m.suffix().str();
   }
   return message;
@@ -604,7 +607,34 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                           ReconcileScope scope, const std::optional<Interfaces>& known) {
   std::lock_guard lock(mu_);
   scope_ = scope;
-  spec_ = spec;
+  // A chain whose new declaration does not parse keeps running its last good one.
+  NodeSpec effective = spec;
+  std::map<std::string, InvalidChain> invalid;
+  for (const auto& bad : spec.invalid) {
+    auto previous = std::find_if(spec_.chains.begin(), spec_.chains.end(),
+                                 [&](const ChainDecl& c) { return c.name == bad.name; });
+    if (previous != spec_.chains.end())
+      effective.chains.push_back(*previous);
+    if (auto known = invalid_.find(bad.name); known == invalid_.end() || !(known->second == bad)) {
+      std::cerr << "bpfchain-agent: chain " << bad.name << " generation " << bad.generation
+                << ": SpecInvalid: " << bad.message
+                << (previous != spec_.chains.end()
+                        ? "; generation " + std::to_string(previous->generation) + " keeps running"
+                        : "; not applied")
+                << "\n";
+      if (metrics_)
+        metrics_->countError(bad.name, "SpecInvalid");
+    }
+    invalid[bad.name] = bad;
+  }
+  effective.invalid.clear();
+  for (const auto& c : spec_.chains)
+    if (std::none_of(effective.chains.begin(), effective.chains.end(),
+                     [&](const ChainDecl& e) { return e.name == c.name; }))
+      std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation
+                << ": no longer in the node's config; removing it\n";
+  invalid_ = std::move(invalid);
+  spec_ = std::move(effective);
   selectsPod_ = selectsPod;
   applied_ = true;
   Interfaces interfaces = known ? *known : listInterfaces();
@@ -689,6 +719,12 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   // 3. Every instance moves to its chains' new programs, then host instances are attached.
   std::map<std::string, double> applySeconds;
   for (auto& [key, d] : desired) {
+    if (d.ifindex != 0 && !instances_.contains(key) &&
+        std::none_of(d.chains.begin(), d.chains.end(), [&](const ChainDecl* c) {
+          auto r = resolved.find(c->name);
+          return r != resolved.end() && r->second.has_value();
+        }))
+      continue; // nothing to load here yet: no root either
     std::string dir = options_.bpffsRoot + "/" + std::to_string(netnsInode_) + "/" + key;
     auto instance = instanceAt(key, dir, d.ifindex, d.ifname, d.hook);
     if (!instance) {
@@ -702,6 +738,10 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
     applyChains(inst, d.chains, resolved, failures, &applySeconds);
     if (d.ifindex == 0)
       continue;
+    if (inst.applied.empty()) {
+      removeInstance(key); // every chain failed its first apply here: no empty root
+      continue;
+    }
     if (inst.attachment) {
       auto attached = inst.attachment->attached();
       if (!attached || *attached)
@@ -784,7 +824,30 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   std::erase_if(resolvedCache_, [&](const auto& entry) { return !digests.contains(entry.first); });
   failures_ = std::move(failures);
   publishMetrics();
+  if (scope == ReconcileScope::Full)
+    collectPackages();
   return buildStatus();
+}
+
+void NodeReconciler::collectPackages() {
+  std::set<std::string> inUse;
+  for (const auto& c : spec_.chains)
+    for (const auto& p : c.programs)
+      inUse.insert(p.sha256);
+  // Running programs' objects are <cache>/<digest>/tree/...: their generation may be the one a
+  // failed target falls back on.
+  std::string prefix = resolver_.cache().dir() + "/";
+  for (const auto& [key, inst] : instances_)
+    for (const auto& [chain, applied] : inst->applied)
+      for (const auto& p : applied.programs)
+        if (p.objectPath.rfind(prefix, 0) == 0)
+          inUse.insert(p.objectPath.substr(prefix.size(), 64));
+  if (inUse == packagesInUse_)
+    return;
+  packagesInUse_ = inUse;
+  if (size_t removed = resolver_.cache().collectGarbage(inUse); removed > 0)
+    std::cerr << "bpfchain-agent: removed " << removed
+              << " cached package(s) that no running or configured chain uses\n";
 }
 
 NodeStatus NodeReconciler::status() const {
@@ -804,10 +867,15 @@ NodeStatus NodeReconciler::buildStatus() const {
       a.hook = inst.hook;
       a.programIds.push_back(inst.chain.rootId());
       for (const auto& p : inst.chain.programs())
-        if (p.id.rfind(c.name + "/", 0) == 0)
+        if (p.id.rfind(chainKey(c.name) + "/", 0) == 0)
           a.programIds.push_back(p.programId);
       return a;
     };
+    for (const auto& [key, inst] : instances_)
+      if (auto running = inst->applied.find(c.name); running != inst->applied.end())
+        s.runningGeneration = s.runningGeneration == 0
+                                  ? running->second.generation
+                                  : std::min(s.runningGeneration, running->second.generation);
     if (c.forPods()) {
       for (const auto& [id, pod] : pods_)
         for (const auto& [hook, link] : pod.links) {
@@ -824,7 +892,12 @@ NodeStatus NodeReconciler::buildStatus() const {
         if (!isPodKey(key) && inst->applied.contains(c.name))
           s.attachments.push_back(attachmentOf(*inst));
     }
-    if (auto f = failures_.find(c.name); f != failures_.end()) {
+    if (auto bad = invalid_.find(c.name); bad != invalid_.end()) {
+      s.generation = bad->second.generation;
+      s.phase = "Failed";
+      s.reason = "SpecInvalid";
+      s.message = bad->second.message;
+    } else if (auto f = failures_.find(c.name); f != failures_.end()) {
       s.phase = "Failed";
       s.reason = f->second.reason;
       s.message = f->second.message;
@@ -834,6 +907,14 @@ NodeStatus NodeReconciler::buildStatus() const {
         s.message = m->second;
     }
     status.chains.push_back(std::move(s));
+  }
+  // Chains that never parsed: nothing of theirs runs.
+  for (const auto& entry : invalid_) {
+    const InvalidChain& bad = entry.second;
+    if (std::none_of(spec_.chains.begin(), spec_.chains.end(),
+                     [&](const ChainDecl& c) { return c.name == bad.name; }))
+      status.chains.push_back(
+          ChainStatus{bad.name, bad.generation, 0, "Failed", "SpecInvalid", bad.message, {}});
   }
   return status;
 }
@@ -1005,7 +1086,7 @@ void NodeReconciler::publishMetrics() {
           continue;
         ExportedProgram program;
         program.chain = chain;
-        program.program = p.id.substr(chain.size() + 1);
+        program.program = p.id.substr(chainKey(chain).size() + 1);
         // chain.h's stats map, by its naming convention (a map called *_stats).
         std::error_code ec;
         for (const auto& pin : fs::directory_iterator(dirs[p.id] + "/maps", ec)) {

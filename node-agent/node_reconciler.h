@@ -18,7 +18,12 @@
 // Failure isolation: each chain's new generation is applied on its own, one make-before-break
 // step per instance; a chain that fails (package, verifier, map argument, attach) keeps its
 // previous generation running there, and the other chains are unaffected. A failed generation
-// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes.
+// is retried with backoff (10 s doubling to 5 min), or at once when the spec changes. An
+// interface none of whose chains runs (each failed its first apply) gets no root: an empty root
+// would only pass traffic on, as no root does, while pins and an attachment status does not
+// list would say otherwise. A chain
+// whose new declaration does not parse (NodeSpec::invalid) fails with reason SpecInvalid and
+// keeps running the last declaration that did.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -58,9 +63,13 @@ struct AttachmentStatus {
 
 struct ChainStatus {
   std::string name;
-  int64_t generation = 0; // the generation that phase/reason describe
-  std::string phase;      // Applying | Ready | Failed | Removing
-  std::string reason;     // machine-readable, "" when Ready
+  int64_t generation = 0; // the target: the generation this node was given, phase/reason's
+  // What actually runs: the oldest generation of the chain among the instances that run it,
+  // 0 when none does. Differs from `generation` while applying and after a failure (the
+  // previous generation keeps running).
+  int64_t runningGeneration = 0;
+  std::string phase;  // Applying | Ready | Failed | Removing
+  std::string reason; // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;
   bool operator==(const ChainStatus&) const = default;
@@ -209,6 +218,9 @@ private:
   Result<void> saveState(const Instance& instance) const;
   void loadState(Instance& instance) const;
   void publishMetrics();
+  // Removes the cached packages that neither a running program nor a chain of the spec uses;
+  // runs when that set changes.
+  void collectPackages();
 
   ReconcilerOptions options_;
   ProgramResolver& resolver_;
@@ -222,13 +234,17 @@ private:
   std::map<std::string, PodRecord> pods_;        // by attachmentKey()
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
-  std::set<std::string> monitorErrors_;          // logged and counted already
+  // The spec's chains that did not parse, by name; spec_ holds their last good declaration
+  // when they had one.
+  std::map<std::string, InvalidChain> invalid_;
+  std::set<std::string> monitorErrors_; // logged and counted already
   // Per chain, the first of its monitorMaps that cannot be exported (from the last
   // publishMetrics): the chain runs, its status says what is not exported.
   std::map<std::string, std::string> monitorProblems_;
   // Each chain's resolved programs, by the digest of its declaration.
   std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
   ReconcileScope scope_ = ReconcileScope::Full;
+  std::set<std::string> packagesInUse_; // digests, as of the last collectPackages
 };
 
 } // namespace bpfchain::agent

@@ -2,7 +2,13 @@
 
 #include <bpf/libbpf.h>
 
+#include <cctype>
 #include <memory>
+#include <optional>
+#include <sched.h>
+#include <thread>
+
+#include "packages/digest.h"
 
 namespace bpfchain::agent {
 
@@ -15,7 +21,47 @@ bool objectHasProgram(const std::string& path, const std::string& entry) {
   return obj && bpf_object__find_program_by_name(obj.get(), entry.c_str()) != nullptr;
 }
 
+// The escaped size of `text` in a pin name (common/dataplane/chain.cpp's escapeId).
+size_t escapedSize(const std::string& text) {
+  size_t n = 0;
+  for (unsigned char c : text)
+    n += std::isalnum(c) || c == '-' || c == '_' ? 1 : 3;
+  return n;
+}
+
 } // namespace
+
+std::string chainKey(const std::string& chain) {
+  // 255 bytes less "@<16 hex>@<serial>" (28 at most), the escaped '/' (3) and a program name
+  // (a DNS label: 63 at most, nothing escaped).
+  constexpr size_t kMaxEscapedChain = 255 - 28 - 3 - 63;
+  if (escapedSize(chain) <= kMaxEscapedChain)
+    return chain;
+  return chain.substr(0, 32) + "~" + packages::sha256Hex(chain).substr(0, 16);
+}
+
+std::string programId(const std::string& chain, const std::string& program) {
+  return chainKey(chain) + "/" + program;
+}
+
+Result<packages::Package, packages::PackageError>
+ProgramResolver::get(const packages::PackageRef& ref) {
+  if (downloadNetns_ < 0)
+    return cache_.get(ref);
+  // A thread of its own, moved to the download namespace: the namespace is per thread, and
+  // the HTTP client's threads start in the namespace of the thread that first uses it.
+  std::optional<Result<packages::Package, packages::PackageError>> result;
+  std::thread([&] {
+    if (setns(downloadNetns_, CLONE_NEWNET) != 0) {
+      result.emplace(packages::packageError(
+          packages::kPackageFetchFailed,
+          systemError(errno, "enter the agent's network namespace to download " + ref.url)));
+      return;
+    }
+    result.emplace(cache_.get(ref));
+  }).join();
+  return std::move(*result);
+}
 
 Result<std::vector<dataplane::ProgramSpec>, ResolveFailure>
 ProgramResolver::resolve(const ChainDecl& chain) {
@@ -24,14 +70,14 @@ ProgramResolver::resolve(const ChainDecl& chain) {
     const ProgramDecl& decl = chain.programs[i];
     std::string field =
         "programs[" + std::to_string(i) + "] (" + chain.name + "/" + decl.name + ")";
-    auto package = cache_.get({decl.url, decl.sha256});
+    auto package = get({decl.url, decl.sha256});
     if (!package)
       return ResolveFailure{package.error().reason, field + ": " + package.error().error.message()};
     auto invalid = [&](const std::string& what) {
       return ResolveFailure{"ProgramInvalid", field + ": " += what};
     };
     dataplane::ProgramSpec spec;
-    spec.id = chain.name + "/" + decl.name;
+    spec.id = programId(chain.name, decl.name);
     spec.entry = decl.entry;
     spec.nextMap = decl.nextMap;
     spec.enabled = decl.enabled;
@@ -58,6 +104,16 @@ ProgramResolver::resolve(const ChainDecl& chain) {
       if (decl.entry.empty() && fitting > 1)
         return invalid("entry: required, the package has " + std::to_string(fitting) +
                        " programs for hook " + hook);
+      if (!chosen && spec.nextMap.empty()) {
+        // Not an L3AF artifact: the entry is wrong, and the manifest says what is there.
+        std::string programs;
+        for (const auto& p : package->manifest->programs)
+          programs += (programs.empty() ? "" : ", ") + p.entry + " (" +
+                      (p.hook.empty() ? std::string("any hook") : p.hook) + ", " + p.object + ")";
+        return invalid("entry \"" + decl.entry + "\": package " + decl.url +
+                       " has no such program; its manifest lists " +
+                       (programs.empty() ? std::string("none") : programs));
+      }
       if (chosen) {
         if (!fits(*chosen))
           return invalid("the package's program " + chosen->entry + " is for hook " + chosen->hook +

@@ -17,9 +17,21 @@ struct ResolveFailure {
   std::string message;
 };
 
+// The data plane pins each program under a directory named after its id, escaped (every byte
+// but letters, digits, '-' and '_' takes 3), plus "@<16 hex>@<serial>": one path component of
+// at most 255 bytes. Ids are "<chain key>/<program>", where the chain key is the chain's name,
+// or for a name too long to fit, its first 32 characters, '~' and 16 hex digits of its sha256
+// ('~' is in no chain name, so keys never collide with names).
+std::string chainKey(const std::string& chain);
+std::string programId(const std::string& chain, const std::string& program);
+
 class ProgramResolver {
 public:
-  explicit ProgramResolver(packages::PackageCache& cache) : cache_(cache) {}
+  // `downloadNetns`: a network namespace fd (not owned) that package downloads run in, whatever
+  // namespace the calling thread is in (with --netns the reconciler runs in the managed one,
+  // while package servers are reached from the agent's own); -1: the caller's.
+  explicit ProgramResolver(packages::PackageCache& cache, int downloadNetns = -1)
+      : cache_(cache), downloadNetns_(downloadNetns) {}
   // Ids are "<chain>/<program>". Disabled programs are resolved too (cheap: cached package)
   // so that a bad package is reported even for them.
   Result<std::vector<dataplane::ProgramSpec>, ResolveFailure> resolve(const ChainDecl& chain);
@@ -27,7 +39,10 @@ public:
   packages::PackageCache& cache() { return cache_; }
 
 private:
+  Result<packages::Package, packages::PackageError> get(const packages::PackageRef& ref);
+
   packages::PackageCache& cache_;
+  int downloadNetns_;
 };
 
 } // namespace bpfchain::agent

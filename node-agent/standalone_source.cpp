@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -39,15 +40,19 @@ void StandaloneSource::stop() {
 }
 
 void StandaloneSource::reload() {
-  auto spec = loadNodeSpecFile(path_);
-  std::lock_guard lock(mu_);
-  if (spec) {
-    spec_ = std::move(*spec);
-    configError_.clear();
-  } else if (configError_ != spec.error().message()) {
-    configError_ = spec.error().message();
-    std::cerr << "bpfchain-agent: " << configError_ << "; keeping the previous config\n";
+  {
+    auto spec = loadNodeSpecFile(path_);
+    std::lock_guard lock(mu_);
+    if (spec) {
+      spec_ = std::move(*spec);
+      configError_.clear();
+    } else if (configError_ != spec.error().message()) {
+      configError_ = spec.error().message();
+      std::cerr << "bpfchain-agent: " << configError_ << "; keeping the previous config\n";
+    }
   }
+  // Parsing takes many small allocations that are free now: give them back to the system.
+  malloc_trim(0);
 }
 
 void StandaloneSource::watch(const std::function<void()>& changed) {
@@ -101,6 +106,8 @@ std::string statusYaml(const NodeStatus& status, const std::string& configError)
   for (const auto& c : status.chains) {
     out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << c.name;
     out << YAML::Key << "generation" << YAML::Value << c.generation;
+    if (c.runningGeneration != 0)
+      out << YAML::Key << "runningGeneration" << YAML::Value << c.runningGeneration;
     out << YAML::Key << "phase" << YAML::Value << c.phase;
     if (!c.reason.empty())
       out << YAML::Key << "reason" << YAML::Value << c.reason;
@@ -133,8 +140,11 @@ bool StandaloneSource::report(const NodeStatus& status) {
   }
   for (const auto& c : status.chains)
     std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation << ": "
-              << c.phase << (c.reason.empty() ? "" : " (" + c.reason + ": " + c.message + ")")
-              << "\n";
+              << c.phase
+              << (c.runningGeneration != 0 && c.runningGeneration != c.generation
+                      ? " (generation " + std::to_string(c.runningGeneration) + " runs)"
+                      : "")
+              << (c.reason.empty() ? "" : " (" + c.reason + ": " + c.message + ")") << "\n";
   std::string tmp = statusPath_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);

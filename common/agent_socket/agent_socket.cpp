@@ -1,6 +1,8 @@
 #include "agent_socket/agent_socket.h"
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -264,86 +266,171 @@ struct AgentSocketServer::Impl {
   Impl(std::string p, AgentHandler& h, AgentSocketOptions o)
       : path(std::move(p)), handler(h), options(o) {}
 
-  void acceptLoop();
+  // A connection whose request is still arriving.
+  struct Reading {
+    FD fd;
+    Deadline deadline;
+    std::string frame; // the bytes so far: the 4-byte header, then the body
+  };
+  struct Request {
+    FD fd;
+    v1::Request request;
+  };
+
+  void readLoop();
+  // Reads what `r` has for us; returns false when the connection is done with (dropped, or its
+  // request queued for a worker).
+  bool readSome(Reading& r);
   void workerLoop();
-  void serve(FD connection);
+  void release(); // one held connection is closed
 
   const std::string path;
   AgentHandler& handler;
   const AgentSocketOptions options;
   FD listenFd;
   FD stopFd; // an eventfd, readable once stop() has begun
+  FD wakeFd; // an eventfd: a held connection was released
   dev_t dev = 0;
   ino_t ino = 0;
 
+  std::atomic<unsigned> held{0}; // connections accepted and not closed yet
+
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<FD> pending; // accepted, waiting for a worker
+  std::deque<Request> pending; // read, waiting for a worker
   bool stopping = false;
 
-  std::thread acceptor;
+  std::thread reader;
   std::vector<std::thread> workers;
 };
 
-void AgentSocketServer::Impl::acceptLoop() {
+void AgentSocketServer::Impl::release() {
+  held.fetch_sub(1);
+  uint64_t one = 1;
+  (void)!::write(wakeFd.get(), &one, sizeof one);
+}
+
+bool AgentSocketServer::Impl::readSome(Reading& r) {
   for (;;) {
-    {
-      // Accept no more than the workers can take up: the rest waits in the kernel's backlog.
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return stopping || pending.size() < options.workers; });
-      if (stopping)
-        return;
+    size_t want = 4;
+    if (r.frame.size() >= 4) {
+      auto* h = reinterpret_cast<const unsigned char*>(r.frame.data());
+      size_t size =
+          (size_t{h[0]} << 24) | (size_t{h[1]} << 16) | (size_t{h[2]} << 8) | size_t{h[3]};
+      if (size > kMaxFrameSize)
+        return false; // dropped: the client reads EOF
+      want = 4 + size;
     }
-    std::array<pollfd, 2> fds{pollfd{listenFd.get(), POLLIN, 0}, pollfd{stopFd.get(), POLLIN, 0}};
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    if (r.frame.size() == want) {
+      Request request{std::move(r.fd), {}};
+      if (!request.request.ParseFromArray(r.frame.data() + 4, static_cast<int>(want - 4)))
+        return false;
+      {
+        std::lock_guard lock(mu);
+        pending.push_back(std::move(request));
+      }
+      cv.notify_one();
+      return false;
+    }
+    size_t had = r.frame.size();
+    r.frame.resize(want);
+    ssize_t n = ::recv(r.fd.get(), r.frame.data() + had, want - had, MSG_DONTWAIT);
+    r.frame.resize(had + (n > 0 ? static_cast<size_t>(n) : 0));
+    if (n > 0)
+      continue;
+    if (n < 0 && errno == EINTR)
+      continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); // else: closed or failed
+  }
+}
+
+// One thread holds every connection while its request arrives (up to maxConnections, each
+// until ioTimeout), so that idle or slow clients never occupy a worker: a worker only runs
+// requests that are complete.
+void AgentSocketServer::Impl::readLoop() {
+  std::vector<Reading> reading;
+  std::vector<pollfd> fds;
+  for (;;) {
+    auto now = Clock::now();
+    std::erase_if(reading, [&](Reading& r) {
+      if (r.deadline > now)
+        return false;
+      r.fd.reset(); // too slow: dropped with no answer
+      release();
+      return true;
+    });
+    Deadline next = now + std::chrono::hours(1);
+    for (const Reading& r : reading)
+      next = std::min(next, r.deadline);
+    bool accepting = held.load() < options.maxConnections;
+    fds.clear();
+    fds.push_back(pollfd{stopFd.get(), POLLIN, 0});
+    fds.push_back(pollfd{wakeFd.get(), POLLIN, 0});
+    fds.push_back(pollfd{accepting ? listenFd.get() : -1, POLLIN, 0});
+    for (const Reading& r : reading)
+      fds.push_back(pollfd{r.fd.get(), POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), std::max(remainingMs(next), 1)) < 0) {
       if (errno == EINTR)
         continue;
       return;
     }
-    if (fds[1].revents != 0)
+    if (fds[0].revents != 0)
       return;
-    int connection = ::accept4(listenFd.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // Out of descriptors or memory: back off instead of spinning on the ready listener.
-        pollfd stop{stopFd.get(), POLLIN, 0};
-        (void)::poll(&stop, 1, 100);
+    if (fds[1].revents != 0) {
+      uint64_t count = 0;
+      (void)!::read(wakeFd.get(), &count, sizeof count);
+    }
+    for (size_t i = 0; i < reading.size(); ++i) {
+      if (fds[3 + i].revents == 0 || readSome(reading[i]))
+        continue;
+      if (reading[i].fd) { // dropped (a queued request took its fd, and stays held)
+        reading[i].fd.reset();
+        release();
       }
-      continue; // EAGAIN, ECONNABORTED, EINTR: the client went away or another try will do
+      reading[i].deadline = Deadline::min();
     }
-    {
-      std::lock_guard lock(mu);
-      pending.emplace_back(connection);
+    std::erase_if(reading, [](const Reading& r) { return r.deadline == Deadline::min(); });
+    if (fds[2].revents == 0)
+      continue;
+    while (held.load() < options.maxConnections) {
+      int connection = ::accept4(listenFd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (connection < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors or memory: back off instead of spinning on the ready listener.
+          pollfd stop{stopFd.get(), POLLIN, 0};
+          (void)::poll(&stop, 1, 100);
+        }
+        break; // EAGAIN, ECONNABORTED, EINTR: the client went away or another try will do
+      }
+      held.fetch_add(1);
+      Reading r{FD(connection), Clock::now() + options.ioTimeout, {}};
+      if (readSome(r))
+        reading.push_back(std::move(r));
+      else if (r.fd) {
+        r.fd.reset();
+        release();
+      }
     }
-    cv.notify_all();
   }
 }
 
 void AgentSocketServer::Impl::workerLoop() {
   for (;;) {
-    FD connection;
+    Request request;
     {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return stopping || !pending.empty(); });
       if (stopping)
         return;
-      connection = std::move(pending.front());
+      request = std::move(pending.front());
       pending.pop_front();
     }
-    cv.notify_all(); // the acceptor may take another connection
-    serve(std::move(connection));
+    v1::Response response = dispatch(handler, request.request);
+    // Not cancelled by stop(): the work is done, so the answer should reach the client.
+    (void)writeFrame(request.fd.get(), response, Clock::now() + options.ioTimeout);
+    request.fd.reset();
+    release();
   }
-}
-
-void AgentSocketServer::Impl::serve(FD connection) {
-  v1::Request request;
-  // A client that sends nothing, too little or too much is dropped: it gets no answer, and
-  // reads EOF (ECONNRESET to AgentClient).
-  if (!readFrame(connection.get(), request, Clock::now() + options.ioTimeout, stopFd.get()))
-    return;
-  v1::Response response = dispatch(handler, request);
-  // Not cancelled by stop(): the work is done, so the answer should reach the client.
-  (void)writeFrame(connection.get(), response, Clock::now() + options.ioTimeout);
 }
 
 AgentSocketServer::AgentSocketServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -361,6 +448,8 @@ Result<std::unique_ptr<AgentSocketServer>> AgentSocketServer::start(const std::s
                                                                     AgentSocketOptions options) {
   if (options.workers == 0)
     options.workers = 1;
+  if (options.maxConnections == 0)
+    options.maxConnections = 1;
   auto addr = unixAddress(path);
   if (!addr)
     return std::move(addr).error();
@@ -395,14 +484,15 @@ Result<std::unique_ptr<AgentSocketServer>> AgentSocketServer::start(const std::s
     return error;
   }
   impl->stopFd = FD(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!impl->stopFd) {
+  impl->wakeFd = FD(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl->stopFd || !impl->wakeFd) {
     auto error = systemError(errno, "eventfd");
     ::unlink(path.c_str());
     return error;
   }
 
   Impl* raw = impl.get();
-  raw->acceptor = std::thread([raw] { raw->acceptLoop(); });
+  raw->reader = std::thread([raw] { raw->readLoop(); });
   raw->workers.reserve(options.workers);
   for (unsigned i = 0; i < options.workers; ++i)
     raw->workers.emplace_back([raw] { raw->workerLoop(); });
@@ -419,7 +509,7 @@ void AgentSocketServer::stop() {
   uint64_t one = 1;
   (void)::write(impl_->stopFd.get(), &one, sizeof one);
   impl_->cv.notify_all();
-  impl_->acceptor.join();
+  impl_->reader.join();
   for (auto& worker : impl_->workers)
     worker.join();
   impl_->pending.clear();

@@ -68,8 +68,12 @@ v1::Response dispatch(AgentHandler& handler, const v1::Request& request);
 struct AgentSocketOptions {
   // How long a connection may take to deliver its request, and to take the response.
   std::chrono::milliseconds ioTimeout{2000};
-  // Connections served at once; further ones wait in the listen backlog.
+  // Requests handled at once. Requests are read by one thread that holds every connection
+  // until its request is complete: idle or slow clients never hold a worker.
   unsigned workers = 4;
+  // Connections held at once (reading, queued or being answered); further ones wait in the
+  // listen backlog. Bounds the descriptors and memory hostile clients can take.
+  unsigned maxConnections = 256;
 };
 
 class AgentSocketServer {

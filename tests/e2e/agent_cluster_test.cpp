@@ -247,6 +247,10 @@ TEST_F(AgentCluster, AChainAppliedWithKubectlIsReadyOnEverySelectedNodeAndCounts
     ASSERT_EQ(s.at("attachments").size(), 1u);
     EXPECT_EQ(k8s::stringAt(s.at("attachments").at(0), {"interface"}), "eth0");
     EXPECT_EQ(s.at("attachments").at(0).at("programIDs").size(), 2u); // root, count
+    // The target and what runs, through the CRD's schema (a field it lacks would be pruned).
+    ASSERT_TRUE(s.has_field("runningGeneration")) << s.serialize();
+    EXPECT_EQ(s.at("runningGeneration").as_number().to_int64(),
+              s.at("generation").as_number().to_int64());
   }
   EXPECT_TRUE(nodeChainStatus(2, "e2e-count").is_null()) << "n3 is not an edge node";
   auto t = trafficTo(0, 7000);

@@ -12,6 +12,7 @@
 #include "harness/bpffs.h"
 #include "harness/http.h"
 #include "harness/netns.h"
+#include "harness/process.h"
 #include "harness/resources.h"
 #include "harness/traffic.h"
 
@@ -398,6 +399,218 @@ TEST_F(AgentStandalone, AConfigThatDoesNotParseKeepsTheChainAndSaysWhere) {
   auto t = traffic(7000);
   t->sendAndWait(100);
   EXPECT_EQ(t->received(), 100u);
+}
+
+// A chain this agent cannot parse (a regex the API server let through, a field of a newer CRD)
+// fails alone with SpecInvalid; the other chains go on rolling out, and the bad chain's last
+// good generation keeps running.
+TEST_F(AgentStandalone, AChainThatDoesNotParseFailsAloneAndKeepsItsPreviousGeneration) {
+  auto two = [&](const std::string& edgeExtra, const std::string& otherExtra,
+                 const std::string& otherProgram) {
+    return "chains:\n- name: edge\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" + edgeExtra +
+           "  programs:\n" + program("count", counter_) +
+           "- name: other\n  priority: 200\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" +
+           otherExtra + "  programs:\n" + otherProgram;
+  };
+  writeConfig(two("  generation: 1\n", "", program("count", counter_)));
+  startAgent();
+  waitFor("edge", "Ready");
+  waitFor("other", "Ready");
+  std::vector<int64_t> edgeIds = programIds("edge");
+  std::vector<int64_t> otherIds = programIds("other");
+  // edge: a regex that does not compile; other: a new program at the same time.
+  std::string bad = two("  generation: 2\n", "", program("filter", portfilter_, kBlock9999));
+  bad.replace(bad.find("names: [veth-b]"), 15, "names: [veth-b, \"/[/\"]");
+  writeConfig(bad);
+  waitFor("edge", "Failed", "SpecInvalid");
+  YAML::Node edge = chainStatus("edge");
+  EXPECT_EQ(edge["generation"].as<int64_t>(), 2);
+  EXPECT_EQ(edge["runningGeneration"].as<int64_t>(), 1) << edge;
+  EXPECT_NE(
+      edge["message"].as<std::string>().find("chains[0].interfaces.names[1]: invalid regular"),
+      std::string::npos)
+      << edge;
+  EXPECT_EQ(programIds("edge"), edgeIds) << "generation 1 of edge must keep running";
+  EXPECT_EQ(readFile(statusPath()).find("configError"), std::string::npos)
+      << readFile(statusPath());
+  EXPECT_EQ(metric("bpfchain_errors_total", {"chain=\"edge\"", "reason=\"SpecInvalid\""}), 1);
+  // The other chain rolled out its new program.
+  ASSERT_TRUE(eventually([&] {
+    YAML::Node other = chainStatus("other");
+    return other.IsMap() && other["phase"].as<std::string>() == "Ready" &&
+           other["generation"].as<int64_t>() == 1 && programIds("other").size() == 2 &&
+           programIds("other") != otherIds;
+  })) << readFile(statusPath());
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u) << "other's new filter does not run";
+  // A field of a newer CRD: that chain fails alone, and a new chain still rolls out.
+  writeConfig(two("", "  placement: first\n", program("count", counter_)) +
+              "- name: third\n  hook: xdp\n  interfaces: {names: [veth-b]}\n  programs:\n" +
+              program("count", counter_));
+  waitFor("other", "Failed", "SpecInvalid");
+  waitFor("edge", "Ready");
+  waitFor("third", "Ready");
+  EXPECT_NE(chainStatus("other")["message"].as<std::string>().find("placement: unknown field"),
+            std::string::npos);
+}
+
+// A truncated or half-written config keeps every chain; only `chains: []` removes them, and
+// the log says so.
+TEST_F(AgentStandalone, AnEmptyConfigKeepsTheChainsAndOnlyAnEmptyListRemovesThem) {
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  std::vector<int64_t> ids = programIds("edge");
+  for (const std::string text : {"", "# being rewritten\n", "chains:\n"}) {
+    writeConfig(text);
+    ASSERT_TRUE(eventually([&] {
+      return readFile(statusPath()).find("configError") != std::string::npos;
+    })) << "\""
+        << text << "\": " << readFile(statusPath());
+    EXPECT_EQ(programIds("edge"), ids) << "\"" << text << "\" removed the chain";
+    auto blocked = traffic(9999);
+    blocked->sendAndWait(50, 500);
+    EXPECT_EQ(blocked->received(), 0u) << "\"" << text << "\" removed the filter";
+    writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+    ASSERT_TRUE(eventually([&] {
+      return readFile(statusPath()).find("configError") == std::string::npos;
+    })) << readFile(statusPath());
+  }
+  writeConfig("chains: []\n");
+  ASSERT_TRUE(eventually([&] { return !chainStatus("edge").IsMap(); })) << readFile(statusPath());
+  ASSERT_TRUE(eventually([&] {
+    return agent_->log().find("chain edge generation 1: no longer in the node's config") !=
+           std::string::npos;
+  })) << agent_->log();
+  auto unblocked = traffic(9999);
+  unblocked->sendAndWait(50, 2000);
+  EXPECT_EQ(unblocked->received(), 50u);
+}
+
+// A chain that fails its first apply leaves nothing attached or pinned (its status lists no
+// attachment, and that is the truth); packages no chain uses any more leave the cache.
+TEST_F(AgentStandalone, AFailedFirstApplyLeavesNoRootAndUnusedPackagesAreCollected) {
+  auto pinned = [&] {
+    std::string pins;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(bpffs_->path() + "/bpfchain", ec);
+         !ec && it != fs::end(it); it.increment(ec))
+      pins += it->path().string() + " ";
+    return pins;
+  };
+  auto xdpOnVeth = [&] {
+    auto link = checkCommand({"ip", "-n", hosts_->receiver.name(), "link", "show", "veth-b"});
+    EXPECT_TRUE(link.ok());
+    return link.ok() && link->out.find("xdp") != std::string::npos;
+  };
+  BuiltPackage wrong = portfilter_;
+  wrong.sha256 = std::string(64, 'a'); // ChecksumMismatch: fails before any load
+  writeConfig(chainConfig(program("filter", wrong)));
+  startAgent();
+  waitFor("edge", "Failed", "ChecksumMismatch");
+  EXPECT_EQ(programIds("edge").size(), 0u);
+  EXPECT_FALSE(xdpOnVeth()) << "an empty root is attached";
+  EXPECT_EQ(pinned(), "") << "pins of a chain that never ran";
+  // A verifier or load failure after the root exists: the same.
+  writeConfig(chainConfig(
+      program("filter", portfilter_,
+              "    mapArgs: [{map: no_such_map, entries: [{key: \"1\", value: \"1\"}]}]\n")));
+  waitFor("edge", "Failed", "MapArgInvalid");
+  EXPECT_FALSE(xdpOnVeth()) << "an empty root is attached";
+  EXPECT_EQ(pinned(), "") << "pins of a chain that never ran";
+
+  std::string cache = dir_->path() + "/state/packages/";
+  writeConfig(chainConfig(program("count", counter_)));
+  waitFor("edge", "Ready");
+  EXPECT_TRUE(xdpOnVeth());
+  EXPECT_TRUE(fs::exists(cache + counter_.sha256));
+  writeConfig(chainConfig(program("filter", portfilter_)));
+  ASSERT_TRUE(eventually([&] { return !fs::exists(cache + counter_.sha256); }))
+      << "the counter package is still cached; log:\n"
+      << agent_->log();
+  waitFor("edge", "Ready");
+  EXPECT_TRUE(fs::exists(cache + portfilter_.sha256));
+}
+
+// With --netns the data plane runs in the node's namespace, but packages are downloaded from the
+// agent's own (the host's): a package server on the host's loopback is reachable.
+TEST_F(AgentStandalone, PackagesAreDownloadedFromTheAgentsOwnNetworkNamespace) {
+  std::string portFile = dir_->path() + "/http.port";
+  auto server = ChildProcess::spawn(
+      {"/usr/bin/python3", "-c",
+       "import functools,http.server,sys\n"
+       "h=functools.partial(http.server.SimpleHTTPRequestHandler,directory=sys.argv[1])\n"
+       "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),h)\n"
+       "open(sys.argv[2]+'.tmp','w').write(str(s.server_address[1]))\n"
+       "import os; os.rename(sys.argv[2]+'.tmp',sys.argv[2])\n"
+       "s.serve_forever()\n",
+       dir_->path() + "/packages", portFile},
+      dir_->path() + "/http.log");
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  ASSERT_TRUE(eventually([&] { return fs::exists(portFile); }))
+      << readFile(dir_->path() + "/http.log");
+  BuiltPackage served = counter_;
+  served.url =
+      "http://127.0.0.1:" + readFile(portFile) + "/" + fs::path(counter_.path).filename().string();
+  writeConfig(chainConfig(program("count", served)));
+  startAgent();
+  waitFor("edge", "Ready");
+  EXPECT_EQ(programIds("edge").size(), 2u);
+  server->stop();
+}
+
+// A config over the size limit is refused unparsed; the chains keep running.
+TEST_F(AgentStandalone, AHugeConfigIsRefusedAndThePreviousOneKeepsRunning) {
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  std::vector<int64_t> ids = programIds("edge");
+  // 5.8 MB of chains, as the issue's hostile config.
+  std::string huge = "chains:\n";
+  for (int i = 0; huge.size() < 5800000; ++i)
+    huge += "- name: c" + std::to_string(i) + "\n  hook: xdp\n  interfaces: {names: [veth-b]}\n" +
+            "  programs:\n" + program("count", counter_);
+  writeConfig(huge);
+  ASSERT_TRUE(eventually([&] {
+    return readFile(statusPath()).find("over the limit of 1048576 bytes") != std::string::npos;
+  })) << readFile(statusPath());
+  EXPECT_EQ(programIds("edge"), ids);
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+}
+
+// A wrong entry in a package with a manifest is reported as such, with what the package has
+// (not as a missing nextMap of an L3AF artifact).
+TEST_F(AgentStandalone, AWrongEntrySaysWhichProgramsThePackageHas) {
+  writeConfig(chainConfig(program("filter", portfilter_, "    entry: portfilter_typo\n")));
+  startAgent();
+  waitFor("edge", "Failed", "ProgramInvalid");
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("entry \"portfilter_typo\": package " + portfilter_.url +
+                         " has no such program; its manifest lists portfilter_xdp (xdp, "),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("nextMap"), std::string::npos) << message;
+}
+
+// The longest legal chain name loads (its pin names are shortened with a digest), reports its
+// attachment and survives a restart without a reload.
+TEST_F(AgentStandalone, TheLongestLegalChainNameLoadsAndIsAdopted) {
+  std::string name(253, 'x');
+  writeConfig(chainConfig(program("count", counter_, kCounterMonitor), name));
+  startAgent();
+  waitFor(name, "Ready");
+  std::vector<int64_t> ids = programIds(name);
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_GE(metric("bpfchain_monitor_map_value", {"chain=\"" + name + "\"", "program=\"count\""}),
+            0);
+  EXPECT_EQ(agent_->process().stop(), 0);
+  agent_.reset();
+  startAgent();
+  waitFor(name, "Ready");
+  EXPECT_EQ(programIds(name), ids) << "reloaded after a restart";
 }
 
 TEST_F(AgentStandalone, SigtermLeavesChainsAttachedAndDetachOnExitRemovesThem) {

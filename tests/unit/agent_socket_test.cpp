@@ -380,6 +380,51 @@ TEST(AgentSocket, StuckClientDoesNotBlockTheAgent) {
   EXPECT_EQ(::recv(stuck.get(), &byte, 1, 0), 0); // closed by the server, no answer
 }
 
+// Idle connections (many more than workers) must not hold up a real request: requests are read
+// without a worker, so the request is answered long before any idle one times out.
+TEST(AgentSocket, IdleConnectionsDoNotDelayARequest) {
+  auto fx = makeDir();
+  TestHandler handler;
+  AgentSocketOptions options;
+  options.ioTimeout = 600s; // an idle connection would hold a worker for ten minutes
+  auto server = AgentSocketServer::start(fx.socket, handler, options);
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  std::vector<FD> idle;
+  for (int i = 0; i < 40; ++i)
+    idle.push_back(rawConnect(fx.socket));
+  ASSERT_EQ(::send(idle[0].get(), "\0\0", 2, 0), 2); // and one that sent half a header
+  auto call = AgentClient::call(fx.socket, attachRequest("c1"), 30s);
+  ASSERT_TRUE(call.ok()) << call.error().message();
+  EXPECT_TRUE(call->ok());
+}
+
+// Connections beyond maxConnections wait in the backlog, and are served once others close.
+TEST(AgentSocket, HeldConnectionsAreBounded) {
+  auto fx = makeDir();
+  TestHandler handler;
+  AgentSocketOptions options;
+  options.ioTimeout = 600s;
+  options.maxConnections = 8;
+  auto server = AgentSocketServer::start(fx.socket, handler, options);
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  std::vector<FD> idle;
+  for (int i = 0; i < 8; ++i)
+    idle.push_back(rawConnect(fx.socket));
+  std::atomic<bool> answered{false};
+  std::thread client([&] {
+    auto call = AgentClient::call(fx.socket, attachRequest("c1"), 60s);
+    EXPECT_TRUE(call.ok()) << call.error().message();
+    answered = true;
+  });
+  // The server holds 8: the request waits in the backlog until one closes.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(answered.load());
+  EXPECT_TRUE(handler.calls().empty());
+  idle.pop_back();
+  client.join();
+  EXPECT_TRUE(answered.load());
+}
+
 TEST(AgentSocket, OversizedRequestIsDroppedAndTheServerCarriesOn) {
   auto fx = makeDir();
   TestHandler handler;

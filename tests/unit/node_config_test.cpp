@@ -1,8 +1,15 @@
 // The agent's config parser: a BpfNodeConfig spec, strictly, with errors that name the field.
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <gtest/gtest.h>
 
+#include "node-agent/agent_metrics.h"
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
+#include "node-agent/program_resolver.h"
+#include "node-agent/standalone_source.h"
 
 using namespace bpfchain;
 using namespace bpfchain::agent;
@@ -43,10 +50,13 @@ Result<NodeSpec> parse(const std::string& text) {
   return parseNodeSpec(YAML::Load(text), "test.yaml");
 }
 
+// The error of a document that does not parse, or of its one chain that does not.
 std::string errorOf(const std::string& text) {
   auto r = parse(text);
-  EXPECT_FALSE(r.ok()) << text;
-  return r.ok() ? "" : r.error().message();
+  if (!r.ok())
+    return r.error().message();
+  EXPECT_EQ(r->invalid.size(), 1u) << text;
+  return r->invalid.empty() ? "" : r->invalid[0].message;
 }
 
 TEST(NodeConfig, ParsesEveryField) {
@@ -126,10 +136,158 @@ TEST(NodeConfig, ErrorsNameTheField) {
   }
 }
 
+TEST(NodeConfig, AChainThatDoesNotParseFailsAloneWithItsNameAndGeneration) {
+  std::string text = kValid;
+  text.replace(text.find("\"/^ens[0-9]+$/\""), 15, "\"/[/\"");
+  text += "- name: from-a-newer-crd\n  generation: 4\n  hook: xdp\n  placement: first\n"
+          "  interfaces: {names: [eth1]}\n  programs: []\n"
+          "- {name: [not, a, name], hook: xdp}\n";
+  auto spec = parse(text);
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  ASSERT_EQ(spec->chains.size(), 1u);
+  EXPECT_EQ(spec->chains[0].name, "pods-chain");
+  ASSERT_EQ(spec->invalid.size(), 3u);
+  EXPECT_EQ(spec->invalid[0].name, "edge-protect");
+  EXPECT_EQ(spec->invalid[0].generation, 3);
+  EXPECT_NE(spec->invalid[0].message.find(
+                "test.yaml: chains[0].interfaces.names[1]: invalid regular expression /[/"),
+            std::string::npos)
+      << spec->invalid[0].message;
+  EXPECT_EQ(spec->invalid[1].name, "from-a-newer-crd");
+  EXPECT_EQ(spec->invalid[1].generation, 4);
+  EXPECT_NE(spec->invalid[1].message.find("chains[2].placement: unknown field"), std::string::npos)
+      << spec->invalid[1].message;
+  EXPECT_EQ(spec->invalid[2].name, "chains[3]");
+  EXPECT_NE(spec->invalid[2].message.find("chains[3].name: not a string"), std::string::npos)
+      << spec->invalid[2].message;
+}
+
+// Standalone chain names follow the API server's rule for object names (DNS subdomain): they
+// reach the status file, pins and metrics labels.
+TEST(NodeConfig, ChainNamesAreDnsSubdomainsInValidUtf8) {
+  auto chain = [](const std::string& name) {
+    return "chains:\n- name: \"" + name +
+           "\"\n  hook: xdp\n  interfaces: {names: [eth0]}\n  programs:\n  - name: p\n"
+           "    package: {url: \"file:///p.tar.gz\", sha256: \"" +
+           std::string(64, 'a') + "\"}\n";
+  };
+  for (const std::string& good :
+       std::vector<std::string>{"edge", "edge-protect.v2", "a", std::string(253, 'x')}) {
+    auto spec = parse(chain(good));
+    ASSERT_TRUE(spec.ok()) << spec.error().message();
+    EXPECT_EQ(spec->chains.size(), 1u) << good;
+  }
+  struct Case {
+    std::string name, error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"Edge", "\"Edge\" is not a DNS subdomain"},
+           {"edge_protect", "is not a DNS subdomain"},
+           {"-edge", "is not a DNS subdomain"},
+           {"edge.", "is not a DNS subdomain"},
+           {std::string(254, 'x'), "must be 1 to 253 characters"},
+           {"edge\xff\xfe", "chains[0].name: not valid UTF-8"},
+       }) {
+    auto spec = parse(chain(c.name));
+    ASSERT_TRUE(spec.ok()) << spec.error().message();
+    ASSERT_EQ(spec->invalid.size(), 1u) << c.name;
+    EXPECT_NE(spec->invalid[0].message.find(c.error), std::string::npos)
+        << spec->invalid[0].message;
+    EXPECT_EQ(spec->invalid[0].name, "chains[0]") << "a bad name is not a status key";
+  }
+}
+
 TEST(NodeConfig, AFileThatDoesNotParseNamesTheFileAndLine) {
   auto r = loadNodeSpecFile("/nonexistent/bpfchain.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("/nonexistent/bpfchain.yaml"), std::string::npos);
+}
+
+// A truncated or half-written file must not remove every chain: only `chains: []` does.
+TEST(NodeConfig, AnEmptyFileIsAnErrorAndOnlyAnEmptyListRemovesEveryChain) {
+  std::string path = ::testing::TempDir() + "/bpfchain-empty-config.yaml";
+  for (const char* text : {"", "# nothing yet\n", "chains:\n", "chains: ~\n",
+                           "kind: BpfNodeConfig\nspec:\n", "kind: BpfNodeConfig\nspec: {}\n"}) {
+    std::ofstream(path, std::ios::trunc) << text;
+    auto r = loadNodeSpecFile(path);
+    ASSERT_FALSE(r.ok()) << "\"" << text << "\" was taken for a spec";
+    EXPECT_NE(r.error().message().find(path), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("chains: []"), std::string::npos) << r.error().message();
+  }
+  for (const char* text : {"chains: []\n", "# remove everything\nchains: []\n",
+                           "kind: BpfNodeConfig\nspec: {chains: []}\n"}) {
+    std::ofstream(path, std::ios::trunc) << text;
+    auto r = loadNodeSpecFile(path);
+    ASSERT_TRUE(r.ok()) << text << ": " << r.error().message();
+    EXPECT_TRUE(r->chains.empty());
+  }
+  std::remove(path.c_str());
+}
+
+// After a failure the previous generation keeps running: the status says both.
+// A huge file is refused before it is parsed (its tree would take ~100 times its size).
+TEST(NodeConfig, AFileOverTheSizeLimitIsRefusedUnparsed) {
+  std::string path = ::testing::TempDir() + "/bpfchain-huge-config.yaml";
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "chains: []\n";
+    out << std::string(kMaxConfigFileBytes, '#') << "\n"; // a comment: valid YAML
+  }
+  auto r = loadNodeSpecFile(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find(path + ": " + std::to_string(kMaxConfigFileBytes + 12) +
+                                     " bytes, over the limit of " +
+                                     std::to_string(kMaxConfigFileBytes)),
+            std::string::npos)
+      << r.error().message();
+  std::filesystem::resize_file(path, kMaxConfigFileBytes);
+  EXPECT_TRUE(loadNodeSpecFile(path).ok()) << "a file at the limit is read";
+  std::remove(path.c_str());
+}
+
+TEST(NodeStatus, SaysTheTargetAndWhatRuns) {
+  NodeStatus status;
+  status.chains.push_back(ChainStatus{"edge", 2, 1, "Failed", "VerifierRejected", "eth0: ...", {}});
+  status.chains.push_back(ChainStatus{"new", 1, 0, "Failed", "SpecInvalid", "x", {}});
+  YAML::Node doc = YAML::Load(statusYaml(status, ""));
+  EXPECT_EQ(doc["chains"][0]["generation"].as<int64_t>(), 2);
+  EXPECT_EQ(doc["chains"][0]["runningGeneration"].as<int64_t>(), 1);
+  EXPECT_FALSE(doc["chains"][1]["runningGeneration"].IsDefined()) << "nothing of it runs";
+}
+
+// A counter that goes down (a program upgrade starts a new map) is a reset, not an increase of
+// 2^64 - delta.
+TEST(AgentMetrics, MaxRateTreatsADecreaseAsAReset) {
+  EXPECT_EQ(maxRate({}), 0);
+  EXPECT_EQ(maxRate({5}), 0);
+  EXPECT_EQ(maxRate({10, 15, 40, 41}), 25);
+  EXPECT_EQ(maxRate({1000, 1010, 3, 9}), 10);       // reset to 0, then 3: increases 10, 3, 6
+  EXPECT_EQ(maxRate({1000, 1010, 0, 0, 100}), 100); // reset to 0
+}
+
+// Program ids name pin directories: whatever the (legal) chain name, the escaped id and the
+// data plane's "@<16 hex>@<serial>" fit one path component (255 bytes).
+TEST(ProgramIds, FitAPinNameWhateverTheChainsName) {
+  auto escaped = [](const std::string& id) {
+    size_t n = 0;
+    for (unsigned char c : id)
+      n += std::isalnum(c) || c == '-' || c == '_' ? 1 : 3;
+    return n;
+  };
+  EXPECT_EQ(programId("edge-protect", "ratelimit"), "edge-protect/ratelimit");
+  std::string program(63, 'p');
+  std::vector<std::string> names = {std::string(253, 'a'), std::string(161, 'b')};
+  std::string dotted;
+  while (dotted.size() < 251)
+    dotted += "a.";
+  names.push_back(dotted + "a");
+  for (const auto& name : names) {
+    std::string id = programId(name, program);
+    EXPECT_LE(escaped(id) + std::string("@0123456789abcdef@4294967295").size(), 255u) << id;
+    EXPECT_EQ(id.rfind(chainKey(name) + "/", 0), 0u);
+    EXPECT_NE(chainKey(name), chainKey(name + "x")) << "keys of different names differ";
+  }
+  EXPECT_NE(chainKey(std::string(253, 'a')).find('~'), std::string::npos);
 }
 
 TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
