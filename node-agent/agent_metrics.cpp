@@ -98,6 +98,15 @@ prometheus::ClientMetric metric(std::vector<prometheus::ClientMetric::Label> lab
 
 } // namespace
 
+uint64_t largestIncrease(const std::deque<uint64_t>& samples) {
+  uint64_t largest = 0;
+  for (size_t i = 1; i < samples.size(); ++i) {
+    uint64_t increase = samples[i] >= samples[i - 1] ? samples[i] - samples[i - 1] : samples[i];
+    largest = std::max(largest, increase);
+  }
+  return largest;
+}
+
 struct AgentMetrics::Impl : public prometheus::Collectable {
   explicit Impl(Info info) : info_(std::move(info)) {
     registry = std::make_shared<prometheus::Registry>();
@@ -241,8 +250,7 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
             if (mon.decl.aggregator == Aggregator::MaxRate) {
               value = 0;
               if (auto it = history.find(historyKey(a, p, mon) + "|" + f.name); it != history.end())
-                for (size_t i = 1; i < it->second.size(); ++i)
-                  value = std::max(value, static_cast<double>(it->second[i] - it->second[i - 1]));
+                value = static_cast<double>(largestIncrease(it->second));
             }
             auto m = metric({{"chain", p.chain},
                              {"program", p.program},

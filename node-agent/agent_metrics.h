@@ -16,6 +16,7 @@
 // Header without prometheus-cpp: it is only in agent_metrics.cpp.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +61,12 @@ struct ExportedAttachment {
   std::shared_ptr<FD> root;
   std::vector<ExportedProgram> programs;
 };
+
+// max-rate's figure: the largest increase between consecutive samples of a counter. A sample
+// below its predecessor is a reset (a program version whose map did not carry started it from
+// zero): the increase is then the sample itself, as Prometheus's rate() counts resets, never a
+// negative difference wrapped into a huge one.
+uint64_t largestIncrease(const std::deque<uint64_t>& samples);
 
 struct PackageCounters {
   uint64_t fetches = 0;

@@ -1,6 +1,7 @@
 // The agent's config parser: a BpfNodeConfig spec, strictly, with errors that name the field.
 #include <gtest/gtest.h>
 
+#include "node-agent/agent_metrics.h"
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
 
@@ -22,6 +23,7 @@ chains:
     entry: xdp_ratelimit
     nextMap: rl_next
     globalData: {rate_limit: "1000"}
+    freshMaps: [rl_windows]
     mapArgs:
     - map: rl_ports
       mode: merge
@@ -30,6 +32,7 @@ chains:
     - {map: rl_drops, key: "0", aggregator: max-rate}
   - name: counter
     enabled: false
+    freshState: true
     package: {url: "file:///pkgs/counter.tar.gz", sha256: "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"}
 - name: pods-chain
   hook: tc-ingress
@@ -72,6 +75,10 @@ TEST(NodeConfig, ParsesEveryField) {
   ASSERT_EQ(c.programs[0].monitorMaps.size(), 1u);
   EXPECT_EQ(c.programs[0].monitorMaps[0].aggregator, Aggregator::MaxRate);
   EXPECT_FALSE(c.programs[1].enabled);
+  EXPECT_FALSE(c.programs[0].freshState);
+  EXPECT_EQ(c.programs[0].freshMaps, std::vector<std::string>{"rl_windows"});
+  EXPECT_TRUE(c.programs[1].freshState);
+  EXPECT_TRUE(c.programs[1].freshMaps.empty());
   EXPECT_TRUE(spec->chains[1].forPods());
   EXPECT_EQ(spec->chains[1].generation, 1); // standalone files may omit it
   EXPECT_EQ(spec->chains[1].priority, 100);
@@ -118,6 +125,13 @@ TEST(NodeConfig, ErrorsNameTheField) {
        "chains[0].programs[0].entyr: unknown field"},
       {"name: pods-chain", "name: edge-protect", "chains[1].name: \"edge-protect\" is used twice"},
       {"enabled: false", "enabled: maybe", "chains[0].programs[1].enabled: not true or false"},
+      {"freshState: true", "freshState: 2", "chains[0].programs[1].freshState: not true or false"},
+      {"freshMaps: [rl_windows]", "freshMaps: rl_windows",
+       "chains[0].programs[0].freshMaps: not a list"},
+      {"freshMaps: [rl_windows]", "freshMaps: [a, a]",
+       "chains[0].programs[0].freshMaps[1]: \"a\" is listed twice"},
+      {"freshMaps: [rl_windows]", "freshMaps: [\"\"]",
+       "chains[0].programs[0].freshMaps[0]: must be 1 to 128 characters"},
   };
   for (const auto& c : cases) {
     std::string message = errorOf(replaced(c.from, c.to));
@@ -155,6 +169,16 @@ TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
     EXPECT_EQ(f.reason, c.reason) << c.message;
     EXPECT_EQ(f.message, "eth0: " + c.message);
   }
+}
+
+// A counter whose map did not carry to a new program version starts again from zero: max-rate
+// must see a reset, not a wrapped negative difference.
+TEST(AgentMetrics, MaxRateCountsAResetAsPrometheusDoes) {
+  EXPECT_EQ(largestIncrease({}), 0u);
+  EXPECT_EQ(largestIncrease({5}), 0u);
+  EXPECT_EQ(largestIncrease({100, 150, 170}), 50u);
+  EXPECT_EQ(largestIncrease({1000, 1100, 30, 60}), 100u); // reset to 0, then 30: increase 30
+  EXPECT_EQ(largestIncrease({1000, 1010, 700}), 700u);
 }
 
 } // namespace
