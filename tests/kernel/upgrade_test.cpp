@@ -307,13 +307,20 @@ TEST_F(Upgrades, FreshStateStartsEmptyButConfiguredBeforeTheFirstPacket) {
   TestRunFlood flood(chain->rootFd(), floodFrame());
   flood.start();
   constexpr int kUpgrades = 5;
-  for (int round = 1; round <= kUpgrades; ++round) {
-    while (flood.dropped() < static_cast<uint64_t>(round) * 1000) // well into the rate
+  // Each version runs until it dropped 1,000 packets, i.e. well past its burst (a version
+  // drops only once its bucket is empty; the flood is one thread, so at most one packet of
+  // the previous version is in flight when apply() returns).
+  uint64_t mark = 0;
+  for (int round = 0; round <= kUpgrades; ++round) {
+    while (flood.dropped() < mark + 1000)
       std::this_thread::yield();
+    if (round == kUpgrades)
+      break;
     uint32_t buckets = mapId(*chain, "rl", "ratelimit_buckets");
-    std::vector<ProgramSpec> next{spec(round % 2 + 1), counterSpec("after")};
+    std::vector<ProgramSpec> next{spec(round % 2 + 2), counterSpec("after")};
     auto report = chain->apply(next);
     ASSERT_TRUE(report.ok()) << report.error().message();
+    mark = flood.dropped();
     EXPECT_TRUE(report->uncarried.empty()) << "a fresh start is asked for, not reported";
     EXPECT_NE(mapId(*chain, "rl", "ratelimit_buckets"), buckets) << "round " << round;
   }
@@ -345,6 +352,27 @@ TEST_F(Upgrades, FreshMapsNamesTheMapsThatStartEmpty) {
   EXPECT_NE(refused.error().message().find("freshMaps: map \"no_such_map\": no such map"),
             std::string::npos)
       << refused.error().message();
+}
+
+TEST_F(Upgrades, AProgramThatPinsItsMapsByNameKeepsThemWhenItMoves) {
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  // L3AF's programs say LIBBPF_PIN_BY_NAME: libbpf pins those maps itself, in the new
+  // instance's directory, on top of the map it reuses.
+  ProgramSpec l3af{.id = "l3af",
+                   .objectPath = kBpfDir + "/l3af_compat.bpf.o",
+                   .entry = "xdp_l3af",
+                   .nextMap = "xdp_l3af_next_prog"};
+  std::vector<ProgramSpec> specs{l3af, counterSpec("after")};
+  ASSERT_TRUE(chain->apply(specs).ok());
+  const uint32_t count = mapId(*chain, "l3af", "xdp_l3af_count");
+  for (int move = 0; move < 3; ++move) {
+    std::swap(specs[0], specs[1]);
+    auto report = chain->apply(specs);
+    ASSERT_TRUE(report.ok()) << report.error().message();
+    EXPECT_EQ(mapId(*chain, "l3af", "xdp_l3af_count"), count) << "move " << move;
+  }
+  EXPECT_EQ(instanceDirs(), 2u);
 }
 
 TEST_F(Upgrades, ASigkilledOwnersUpgradedChainIsAdoptedWithTheSameProgramsAndMaps) {
