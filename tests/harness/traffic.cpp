@@ -82,9 +82,13 @@ void UdpTraffic::sendLoop() {
       std::this_thread::yield();
       continue;
     }
+    // Counted before it leaves, so that received() never runs ahead of sent(): counted after,
+    // a sender descheduled between the two let a drained pause() see one packet more received
+    // than sent.
+    sent_.fetch_add(1);
     if (::sendto(tx_.get(), payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&addr),
-                 sizeof addr) == static_cast<ssize_t>(payload_))
-      sent_.fetch_add(1);
+                 sizeof addr) != static_cast<ssize_t>(payload_))
+      sent_.fetch_sub(1);
   }
 }
 
