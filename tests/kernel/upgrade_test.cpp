@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <gtest/gtest.h>
+#include <map>
 #include <signal.h>
 #include <sys/wait.h>
 #include <thread>
@@ -373,6 +374,71 @@ TEST_F(Upgrades, AProgramThatPinsItsMapsByNameKeepsThemWhenItMoves) {
     EXPECT_EQ(mapId(*chain, "l3af", "xdp_l3af_count"), count) << "move " << move;
   }
   EXPECT_EQ(instanceDirs(), 2u);
+}
+
+// versioned.bpf.c: `version` in .rodata, a packet count in .bss, `versioned_mark` in .data.
+ProgramSpec versionedSpec(unsigned version, std::map<std::string, std::string> more = {}) {
+  more["version"] = std::to_string(version);
+  return {.id = "v",
+          .objectPath = kBpfDir + "/versioned.bpf.o",
+          .entry = "versioned_xdp",
+          .nextMap = "versioned_xdp_next",
+          .globalData = std::move(more)};
+}
+
+uint64_t bssPackets(const Chain& chain) {
+  auto fd = chain.openMap("v", "versione.bss"); // libbpf names it after the object
+  uint32_t key = 0;
+  uint64_t value = 0;
+  EXPECT_TRUE(fd.ok() && bpf_map_lookup_elem(fd->get(), &key, &value) == 0);
+  return value;
+}
+
+TEST_F(Upgrades, BssAndDataCarryUnlessGlobalDataSetsThem) {
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  std::vector<ProgramSpec> specs{versionedSpec(1)};
+  ASSERT_TRUE(chain->apply(specs).ok());
+  const uint32_t bss = mapId(*chain, "v", "versione.bss");
+  const uint32_t data = mapId(*chain, "v", "versione.data");
+  const uint32_t rodata = mapId(*chain, "v", "versione.rodata");
+  auto send = [&](int packets) {
+    TestRunFlood flood(chain->rootFd(), floodFrame());
+    flood.start();
+    while (flood.passed() < static_cast<uint64_t>(packets))
+      std::this_thread::yield();
+    flood.stop();
+    return flood.passed();
+  };
+  uint64_t sent = send(10);
+  ASSERT_EQ(bssPackets(*chain), sent);
+
+  // A new `version` (.rodata): .rodata is new, .bss and .data are the running version's.
+  specs[0] = versionedSpec(2);
+  auto report = chain->apply(specs);
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_TRUE(report->uncarried.empty());
+  EXPECT_NE(mapId(*chain, "v", "versione.rodata"), rodata);
+  EXPECT_EQ(mapId(*chain, "v", "versione.bss"), bss);
+  EXPECT_EQ(mapId(*chain, "v", "versione.data"), data);
+  EXPECT_EQ(bssPackets(*chain), sent);
+  sent += send(5);
+  EXPECT_EQ(bssPackets(*chain), sent);
+
+  // globalData sets a .data variable: the new value must take effect, so .data starts anew
+  // (from the object's initial values and globalData), while .bss still carries.
+  specs[0] = versionedSpec(3, {{"versioned_mark", "9"}});
+  report = chain->apply(specs);
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_TRUE(report->uncarried.empty()) << "a section globalData sets is not a surprise";
+  EXPECT_NE(mapId(*chain, "v", "versione.data"), data);
+  auto dataFd = chain->openMap("v", "versione.data");
+  ASSERT_TRUE(dataFd.ok()) << dataFd.error().message();
+  uint32_t key = 0, mark = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(dataFd->get(), &key, &mark), 0);
+  EXPECT_EQ(mark, 9u);
+  EXPECT_EQ(mapId(*chain, "v", "versione.bss"), bss);
+  EXPECT_EQ(bssPackets(*chain), sent);
 }
 
 TEST_F(Upgrades, ASigkilledOwnersUpgradedChainIsAdoptedWithTheSameProgramsAndMaps) {
