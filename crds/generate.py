@@ -153,6 +153,21 @@ PROGRAM = obj(
             "additionalProperties": {"type": "string"},
             "maxProperties": 64,
         },
+        "freshState": {
+            "type": "boolean",
+            "description": "When a new version of the program is loaded (new package, "
+            "globalData, ...), it starts with empty maps. By default each map that matches one "
+            "of the running version's (name, type, key/value size and BTF types, max_entries, "
+            "flags) is carried over: the new version runs on the very same map.",
+            "default": False,
+        },
+        "freshMaps": array(
+            "Maps of the program that start empty when a new version is loaded, while the "
+            "others carry over.",
+            {"type": "string", "minLength": 1, "maxLength": 128},
+            maxItems=32,
+            **{"x-kubernetes-list-type": "set"},
+        ),
         "mapArgs": array(
             "Map contents written after load and on every change, without reloading.",
             obj(

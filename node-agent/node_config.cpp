@@ -124,7 +124,7 @@ Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::str
 Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& field) {
   if (auto ok = onlyFields(node, field,
                            {"name", "package", "entry", "nextMap", "enabled", "globalData",
-                            "mapArgs", "monitorMaps"});
+                            "freshState", "freshMaps", "mapArgs", "monitorMaps"});
       !ok)
     return ok.error();
   ProgramDecl p;
@@ -172,6 +172,26 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
       if (!kv.second.IsScalar())
         return fieldError(field + ".globalData." += key, "not a string");
       p.globalData[key] = kv.second.Scalar();
+    }
+  }
+  if (const YAML::Node& fresh = node["freshState"]; fresh.IsDefined() && !fresh.IsNull()) {
+    if (!fresh.IsScalar() || !YAML::convert<bool>::decode(fresh, p.freshState))
+      return fieldError(field + ".freshState", "not true or false");
+  }
+  if (const YAML::Node& fresh = node["freshMaps"]; fresh.IsDefined() && !fresh.IsNull()) {
+    if (!fresh.IsSequence())
+      return fieldError(field + ".freshMaps", "not a list");
+    std::set<std::string> seen;
+    for (size_t i = 0; i < fresh.size(); ++i) {
+      std::string f = at(field + ".freshMaps", i);
+      if (!fresh[i].IsScalar())
+        return fieldError(f, "not a string");
+      const std::string& map = fresh[i].Scalar();
+      if (map.empty() || map.size() > 128)
+        return fieldError(f, "must be 1 to 128 characters");
+      if (!seen.insert(map).second)
+        return fieldError(f, "\"" + map + "\" is listed twice");
+      p.freshMaps.push_back(map);
     }
   }
   std::set<std::string> maps;

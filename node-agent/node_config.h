@@ -36,6 +36,8 @@ struct ProgramDecl {
   std::string nextMap; // "" = the package manifest's
   bool enabled = true;
   std::map<std::string, std::string> globalData;
+  bool freshState = false;            // a new version starts with empty maps
+  std::vector<std::string> freshMaps; // ... or only these
   std::vector<dataplane::MapArgSpec> mapArgs;
   std::vector<MonitorMapDecl> monitorMaps;
 };

@@ -42,7 +42,10 @@ std::string specDigest(const ChainDecl& chain) {
     out << YAML::BeginMap;
     for (const auto& [k, v] : p.globalData)
       out << YAML::Key << k << YAML::Value << v;
-    out << YAML::EndMap << YAML::BeginSeq;
+    out << YAML::EndMap << p.freshState << YAML::BeginSeq;
+    for (const auto& m : p.freshMaps)
+      out << m;
+    out << YAML::EndSeq << YAML::BeginSeq;
     for (const auto& a : p.mapArgs) {
       out << a.map << (a.mode == btf::MapArgMode::Replace ? "replace" : "merge");
       for (const auto& e : a.entries)
@@ -63,6 +66,10 @@ YAML::Node programToYaml(const dataplane::ProgramSpec& p) {
   n["enabled"] = p.enabled;
   for (const auto& [k, v] : p.globalData)
     n["globalData"][k] = v;
+  if (p.freshState)
+    n["freshState"] = true;
+  for (const auto& m : p.freshMaps)
+    n["freshMaps"].push_back(m);
   for (const auto& a : p.mapArgs) {
     YAML::Node arg;
     arg["map"] = a.map;
@@ -89,6 +96,9 @@ dataplane::ProgramSpec programFromYaml(const YAML::Node& n) {
   p.enabled = n["enabled"].as<bool>();
   for (const auto& kv : n["globalData"])
     p.globalData[kv.first.as<std::string>()] = kv.second.as<std::string>();
+  p.freshState = n["freshState"].IsDefined() && n["freshState"].as<bool>();
+  for (const auto& m : n["freshMaps"])
+    p.freshMaps.push_back(m.as<std::string>());
   for (const auto& a : n["mapArgs"]) {
     dataplane::MapArgSpec arg;
     arg.map = a["map"].as<std::string>();
@@ -460,6 +470,7 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     if (result) {
       inst.applied = std::move(candidate);
       inst.stateSaved = false;
+      noteUncarried(*c, where, result->uncarried);
     } else {
       failures.try_emplace(c->name, failureOf(result.error(), where, chains));
     }
@@ -474,6 +485,24 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
       failures.try_emplace(c->name, ApplyFailure{"StateWriteFailed", saved.error().message()});
   else
     inst.stateSaved = true;
+}
+
+void NodeReconciler::noteUncarried(const ChainDecl& chain, const std::string& where,
+                                   const std::vector<dataplane::UncarriedState>& uncarried) {
+  std::string digest = specDigest(chain);
+  Uncarried& notes = uncarried_[chain.name];
+  if (notes.specDigest != digest)
+    notes = Uncarried{digest, {}};
+  std::string prefix = chain.name + "/";
+  for (const auto& u : uncarried) {
+    if (u.programId.rfind(prefix, 0) != 0)
+      continue;
+    std::string line = u.programId.substr(prefix.size()) + ": " + u.map + " (" + u.reason + ")";
+    if (notes.maps.insert(line).second)
+      std::cerr << "bpfchain-agent: chain " << chain.name << " generation " << chain.generation
+                << " on " << where << ": map " << u.map << " of " << u.programId
+                << " starts empty, not carried from the running version: " << u.reason << "\n";
+  }
 }
 
 Result<void> NodeReconciler::linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key,
@@ -822,6 +851,7 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                         [&](const ChainDecl& c) { return c.name == entry.first; });
   });
   std::erase_if(resolvedCache_, [&](const auto& entry) { return !digests.contains(entry.first); });
+  std::erase_if(uncarried_, [&](const auto& entry) { return !digests.contains(entry.first); });
   failures_ = std::move(failures);
   publishMetrics();
   if (scope == ReconcileScope::Full)
@@ -905,6 +935,14 @@ NodeStatus NodeReconciler::buildStatus() const {
       s.phase = "Ready";
       if (auto m = monitorProblems_.find(c.name); m != monitorProblems_.end())
         s.message = m->second;
+      if (auto u = uncarried_.find(c.name); u != uncarried_.end() && !u->second.maps.empty() &&
+                                            u->second.specDigest == specDigest(c)) {
+        std::string maps;
+        for (const auto& line : u->second.maps)
+          maps += (maps.empty() ? "" : ", ") + line;
+        s.message += (s.message.empty() ? "" : "; ") +
+                     ("state not carried to the new version (starts empty): " + maps);
+      }
     }
     status.chains.push_back(std::move(s));
   }

@@ -202,6 +202,9 @@ private:
   void applyChains(Instance& inst, const std::vector<const ChainDecl*>& chains,
                    const Resolved& resolved, std::map<std::string, ApplyFailure>& failures,
                    std::map<std::string, double>* applySeconds);
+  // Records (and logs) the maps of `chain` that an apply on `where` did not carry.
+  void noteUncarried(const ChainDecl& chain, const std::string& where,
+                     const std::vector<dataplane::UncarriedState>& uncarried);
   // Points the pod's veth at `key`'s root for `hook` (attach, or replace atomically).
   // `verify`: also check that an existing link still runs (a syscall per pod: not in the Links
   // passes that run while pods are being added).
@@ -241,6 +244,14 @@ private:
   // Per chain, the first of its monitorMaps that cannot be exported (from the last
   // publishMetrics): the chain runs, its status says what is not exported.
   std::map<std::string, std::string> monitorProblems_;
+  // Per chain, the maps its running generation did not carry from the previous version of a
+  // program (dataplane::ApplyReport::uncarried, "<program>: <map> (<reason>)"): they started
+  // empty. Kept for the chain's spec (by its digest), so that status says so while it runs.
+  struct Uncarried {
+    std::string specDigest;
+    std::set<std::string> maps;
+  };
+  std::map<std::string, Uncarried> uncarried_;
   // Each chain's resolved programs, by the digest of its declaration.
   std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
   ReconcileScope scope_ = ReconcileScope::Full;

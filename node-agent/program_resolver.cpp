@@ -82,6 +82,8 @@ ProgramResolver::resolve(const ChainDecl& chain) {
     spec.nextMap = decl.nextMap;
     spec.enabled = decl.enabled;
     spec.globalData = decl.globalData;
+    spec.freshState = decl.freshState;
+    spec.freshMaps = decl.freshMaps;
     spec.mapArgs = decl.mapArgs;
     std::string object;
     if (package->manifest) {

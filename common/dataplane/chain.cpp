@@ -191,16 +191,23 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
     const PlannedSlot& slot = plan->slots[j];
     if (slot.source == SlotSource::Keep)
       continue;
-    const ProgramInstance* share =
-        slot.source == SlotSource::Clone ? &running_[*slot.runningIndex].instance : nullptr;
-    auto instance = ProgramInstance::load(
-        desired[j], hook_, newInstanceDir(desiredKeys[j].id, desiredKeys[j].digest), share);
+    CarryFrom carry;
+    if (slot.runningIndex) {
+      carry.running = &running_[*slot.runningIndex].instance;
+      carry.clone = slot.source == SlotSource::Clone;
+    }
+    std::vector<UncarriedMap> uncarried;
+    auto instance = ProgramInstance::load(desired[j], hook_,
+                                          newInstanceDir(desiredKeys[j].id, desiredKeys[j].digest),
+                                          carry, &uncarried);
     if (!instance) {
       discardFresh();
       return std::move(instance).error().context(field(j));
     }
     fresh[j] = std::move(*instance);
     ++report.loaded;
+    for (auto& u : uncarried)
+      report.uncarried.push_back({desired[j].id, std::move(u.map), std::move(u.reason)});
   }
   auto at = [&](size_t j) -> const ProgramInstance& {
     return fresh[j] ? *fresh[j] : running_[*plan->slots[j].runningIndex].instance;

@@ -20,17 +20,30 @@
 
 namespace bpfchain::dataplane {
 
+// A map of a program's running version that its new version does not carry (map_carry.h):
+// the new version starts with it empty.
+struct UncarriedState {
+  std::string programId;
+  std::string map;
+  std::string reason;
+  bool operator==(const UncarriedState&) const = default;
+};
+
 struct ApplyReport {
   size_t loaded = 0;  // new instances (new programs, upgrades, clones of moved programs)
   size_t relinks = 0; // slot updates that packets could observe
   size_t retired = 0; // instances unloaded
+  std::vector<UncarriedState> uncarried;
 };
 
 class Chain {
 public:
   static Result<Chain> open(const std::string& dir, Hook hook);
 
-  // Makes the chain run the enabled programs of `desired`, in order. On any error (an object that
+  // Makes the chain run the enabled programs of `desired`, in order. A program whose new
+  // version is loaded (an upgrade: new object, entry, next map or global data) or that moved
+  // keeps the maps of its running version that match (map_carry.h); the report lists those
+  // that do not. On any error (an object that
   // does not load, a program the verifier refuses, a missing next map, a bad global or map
   // argument) the running chain is left as it was and the error names the program and field.
   Result<ApplyReport> apply(std::span<const ProgramSpec> programs);

@@ -50,7 +50,7 @@ Result<ChainPlan> planChain(std::span<const ProgramKey> running,
     }
     size_t i = it->second;
     if (running[i].digest != desired[j].digest) {
-      plan.slots.push_back({SlotSource::Load, std::nullopt});
+      plan.slots.push_back({SlotSource::Load, i});
       continue;
     }
     if (commonBefore(running, i, desiredIndex) == commonBefore(desired, j, runningIndex)) {

@@ -34,12 +34,14 @@ struct ProgramKey {
 enum class SlotSource {
   Keep,  // the running instance stays, in place
   Clone, // a new instance of the same program sharing the running instance's maps
-  Load,  // a new instance with new maps (new program, or a new digest)
+  Load,  // a new instance (new program, or a new digest: an upgrade)
 };
 
 struct PlannedSlot {
   SlotSource source;
-  std::optional<size_t> runningIndex; // Keep/Clone: the running instance; Load: none
+  // Keep/Clone: the running instance. Load: the running version of the same program, whose
+  // matching maps the new instance carries (map_carry.h), or none for a new program.
+  std::optional<size_t> runningIndex;
 };
 
 // One visible step: new instances at desired positions [begin, end) are linked in order to

@@ -7,11 +7,14 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <set>
 #include <sys/stat.h>
 
 #include "btf/global_data.h"
 #include "dataplane/libbpf_log.h"
+#include "dataplane/map_carry.h"
 
 namespace bpfchain::dataplane {
 namespace {
@@ -62,9 +65,161 @@ Result<FD> duplicate(int fd, const std::string& what) {
   return FD(copy);
 }
 
+using BtfPtr = std::unique_ptr<::btf, void (*)(::btf*)>;
+
+// The shape of a map the running instance pinned, from the kernel; `types` caches the BTF
+// objects by id (all maps of one instance share one).
+Result<MapShape> runningShape(int fd, std::map<uint32_t, BtfPtr>& types) {
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return systemError(errno, "bpf_obj_get_info_by_fd");
+  MapShape shape{info.type, info.key_size, info.value_size, info.max_entries, info.map_flags, "",
+                 ""};
+  if (info.btf_id == 0)
+    return shape;
+  auto found = types.find(info.btf_id);
+  if (found == types.end()) {
+    // A BTF the kernel cannot give back (freed, or no permission) compares by sizes alone.
+    found = types.emplace(info.btf_id, BtfPtr(btf__load_from_kernel_by_id(info.btf_id), btf__free))
+                .first;
+  }
+  if (found->second) {
+    shape.keyType = btfLayout(found->second.get(), info.btf_key_type_id);
+    shape.valueType = btfLayout(found->second.get(), info.btf_value_type_id);
+  }
+  return shape;
+}
+
+// The section of an internal map (".bss" of "ratelimi.bss"), or "" for other maps.
+std::string sectionOf(const bpf_map* map) {
+  if (!bpf_map__is_internal(map))
+    return "";
+  std::string name = bpf_map__name(map);
+  auto dot = name.find('.');
+  return dot == std::string::npos ? name : name.substr(dot);
+}
+
+// The shape of a map of the opened, not yet loaded object. libbpf learns an internal map's
+// BTF type (its DATASEC) only when it creates it, so that one is looked up by section.
+MapShape wantedShape(bpf_object* obj, const bpf_map* map) {
+  const ::btf* types = bpf_object__btf(obj);
+  MapShape shape{bpf_map__type(map),
+                 bpf_map__key_size(map),
+                 bpf_map__value_size(map),
+                 bpf_map__max_entries(map),
+                 bpf_map__map_flags(map),
+                 "",
+                 ""};
+  uint32_t key = bpf_map__btf_key_type_id(map);
+  uint32_t value = bpf_map__btf_value_type_id(map);
+  if (types && value == 0 && bpf_map__is_internal(map)) {
+    int id = btf__find_by_name_kind(types, sectionOf(map).c_str(), BTF_KIND_DATASEC);
+    value = id > 0 ? static_cast<uint32_t>(id) : 0;
+  }
+  if (shape.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && shape.maxEntries == 0)
+    shape.maxEntries = static_cast<uint32_t>(libbpf_num_possible_cpus()); // libbpf's default
+  shape.keyType = btfLayout(types, key);
+  shape.valueType = btfLayout(types, value);
+  return shape;
+}
+
+// The sections (".data", ...) holding a variable that `globals` sets.
+std::set<std::string> sectionsSetBy(const ::btf* types,
+                                    const std::map<std::string, std::string>& globals) {
+  std::set<std::string> sections;
+  if (!types || globals.empty())
+    return sections;
+  for (uint32_t id = 1; id < btf__type_cnt(types); ++id) {
+    const btf_type* t = btf__type_by_id(types, id);
+    if (btf_kind(t) != BTF_KIND_DATASEC)
+      continue;
+    const btf_var_secinfo* v = btf_var_secinfos(t);
+    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
+      const btf_type* var = btf__type_by_id(types, v->type);
+      if (var && globals.contains(btf__name_by_offset(types, var->name_off)))
+        sections.insert(btf__name_by_offset(types, t->name_off));
+    }
+  }
+  return sections;
+}
+
+// The running instance's internal map of `section`. libbpf names internal maps after the
+// object ("ratelimi.bss"), so a version built into a file of another name pins it under
+// another name: look for it by the section in the kernel's name of each pinned map.
+Result<FD> openInternalMap(const ProgramInstance& running, const std::string& section) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(running.dir() + "/maps", ec)) {
+    auto fd = openPin(entry.path());
+    if (!fd)
+      continue;
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0)
+      continue;
+    std::string name = info.name;
+    auto dot = name.find('.');
+    if (dot != std::string::npos && name.substr(dot) == section)
+      return fd;
+  }
+  return invalidError("no " + section + " map in " + running.dir());
+}
+
+// Makes each map of `obj` that carries (map_carry.h) the running instance's map, before load.
+Result<void> carryMaps(bpf_object* obj, const ProgramSpec& spec, const bpf_map* next,
+                       CarryFrom carry, std::vector<UncarriedMap>* uncarried) {
+  const ProgramInstance& running = *carry.running;
+  std::set<std::string> freshMaps(spec.freshMaps.begin(), spec.freshMaps.end());
+  for (const auto& name : freshMaps)
+    if (!bpf_object__find_map_by_name(obj, name.c_str()))
+      return invalidError("freshMaps: map \"" + name + "\": no such map in " + spec.objectPath +
+                          " (maps: " + mapNames(obj) + ")");
+  std::set<std::string> configured = sectionsSetBy(bpf_object__btf(obj), spec.globalData);
+  std::map<uint32_t, BtfPtr> types;
+  bpf_map* map;
+  bpf_object__for_each_map (map, obj) {
+    if (map == next)
+      continue;
+    // Other program arrays (another entry's next map, a jump table) hold programs of the
+    // running version: a clone (the same version) shares them, an upgrade never carries them,
+    // and that is not worth a word in status.
+    if (!carry.clone && bpf_map__type(map) == BPF_MAP_TYPE_PROG_ARRAY)
+      continue;
+    std::string name = bpf_map__name(map);
+    std::string section = sectionOf(map);
+    if (!carry.clone) {
+      if (spec.freshState || freshMaps.contains(name) || configurationMap(section) ||
+          configured.contains(section))
+        continue;
+    }
+    auto fd = running.openMap(name);
+    if (!fd && !section.empty() && !carry.clone)
+      fd = openInternalMap(running, section);
+    if (!fd) {
+      if (carry.clone) // the same object: every map is there
+        return std::move(fd).error().context("share maps with " + running.dir());
+      continue; // new in this version
+    }
+    if (!carry.clone) {
+      auto have = runningShape(fd->get(), types);
+      if (!have)
+        return std::move(have).error().context("map " + name + " of " + running.dir());
+      if (auto refusal = carryRefusal(*have, wantedShape(obj, map))) {
+        if (uncarried)
+          uncarried->push_back({name, *refusal});
+        continue;
+      }
+    }
+    if (bpf_map__reuse_fd(map, fd->get()) != 0)
+      return systemError(errno, "reuse map " + name);
+  }
+  return {};
+}
+
 // Everything up to the load, on an opened object; returns the entry program and next map.
 Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const ProgramSpec& spec,
-                                                  Hook hook, const ProgramInstance* shareMapsWith) {
+                                                  Hook hook, CarryFrom carry,
+                                                  std::vector<UncarriedMap>* uncarried) {
   bpf_program* entry = bpf_object__find_program_by_name(obj, spec.entry.c_str());
   if (!entry)
     return invalidError("entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
@@ -88,17 +243,9 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
   if (auto r = btf::setGlobalData(obj, spec.globalData, "globalData"); !r)
     return std::move(r).error();
 
-  if (shareMapsWith) {
-    bpf_map* map;
-    bpf_object__for_each_map (map, obj) {
-      if (map == next)
-        continue;
-      auto fd = shareMapsWith->openMap(bpf_map__name(map));
-      if (!fd)
-        return std::move(fd).error().context("share maps with " + shareMapsWith->dir());
-      if (bpf_map__reuse_fd(map, fd->get()) != 0)
-        return systemError(errno, std::string("reuse map ") + bpf_map__name(map));
-    }
+  if (carry.running) {
+    if (auto r = carryMaps(obj, spec, next, carry, uncarried); !r)
+      return std::move(r).error();
   }
   return std::make_pair(entry, next);
 }
@@ -122,21 +269,21 @@ Result<void> removePinTree(const std::string& dir) {
 }
 
 Result<ProgramInstance> ProgramInstance::load(const ProgramSpec& spec, Hook hook,
-                                              const std::string& dir,
-                                              const ProgramInstance* shareMapsWith) {
-  return loadFrom(nullptr, 0, spec, hook, dir, shareMapsWith);
+                                              const std::string& dir, CarryFrom carry,
+                                              std::vector<UncarriedMap>* uncarried) {
+  return loadFrom(nullptr, 0, spec, hook, dir, carry, uncarried);
 }
 
 Result<ProgramInstance> ProgramInstance::loadImage(const void* image, size_t size,
                                                    const ProgramSpec& spec, Hook hook,
                                                    const std::string& dir) {
-  return loadFrom(image, size, spec, hook, dir, nullptr);
+  return loadFrom(image, size, spec, hook, dir, {}, nullptr);
 }
 
 Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size,
                                                   const ProgramSpec& spec, Hook hook,
-                                                  const std::string& dir,
-                                                  const ProgramInstance* shareMapsWith) {
+                                                  const std::string& dir, CarryFrom carry,
+                                                  std::vector<UncarriedMap>* uncarried) {
   auto fail = [&](Error e) -> Result<ProgramInstance> {
     (void)removePinTree(dir);
     return e;
@@ -157,7 +304,7 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
     return fail(Error(err, "open " + spec.objectPath + ": not a loadable BPF object (" +
                                std::string(std::strerror(err)) + ")"));
   }
-  auto prepared = prepare(obj.get(), spec, hook, shareMapsWith);
+  auto prepared = prepare(obj.get(), spec, hook, carry, uncarried);
   if (!prepared)
     return fail(std::move(prepared).error());
   auto [entry, next] = *prepared;

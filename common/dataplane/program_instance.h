@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dataplane/hook.h"
 #include "dataplane/program_spec.h"
@@ -18,14 +19,35 @@
 
 namespace bpfchain::dataplane {
 
+class ProgramInstance;
+
+// Where a new instance's maps come from (map_carry.h has the rules).
+struct CarryFrom {
+  const ProgramInstance* running = nullptr; // the running instance of the same program, if any
+  // A clone (the same object and settings, moved): every map but the next map is shared,
+  // unchecked, and freshState does not apply (a move is not a new version).
+  bool clone = false;
+};
+
+// A map of the running instance that the new instance does not carry, and why.
+struct UncarriedMap {
+  std::string map;
+  std::string reason;
+  bool operator==(const UncarriedMap&) const = default;
+};
+
 class ProgramInstance {
 public:
   // Loads spec.entry from spec.objectPath as a program of the hook's type into a new `dir`.
-  // With `shareMapsWith`, every map but the next map is that instance's map (a clone keeps
-  // its state). Fails with the verifier log's tail when the kernel refuses the program; on
-  // failure nothing is left pinned.
+  // With `carry.running`, each map that matches one of that instance's maps is loaded as that
+  // very map (bpf_map__reuse_fd: nothing is copied, and both instances see the same state
+  // during the swap); the new instance pins it too, so it outlives the old instance's pins.
+  // Maps the running instance has but that do not carry are listed in `uncarried`. Fails with
+  // the verifier log's tail when the kernel refuses the program; on failure nothing is left
+  // pinned.
   static Result<ProgramInstance> load(const ProgramSpec& spec, Hook hook, const std::string& dir,
-                                      const ProgramInstance* shareMapsWith = nullptr);
+                                      CarryFrom carry = {},
+                                      std::vector<UncarriedMap>* uncarried = nullptr);
   // The same, from an object image in memory (a skeleton's); spec.objectPath names it in errors.
   static Result<ProgramInstance> loadImage(const void* image, size_t size, const ProgramSpec& spec,
                                            Hook hook, const std::string& dir);
@@ -52,8 +74,8 @@ public:
 
 private:
   static Result<ProgramInstance> loadFrom(const void* image, size_t size, const ProgramSpec& spec,
-                                          Hook hook, const std::string& dir,
-                                          const ProgramInstance* shareMapsWith);
+                                          Hook hook, const std::string& dir, CarryFrom carry,
+                                          std::vector<UncarriedMap>* uncarried);
   ProgramInstance(std::string dir, FD prog, FD next, uint32_t id)
       : dir_(std::move(dir)), prog_(std::move(prog)), next_(std::move(next)), programId_(id) {}
   std::string dir_;

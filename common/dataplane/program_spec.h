@@ -24,6 +24,11 @@ struct ProgramSpec {
   bool enabled = true;    // false: not in the chain and not loaded (L3AF's admin_status)
   std::map<std::string, std::string> globalData; // set before load; a change reloads
   std::vector<MapArgSpec> mapArgs;               // written after load; a change never reloads
+  // When a new version is loaded, its maps carry the running version's where they match
+  // (map_carry.h); freshState starts every map empty instead, freshMaps the maps named. Not
+  // part of the reload digest: they say how the next load starts, they do not cause one.
+  bool freshState = false;
+  std::vector<std::string> freshMaps;
 };
 
 // The digest of everything whose change needs a new load: the object's content, entry, next

@@ -62,10 +62,11 @@ TEST_F(Crds, ValidChainsApplyWithShortNamesAndColumns) {
     EXPECT_NE(table->out.find(column), std::string::npos) << column << " in\n" << table->out;
   // Defaults come from the schema.
   const std::string jsonpath = "jsonpath={.spec.priority} {.spec.programs[0].enabled} "
-                               "{.spec.programs[1].mapArgs[0].mode}";
+                               "{.spec.programs[1].mapArgs[0].mode} "
+                               "{.spec.programs[0].freshState} {.spec.programs[1].freshState}";
   auto defaults = plane().kubectl({"get", "bpfc", "host-xdp", "-o", jsonpath});
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(defaults->out, "100 true merge");
+  EXPECT_EQ(defaults->out, "100 true merge false true");
   // The category lists both kinds.
   auto category = plane().kubectl({"get", "bpfchain-all", "-o", "name"});
   ASSERT_TRUE(category.ok()) << category.error().message();

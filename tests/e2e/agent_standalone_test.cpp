@@ -384,6 +384,63 @@ TEST_F(AgentStandalone, AMonitorMapThatCannotBeExportedIsInStatusAndMetrics) {
   EXPECT_EQ(blocked->received(), 0u);
 }
 
+// Issue #17: a new version of a program runs on its previous version's maps where they match,
+// so its monitored counters go on; a map whose layout changed starts empty and status says so.
+TEST_F(AgentStandalone, AnUpgradeCarriesTheProgramsStateAndStatusNamesTheMapsItCouldNot) {
+  auto rl = buildPackage(dir_->path() + "/packages", "ratelimit", "ratelimit", "ratelimit_xdp",
+                         "xdp", "ratelimit_xdp_next");
+  ASSERT_TRUE(rl.ok()) << rl.error().message();
+  auto wide = buildPackage(dir_->path() + "/packages", "ratelimit-wide", "ratelimit_wide",
+                           "ratelimit_xdp", "xdp", "ratelimit_xdp_next");
+  ASSERT_TRUE(wide.ok()) << wide.error().message();
+  // A rate high enough that the flood below never reaches it.
+  auto limiter = [&](const BuiltPackage& package, const std::string& burst) {
+    return program("rl", package,
+                   "    globalData: {burst: \"" + burst +
+                       "\"}\n"
+                       "    mapArgs: [{map: ratelimit_config, entries: [{key: \"0\", value: "
+                       "{rate_pps: 1000000, burst: 1000000}}]}]\n"
+                       "    monitorMaps: [{map: ratelimit_stats, key: \"0\", aggregator: sum}]\n") +
+           program("count", counter_, kCounterMonitor);
+  };
+  auto seen = [&] { return metric("bpfchain_monitor_map_value", {"program=\"rl\""}); };
+  writeConfig(chainConfig(limiter(*rl, "1")));
+  startAgent();
+  waitFor("edge", "Ready");
+  auto t = traffic(7000);
+  t->sendAndWait(100);
+  ASSERT_EQ(t->received(), 100u);
+  EXPECT_EQ(seen(), 100);
+
+  // A new version (globalData): every map carries; the counter goes on from 100.
+  std::vector<int64_t> before = programIds("edge");
+  writeConfig(chainConfig(limiter(*rl, "2")));
+  ASSERT_TRUE(eventually([&] { return programIds("edge") != before; })) << readFile(statusPath());
+  waitFor("edge", "Ready");
+  EXPECT_FALSE(chainStatus("edge")["message"].IsDefined()) << readFile(statusPath());
+  t->sendAndWait(50);
+  EXPECT_EQ(seen(), 150) << "the upgraded program's counter restarted";
+
+  // A version whose bucket map grew: that map starts empty, status says which and why, the
+  // other maps (the counter too) carry.
+  before = programIds("edge");
+  writeConfig(chainConfig(limiter(*wide, "2")));
+  ASSERT_TRUE(eventually([&] { return programIds("edge") != before; })) << readFile(statusPath());
+  waitFor("edge", "Ready");
+  ASSERT_TRUE(eventually([&] { return chainStatus("edge")["message"].IsDefined(); }))
+      << readFile(statusPath());
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("state not carried"), std::string::npos) << message;
+  EXPECT_NE(message.find("rl: ratelimit_buckets (value size 8 -> 16)"), std::string::npos)
+      << message;
+  EXPECT_NE(agent_->log().find("map ratelimit_buckets of edge/rl starts empty"), std::string::npos)
+      << agent_->log();
+  t->sendAndWait(50);
+  EXPECT_EQ(t->received(), 200u);
+  EXPECT_EQ(seen(), 200);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value", {"program=\"count\"", "field=\"packets\""}), 200);
+}
+
 TEST_F(AgentStandalone, AConfigThatDoesNotParseKeepsTheChainAndSaysWhere) {
   writeConfig(chainConfig(program("count", counter_)));
   startAgent();

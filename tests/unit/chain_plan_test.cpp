@@ -121,6 +121,7 @@ TEST(ChainPlan, InsertIsOneStepAfterTheNewProgramPointsAtItsSuccessor) {
   EXPECT_EQ(r.end, 2u);
   EXPECT_EQ(r.successor, 2u);
   EXPECT_EQ(plan->slots[1].source, SlotSource::Load);
+  EXPECT_EQ(plan->slots[1].runningIndex, std::nullopt); // a new program: nothing to carry
   EXPECT_TRUE(plan->retired.empty());
 }
 
@@ -142,6 +143,8 @@ TEST(ChainPlan, UpgradeLoadsTheNewVersionAndSwapsOneSlot) {
   ASSERT_TRUE(plan.ok());
   ASSERT_EQ(plan->relinks.size(), 1u);
   EXPECT_EQ(plan->slots[1].source, SlotSource::Load);
+  // The running version's maps carry into the new one.
+  EXPECT_EQ(plan->slots[1].runningIndex, 1u);
   EXPECT_EQ(plan->retired, std::vector<size_t>{1});
   checkEveryObservableState(running, desired);
 }

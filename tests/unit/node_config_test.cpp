@@ -29,6 +29,7 @@ chains:
     entry: xdp_ratelimit
     nextMap: rl_next
     globalData: {rate_limit: "1000"}
+    freshMaps: [rl_windows]
     mapArgs:
     - map: rl_ports
       mode: merge
@@ -37,6 +38,7 @@ chains:
     - {map: rl_drops, key: "0", aggregator: max-rate}
   - name: counter
     enabled: false
+    freshState: true
     package: {url: "file:///pkgs/counter.tar.gz", sha256: "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"}
 - name: pods-chain
   hook: tc-ingress
@@ -82,6 +84,10 @@ TEST(NodeConfig, ParsesEveryField) {
   ASSERT_EQ(c.programs[0].monitorMaps.size(), 1u);
   EXPECT_EQ(c.programs[0].monitorMaps[0].aggregator, Aggregator::MaxRate);
   EXPECT_FALSE(c.programs[1].enabled);
+  EXPECT_FALSE(c.programs[0].freshState);
+  EXPECT_EQ(c.programs[0].freshMaps, std::vector<std::string>{"rl_windows"});
+  EXPECT_TRUE(c.programs[1].freshState);
+  EXPECT_TRUE(c.programs[1].freshMaps.empty());
   EXPECT_TRUE(spec->chains[1].forPods());
   EXPECT_EQ(spec->chains[1].generation, 1); // standalone files may omit it
   EXPECT_EQ(spec->chains[1].priority, 100);
@@ -128,6 +134,13 @@ TEST(NodeConfig, ErrorsNameTheField) {
        "chains[0].programs[0].entyr: unknown field"},
       {"name: pods-chain", "name: edge-protect", "chains[1].name: \"edge-protect\" is used twice"},
       {"enabled: false", "enabled: maybe", "chains[0].programs[1].enabled: not true or false"},
+      {"freshState: true", "freshState: 2", "chains[0].programs[1].freshState: not true or false"},
+      {"freshMaps: [rl_windows]", "freshMaps: rl_windows",
+       "chains[0].programs[0].freshMaps: not a list"},
+      {"freshMaps: [rl_windows]", "freshMaps: [a, a]",
+       "chains[0].programs[0].freshMaps[1]: \"a\" is listed twice"},
+      {"freshMaps: [rl_windows]", "freshMaps: [\"\"]",
+       "chains[0].programs[0].freshMaps[0]: must be 1 to 128 characters"},
   };
   for (const auto& c : cases) {
     std::string message = errorOf(replaced(c.from, c.to));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Test program: a chain member whose `version` is global data, so that changing it is an
- * upgrade (a reload). Counts packets per version in versioned_seen[version % 16]. */
+ * upgrade (a reload). Counts packets per version in versioned_seen[version % 16], and all of
+ * them in a .bss global; `versioned_mark` is a .data global globalData may set. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_helpers.h>
@@ -8,6 +9,8 @@
 #include "bpfchain/chain.h"
 
 const volatile __u32 version = 0;
+__u64 versioned_packets = 0; /* .bss */
+__u32 versioned_mark = 7;    /* .data */
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -24,6 +27,7 @@ int versioned_xdp(struct xdp_md* ctx) {
   __u64* seen = bpf_map_lookup_elem(&versioned_seen, &key);
   if (seen)
     (*seen)++;
+  __sync_fetch_and_add(&versioned_packets, versioned_mark ? 1 : 0);
   bpfchain_next(ctx, &versioned_xdp_next);
   return XDP_PASS;
 }
