@@ -25,6 +25,7 @@
 #include "metrics/metrics_server.h"
 #include "node-agent/agent.h"
 #include "node-agent/agent_metrics.h"
+#include "node-agent/bpffs_mount.h"
 #include "node-agent/cluster_source.h"
 #include "node-agent/cni_handler.h"
 #include "node-agent/link_monitor.h"
@@ -154,6 +155,15 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(flags->stateDir, ec);
   if (ec)
     return fail(Error(ec.value(), "create --state-dir " + flags->stateDir + ": " + ec.message()));
+  auto bpffs = ensureBpffs(flags->bpffs);
+  if (!bpffs)
+    return fail(bpffs.error());
+  if (bpffs->mountPoint.empty())
+    std::cerr << "bpfchain-agent: pins under " << flags->bpffs << " (on a bpffs)\n";
+  else
+    std::cerr << "bpfchain-agent: mounted a bpffs at " << bpffs->mountPoint
+              << " (none was mounted there) for pins under " << flags->bpffs
+              << "; it stays mounted after the agent exits\n";
   const auto& features = dataplane::kernelFeatures();
 
   packages::CacheOptions cacheOptions;

@@ -1,11 +1,17 @@
 // bpfchain-agent standalone (--config) on a simulated node: a netns whose veth receives UDP
 // traffic from another netns. The agent binary runs as users run it; the test reads what users
 // read: the status file, /metrics, and what the traffic does.
+#include <linux/magic.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <ranges>
 #include <signal.h>
 #include <sstream>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 #include <yaml-cpp/yaml.h>
 
 #include "harness/agent_process.h"
@@ -74,6 +80,8 @@ protected:
     AgentOptions o = AgentOptions::standalone(configPath(), hosts_->receiver.path(), bpffs_->path(),
                                               dir_->path());
     o.extra = extra;
+    if (!pinRoot_.empty())
+      o.bpffs = pinRoot_;
     auto agent =
         AgentProcess::start(o, dir_->path() + "/agent-" + std::to_string(++starts_) + ".log");
     ASSERT_TRUE(agent.ok()) << agent.error().message();
@@ -132,6 +140,7 @@ protected:
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<AgentProcess> agent_;
   BuiltPackage counter_, portfilter_;
+  std::string pinRoot_; // --bpffs, when not under the test's own bpffs
   int starts_ = 0;
 };
 
@@ -446,6 +455,74 @@ TEST_F(AgentStandalone, ChainsFollowInterfacesThatAppearLater) {
   ASSERT_TRUE(hosts_->receiver.ip({"link", "del", "late0"}).ok());
   ASSERT_TRUE(eventually([&] { return programIds("late").empty(); }, 10000))
       << readFile(statusPath());
+}
+
+int64_t fsType(const std::string& path) {
+  struct statfs st {};
+  return ::statfs(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.f_type) : -1;
+}
+
+// Unmounts (deepest first) when the test ends, however it ends.
+struct Unmount {
+  std::vector<std::string> points;
+  ~Unmount() {
+    std::for_each(points.rbegin(), points.rend(),
+                  [](const std::string& point) { ::umount2(point.c_str(), MNT_DETACH); });
+  }
+};
+
+// A host as fresh machines are: /sys/fs/bpf is sysfs's empty directory, no bpffs on it (a
+// second sysfs mount in a temporary directory gives the same layout without touching the
+// host's /sys); and a pin root in a plain directory. The agent mounts a bpffs for each, the
+// chain runs on it, and a restarted agent adopts it from there.
+TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
+  auto host = TempDir::create("hostfs");
+  ASSERT_TRUE(host.ok()) << host.error().message();
+  Unmount mounts;
+  std::string sys = host->path() + "/sys";
+  fs::create_directories(sys);
+  ASSERT_EQ(::mount("sysfs", sys.c_str(), "sysfs", MS_RDONLY, nullptr), 0) << strerror(errno);
+  mounts.points.push_back(sys);
+  mounts.points.push_back(sys + "/fs/bpf");
+  mounts.points.push_back(host->path() + "/plain/pins");
+  ASSERT_EQ(fsType(sys + "/fs/bpf"), SYSFS_MAGIC);
+  ASSERT_FALSE(fs::exists(sys + "/fs/bpf/bpfchain"));
+
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  pinRoot_ = sys + "/fs/bpf/bpfchain";
+  startAgent();
+  waitFor("edge", "Ready");
+  EXPECT_EQ(fsType(sys + "/fs/bpf"), BPF_FS_MAGIC);
+  EXPECT_NE(agent_->log().find("mounted a bpffs at " + sys + "/fs/bpf"), std::string::npos)
+      << agent_->log();
+  auto ids = programIds("edge");
+  EXPECT_EQ(ids.size(), 2u);
+  std::error_code ec;
+  EXPECT_FALSE(fs::is_empty(pinRoot_, ec) || ec) << "no pins under " << pinRoot_;
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+  blocked.reset();
+
+  // The mount outlives the agent, and the next one finds it and adopts the pins.
+  EXPECT_EQ(agent_->process().stop(), 0);
+  startAgent({"--detach-on-exit"});
+  waitFor("edge", "Ready");
+  EXPECT_NE(agent_->log().find("pins under " + pinRoot_ + " (on a bpffs)"), std::string::npos)
+      << agent_->log();
+  EXPECT_EQ(programIds("edge"), ids);
+  EXPECT_EQ(agent_->process().stop(), 0);
+
+  // A pin root in a directory that does not exist yet, on an ordinary file system.
+  pinRoot_ = host->path() + "/plain/pins";
+  startAgent({"--detach-on-exit"});
+  waitFor("edge", "Ready");
+  EXPECT_EQ(fsType(pinRoot_), BPF_FS_MAGIC);
+  EXPECT_NE(fsType(host->path() + "/plain"), BPF_FS_MAGIC);
+  EXPECT_NE(agent_->log().find("mounted a bpffs at " + pinRoot_), std::string::npos)
+      << agent_->log();
+  EXPECT_EQ(agent_->process().stop(), 0);
+  agent_.reset();
 }
 
 } // namespace
