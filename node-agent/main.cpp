@@ -31,6 +31,7 @@
 #include "node-agent/link_monitor.h"
 #include "node-agent/standalone_source.h"
 #include "packages/package_cache.h"
+#include "system/version.h"
 
 using namespace bpfchain;
 using namespace bpfchain::agent;
@@ -140,6 +141,8 @@ int fail(const Error& e) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (answerVersion(argc, argv, "bpfchain-agent"))
+    return 0;
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     if (flags.error().message() != "help")
