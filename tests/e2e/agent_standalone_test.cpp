@@ -525,5 +525,64 @@ TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
   agent_.reset();
 }
 
+// The plugin types of a CNI configuration list, in order ("" when it does not parse).
+std::string pluginTypes(const std::string& conflist) {
+  std::string types;
+  try {
+    for (const auto& plugin : YAML::LoadFile(conflist)["plugins"])
+      types += (types.empty() ? "" : ",") + plugin["type"].as<std::string>();
+  } catch (const YAML::Exception&) {
+  }
+  return types;
+}
+
+// While the agent runs, bpfchain-cni stays in the node's CNI configuration: a primary CNI that
+// rewrites its conflist without the entry gets it back; --cni-uninstall-on-exit takes it out
+// when the agent stops, and without it the entry stays for the next agent.
+TEST_F(AgentStandalone, KeepsTheCniEntryWhileItRunsAndRemovesItOnUninstall) {
+  std::string conf = dir_->path() + "/net.d", bin = dir_->path() + "/cni-bin";
+  std::string conflist = conf + "/10-bridge.conflist";
+  const std::string primary =
+      R"({"cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge", "bridge": "cni0",)"
+      R"( "isGateway": true, "ipam": {"type": "host-local", "subnet": "10.99.0.0/24"}}]})";
+  fs::create_directories(conf);
+  auto writePrimary = [&] { // as a primary CNI writes its configuration: write, then rename
+    std::ofstream(conflist + ".tmp") << primary;
+    fs::rename(conflist + ".tmp", conflist);
+  };
+  writePrimary();
+  writeConfig(chainConfig(program("count", counter_)));
+  std::vector<std::string> cniFlags{
+      "--cni-conf-dir", conf,
+      "--cni-bin-dir",  bin,
+      "--cni-plugin",   std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-cni"};
+  auto withUninstall = cniFlags;
+  withUninstall.emplace_back("--cni-uninstall-on-exit");
+  startAgent(withUninstall);
+  ASSERT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+      << readFile(conflist) << agent_->log();
+  EXPECT_TRUE(fs::exists(bin + "/bpfchain-cni"));
+  EXPECT_EQ(metric("bpfchain_cni_entry_present", {}), 1);
+
+  for (int i = 0; i < 3; ++i) {
+    writePrimary();
+    EXPECT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+        << "rewrite " << i << ": " << readFile(conflist) << agent_->log();
+  }
+  EXPECT_NE(agent_->log().find("bpfchain-cni entry written into " + conflist), std::string::npos)
+      << agent_->log();
+
+  EXPECT_EQ(agent_->process().stop(), 0);
+  EXPECT_EQ(pluginTypes(conflist), "bridge") << readFile(conflist);
+  EXPECT_FALSE(fs::exists(bin + "/bpfchain-cni"));
+
+  startAgent(cniFlags);
+  ASSERT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+      << readFile(conflist) << agent_->log();
+  EXPECT_EQ(agent_->process().stop(), 0);
+  EXPECT_EQ(pluginTypes(conflist), "bridge,bpfchain-cni") << "an upgrade must keep the entry";
+  agent_.reset();
+}
+
 } // namespace
 } // namespace bpfchain::testing
