@@ -178,15 +178,6 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(flags->stateDir, ec);
   if (ec)
     return fail(Error(ec.value(), "create --state-dir " + flags->stateDir + ": " + ec.message()));
-  auto bpffs = ensureBpffs(flags->bpffs);
-  if (!bpffs)
-    return fail(bpffs.error());
-  if (bpffs->mountPoint.empty())
-    std::cerr << "bpfchain-agent: pins under " << flags->bpffs << " (on a bpffs)\n";
-  else
-    std::cerr << "bpfchain-agent: mounted a bpffs at " << bpffs->mountPoint
-              << " (none was mounted there) for pins under " << flags->bpffs
-              << "; it stays mounted after the agent exits\n";
   const auto& features = dataplane::kernelFeatures();
 
   packages::CacheOptions cacheOptions;
@@ -215,6 +206,17 @@ int main(int argc, char** argv) {
     source = std::move(*cluster);
   }
 
+  // After every check of the command line, the keys and the kubeconfig: a bad flag must not
+  // leave a mount behind.
+  auto bpffs = ensureBpffs(flags->bpffs);
+  if (!bpffs)
+    return fail(bpffs.error());
+  if (bpffs->mountPoint.empty())
+    std::cerr << "bpfchain-agent: pins under " << flags->bpffs << " (on a bpffs)\n";
+  else
+    std::cerr << "bpfchain-agent: mounted a bpffs at " << bpffs->mountPoint
+              << " (none was mounted there) for pins under " << flags->bpffs
+              << "; it stays mounted after the agent exits\n";
   ProgramResolver resolver(*cache);
   ReconcilerOptions options;
   options.bpffsRoot = flags->bpffs;
