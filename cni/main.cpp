@@ -10,6 +10,7 @@
 
 #include "cni/installer.h"
 #include "cni/plugin.h"
+#include "system/version.h"
 
 namespace {
 
@@ -36,6 +37,8 @@ bool readStdin(std::string& out) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (bpfchain::answerVersion(argc, argv, "bpfchain-cni"))
+    return 0;
   if (argc > 1) {
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args[0] == "install" || args[0] == "uninstall")

@@ -8,6 +8,9 @@
 // --netns PATH (manage that network namespace's interfaces: the data plane runs there while the
 // API and metrics connections and package downloads stay in the agent's own namespace;
 // simulated nodes use it).
+// --cni-conf-dir DIR keeps bpfchain-cni's entry in that CNI configuration while the agent runs
+// (cni_config_keeper.h; plugin binary from --cni-plugin into --cni-bin-dir), and
+// --cni-uninstall-on-exit removes it when the agent stops (an uninstall, not an upgrade).
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <atomic>
@@ -26,11 +29,14 @@
 #include "metrics/metrics_server.h"
 #include "node-agent/agent.h"
 #include "node-agent/agent_metrics.h"
+#include "node-agent/bpffs_mount.h"
 #include "node-agent/cluster_source.h"
+#include "node-agent/cni_config_keeper.h"
 #include "node-agent/cni_handler.h"
 #include "node-agent/link_monitor.h"
 #include "node-agent/standalone_source.h"
 #include "packages/package_cache.h"
+#include "system/version.h"
 
 using namespace bpfchain;
 using namespace bpfchain::agent;
@@ -57,13 +63,19 @@ struct Flags {
   int resyncSeconds = 30;
   int tcPriority = 1;
   std::string netns;
+  std::string cniConfDir; // keep bpfchain-cni in this CNI configuration (cni_config_keeper.h)
+  std::string cniBinDir = "/opt/cni/bin";
+  std::string cniPlugin; // default: bpfchain-cni beside this binary
+  bool cniUninstallOnExit = false;
 };
 
 const char* kUsage =
     "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE])\n"
     "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
     "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
-    "         [--resync-seconds N] [--tc-priority N] [--netns PATH]\n";
+    "         [--resync-seconds N] [--tc-priority N] [--netns PATH]\n"
+    "         [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-plugin PATH]\n"
+    "          [--cni-uninstall-on-exit]]\n";
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
@@ -81,6 +93,10 @@ Result<Flags> parseFlags(int argc, char** argv) {
     }
     if (arg == "--detach-on-exit") {
       f.detachOnExit = true;
+      continue;
+    }
+    if (arg == "--cni-uninstall-on-exit") {
+      f.cniUninstallOnExit = true;
       continue;
     }
     if (arg == "--help" || arg == "-h")
@@ -112,6 +128,12 @@ Result<Flags> parseFlags(int argc, char** argv) {
       f.bpffs = v;
     else if (arg == "--netns")
       f.netns = v;
+    else if (arg == "--cni-conf-dir")
+      f.cniConfDir = v;
+    else if (arg == "--cni-bin-dir")
+      f.cniBinDir = v;
+    else if (arg == "--cni-plugin")
+      f.cniPlugin = v;
     else if (arg == "--trusted-key")
       f.trustedKeys.push_back(v);
     else if (arg == "--resync-seconds") {
@@ -140,6 +162,8 @@ int fail(const Error& e) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (answerVersion(argc, argv, "bpfchain-agent"))
+    return 0;
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     if (flags.error().message() != "help")
@@ -183,6 +207,17 @@ int main(int argc, char** argv) {
     source = std::move(*cluster);
   }
 
+  // After every check of the command line, the keys and the kubeconfig: a bad flag must not
+  // leave a mount behind.
+  auto bpffs = ensureBpffs(flags->bpffs);
+  if (!bpffs)
+    return fail(bpffs.error());
+  if (bpffs->mountPoint.empty())
+    std::cerr << "bpfchain-agent: pins under " << flags->bpffs << " (on a bpffs)\n";
+  else
+    std::cerr << "bpfchain-agent: mounted a bpffs at " << bpffs->mountPoint
+              << " (none was mounted there) for pins under " << flags->bpffs
+              << "; it stays mounted after the agent exits\n";
   // Package downloads use the agent's own network (the host's), not --netns's.
   FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!ownNetns)
@@ -250,6 +285,27 @@ int main(int argc, char** argv) {
     loop.join();
     return fail(ok.error());
   }
+  // The CNI entry only once the socket serves: a pod ADD it lets in finds this agent.
+  std::unique_ptr<CniConfigKeeper> cniKeeper;
+  if (!flags->cniConfDir.empty()) {
+    cni::InstallOptions install;
+    install.confDir = flags->cniConfDir;
+    install.binDir = flags->cniBinDir;
+    install.socketPath = flags->socket;
+    install.selfPath = flags->cniPlugin;
+    if (install.selfPath.empty())
+      install.selfPath =
+          (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "bpfchain-cni")
+              .string();
+    auto keeper = CniConfigKeeper::start(install);
+    if (!keeper) {
+      stopRequested = true; // fall through to a clean stop of the loop
+      std::cerr << "bpfchain-agent: " << keeper.error().message() << "\n";
+    } else {
+      cniKeeper = std::move(*keeper);
+      (*server)->add(cniKeeper->collectable());
+    }
+  }
   source->start([&] { agent.trigger(); });
   std::cerr << "bpfchain-agent " << BPFCHAIN_VERSION << ": running ("
             << (flags->config.empty() ? "node " + flags->nodeName : "config " + flags->config)
@@ -258,6 +314,8 @@ int main(int argc, char** argv) {
   while (!stopRequested)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::cerr << "bpfchain-agent: stopping\n";
+  if (cniKeeper)
+    cniKeeper->stop(flags->cniUninstallOnExit);
   source->stop();
   agent.stop();
   loop.join();

@@ -31,6 +31,7 @@
 #include "metrics/metrics_server.h"
 #include "operator/controller.h"
 #include "operator/metrics.h"
+#include "system/version.h"
 
 using namespace bpfchain;
 
@@ -141,6 +142,8 @@ private:
 } // namespace
 
 int main(int argc, char** argv) {
+  if (answerVersion(argc, argv, "bpfchain-operator"))
+    return 0;
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     std::cerr << "bpfchain-operator: " << flags.error().message() << "\n";

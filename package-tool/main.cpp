@@ -12,6 +12,7 @@
 #include "packages/file_util.h"
 #include "packages/manifest.h"
 #include "packages/signature.h"
+#include "system/version.h"
 
 namespace {
 
@@ -376,6 +377,8 @@ int verify(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (answerVersion(argc, argv, "bpfchain-pkg"))
+    return 0;
   if (argc < 2) {
     std::cerr << kUsage;
     return kExitUsage;

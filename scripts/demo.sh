@@ -14,13 +14,16 @@
 #   5. simulates three nodes: a Node object each (node-1 and node-2 role=edge, node-3
 #      role=core) and a network namespace each whose eth0 is wired to a router namespace
 #      (10.88.<i>.1 on the router, 10.88.<i>.2 on the node), and one bpfchain-agent per node in
-#      cluster mode that manages that namespace (--netns; metrics on 127.0.0.1:945<i+1>);
+#      cluster mode that manages that namespace (--netns; metrics on 127.0.0.1:945<i+1>), pinning
+#      under /sys/fs/bpf/bpfchain-demo/<node> (where no bpffs is mounted at /sys/fs/bpf, the
+#      first agent mounts one there, as on a real node);
 #   6. kubectl applies examples/counter.yaml (every node) and examples/edge-protect.yaml
 #      (role=edge: port filter, rate limit, counter) and watches them roll out;
 #   7. sends UDP from the router to every node: paced to an open port, to the filtered port
 #      9999, and a flood above the rate limit; prints what arrived, kubectl's view and metrics;
 #   8. on exit (also Ctrl-C or an error) stops and removes everything it started: agents
-#      (which detach their chains), operator, HTTP server, namespaces, bpffs pins, control plane.
+#      (which detach their chains), operator, HTTP server, namespaces, bpffs pins, control plane,
+#      and the bpffs at /sys/fs/bpf if an agent of this demo mounted it.
 #      A run killed with SIGKILL is cleaned up by the next run (and its control plane by
 #      local-cluster.sh's watchdog at once).
 set -euo pipefail
@@ -42,6 +45,7 @@ nodes=(node-1 node-2 node-3)
 declare -A role=([node-1]=edge [node-2]=edge [node-3]=core)
 router=bpfchain-demo-router
 bpffs=/sys/fs/bpf/bpfchain-demo
+is_bpffs() { [[ $(stat -f -c %T "$1" 2>/dev/null) == bpf_fs ]]; }
 statedir=/run/bpfchain-demo # pids of what a run started, for the next run if this one is killed
 http_port=8607
 operator_port=9451
@@ -101,6 +105,15 @@ remove_everything() {
   for n in "${nodes[@]}"; do ip netns delete "$(netns_of "$n")" 2>/dev/null || true; done
   ip netns delete "$router" 2>/dev/null || true
   rm -rf "$bpffs"
+  # The agents mounted a bpffs at /sys/fs/bpf because none was there: unmount it, unless
+  # something else has pinned there since.
+  if [[ -f $statedir/bpffs-mounted ]]; then
+    # (maps.debug and progs.debug are the kernel's own, in every new bpffs.)
+    if is_bpffs /sys/fs/bpf && [[ -z $(ls -A /sys/fs/bpf | grep -vx -e maps.debug -e progs.debug) ]]; then
+      umount /sys/fs/bpf && info "unmounted the bpffs the agents mounted at /sys/fs/bpf"
+    fi
+    rm -f "$statedir/bpffs-mounted"
+  fi
   if [[ -f $statedir/cluster ]]; then
     scripts/local-cluster.sh down --dir "$(cat "$statedir/cluster")" 2>/dev/null || true
     rm -f "$statedir/cluster"
@@ -123,7 +136,7 @@ cleanup() {
 }
 
 # Whatever a killed run left.
-if [[ -f $statedir/pids || -f $statedir/cluster || -f $statedir/work ]] ||
+if [[ -f $statedir/pids || -f $statedir/cluster || -f $statedir/work || -f $statedir/bpffs-mounted ]] ||
   ip netns list | grep -q '^bpfchain-demo-' || [[ -e $bpffs ]]; then
   echo "demo.sh: removing what an earlier run left behind" >&2
   remove_everything
@@ -206,6 +219,10 @@ info "ready ($(elapsed))"
 
 # ------------------------------------------------------------------------------------------
 say "simulating ${#nodes[@]} nodes: a Node object, a network namespace and a bpfchain-agent each"
+if ! is_bpffs /sys/fs/bpf; then
+  touch "$statedir/bpffs-mounted"
+  info "no bpffs at /sys/fs/bpf: the first agent mounts one (and this demo unmounts it at the end)"
+fi
 nsexec() { ip netns exec "$@"; }
 quiet_ns() { # NS: IPv4 only (no router solicitations, MLD or DAD), loopback up
   nsexec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -242,7 +259,7 @@ NODE
     "status":"True","reason":"SimulatedNode","message":"bpfchain demo: network namespace '"$ns"'"}],
     "addresses":[{"type":"InternalIP","address":"10.88.'"$i"'.2"}]}}' >/dev/null
 
-  mkdir -p "$work/$n" "$bpffs/$n"
+  mkdir -p "$work/$n"
   spawn "agent-$n" "$bin/bpfchain-agent" --node-name "$n" --kubeconfig "$kubeconfig" \
     --netns "/run/netns/$ns" --state-dir "$work/$n/state" --bpffs "$bpffs/$n" \
     --socket "$work/$n/agent.sock" --metrics-address "127.0.0.1:$(agent_port $i)" \

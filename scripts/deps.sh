@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The build's packages are the image's build stage's (image/build-packages.txt).
+mapfile -t build_packages < <(sed 's/#.*//' image/build-packages.txt | awk 'NF {print $1}')
 packages=(
   # build
-  cmake ninja-build ccache g++ pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
-  libcpprest-dev libssl-dev libyaml-cpp-dev prometheus-cpp-dev libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev
+  "${build_packages[@]}" ccache libgtest-dev libgmock-dev libbenchmark-dev
+  # the image without a container engine (scripts/image.sh)
+  umoci ca-certificates
   # checks
   clang-format clang-tidy
   # tests and demo

@@ -1,11 +1,17 @@
 // bpfchain-agent standalone (--config) on a simulated node: a netns whose veth receives UDP
 // traffic from another netns. The agent binary runs as users run it; the test reads what users
 // read: the status file, /metrics, and what the traffic does.
+#include <linux/magic.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <ranges>
 #include <signal.h>
 #include <sstream>
+#include <sys/mount.h>
+#include <sys/vfs.h>
 #include <yaml-cpp/yaml.h>
 
 #include "harness/agent_process.h"
@@ -75,6 +81,8 @@ protected:
     AgentOptions o = AgentOptions::standalone(configPath(), hosts_->receiver.path(), bpffs_->path(),
                                               dir_->path());
     o.extra = extra;
+    if (!pinRoot_.empty())
+      o.bpffs = pinRoot_;
     auto agent =
         AgentProcess::start(o, dir_->path() + "/agent-" + std::to_string(++starts_) + ".log");
     ASSERT_TRUE(agent.ok()) << agent.error().message();
@@ -133,6 +141,7 @@ protected:
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<AgentProcess> agent_;
   BuiltPackage counter_, portfilter_;
+  std::string pinRoot_; // --bpffs, when not under the test's own bpffs
   int starts_ = 0;
 };
 
@@ -716,6 +725,133 @@ TEST_F(AgentStandalone, ChainsFollowInterfacesThatAppearLater) {
   ASSERT_TRUE(hosts_->receiver.ip({"link", "del", "late0"}).ok());
   ASSERT_TRUE(eventually([&] { return programIds("late").empty(); }, 10000))
       << readFile(statusPath());
+}
+
+int64_t fsType(const std::string& path) {
+  struct statfs st {};
+  return ::statfs(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.f_type) : -1;
+}
+
+// Unmounts (deepest first) when the test ends, however it ends.
+struct Unmount {
+  std::vector<std::string> points;
+  ~Unmount() {
+    std::for_each(points.rbegin(), points.rend(),
+                  [](const std::string& point) { ::umount2(point.c_str(), MNT_DETACH); });
+  }
+};
+
+// A host as fresh machines are: /sys/fs/bpf is sysfs's empty directory, no bpffs on it (a
+// second sysfs mount in a temporary directory gives the same layout without touching the
+// host's /sys); and a pin root in a plain directory. The agent mounts a bpffs for each, the
+// chain runs on it, and a restarted agent adopts it from there.
+TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
+  auto host = TempDir::create("hostfs");
+  ASSERT_TRUE(host.ok()) << host.error().message();
+  Unmount mounts;
+  std::string sys = host->path() + "/sys";
+  fs::create_directories(sys);
+  ASSERT_EQ(::mount("sysfs", sys.c_str(), "sysfs", MS_RDONLY, nullptr), 0) << strerror(errno);
+  mounts.points.push_back(sys);
+  mounts.points.push_back(sys + "/fs/bpf");
+  mounts.points.push_back(host->path() + "/plain/pins");
+  ASSERT_EQ(fsType(sys + "/fs/bpf"), SYSFS_MAGIC);
+  ASSERT_FALSE(fs::exists(sys + "/fs/bpf/bpfchain"));
+
+  writeConfig(chainConfig(program("filter", portfilter_, kBlock9999)));
+  pinRoot_ = sys + "/fs/bpf/bpfchain";
+  startAgent();
+  waitFor("edge", "Ready");
+  EXPECT_EQ(fsType(sys + "/fs/bpf"), BPF_FS_MAGIC);
+  EXPECT_NE(agent_->log().find("mounted a bpffs at " + sys + "/fs/bpf"), std::string::npos)
+      << agent_->log();
+  auto ids = programIds("edge");
+  EXPECT_EQ(ids.size(), 2u);
+  std::error_code ec;
+  EXPECT_FALSE(fs::is_empty(pinRoot_, ec) || ec) << "no pins under " << pinRoot_;
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(50, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+  blocked.reset();
+
+  // The mount outlives the agent, and the next one finds it and adopts the pins.
+  EXPECT_EQ(agent_->process().stop(), 0);
+  startAgent({"--detach-on-exit"});
+  waitFor("edge", "Ready");
+  EXPECT_NE(agent_->log().find("pins under " + pinRoot_ + " (on a bpffs)"), std::string::npos)
+      << agent_->log();
+  EXPECT_EQ(programIds("edge"), ids);
+  EXPECT_EQ(agent_->process().stop(), 0);
+
+  // A pin root in a directory that does not exist yet, on an ordinary file system.
+  pinRoot_ = host->path() + "/plain/pins";
+  startAgent({"--detach-on-exit"});
+  waitFor("edge", "Ready");
+  EXPECT_EQ(fsType(pinRoot_), BPF_FS_MAGIC);
+  EXPECT_NE(fsType(host->path() + "/plain"), BPF_FS_MAGIC);
+  EXPECT_NE(agent_->log().find("mounted a bpffs at " + pinRoot_), std::string::npos)
+      << agent_->log();
+  EXPECT_EQ(agent_->process().stop(), 0);
+  agent_.reset();
+}
+
+// The plugin types of a CNI configuration list, in order ("" when it does not parse).
+std::string pluginTypes(const std::string& conflist) {
+  std::string types;
+  try {
+    for (const auto& plugin : YAML::LoadFile(conflist)["plugins"])
+      types += (types.empty() ? "" : ",") + plugin["type"].as<std::string>();
+  } catch (const YAML::Exception&) {
+  }
+  return types;
+}
+
+// While the agent runs, bpfchain-cni stays in the node's CNI configuration: a primary CNI that
+// rewrites its conflist without the entry gets it back; --cni-uninstall-on-exit takes it out
+// when the agent stops, and without it the entry stays for the next agent.
+TEST_F(AgentStandalone, KeepsTheCniEntryWhileItRunsAndRemovesItOnUninstall) {
+  std::string conf = dir_->path() + "/net.d", bin = dir_->path() + "/cni-bin";
+  std::string conflist = conf + "/10-bridge.conflist";
+  const std::string primary =
+      R"({"cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge", "bridge": "cni0",)"
+      R"( "isGateway": true, "ipam": {"type": "host-local", "subnet": "10.99.0.0/24"}}]})";
+  fs::create_directories(conf);
+  auto writePrimary = [&] { // as a primary CNI writes its configuration: write, then rename
+    std::ofstream(conflist + ".tmp") << primary;
+    fs::rename(conflist + ".tmp", conflist);
+  };
+  writePrimary();
+  writeConfig(chainConfig(program("count", counter_)));
+  std::vector<std::string> cniFlags{
+      "--cni-conf-dir", conf,
+      "--cni-bin-dir",  bin,
+      "--cni-plugin",   std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-cni"};
+  auto withUninstall = cniFlags;
+  withUninstall.emplace_back("--cni-uninstall-on-exit");
+  startAgent(withUninstall);
+  ASSERT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+      << readFile(conflist) << agent_->log();
+  EXPECT_TRUE(fs::exists(bin + "/bpfchain-cni"));
+  EXPECT_EQ(metric("bpfchain_cni_entry_present", {}), 1);
+
+  for (int i = 0; i < 3; ++i) {
+    writePrimary();
+    EXPECT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+        << "rewrite " << i << ": " << readFile(conflist) << agent_->log();
+  }
+  EXPECT_NE(agent_->log().find("bpfchain-cni entry written into " + conflist), std::string::npos)
+      << agent_->log();
+
+  EXPECT_EQ(agent_->process().stop(), 0);
+  EXPECT_EQ(pluginTypes(conflist), "bridge") << readFile(conflist);
+  EXPECT_FALSE(fs::exists(bin + "/bpfchain-cni"));
+
+  startAgent(cniFlags);
+  ASSERT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
+      << readFile(conflist) << agent_->log();
+  EXPECT_EQ(agent_->process().stop(), 0);
+  EXPECT_EQ(pluginTypes(conflist), "bridge,bpfchain-cni") << "an upgrade must keep the entry";
+  agent_.reset();
 }
 
 } // namespace

@@ -1,0 +1,94 @@
+// The one version (docs/releasing.md): CMakeLists.txt's project VERSION is what every binary's
+// --version says, the image tag (scripts/image.sh --version), the chart's appVersion, the
+// manifests' image tag and a CHANGELOG.md section. And the image's one definition: the
+// Containerfile and scripts/image.sh both build it with image/make-rootfs.sh from
+// image/runtime-packages.txt, and that list is exactly what the built binaries load.
+#include <fstream>
+#include <gtest/gtest.h>
+#include <regex>
+#include <yaml-cpp/yaml.h>
+
+#include "harness/process.h"
+#include "harness/resources.h"
+
+namespace bpfchain::testing {
+namespace {
+
+const std::string kSource = BPFCHAIN_SOURCE_DIR;
+const std::string kBin = BPFCHAIN_BIN_DIR;
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+TEST(Release, TheBuildsVersionIsCMakesProjectVersion) {
+  std::smatch m;
+  std::string cmake = readFile(kSource + "/CMakeLists.txt");
+  ASSERT_TRUE(std::regex_search(cmake, m, std::regex(R"(project\(bpfchain VERSION ([0-9.]+))")));
+  EXPECT_EQ(m[1].str(), BPFCHAIN_VERSION);
+}
+
+TEST(Release, EveryBinaryAnswersVersionWithTheProjectVersion) {
+  for (const char* binary :
+       {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg"}) {
+    auto r = checkCommand({kBin + "/" + binary, "--version"});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->out, std::string(binary) + " " + BPFCHAIN_VERSION + "\n");
+  }
+}
+
+TEST(Release, TheImageTagIsTheProjectVersion) {
+  auto r = checkCommand({kSource + "/scripts/image.sh", "--version"});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(trimmed(r->out), BPFCHAIN_VERSION);
+}
+
+TEST(Release, TheChartsAppVersionAndTheManifestsImageAreTheProjectVersion) {
+  YAML::Node chart = YAML::LoadFile(kSource + "/charts/bpfchain/Chart.yaml");
+  EXPECT_EQ(chart["appVersion"].as<std::string>(), BPFCHAIN_VERSION);
+  YAML::Node values = YAML::LoadFile(kSource + "/charts/bpfchain/values.yaml");
+  EXPECT_EQ(values["image"]["tag"].as<std::string>(), "") << "image.tag must default to appVersion";
+  int images = 0;
+  for (const char* file : {"/manifests/20-operator.yaml", "/manifests/30-agent.yaml"}) {
+    std::string text = readFile(kSource + file);
+    std::regex image(R"(image: (\S+))");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), image);
+         it != std::sregex_iterator(); ++it, ++images)
+      EXPECT_EQ((*it)[1].str(), std::string("ghcr.io/bpfchain/bpfchain:") + BPFCHAIN_VERSION)
+          << file;
+  }
+  EXPECT_EQ(images, 3); // operator, CNI installer, agent
+}
+
+TEST(Release, TheChangelogHasASectionForTheVersion) {
+  std::string changelog = readFile(kSource + "/CHANGELOG.md");
+  EXPECT_NE(changelog.find(std::string("\n## [") + BPFCHAIN_VERSION + "]"), std::string::npos);
+}
+
+TEST(Release, TheContainerfileAndImageShBuildFromTheSameDefinition) {
+  std::string containerfile = readFile(kSource + "/Containerfile");
+  std::string imageSh = readFile(kSource + "/scripts/image.sh");
+  // The runtime stage installs the list and makes the root file system with the script; the
+  // final image is that file system alone.
+  EXPECT_NE(containerfile.find("image/runtime-packages.txt"), std::string::npos);
+  EXPECT_NE(containerfile.find("RUN /image/make-rootfs.sh /install/bin /rootfs"),
+            std::string::npos);
+  EXPECT_NE(containerfile.find("FROM scratch\nCOPY --from=rootfs /rootfs/ /\n"), std::string::npos);
+  EXPECT_NE(imageSh.find("image/make-rootfs.sh \"$work/install/usr/bin\""), std::string::npos);
+  // Both build the same targets and install them the same way.
+  EXPECT_NE(containerfile.find("--target bpfchain-install-set"), std::string::npos);
+  EXPECT_NE(imageSh.find("--target bpfchain-install-set"), std::string::npos);
+  EXPECT_NE(containerfile.find("cmake --install /build --prefix /usr --strip"), std::string::npos);
+  EXPECT_NE(imageSh.find("cmake --install \"$build\" --prefix /usr --strip"), std::string::npos);
+}
+
+TEST(Release, TheRuntimePackageListIsWhatTheBinariesLoad) {
+  auto r = runCommand({kSource + "/image/make-rootfs.sh", "--check", kBin});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->exitCode, 0) << r->out << r->err;
+}
+
+} // namespace
+} // namespace bpfchain::testing
