@@ -283,6 +283,69 @@ TEST_F(ChainOnVeth, ChainsAProgramWrittenToL3afsAbi) {
   EXPECT_FALSE(std::filesystem::exists(bpffs_->path() + "/xdp_l3af_next_prog"));
 }
 
+// Runs `packets` 64-byte frames through the chain's root one at a time (BPF_PROG_TEST_RUN);
+// returns how many the chain passed.
+size_t passedOf(const Chain& chain, size_t packets) {
+  std::vector<unsigned char> frame(64, 0);
+  size_t passed = 0;
+  for (size_t i = 0; i < packets; ++i) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<__u32>(frame.size()));
+    if (bpf_prog_test_run_opts(chain.rootFd(), &opts) != 0) {
+      ADD_FAILURE() << "test run: " << std::strerror(errno);
+      return passed;
+    }
+    passed += opts.retval == XDP_PASS ? 1 : 0;
+  }
+  return passed;
+}
+
+// L3AF's kernel functions declare every map with key_size/value_size only; mapArgs writes them
+// as l3afd does (integers sized by the map, hex bytes otherwise), and a change of rate is a
+// map write, not a reload.
+TEST_F(ChainOnVeth, ConfiguresAnL3afStyleMapLiveWithoutReload) {
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  auto limiter = [](uint64_t rate) {
+    ProgramSpec spec{.id = "rl",
+                     .objectPath = kBpfDir + "/l3af_ratelimit.bpf.o",
+                     .entry = "xdp_l3af_ratelimit",
+                     .nextMap = "xdp_rl_ingress_next_prog"};
+    spec.mapArgs.push_back({.map = "rl_config_map",
+                            .mode = btf::MapArgMode::Replace,
+                            .entries = {{YAML::Load("0"), YAML::Load(std::to_string(rate))}}});
+    // A new window starts with the new rate: the 16-byte window slot is written as hex bytes.
+    spec.mapArgs.push_back(
+        {.map = "rl_window_map",
+         .mode = btf::MapArgMode::Replace,
+         .entries = {{YAML::Load("0"), YAML::Load("0x" + std::string(32, '0'))}}});
+    return std::vector<ProgramSpec>{spec, counterSpec("b")};
+  };
+  auto report = chain->apply(limiter(3));
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  const auto before = programIds(*chain);
+
+  // At most 3 a second: 20 packets sent within one second pass 3, or 6 if a second began
+  // during them.
+  size_t passed = passedOf(*chain, 20);
+  EXPECT_GE(passed, 3u);
+  EXPECT_LE(passed, 6u);
+  EXPECT_EQ(counted(*chain, "b"), passed) << "what passes runs the next program";
+
+  report = chain->apply(limiter(12));
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_EQ(report->loaded, 0u);
+  EXPECT_EQ(programIds(*chain), before) << "a rate change reloaded the program";
+  size_t passedAfter = passedOf(*chain, 40);
+  EXPECT_GE(passedAfter, 12u);
+  EXPECT_LE(passedAfter, 24u);
+  EXPECT_EQ(counted(*chain, "b"), passed + passedAfter);
+
+  auto drops = chain->openMap("rl", "rl_drop_count_map");
+  ASSERT_TRUE(drops.ok()) << drops.error().message();
+  EXPECT_EQ(perCpuFirstU64(drops->get(), sizeof(long)), 60u - passed - passedAfter);
+}
+
 TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
   auto [chain, attachment] = openAndAttach();
   std::vector<ProgramSpec> good{counterSpec("a"), counterSpec("b")};
