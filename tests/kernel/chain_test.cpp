@@ -346,6 +346,42 @@ TEST_F(ChainOnVeth, ConfiguresAnL3afStyleMapLiveWithoutReload) {
   EXPECT_EQ(perCpuFirstU64(drops->get(), sizeof(long)), 60u - passed - passedAfter);
 }
 
+// Every program is loaded as its hook's type whatever its section says, so a TC program on an
+// XDP chain would load and return 0 = XDP_ABORTED for every packet: the chain refuses it.
+TEST_F(ChainOnVeth, RefusesAProgramWrittenForAnotherHook) {
+  auto [chain, attachment] = openAndAttach();
+  ASSERT_TRUE(chain.apply(std::vector<ProgramSpec>{counterSpec("a")}).ok());
+  const auto before = programIds(chain);
+
+  ProgramSpec l3afTc{.id = "tc",
+                     .objectPath = kBpfDir + "/l3af_tc.bpf.o",
+                     .entry = "tc_l3af",
+                     .nextMap = "tc_ingress_next_prog_array"};
+  auto report = chain.apply(std::vector<ProgramSpec>{counterSpec("a"), l3afTc});
+  ASSERT_FALSE(report.ok()) << "a tc program was loaded on the xdp hook";
+  EXPECT_EQ(report.error().message(),
+            "programs[1] (tc): entry \"tc_l3af\" in " + l3afTc.objectPath +
+                ": its first argument is struct __sk_buff *: a tc program, not a program for the "
+                "xdp hook");
+  EXPECT_EQ(programIds(chain), before);
+  traffic_->sendAndWait(50);
+  EXPECT_EQ(traffic_->received(), 50u);
+  EXPECT_EQ(counted(chain, "a"), 50u);
+
+  // And the other way round; on a tc hook the same program loads.
+  auto tcChain = Chain::open(chainDir(Hook::TcIngress), Hook::TcIngress);
+  ASSERT_TRUE(tcChain.ok()) << tcChain.error().message();
+  auto xdpOnTc = tcChain->apply(std::vector<ProgramSpec>{counterSpec("x")});
+  ASSERT_FALSE(xdpOnTc.ok());
+  EXPECT_EQ(xdpOnTc.error().message(),
+            "programs[0] (x): entry \"counter_xdp\" in " + kBpfDir +
+                "/counter.bpf.o: its first argument is struct xdp_md *: an xdp program, not a "
+                "program for the tc-ingress hook");
+  auto tcOnTc = tcChain->apply(std::vector<ProgramSpec>{l3afTc});
+  EXPECT_TRUE(tcOnTc.ok()) << tcOnTc.error().message();
+  ASSERT_TRUE(tcChain->destroy().ok());
+}
+
 TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
   auto [chain, attachment] = openAndAttach();
   std::vector<ProgramSpec> good{counterSpec("a"), counterSpec("b")};

@@ -146,6 +146,9 @@ TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
       {"programs[0] (c/p): globalData.rate: no such variable", "GlobalDataInvalid"},
       {"programs[0] (c/p): entry \"nope\": no such program in /x.o", "ProgramInvalid"},
       {"programs[0] (c/p): nextMap \"n\": no such map in /x.o", "ProgramInvalid"},
+      {"programs[1] (c/tc): entry \"tc_l3af\" in /x.o: its first argument is struct __sk_buff *: "
+       "a tc program, not a program for the xdp hook",
+       "ProgramInvalid"},
       {"programs[0] (c/p): open /x.o: not a loadable BPF object (Invalid argument)",
        "ProgramInvalid"},
       {"link /sys/fs/bpf/x to the next program: Bad file descriptor", "LoadFailed"},
