@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent_socket/agent_socket.h"
+#include "dataplane/tail_calls.h"
 #include "node-agent/agent_metrics.h"
 #include "packages/digest.h"
 
@@ -450,6 +451,20 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     for (const auto& p : c->programs)
       applied.monitors.push_back(p.monitorMaps);
     candidate[c->name] = std::move(applied);
+    // One root runs every chain of the instance: a generation that would take the instance
+    // past the kernel's tail-call limit is refused (its previous generation keeps running).
+    std::vector<dataplane::ChainShare> shares;
+    for (const ChainDecl* d : chains)
+      if (auto it = candidate.find(d->name); it != candidate.end())
+        shares.push_back({d->name, static_cast<size_t>(std::count_if(
+                                       it->second.programs.begin(), it->second.programs.end(),
+                                       [](const auto& p) { return p.enabled; }))});
+    if (auto overflow = dataplane::tailCallOverflow(shares)) {
+      Failure failure{"TailCallLimitExceeded",
+                      where + " " + std::string(dataplane::hookName(inst.hook)) + ": " + *overflow};
+      failures.try_emplace(c->name, std::move(failure));
+      continue;
+    }
     auto start = Clock::now();
     auto result = inst.chain.apply(compose(candidate));
     if (applySeconds)

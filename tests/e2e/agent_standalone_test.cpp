@@ -357,6 +357,39 @@ TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
   EXPECT_NE(message.find("programs[1] (edge/bad)"), std::string::npos) << message;
 }
 
+// One root runs every chain of an (interface, hook), and the kernel allows 33 tail calls per
+// packet: 3 + 32 programs do not fit. The later chain is refused with its reason; the first
+// runs and filters.
+TEST_F(AgentStandalone, ChainsPastTheTailCallLimitAreRefusedAndTheFirstKeepsRunning) {
+  std::string many;
+  for (int i = 0; i < 32; ++i)
+    many += program("count" + std::to_string(i), counter_);
+  writeConfig(
+      chainConfig(program("filter", portfilter_, kBlock9999) +
+                      program("count", counter_, kCounterMonitor) + program("count2", counter_),
+                  "first") +
+      "  priority: 10\n" + chainConfig(many, "second").substr(std::string("chains:\n").size()) +
+      "  priority: 20\n");
+  startAgent();
+  waitFor("first", "Ready");
+  waitFor("second", "Failed", "TailCallLimitExceeded");
+  EXPECT_EQ(chainStatus("second")["message"].as<std::string>(),
+            "veth-b xdp: 35 programs behind one root (first: 3, second: 32): the kernel runs at "
+            "most 33 per packet (one tail call each), the rest would be skipped");
+  EXPECT_EQ(programIds("first").size(), 4u); // root, filter, count, count2
+  EXPECT_TRUE(programIds("second").empty());
+
+  auto allowed = traffic(7000);
+  allowed->sendAndWait(200);
+  EXPECT_EQ(allowed->received(), 200u);
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(100, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value",
+                   {"chain=\"first\"", "program=\"count\"", "field=\"packets\""}),
+            200);
+}
+
 // A monitorMaps entry the agent cannot export (no such map, a key of the wrong shape) is bad
 // input that does not stop the chain: the chain is Ready and filters, its status message and
 // bpfchain_errors_total say what is not exported, and the good entries are exported.

@@ -18,6 +18,7 @@
 #include "dataplane/attachment.h"
 #include "dataplane/chain.h"
 #include "dataplane/features.h"
+#include "dataplane/tail_calls.h"
 #include "harness/bpffs.h"
 #include "harness/netns.h"
 #include "harness/traffic.h"
@@ -281,6 +282,24 @@ TEST_F(ChainOnVeth, ChainsAProgramWrittenToL3afsAbi) {
   EXPECT_EQ(perCpuFirstU64(count->get(), sizeof(long)), 300u);
   // Its pin-by-name maps live in its own instance directory, not in the bpffs root.
   EXPECT_FALSE(std::filesystem::exists(bpffs_->path() + "/xdp_l3af_next_prog"));
+}
+
+// The number behind kMaxChainPrograms, on this kernel: the root's call to the first program
+// is a tail call, so 33 programs run behind the root and a 34th is skipped. (The data plane
+// runs what it is given; the agent refuses chains that would not fit.)
+TEST_F(ChainOnVeth, TheKernelRunsThirtyThreeProgramsBehindTheRoot) {
+  auto [chain, attachment] = openAndAttach();
+  std::vector<ProgramSpec> specs;
+  for (size_t i = 0; i <= kMaxChainPrograms; ++i)
+    specs.push_back(counterSpec("c" + std::to_string(i)));
+  auto report = chain.apply(specs);
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  traffic_->sendAndWait(50);
+  EXPECT_EQ(traffic_->received(), 50u);
+  for (size_t i = 0; i < kMaxChainPrograms; ++i)
+    EXPECT_EQ(counted(chain, "c" + std::to_string(i)), 50u) << "program " << i + 1;
+  EXPECT_EQ(counted(chain, "c" + std::to_string(kMaxChainPrograms)), 0u)
+      << "the kernel ran more tail calls than MAX_TAIL_CALL_CNT";
 }
 
 // Runs `packets` 64-byte frames through the chain's root one at a time (BPF_PROG_TEST_RUN);
