@@ -402,6 +402,14 @@ std::string chainLocalIndexes(std::string message, const std::vector<const Chain
   return message;
 }
 
+std::string aheadMessage(const std::vector<uint32_t>& ids) {
+  std::string list;
+  for (uint32_t id : ids)
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  return std::to_string(ids.size()) + " other program" + (ids.size() == 1 ? "" : "s") + " (id " +
+         list + ") run before this chain, and may end a packet before it runs";
+}
+
 ApplyFailure failureOf(const Error& error, const std::string& where,
                        const std::vector<const ChainDecl*>& chains) {
   ApplyFailure f = classifyApplyFailure(error, where);
@@ -729,8 +737,12 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
       inst.attachment = std::move(**adopted);
       continue;
     }
+    // A TCX root goes first among the hook's programs, unless every chain there asks for last.
+    dataplane::AttachOptions options = options_.attach;
+    options.tcxLast = std::all_of(d.chains.begin(), d.chains.end(),
+                                  [](const ChainDecl* c) { return c->placeLast; });
     auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), inst.ifindex, inst.hook,
-                                                  inst.dir + "/link", options_.attach);
+                                                  inst.dir + "/link", options);
     if (attached)
       inst.attachment = std::move(*attached);
     else
@@ -739,6 +751,20 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                              ApplyFailure{"AttachFailed", std::string(dataplane::hookName(d.hook)) +
                                                               " on " + d.ifname + ": " +
                                                               attached.error().message()});
+  }
+
+  // What runs before each interface's TCX root (another tool's program put first since, or a
+  // chain that asked to go last): logged when it changes, and in the chains' status.
+  for (auto& [key, inst] : instances_) {
+    if (!inst->attachment || inst->ifindex == 0)
+      continue;
+    auto ahead = inst->attachment->programsBefore();
+    if (!ahead || *ahead == inst->ahead)
+      continue;
+    inst->ahead = std::move(*ahead);
+    if (!inst->ahead.empty())
+      std::cerr << "bpfchain-agent: " << dataplane::hookName(inst->hook) << " on " << inst->ifname
+                << ": " << aheadMessage(inst->ahead) << "\n";
   }
 
   // 4. Pods follow their chain sets: switch to the new set's instance, or detach.
@@ -848,6 +874,11 @@ NodeStatus NodeReconciler::buildStatus() const {
       if (auto m = monitorProblems_.find(c.name); m != monitorProblems_.end())
         s.message = m->second;
     }
+    if (!c.forPods())
+      for (const auto& [key, inst] : instances_)
+        if (!isPodKey(key) && inst->applied.contains(c.name) && !inst->ahead.empty())
+          s.message += (s.message.empty() ? "" : "; ") + std::string(dataplane::hookName(c.hook)) +
+                       " on " + inst->ifname + ": " + aheadMessage(inst->ahead);
     status.chains.push_back(std::move(s));
   }
   return status;

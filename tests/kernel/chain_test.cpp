@@ -19,6 +19,7 @@
 #include "dataplane/chain.h"
 #include "dataplane/features.h"
 #include "dataplane/tail_calls.h"
+#include "dataplane/tcx.h"
 #include "harness/bpffs.h"
 #include "harness/netns.h"
 #include "harness/traffic.h"
@@ -456,6 +457,100 @@ TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
     ++instances;
   EXPECT_EQ(instances, 2u);
   std::filesystem::remove(garbage);
+}
+
+// Another tool's program on the interface: TCX runs a hook's programs in order, and one that
+// returns a final verdict first would keep the chain from ever running, so the chain's root
+// attaches first (unless asked to go last). XDP has one program per interface: one that
+// another tool attached is never replaced, and the failure says whose it is.
+class ForeignProgram {
+public:
+  explicit ForeignProgram(const std::string& object) {
+    obj_ = bpf_object__open_file(object.c_str(), nullptr);
+    if (!obj_ || bpf_object__load(obj_) != 0)
+      ADD_FAILURE() << "load " << object << ": " << std::strerror(errno);
+  }
+  ~ForeignProgram() {
+    if (link_ >= 0)
+      ::close(link_);
+    bpf_object__close(obj_);
+  }
+  ForeignProgram(const ForeignProgram&) = delete;
+  ForeignProgram& operator=(const ForeignProgram&) = delete;
+  int fd() const { return bpf_program__fd(bpf_object__next_program(obj_, nullptr)); }
+  uint32_t id() const {
+    auto id = programIdOf(fd());
+    return id ? *id : 0;
+  }
+  void setLink(int fd) { link_ = fd; }
+
+private:
+  bpf_object* obj_ = nullptr;
+  int link_ = -1;
+};
+
+TEST_F(ChainOnVeth, TheChainRunsBeforeAnotherToolsTcxProgramThatDrops) {
+  if (!kernelFeatures().tcx)
+    GTEST_SKIP() << "no TCX on this kernel";
+  ForeignProgram drop(kBpfDir + "/tcx_drop.bpf.o");
+  {
+    auto guard = receiver_->enter();
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = kBpfFBefore);
+    int link = bpf_link_create(drop.fd(), ifindex_, kBpfTcxIngress, &opts);
+    ASSERT_GE(link, 0) << std::strerror(errno);
+    drop.setLink(link);
+  }
+  auto [chain, attachment] = openAndAttach(Hook::TcIngress);
+  ASSERT_EQ(attachment.mode(), AttachMode::Link);
+  ASSERT_TRUE(chain.apply(std::vector<ProgramSpec>{counterSpec("a", Hook::TcIngress)}).ok());
+  auto before = attachment.programsBefore();
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  EXPECT_TRUE(before->empty()) << "programs run before the chain: " << before->size();
+
+  // The other tool drops every packet, after the chain counted it.
+  traffic_->sendAndWait(100, 500);
+  EXPECT_EQ(traffic_->received(), 0u);
+  EXPECT_GT(traffic_->sent(), 0u);
+  EXPECT_EQ(counted(chain, "a"), traffic_->sent());
+  ASSERT_TRUE(attachment.detach().ok());
+
+  // Asked to go last, it runs after the other tool's program, and says so.
+  AttachOptions last;
+  last.tcxLast = true;
+  auto guard = receiver_->enter();
+  auto behind = Attachment::attach(chain.rootFd(), ifindex_, Hook::TcIngress,
+                                   chainDir(Hook::TcIngress) + "/link", last);
+  ASSERT_TRUE(behind.ok()) << behind.error().message();
+  before = behind->programsBefore();
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  EXPECT_EQ(*before, std::vector<uint32_t>{drop.id()});
+  ASSERT_TRUE(behind->detach().ok());
+}
+
+TEST_F(ChainOnVeth, AnInterfaceWhoseXdpAnotherToolOwnsIsAClearFailure) {
+  ForeignProgram other(kBpfDir + "/versioned.bpf.o");
+  ASSERT_NE(other.id(), 0u);
+  auto guard = receiver_->enter();
+  ASSERT_EQ(bpf_xdp_attach(ifindex_, other.fd(), 0, nullptr), 0) << std::strerror(errno);
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  for (bool legacy : {false, true}) {
+    AttachOptions options;
+    options.legacy = legacy;
+    auto attached =
+        Attachment::attach(chain->rootFd(), ifindex_, Hook::Xdp, chainDir() + "/link", options);
+    ASSERT_FALSE(attached.ok()) << "attached over another tool's XDP program";
+    EXPECT_NE(attached.error().message().find("the interface already runs XDP program id " +
+                                              std::to_string(other.id()) +
+                                              " that bpfchain did not attach; it is not replaced"),
+              std::string::npos)
+        << attached.error().message();
+  }
+  // Still the other tool's.
+  __u32 id = 0;
+  ASSERT_EQ(bpf_xdp_query_id(ifindex_, 0, &id), 0);
+  EXPECT_EQ(id, other.id());
+  ASSERT_EQ(bpf_xdp_detach(ifindex_, 0, nullptr), 0);
 }
 
 struct HookCase {

@@ -15,6 +15,7 @@ chains:
   generation: 3
   hook: xdp
   priority: 50
+  placement: last
   interfaces: {names: [eth0, "/^ens[0-9]+$/"]}
   programs:
   - name: ratelimit
@@ -58,6 +59,7 @@ TEST(NodeConfig, ParsesEveryField) {
   EXPECT_EQ(c.generation, 3);
   EXPECT_EQ(c.hook, dataplane::Hook::Xdp);
   EXPECT_EQ(c.priority, 50);
+  EXPECT_TRUE(c.placeLast);
   ASSERT_FALSE(c.forPods());
   EXPECT_TRUE(c.interfaces->matches("eth0"));
   EXPECT_TRUE(c.interfaces->matches("ens33"));
@@ -75,6 +77,7 @@ TEST(NodeConfig, ParsesEveryField) {
   EXPECT_TRUE(spec->chains[1].forPods());
   EXPECT_EQ(spec->chains[1].generation, 1); // standalone files may omit it
   EXPECT_EQ(spec->chains[1].priority, 100);
+  EXPECT_FALSE(spec->chains[1].placeLast); // first unless asked
 }
 
 TEST(NodeConfig, AcceptsAWholeBpfNodeConfigAndAnEmptySpec) {
@@ -103,6 +106,8 @@ TEST(NodeConfig, ErrorsNameTheField) {
       {"hook: xdp", "hook: xpd", "test.yaml: chains[0].hook: \"xpd\" is not one of"},
       {"priority: 50", "priority: 20000", "chains[0].priority: 20000 is out of range"},
       {"priority: 50", "priority: high", "chains[0].priority: \"high\" is not an integer"},
+      {"placement: last", "placement: middle",
+       "chains[0].placement: \"middle\" is not one of first, last"},
       {"sha256: \"0123", "sha256: \"X123", "chains[0].programs[0].package.sha256: not 64"},
       {"url: \"https://", "url: \"ftp://", "chains[0].programs[0].package.url: \"ftp://"},
       {"entry: xdp_ratelimit", "entry: 9bad", "chains[0].programs[0].entry: \"9bad\" is not a C"},
