@@ -275,6 +275,16 @@ PRIORITY = integer(
     maximum=10000,
     default=100,
 )
+PLACEMENT = string(
+    "Where the interface's chains run among other tools' programs on a TCX hook (tc-ingress, "
+    "tc-egress on kernel 6.6+): first (before them, so that a program that ends packets, a "
+    "CNI's, cannot keep the chain from running) or last. The chains of one interface and hook "
+    "run behind one root, which goes last only when every one of them asks (a pod's veth: "
+    "always first). Set when the root attaches; status says when other programs run before "
+    "it.",
+    enum=["first", "last"],
+    default="first",
+)
 PROGRAMS = array(
     "The chain's programs, in the order they run (at most 32: the kernel allows 33 tail calls "
     "and the root makes one).",
@@ -311,6 +321,7 @@ BPFCHAIN_SPEC = obj(
     {
         "hook": HOOK,
         "priority": PRIORITY,
+        "placement": PLACEMENT,
         "nodeSelector": label_selector("Nodes the chain runs on."),
         "interfaces": interfaces(),
         "pods": pods(),
@@ -434,6 +445,7 @@ NODE_CHAIN = obj(
         "generation": integer("The BpfChain generation this node must run.", format="int64"),
         "hook": HOOK,
         "priority": PRIORITY,
+        "placement": PLACEMENT,
         "interfaces": interfaces(rules=False),
         "pods": pods(rules=False),
         "programs": PROGRAMS,

@@ -253,9 +253,9 @@ Result<std::string> validChainName(const std::string& name, const std::string& f
 }
 
 Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
-  if (auto ok =
-          onlyFields(node, field,
-                     {"name", "generation", "hook", "priority", "interfaces", "pods", "programs"});
+  if (auto ok = onlyFields(node, field,
+                           {"name", "generation", "hook", "priority", "placement", "interfaces",
+                            "pods", "programs"});
       !ok)
     return ok.error();
   ChainDecl c;
@@ -282,6 +282,12 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
     return fieldError(field + ".hook",
                       "\"" + *hook + "\" is not one of xdp, tc-ingress, tc-egress");
   c.hook = *parsedHook;
+  auto placement = stringField(node["placement"], field + ".placement", false, "first");
+  if (!placement)
+    return placement.error();
+  if (*placement != "first" && *placement != "last")
+    return fieldError(field + ".placement", "\"" + *placement + "\" is not one of first, last");
+  c.placeLast = *placement == "last";
   const YAML::Node& interfaces = node["interfaces"];
   const YAML::Node& pods = node["pods"];
   bool hasInterfaces = interfaces.IsDefined() && !interfaces.IsNull();

@@ -58,6 +58,9 @@ struct ChainDecl {
   int64_t generation = 0;
   dataplane::Hook hook = dataplane::Hook::Xdp;
   int priority = 100;
+  // placement: last: on a TCX hook, the interface's root goes after other tools' programs
+  // instead of first (it goes last only when every chain of the interface and hook asks).
+  bool placeLast = false;
   std::optional<InterfaceSelector> interfaces; // exactly one of interfaces / pods
   YAML::Node pods;                             // {namespaceSelector, podSelector} when set
   std::vector<ProgramDecl> programs;

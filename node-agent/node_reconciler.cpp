@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent_socket/agent_socket.h"
+#include "dataplane/tail_calls.h"
 #include "node-agent/agent_metrics.h"
 #include "packages/digest.h"
 
@@ -414,6 +415,14 @@ std::string chainLocalIndexes(std::string message, const std::vector<const Chain
   return message;
 }
 
+std::string aheadMessage(const std::vector<uint32_t>& ids) {
+  std::string list;
+  for (uint32_t id : ids)
+    list += (list.empty() ? "" : ", ") + std::to_string(id);
+  return std::to_string(ids.size()) + " other program" + (ids.size() == 1 ? "" : "s") + " (id " +
+         list + ") run before this chain, and may end a packet before it runs";
+}
+
 ApplyFailure failureOf(const Error& error, const std::string& where,
                        const std::vector<const ChainDecl*>& chains) {
   ApplyFailure f = classifyApplyFailure(error, where);
@@ -463,6 +472,20 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     for (const auto& p : c->programs)
       applied.monitors.push_back(p.monitorMaps);
     candidate[c->name] = std::move(applied);
+    // One root runs every chain of the instance: a generation that would take the instance
+    // past the kernel's tail-call limit is refused (its previous generation keeps running).
+    std::vector<dataplane::ChainShare> shares;
+    for (const ChainDecl* d : chains)
+      if (auto it = candidate.find(d->name); it != candidate.end())
+        shares.push_back({d->name, static_cast<size_t>(std::count_if(
+                                       it->second.programs.begin(), it->second.programs.end(),
+                                       [](const auto& p) { return p.enabled; }))});
+    if (auto overflow = dataplane::tailCallOverflow(shares)) {
+      Failure failure{"TailCallLimitExceeded",
+                      where + " " + std::string(dataplane::hookName(inst.hook)) + ": " + *overflow};
+      failures.try_emplace(c->name, std::move(failure));
+      continue;
+    }
     auto start = Clock::now();
     auto result = inst.chain.apply(compose(candidate));
     if (applySeconds)
@@ -783,8 +806,12 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
       inst.attachment = std::move(**adopted);
       continue;
     }
+    // A TCX root goes first among the hook's programs, unless every chain there asks for last.
+    dataplane::AttachOptions options = options_.attach;
+    options.tcxLast = std::all_of(d.chains.begin(), d.chains.end(),
+                                  [](const ChainDecl* c) { return c->placeLast; });
     auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), inst.ifindex, inst.hook,
-                                                  inst.dir + "/link", options_.attach);
+                                                  inst.dir + "/link", options);
     if (attached)
       inst.attachment = std::move(*attached);
     else
@@ -793,6 +820,20 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                              ApplyFailure{"AttachFailed", std::string(dataplane::hookName(d.hook)) +
                                                               " on " + d.ifname + ": " +
                                                               attached.error().message()});
+  }
+
+  // What runs before each interface's TCX root (another tool's program put first since, or a
+  // chain that asked to go last): logged when it changes, and in the chains' status.
+  for (auto& [key, inst] : instances_) {
+    if (!inst->attachment || inst->ifindex == 0)
+      continue;
+    auto ahead = inst->attachment->programsBefore();
+    if (!ahead || *ahead == inst->ahead)
+      continue;
+    inst->ahead = std::move(*ahead);
+    if (!inst->ahead.empty())
+      std::cerr << "bpfchain-agent: " << dataplane::hookName(inst->hook) << " on " << inst->ifname
+                << ": " << aheadMessage(inst->ahead) << "\n";
   }
 
   // 4. Pods follow their chain sets: switch to the new set's instance, or detach.
@@ -944,6 +985,11 @@ NodeStatus NodeReconciler::buildStatus() const {
                      ("state not carried to the new version (starts empty): " + maps);
       }
     }
+    if (!c.forPods())
+      for (const auto& [key, inst] : instances_)
+        if (!isPodKey(key) && inst->applied.contains(c.name) && !inst->ahead.empty())
+          s.message += (s.message.empty() ? "" : "; ") + std::string(dataplane::hookName(c.hook)) +
+                       " on " + inst->ifname + ": " + aheadMessage(inst->ahead);
     status.chains.push_back(std::move(s));
   }
   // Chains that never parsed: nothing of theirs runs.

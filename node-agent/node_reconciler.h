@@ -169,6 +169,7 @@ private:
     std::optional<dataplane::Attachment> attachment;
     std::map<std::string, AppliedChain> applied; // what runs, by BpfChain name
     bool stateSaved = false;                     // `applied` is what its state file says
+    std::vector<uint32_t> ahead;                 // programs that run before the TCX root, in order
   };
   using Failure = ApplyFailure;
   struct RetryState {

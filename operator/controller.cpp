@@ -91,7 +91,7 @@ Json nodeEntry(const std::string& chain, int64_t generation, const Json& spec) {
   Json entry = Json::object();
   entry["name"] = Json::string(chain);
   entry["generation"] = Json::number(generation);
-  for (const char* key : {"hook", "priority", "interfaces", "pods", "programs"})
+  for (const char* key : {"hook", "priority", "placement", "interfaces", "pods", "programs"})
     if (spec.has_field(key))
       entry[key] = spec.at(key);
   return entry;

@@ -74,6 +74,87 @@ bool allZero(const Bytes& bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
 }
 
+// How one side of a map (its key or its value) is written and shown: by its BTF type, or for a
+// map declared with key_size/value_size only (as every L3AF kernel function's maps are) by its
+// size, as l3afd writes them: a 1/2/4/8-byte side is an unsigned little-endian integer (typed
+// here by a one-type BTF of our own, so it takes the same forms and range checks as a typed
+// __u8/__u16/__u32/__u64), any other size is hex bytes in memory order.
+class Side {
+public:
+  static Side typed(const struct btf* btf, __u32 typeId) { return Side(btf, typeId, 0); }
+
+  static Result<Side> sized(__u32 size) {
+    Side side(nullptr, 0, size);
+    if (size != 1 && size != 2 && size != 4 && size != 8)
+      return side;
+    side.own_.reset(btf__new_empty());
+    if (!side.own_)
+      return systemError(errno, "create a BTF for a " + std::to_string(size) + "-byte integer");
+    int id = btf__add_int(side.own_.get(), ("__u" + std::to_string(size * 8)).c_str(),
+                          static_cast<int>(size), 0);
+    if (id <= 0)
+      return systemError(-id, "create a BTF for a " + std::to_string(size) + "-byte integer");
+    side.btf_ = side.own_.get();
+    side.typeId_ = static_cast<__u32>(id);
+    return side;
+  }
+
+  Result<Bytes> encode(const YAML::Node& text, const std::string& field) const {
+    if (btf_)
+      return encodeValue(btf_, typeId_, text, field);
+    return encodeHex(text, field);
+  }
+
+  std::string render(const Bytes& bytes) const {
+    if (!btf_)
+      return hex(bytes);
+    auto text = decodeValue(btf_, typeId_, bytes.data(), bytes.size());
+    return text ? *text : hex(bytes);
+  }
+
+private:
+  Side(const struct btf* btf, __u32 typeId, __u32 size) : btf_(btf), typeId_(typeId), size_(size) {}
+
+  Result<Bytes> encodeHex(const YAML::Node& text, const std::string& field) const {
+    const size_t digits = size_t{size_} * 2;
+    const std::string form = "a " + std::to_string(size_) +
+                             "-byte side without BTF type is hex bytes in memory order: 0x and " +
+                             std::to_string(digits) + " hex digits";
+    if (!text.IsScalar())
+      return invalidError(field + ": " + form);
+    const std::string& s = text.Scalar();
+    auto notHex = [&] { return invalidError(field + ": \"" + s + "\" is not hex bytes; " + form); };
+    if (s.size() < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+      return notHex();
+    if (s.size() - 2 != digits)
+      return invalidError(field + ": \"" + s + "\" has " + std::to_string(s.size() - 2) +
+                          " hex digits; " + form);
+    auto digit = [](char c) -> int {
+      if (c >= '0' && c <= '9')
+        return c - '0';
+      if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+      return -1;
+    };
+    Bytes bytes(size_);
+    for (size_t i = 0; i < size_; ++i) {
+      int high = digit(s[2 + 2 * i]);
+      int low = digit(s[3 + 2 * i]);
+      if (high < 0 || low < 0)
+        return notHex();
+      bytes[i] = static_cast<uint8_t>(high * 16 + low);
+    }
+    return bytes;
+  }
+
+  BtfPtr own_;
+  const struct btf* btf_;
+  __u32 typeId_;
+  __u32 size_;
+};
+
 // The map's writes so far, so that a failing write can take them back.
 class Journal {
 public:
@@ -175,18 +256,31 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
     return invalidError(
         where + " is a " + mapTypeName(info.type) +
         " map; mapArgs can fill hash, array and LPM-trie maps (per-CPU and LRU too)");
-  if (info.btf_id == 0 || info.btf_key_type_id == 0 || info.btf_value_type_id == 0)
-    return invalidError(where + " has no BTF key/value types, so its entries cannot be typed " +
-                        "(declare it with __type(key, ...) and __type(value, ...))");
-  BtfPtr btf(btf__load_from_kernel_by_id(info.btf_id));
-  if (!btf)
-    return systemError(errno, where + ": load BTF " + std::to_string(info.btf_id));
-  const struct btf* types = btf.get();
-  if (btf__resolve_size(types, info.btf_key_type_id) != info.key_size ||
-      btf__resolve_size(types, info.btf_value_type_id) != info.value_size)
-    return invalidError(
-        where + ": its BTF key/value types (" + typeName(types, info.btf_key_type_id) + ", " +
-        typeName(types, info.btf_value_type_id) + ") do not match its key/value sizes");
+  // A side without a BTF type (key_size/value_size, L3AF's maps) is written by its size.
+  const bool keyTyped = info.btf_id != 0 && info.btf_key_type_id != 0;
+  const bool valueTyped = info.btf_id != 0 && info.btf_value_type_id != 0;
+  BtfPtr btf;
+  if (keyTyped || valueTyped) {
+    btf.reset(btf__load_from_kernel_by_id(info.btf_id));
+    if (!btf)
+      return systemError(errno, where + ": load BTF " + std::to_string(info.btf_id));
+    const struct btf* types = btf.get();
+    if ((keyTyped && btf__resolve_size(types, info.btf_key_type_id) != info.key_size) ||
+        (valueTyped && btf__resolve_size(types, info.btf_value_type_id) != info.value_size))
+      return invalidError(
+          where + ": its BTF key/value types (" +
+          (keyTyped ? typeName(types, info.btf_key_type_id) : std::string("none")) + ", " +
+          (valueTyped ? typeName(types, info.btf_value_type_id) : std::string("none")) +
+          ") do not match its key/value sizes");
+  }
+  auto keySide = keyTyped ? Result<Side>(Side::typed(btf.get(), info.btf_key_type_id))
+                          : Side::sized(info.key_size);
+  if (!keySide)
+    return std::move(keySide).error().context(where);
+  auto valueSide = valueTyped ? Result<Side>(Side::typed(btf.get(), info.btf_value_type_id))
+                              : Side::sized(info.value_size);
+  if (!valueSide)
+    return std::move(valueSide).error().context(where);
 
   // Per-CPU values are one 8-byte aligned slot per possible CPU.
   size_t cpus = 1;
@@ -200,21 +294,17 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
   }
   const size_t valueBytes = stride * cpus;
 
-  auto renderKey = [&](const Bytes& key) {
-    auto text = decodeValue(types, info.btf_key_type_id, key.data(), key.size());
-    return text ? *text : hex(key);
-  };
+  auto renderKey = [&](const Bytes& key) { return keySide->render(key); };
 
   // Everything is encoded and checked before the first write.
   std::vector<std::pair<Bytes, Bytes>> encoded;
   std::map<Bytes, size_t> listed; // key -> entry index
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string entryField = field + ".entries[" + std::to_string(i) + "]";
-    auto key = encodeValue(types, info.btf_key_type_id, entries[i].key, entryField + ".key");
+    auto key = keySide->encode(entries[i].key, entryField + ".key");
     if (!key)
       return std::move(key).error();
-    auto value =
-        encodeValue(types, info.btf_value_type_id, entries[i].value, entryField + ".value");
+    auto value = valueSide->encode(entries[i].value, entryField + ".value");
     if (!value)
       return std::move(value).error();
     if (auto [it, inserted] = listed.emplace(*key, i); !inserted)

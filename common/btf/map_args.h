@@ -3,7 +3,10 @@
 //
 // Works from the map's descriptor alone (the map may have been adopted from a pin by another
 // process): the kernel's map info gives its type, sizes and BTF, whose key and value types
-// encode each entry (btf/value.h). A map without BTF key/value types is refused.
+// encode each entry (btf/value.h). A key or value without a BTF type (a map declared with
+// key_size/value_size, as all of L3AF's are) is written as l3afd writes it: 1, 2, 4 or 8 bytes
+// are an unsigned little-endian integer (decimal or 0x hex, range-checked like a typed __u32),
+// any other size is hex bytes in memory order ("0x0a000001ff" for 5 bytes).
 //   - Every entry is encoded and checked (duplicate keys, array index range, capacity) before
 //     the first write; if a write fails, the writes before it are undone. A map is never left
 //     half-applied.

@@ -6,7 +6,9 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -120,6 +122,15 @@ Result<uint32_t> xdpAttachedId(int ifindex) {
   return systemError(EPROTO, "RTM_GETLINK ifindex " + std::to_string(ifindex) + ": no answer");
 }
 
+// Why an XDP attach found the hook taken: an interface has one XDP program (or link), and
+// bpfchain never replaces another tool's.
+std::string xdpOwner(int ifindex) {
+  auto id = xdpAttachedId(ifindex);
+  std::string who = id && *id != 0 ? "XDP program id " + std::to_string(*id) : "an XDP program";
+  return "the interface already runs " + who +
+         " that bpfchain did not attach; it is not replaced (detach it, or choose a tc hook)";
+}
+
 } // namespace
 
 Result<Attachment> Attachment::attach(int programFd, int ifindex, Hook hook,
@@ -129,9 +140,15 @@ Result<Attachment> Attachment::attach(int programFd, int ifindex, Hook hook,
     return std::move(programId).error();
 
   if (!options.legacy && linksAvailable(hook)) {
-    int fd = bpf_link_create(programFd, ifindex, linkAttachType(hook), nullptr);
-    if (fd < 0)
-      return systemError(errno, "attach " + where(ifindex, hook));
+    LIBBPF_OPTS(bpf_link_create_opts, opts,
+                .flags = hook != Hook::Xdp && !options.tcxLast ? kBpfFBefore : 0);
+    int fd = bpf_link_create(programFd, ifindex, linkAttachType(hook), &opts);
+    if (fd < 0) {
+      int err = errno;
+      if (hook == Hook::Xdp && (err == EBUSY || err == EEXIST))
+        return systemError(err, "attach " + where(ifindex, hook) + ": " + xdpOwner(ifindex));
+      return systemError(err, "attach " + where(ifindex, hook));
+    }
     FD link(fd);
     ::unlink(linkPin.c_str()); // a stale pin of a link that no longer exists
     if (bpf_obj_pin(link.get(), linkPin.c_str()) != 0) {
@@ -145,8 +162,13 @@ Result<Attachment> Attachment::attach(int programFd, int ifindex, Hook hook,
 
   if (hook == Hook::Xdp) {
     // Refuses to replace someone else's program: the kernel checks it is still absent.
-    if (bpf_xdp_attach(ifindex, programFd, XDP_FLAGS_UPDATE_IF_NOEXIST, nullptr) != 0)
-      return systemError(errno, "attach " + where(ifindex, hook) + " (netlink)");
+    if (bpf_xdp_attach(ifindex, programFd, XDP_FLAGS_UPDATE_IF_NOEXIST, nullptr) != 0) {
+      int err = errno;
+      if (err == EBUSY || err == EEXIST)
+        return systemError(err,
+                           "attach " + where(ifindex, hook) + " (netlink): " + xdpOwner(ifindex));
+      return systemError(err, "attach " + where(ifindex, hook) + " (netlink)");
+    }
   } else {
     bpf_tc_hook h = tcHook(ifindex, hook);
     if (bpf_tc_hook_create(&h) != 0 && errno != EEXIST)
@@ -240,6 +262,23 @@ Result<bool> Attachment::attached() const {
       attached = opts.prog_id;
   }
   return attached == programId_;
+}
+
+Result<std::vector<uint32_t>> Attachment::programsBefore() const {
+  if (mode_ != AttachMode::Link || hook_ == Hook::Xdp)
+    return std::vector<uint32_t>{};
+  std::vector<uint32_t> ids(64);
+  TcxQueryAttr attr{};
+  attr.targetIfindex = static_cast<__u32>(ifindex_);
+  attr.attachType = linkAttachType(hook_);
+  attr.progIds = reinterpret_cast<uintptr_t>(ids.data());
+  attr.count = static_cast<__u32>(ids.size());
+  if (syscall(__NR_bpf, BPF_PROG_QUERY, &attr, sizeof attr) != 0)
+    return systemError(errno, "query the programs of " + where(ifindex_, hook_));
+  ids.resize(std::min<size_t>(attr.count, ids.size()));
+  auto ours = std::find(ids.begin(), ids.end(), programId_);
+  ids.erase(ours, ids.end());
+  return ids;
 }
 
 Result<void> Attachment::replace(int programFd) {

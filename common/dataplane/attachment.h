@@ -1,8 +1,10 @@
 // A chain's root attached to one interface hook in the calling thread's network namespace.
 //   xdp:        an XDP link (kernel 5.9+), pinned so that it outlives the agent; the netlink
 //               attachment when links are missing or AttachOptions::legacy asks for it.
-//   tc-*:       a TCX link (kernel 6.6+), pinned; else clsact + a cls_bpf direct-action filter
-//               at (tcHandle, tcPriority).
+//   tc-*:       a TCX link (kernel 6.6+), pinned, FIRST among the hook's TCX programs (so a
+//               program that returns a final verdict, a CNI's, cannot keep the chain from
+//               running) unless AttachOptions::tcxLast; else clsact + a cls_bpf direct-action
+//               filter at (tcHandle, tcPriority).
 // Netlink and cls_bpf attachments outlive the process by themselves; adopt() recognises all
 // four by the root's program id.
 #pragma once
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dataplane/hook.h"
 #include "system/fd.h"
@@ -23,6 +26,7 @@ struct AttachOptions {
   bool legacy = false;       // netlink XDP / cls_bpf even where links exist
   uint32_t tcHandle = 0xb7c; // cls_bpf filter handle
   uint32_t tcPriority = 1;   // cls_bpf filter priority: lower runs first
+  bool tcxLast = false;      // a TCX root goes after the hook's other programs, not first
 };
 
 class Attachment {
@@ -48,6 +52,9 @@ public:
   uint32_t programId() const { return programId_; }
   // Whether the program still runs there (someone may have detached it behind our back).
   Result<bool> attached() const;
+  // The ids of the programs that run before ours on its TCX hook, in order (another tool may
+  // have put one first since, or the chain asked to go last); empty for XDP and cls_bpf.
+  Result<std::vector<uint32_t>> programsBefore() const;
   // Detaches, and removes the link pin. Traffic then bypasses the chain.
   Result<void> detach();
 

@@ -1,6 +1,7 @@
 #include "dataplane/program_instance.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include <algorithm>
@@ -216,6 +217,27 @@ Result<void> carryMaps(bpf_object* obj, const ProgramSpec& spec, const bpf_map* 
   return {};
 }
 
+// The struct a program's first argument points to, by the object's BTF; "" when it has none.
+std::string firstArgumentStruct(bpf_object* obj, bpf_program* prog) {
+  const struct btf* btf = bpf_object__btf(obj);
+  if (!btf)
+    return "";
+  __s32 func = btf__find_by_name_kind(btf, bpf_program__name(prog), BTF_KIND_FUNC);
+  const btf_type* proto =
+      func > 0 ? btf__type_by_id(btf, btf__type_by_id(btf, func)->type) : nullptr;
+  if (!proto || !btf_is_func_proto(proto) || btf_vlen(proto) < 1)
+    return "";
+  __s32 arg = btf__resolve_type(btf, btf_params(proto)[0].type);
+  const btf_type* pointer = arg > 0 ? btf__type_by_id(btf, arg) : nullptr;
+  if (!pointer || !btf_is_ptr(pointer))
+    return "";
+  __s32 target = btf__resolve_type(btf, pointer->type);
+  const btf_type* type = target > 0 ? btf__type_by_id(btf, target) : nullptr;
+  if (!type || !btf_is_composite(type))
+    return "";
+  return btf__name_by_offset(btf, type->name_off);
+}
+
 // Everything up to the load, on an opened object; returns the entry program and next map.
 Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const ProgramSpec& spec,
                                                   Hook hook, CarryFrom carry,
@@ -224,6 +246,14 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
   if (!entry)
     return invalidError("entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
                         " (programs: " + programNames(obj) + ")");
+  ProgramDeclaration declared{.section = bpf_program__section_name(entry),
+                              .firstArgument = firstArgumentStruct(obj, entry)};
+  enum bpf_prog_type sectionType;
+  enum bpf_attach_type attachType;
+  if (libbpf_prog_type_by_name(declared.section.c_str(), &sectionType, &attachType) == 0)
+    declared.sectionType = sectionType;
+  if (auto mismatch = hookMismatch(hook, declared))
+    return invalidError("entry \"" + spec.entry + "\" in " + spec.objectPath + ": " + *mismatch);
   bpf_program* prog;
   bpf_object__for_each_program (prog, obj) {
     bpf_program__set_autoload(prog, prog == entry);

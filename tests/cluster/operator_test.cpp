@@ -824,12 +824,14 @@ TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
   EXPECT_TRUE(eventually([&] { return leads(standbyLog); }, 30s));
   ASSERT_TRUE(client_
                   ->patch(kChains, "", "replicated", k8s::PatchType::Merge,
-                          Json::parse(R"({"spec":{"priority":7}})"))
+                          Json::parse(R"({"spec":{"priority":7,"placement":"last"}})"))
                   .ok());
   EXPECT_TRUE(eventually(
       [] {
         auto config = client_->get(kNodeConfigs, "", "replica-0");
-        return config && config->serialize().find("\"priority\":7") != std::string::npos;
+        std::string text = config ? config->serialize() : "";
+        return text.find("\"priority\":7") != std::string::npos &&
+               text.find("\"placement\":\"last\"") != std::string::npos;
       },
       60s));
 }

@@ -1,9 +1,12 @@
 // bpfchain-agent standalone (--config) on a simulated node: a netns whose veth receives UDP
 // traffic from another netns. The agent binary runs as users run it; the test reads what users
 // read: the status file, /metrics, and what the traffic does.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/magic.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -14,6 +17,7 @@
 #include <sys/vfs.h>
 #include <yaml-cpp/yaml.h>
 
+#include "dataplane/tcx.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/http.h"
@@ -365,6 +369,122 @@ TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
   waitFor("early", "Ready");
   std::string message = chainStatus("edge")["message"].as<std::string>();
   EXPECT_NE(message.find("programs[1] (edge/bad)"), std::string::npos) << message;
+}
+
+// One root runs every chain of an (interface, hook), and the kernel allows 33 tail calls per
+// packet: 3 + 32 programs do not fit. The later chain is refused with its reason; the first
+// runs and filters.
+TEST_F(AgentStandalone, ChainsPastTheTailCallLimitAreRefusedAndTheFirstKeepsRunning) {
+  std::string many;
+  for (int i = 0; i < 32; ++i)
+    many += program("count" + std::to_string(i), counter_);
+  writeConfig(
+      chainConfig(program("filter", portfilter_, kBlock9999) +
+                      program("count", counter_, kCounterMonitor) + program("count2", counter_),
+                  "first") +
+      "  priority: 10\n" + chainConfig(many, "second").substr(std::string("chains:\n").size()) +
+      "  priority: 20\n");
+  startAgent();
+  waitFor("first", "Ready");
+  waitFor("second", "Failed", "TailCallLimitExceeded");
+  EXPECT_EQ(chainStatus("second")["message"].as<std::string>(),
+            "veth-b xdp: 35 programs behind one root (first: 3, second: 32): the kernel runs at "
+            "most 33 per packet (one tail call each), the rest would be skipped");
+  EXPECT_EQ(programIds("first").size(), 4u); // root, filter, count, count2
+  EXPECT_TRUE(programIds("second").empty());
+
+  auto allowed = traffic(7000);
+  allowed->sendAndWait(200);
+  EXPECT_EQ(allowed->received(), 200u);
+  auto blocked = traffic(9999);
+  blocked->sendAndWait(100, 500);
+  EXPECT_EQ(blocked->received(), 0u);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value",
+                   {"chain=\"first\"", "program=\"count\"", "field=\"packets\""}),
+            200);
+}
+
+// Another tool's TCX program that ends every packet (TCX_DROP), attached first, as a CNI's
+// may be. The chain's root goes first among the interface's TCX programs, so the chain still
+// sees every packet; a chain that asks for placement: last runs after it, and says so.
+class ForeignTcxDrop {
+public:
+  static std::unique_ptr<ForeignTcxDrop> attachFirst(const TestNetns& netns, int ifindex) {
+    auto drop = std::make_unique<ForeignTcxDrop>();
+    drop->obj_ =
+        bpf_object__open_file((std::string(BPFCHAIN_BPF_DIR) + "/tcx_drop.bpf.o").c_str(), nullptr);
+    if (!drop->obj_ || bpf_object__load(drop->obj_) != 0)
+      return nullptr;
+    int fd = bpf_program__fd(bpf_object__next_program(drop->obj_, nullptr));
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+      return nullptr;
+    drop->id_ = info.id;
+    auto guard = netns.enter();
+    if (!guard.ok())
+      return nullptr;
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = dataplane::kBpfFBefore);
+    drop->link_ = bpf_link_create(fd, ifindex, dataplane::kBpfTcxIngress, &opts);
+    return drop->link_ >= 0 ? std::move(drop) : nullptr;
+  }
+  ForeignTcxDrop() = default;
+  ForeignTcxDrop(const ForeignTcxDrop&) = delete;
+  ForeignTcxDrop& operator=(const ForeignTcxDrop&) = delete;
+  ~ForeignTcxDrop() {
+    if (link_ >= 0)
+      ::close(link_);
+    bpf_object__close(obj_);
+  }
+  uint32_t id() const { return id_; }
+
+private:
+  bpf_object* obj_ = nullptr;
+  int link_ = -1;
+  uint32_t id_ = 0;
+};
+
+TEST_F(AgentStandalone, ATcChainRunsBeforeAnotherToolsTcxProgramUnlessAskedToGoLast) {
+  auto counterTc = buildPackage(dir_->path() + "/packages", "counter-tc", "counter", "counter_tc",
+                                "tc-ingress", "counter_tc_next");
+  ASSERT_TRUE(counterTc.ok()) << counterTc.error().message();
+  auto ifindex = hosts_->receiver.ifindex("veth-b");
+  ASSERT_TRUE(ifindex.ok()) << ifindex.error().message();
+  auto drop = ForeignTcxDrop::attachFirst(hosts_->receiver, *ifindex);
+  ASSERT_TRUE(drop) << "attach the foreign TCX program: " << std::strerror(errno);
+  auto config = [&](const std::string& placement) {
+    return "chains:\n- name: edge\n  hook: tc-ingress\n  placement: " + placement +
+           "\n  interfaces: {names: [veth-b]}\n  programs:\n" +
+           program("count", *counterTc, kCounterMonitor);
+  };
+  writeConfig(config("first"));
+  startAgent({"--detach-on-exit"});
+  waitFor("edge", "Ready");
+  EXPECT_FALSE(chainStatus("edge")["message"]) << "nothing runs before the chain";
+  auto t = traffic(7000);
+  t->sendAndWait(100, 500);
+  EXPECT_EQ(t->received(), 0u); // the other tool drops, after the chain counted
+  EXPECT_GT(t->sent(), 0u);
+  std::vector<std::string> count{"chain=\"edge\"", "program=\"count\"", "field=\"packets\""};
+  EXPECT_EQ(metric("bpfchain_monitor_map_value", count), static_cast<double>(t->sent()));
+
+  // Placement is chosen when the root attaches: the chain is removed (--detach-on-exit) and
+  // attached again by an agent asked for last.
+  agent_->process().stop();
+  agent_.reset();
+  writeConfig(config("last"));
+  fs::remove(statusPath()); // the stopped agent's
+  startAgent();
+  waitFor("edge", "Ready");
+  EXPECT_EQ(chainStatus("edge")["message"].as<std::string>(""),
+            "tc-ingress on veth-b: 1 other program (id " + std::to_string(drop->id()) +
+                ") run before this chain, and may end a packet before it runs");
+  EXPECT_NE(agent_->log().find("tc-ingress on veth-b: 1 other program"), std::string::npos)
+      << agent_->log();
+  auto late = traffic(7001);
+  late->sendAndWait(100, 500);
+  EXPECT_EQ(late->received(), 0u);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value", count), 0) << "the chain ran after a drop";
 }
 
 // A monitorMaps entry the agent cannot export (no such map, a key of the wrong shape) is bad

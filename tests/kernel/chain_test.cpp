@@ -18,6 +18,8 @@
 #include "dataplane/attachment.h"
 #include "dataplane/chain.h"
 #include "dataplane/features.h"
+#include "dataplane/tail_calls.h"
+#include "dataplane/tcx.h"
 #include "harness/bpffs.h"
 #include "harness/netns.h"
 #include "harness/traffic.h"
@@ -283,6 +285,123 @@ TEST_F(ChainOnVeth, ChainsAProgramWrittenToL3afsAbi) {
   EXPECT_FALSE(std::filesystem::exists(bpffs_->path() + "/xdp_l3af_next_prog"));
 }
 
+// The number behind kMaxChainPrograms, on this kernel: the root's call to the first program
+// is a tail call, so 33 programs run behind the root and a 34th is skipped. (The data plane
+// runs what it is given; the agent refuses chains that would not fit.)
+TEST_F(ChainOnVeth, TheKernelRunsThirtyThreeProgramsBehindTheRoot) {
+  auto [chain, attachment] = openAndAttach();
+  std::vector<ProgramSpec> specs;
+  for (size_t i = 0; i <= kMaxChainPrograms; ++i)
+    specs.push_back(counterSpec("c" + std::to_string(i)));
+  auto report = chain.apply(specs);
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  traffic_->sendAndWait(50);
+  EXPECT_EQ(traffic_->received(), 50u);
+  for (size_t i = 0; i < kMaxChainPrograms; ++i)
+    EXPECT_EQ(counted(chain, "c" + std::to_string(i)), 50u) << "program " << i + 1;
+  EXPECT_EQ(counted(chain, "c" + std::to_string(kMaxChainPrograms)), 0u)
+      << "the kernel ran more tail calls than MAX_TAIL_CALL_CNT";
+}
+
+// Runs `packets` 64-byte frames through the chain's root one at a time (BPF_PROG_TEST_RUN);
+// returns how many the chain passed.
+size_t passedOf(const Chain& chain, size_t packets) {
+  std::vector<unsigned char> frame(64, 0);
+  size_t passed = 0;
+  for (size_t i = 0; i < packets; ++i) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<__u32>(frame.size()));
+    if (bpf_prog_test_run_opts(chain.rootFd(), &opts) != 0) {
+      ADD_FAILURE() << "test run: " << std::strerror(errno);
+      return passed;
+    }
+    passed += opts.retval == XDP_PASS ? 1 : 0;
+  }
+  return passed;
+}
+
+// L3AF's kernel functions declare every map with key_size/value_size only; mapArgs writes them
+// as l3afd does (integers sized by the map, hex bytes otherwise), and a change of rate is a
+// map write, not a reload.
+TEST_F(ChainOnVeth, ConfiguresAnL3afStyleMapLiveWithoutReload) {
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  auto limiter = [](uint64_t rate) {
+    ProgramSpec spec{.id = "rl",
+                     .objectPath = kBpfDir + "/l3af_ratelimit.bpf.o",
+                     .entry = "xdp_l3af_ratelimit",
+                     .nextMap = "xdp_rl_ingress_next_prog"};
+    spec.mapArgs.push_back({.map = "rl_config_map",
+                            .mode = btf::MapArgMode::Replace,
+                            .entries = {{YAML::Load("0"), YAML::Load(std::to_string(rate))}}});
+    // A new window starts with the new rate: the 16-byte window slot is written as hex bytes.
+    spec.mapArgs.push_back(
+        {.map = "rl_window_map",
+         .mode = btf::MapArgMode::Replace,
+         .entries = {{YAML::Load("0"), YAML::Load("0x" + std::string(32, '0'))}}});
+    return std::vector<ProgramSpec>{spec, counterSpec("b")};
+  };
+  auto report = chain->apply(limiter(3));
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  const auto before = programIds(*chain);
+
+  // At most 3 a second: 20 packets sent within one second pass 3, or 6 if a second began
+  // during them.
+  size_t passed = passedOf(*chain, 20);
+  EXPECT_GE(passed, 3u);
+  EXPECT_LE(passed, 6u);
+  EXPECT_EQ(counted(*chain, "b"), passed) << "what passes runs the next program";
+
+  report = chain->apply(limiter(12));
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_EQ(report->loaded, 0u);
+  EXPECT_EQ(programIds(*chain), before) << "a rate change reloaded the program";
+  size_t passedAfter = passedOf(*chain, 40);
+  EXPECT_GE(passedAfter, 12u);
+  EXPECT_LE(passedAfter, 24u);
+  EXPECT_EQ(counted(*chain, "b"), passed + passedAfter);
+
+  auto drops = chain->openMap("rl", "rl_drop_count_map");
+  ASSERT_TRUE(drops.ok()) << drops.error().message();
+  EXPECT_EQ(perCpuFirstU64(drops->get(), sizeof(long)), 60u - passed - passedAfter);
+}
+
+// Every program is loaded as its hook's type whatever its section says, so a TC program on an
+// XDP chain would load and return 0 = XDP_ABORTED for every packet: the chain refuses it.
+TEST_F(ChainOnVeth, RefusesAProgramWrittenForAnotherHook) {
+  auto [chain, attachment] = openAndAttach();
+  ASSERT_TRUE(chain.apply(std::vector<ProgramSpec>{counterSpec("a")}).ok());
+  const auto before = programIds(chain);
+
+  ProgramSpec l3afTc{.id = "tc",
+                     .objectPath = kBpfDir + "/l3af_tc.bpf.o",
+                     .entry = "tc_l3af",
+                     .nextMap = "tc_ingress_next_prog_array"};
+  auto report = chain.apply(std::vector<ProgramSpec>{counterSpec("a"), l3afTc});
+  ASSERT_FALSE(report.ok()) << "a tc program was loaded on the xdp hook";
+  EXPECT_EQ(report.error().message(),
+            "programs[1] (tc): entry \"tc_l3af\" in " + l3afTc.objectPath +
+                ": its first argument is struct __sk_buff *: a tc program, not a program for the "
+                "xdp hook");
+  EXPECT_EQ(programIds(chain), before);
+  traffic_->sendAndWait(50);
+  EXPECT_EQ(traffic_->received(), 50u);
+  EXPECT_EQ(counted(chain, "a"), 50u);
+
+  // And the other way round; on a tc hook the same program loads.
+  auto tcChain = Chain::open(chainDir(Hook::TcIngress), Hook::TcIngress);
+  ASSERT_TRUE(tcChain.ok()) << tcChain.error().message();
+  auto xdpOnTc = tcChain->apply(std::vector<ProgramSpec>{counterSpec("x")});
+  ASSERT_FALSE(xdpOnTc.ok());
+  EXPECT_EQ(xdpOnTc.error().message(),
+            "programs[0] (x): entry \"counter_xdp\" in " + kBpfDir +
+                "/counter.bpf.o: its first argument is struct xdp_md *: an xdp program, not a "
+                "program for the tc-ingress hook");
+  auto tcOnTc = tcChain->apply(std::vector<ProgramSpec>{l3afTc});
+  EXPECT_TRUE(tcOnTc.ok()) << tcOnTc.error().message();
+  ASSERT_TRUE(tcChain->destroy().ok());
+}
+
 TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
   auto [chain, attachment] = openAndAttach();
   std::vector<ProgramSpec> good{counterSpec("a"), counterSpec("b")};
@@ -338,6 +457,100 @@ TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
     ++instances;
   EXPECT_EQ(instances, 2u);
   std::filesystem::remove(garbage);
+}
+
+// Another tool's program on the interface: TCX runs a hook's programs in order, and one that
+// returns a final verdict first would keep the chain from ever running, so the chain's root
+// attaches first (unless asked to go last). XDP has one program per interface: one that
+// another tool attached is never replaced, and the failure says whose it is.
+class ForeignProgram {
+public:
+  explicit ForeignProgram(const std::string& object) {
+    obj_ = bpf_object__open_file(object.c_str(), nullptr);
+    if (!obj_ || bpf_object__load(obj_) != 0)
+      ADD_FAILURE() << "load " << object << ": " << std::strerror(errno);
+  }
+  ~ForeignProgram() {
+    if (link_ >= 0)
+      ::close(link_);
+    bpf_object__close(obj_);
+  }
+  ForeignProgram(const ForeignProgram&) = delete;
+  ForeignProgram& operator=(const ForeignProgram&) = delete;
+  int fd() const { return bpf_program__fd(bpf_object__next_program(obj_, nullptr)); }
+  uint32_t id() const {
+    auto id = programIdOf(fd());
+    return id ? *id : 0;
+  }
+  void setLink(int fd) { link_ = fd; }
+
+private:
+  bpf_object* obj_ = nullptr;
+  int link_ = -1;
+};
+
+TEST_F(ChainOnVeth, TheChainRunsBeforeAnotherToolsTcxProgramThatDrops) {
+  if (!kernelFeatures().tcx)
+    GTEST_SKIP() << "no TCX on this kernel";
+  ForeignProgram drop(kBpfDir + "/tcx_drop.bpf.o");
+  {
+    auto guard = receiver_->enter();
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = kBpfFBefore);
+    int link = bpf_link_create(drop.fd(), ifindex_, kBpfTcxIngress, &opts);
+    ASSERT_GE(link, 0) << std::strerror(errno);
+    drop.setLink(link);
+  }
+  auto [chain, attachment] = openAndAttach(Hook::TcIngress);
+  ASSERT_EQ(attachment.mode(), AttachMode::Link);
+  ASSERT_TRUE(chain.apply(std::vector<ProgramSpec>{counterSpec("a", Hook::TcIngress)}).ok());
+  auto before = attachment.programsBefore();
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  EXPECT_TRUE(before->empty()) << "programs run before the chain: " << before->size();
+
+  // The other tool drops every packet, after the chain counted it.
+  traffic_->sendAndWait(100, 500);
+  EXPECT_EQ(traffic_->received(), 0u);
+  EXPECT_GT(traffic_->sent(), 0u);
+  EXPECT_EQ(counted(chain, "a"), traffic_->sent());
+  ASSERT_TRUE(attachment.detach().ok());
+
+  // Asked to go last, it runs after the other tool's program, and says so.
+  AttachOptions last;
+  last.tcxLast = true;
+  auto guard = receiver_->enter();
+  auto behind = Attachment::attach(chain.rootFd(), ifindex_, Hook::TcIngress,
+                                   chainDir(Hook::TcIngress) + "/link", last);
+  ASSERT_TRUE(behind.ok()) << behind.error().message();
+  before = behind->programsBefore();
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  EXPECT_EQ(*before, std::vector<uint32_t>{drop.id()});
+  ASSERT_TRUE(behind->detach().ok());
+}
+
+TEST_F(ChainOnVeth, AnInterfaceWhoseXdpAnotherToolOwnsIsAClearFailure) {
+  ForeignProgram other(kBpfDir + "/versioned.bpf.o");
+  ASSERT_NE(other.id(), 0u);
+  auto guard = receiver_->enter();
+  ASSERT_EQ(bpf_xdp_attach(ifindex_, other.fd(), 0, nullptr), 0) << std::strerror(errno);
+  auto chain = Chain::open(chainDir(), Hook::Xdp);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  for (bool legacy : {false, true}) {
+    AttachOptions options;
+    options.legacy = legacy;
+    auto attached =
+        Attachment::attach(chain->rootFd(), ifindex_, Hook::Xdp, chainDir() + "/link", options);
+    ASSERT_FALSE(attached.ok()) << "attached over another tool's XDP program";
+    EXPECT_NE(attached.error().message().find("the interface already runs XDP program id " +
+                                              std::to_string(other.id()) +
+                                              " that bpfchain did not attach; it is not replaced"),
+              std::string::npos)
+        << attached.error().message();
+  }
+  // Still the other tool's.
+  __u32 id = 0;
+  ASSERT_EQ(bpf_xdp_query_id(ifindex_, 0, &id), 0);
+  EXPECT_EQ(id, other.id());
+  ASSERT_EQ(bpf_xdp_detach(ifindex_, 0, nullptr), 0);
 }
 
 struct HookCase {

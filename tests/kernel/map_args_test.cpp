@@ -389,15 +389,77 @@ TEST(MapArgs, AWriteTheKernelRefusesIsRolledBack) {
 
 // ---- maps mapArgs cannot fill ----
 
-TEST(MapArgs, MapWithoutBtfTypesIsRefused) {
+// ---- maps without BTF key/value types (L3AF's) ----
+
+TEST(MapArgs, MapWithoutBtfTypesTakesIntegersSizedByTheMap) {
   auto obj = loadTestObject();
   ASSERT_TRUE(obj);
-  auto done =
-      applyMapArgs(mapFd(obj, "untyped"), MapArgMode::Merge, entries({{"1", "2"}}), "mapArgs[3]");
-  ASSERT_FALSE(done);
-  EXPECT_EQ(done.error().message(),
-            "mapArgs[3]: map untyped has no BTF key/value types, so its entries cannot be typed "
-            "(declare it with __type(key, ...) and __type(value, ...))");
+  int fd = mapFd(obj, "untyped");
+  auto done = applyMapArgs(fd, MapArgMode::Replace, entries({{"1", "2"}, {"0x10", "0xffffffff"}}),
+                           "mapArgs[3]");
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(dump(fd), (Contents{{u32(1), u32(2)}, {u32(16), u32(0xffffffff)}}));
+
+  fd = mapFd(obj, "untyped_u16_u64");
+  done = applyMapArgs(fd, MapArgMode::Replace,
+                      entries({{"8080", "18446744073709551615"}, {"65535", "7"}}), "mapArgs[0]");
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(dump(fd), (Contents{{u16(8080), u64(~0ULL)}, {u16(65535), u64(7)}}));
+
+  // Per-CPU: every CPU's slot.
+  fd = mapFd(obj, "untyped_pc_array");
+  done = applyMapArgs(fd, MapArgMode::Merge, entries({{"1", "200"}}), "mapArgs[0]");
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(dump(fd)[u32(1)], perCpu({200}, 8));
+}
+
+TEST(MapArgs, MapWithoutBtfTypesTakesHexBytesForOtherSizes) {
+  auto obj = loadTestObject();
+  ASSERT_TRUE(obj);
+  int fd = mapFd(obj, "untyped_wide");
+  auto done = applyMapArgs(fd, MapArgMode::Replace,
+                           entries({{"0x0a0B0c0d0e0f", "0x000102030405060708090aff"}}), "m");
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(dump(fd), (Contents{{{0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f},
+                                 {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0xff}}}));
+}
+
+TEST(MapArgs, MapWithoutBtfTypesNamesTheBadEntry) {
+  auto obj = loadTestObject();
+  ASSERT_TRUE(obj);
+  struct Case {
+    const char* map;
+    std::pair<std::string, std::string> entry;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"untyped", {"1", "4294967296"}, "m.entries[1].value: 4294967296 does not fit __u32"},
+           {"untyped", {"-1", "1"}, "m.entries[1].key: -1 does not fit __u32"},
+           {"untyped_u16_u64", {"70000", "1"}, "m.entries[1].key: 70000 does not fit __u16"},
+           {"untyped", {"abc", "1"}, "m.entries[1].key: "},
+           {"untyped_wide",
+            {"0x0a0b", "0x000102030405060708090a0b"},
+            "m.entries[1].key: \"0x0a0b\" has 4 hex digits; a 6-byte side without BTF type is "
+            "hex bytes in memory order: 0x and 12 hex digits"},
+           {"untyped_wide",
+            {"0x0a0b0c0d0e0f", "12"},
+            "m.entries[1].value: \"12\" is not hex bytes; a 12-byte side without BTF type is "
+            "hex bytes in memory order: 0x and 24 hex digits"},
+           {"untyped_wide",
+            {"0x0a0b0c0d0e0g", "0x000102030405060708090a0b"},
+            "m.entries[1].key: \"0x0a0b0c0d0e0g\" is not hex bytes"},
+       }) {
+    int fd = mapFd(obj, c.map);
+    std::string firstKey = std::string(c.map) == "untyped_wide" ? "0x010203040506" : "3";
+    std::string firstValue =
+        std::string(c.map) == "untyped_wide" ? "0x000000000000000000000001" : "1";
+    Contents before = dump(fd);
+    auto done =
+        applyMapArgs(fd, MapArgMode::Replace, entries({{firstKey, firstValue}, c.entry}), "m");
+    ASSERT_FALSE(done) << c.map << " " << c.entry.first;
+    EXPECT_EQ(done.error().message().rfind(c.message, 0), 0u) << done.error().message();
+    EXPECT_EQ(dump(fd), before) << "nothing is written when an entry is bad";
+  }
 }
 
 TEST(MapArgs, ProgArrayIsRefused) {

@@ -22,6 +22,7 @@ chains:
   generation: 3
   hook: xdp
   priority: 50
+  placement: last
   interfaces: {names: [eth0, "/^ens[0-9]+$/"]}
   programs:
   - name: ratelimit
@@ -70,6 +71,7 @@ TEST(NodeConfig, ParsesEveryField) {
   EXPECT_EQ(c.generation, 3);
   EXPECT_EQ(c.hook, dataplane::Hook::Xdp);
   EXPECT_EQ(c.priority, 50);
+  EXPECT_TRUE(c.placeLast);
   ASSERT_FALSE(c.forPods());
   EXPECT_TRUE(c.interfaces->matches("eth0"));
   EXPECT_TRUE(c.interfaces->matches("ens33"));
@@ -91,6 +93,7 @@ TEST(NodeConfig, ParsesEveryField) {
   EXPECT_TRUE(spec->chains[1].forPods());
   EXPECT_EQ(spec->chains[1].generation, 1); // standalone files may omit it
   EXPECT_EQ(spec->chains[1].priority, 100);
+  EXPECT_FALSE(spec->chains[1].placeLast); // first unless asked
 }
 
 TEST(NodeConfig, AcceptsAWholeBpfNodeConfigAndAnEmptySpec) {
@@ -119,6 +122,8 @@ TEST(NodeConfig, ErrorsNameTheField) {
       {"hook: xdp", "hook: xpd", "test.yaml: chains[0].hook: \"xpd\" is not one of"},
       {"priority: 50", "priority: 20000", "chains[0].priority: 20000 is out of range"},
       {"priority: 50", "priority: high", "chains[0].priority: \"high\" is not an integer"},
+      {"placement: last", "placement: middle",
+       "chains[0].placement: \"middle\" is not one of first, last"},
       {"sha256: \"0123", "sha256: \"X123", "chains[0].programs[0].package.sha256: not 64"},
       {"url: \"https://", "url: \"ftp://", "chains[0].programs[0].package.url: \"ftp://"},
       {"entry: xdp_ratelimit", "entry: 9bad", "chains[0].programs[0].entry: \"9bad\" is not a C"},
@@ -317,6 +322,9 @@ TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
       {"programs[0] (c/p): globalData.rate: no such variable", "GlobalDataInvalid"},
       {"programs[0] (c/p): entry \"nope\": no such program in /x.o", "ProgramInvalid"},
       {"programs[0] (c/p): nextMap \"n\": no such map in /x.o", "ProgramInvalid"},
+      {"programs[1] (c/tc): entry \"tc_l3af\" in /x.o: its first argument is struct __sk_buff *: "
+       "a tc program, not a program for the xdp hook",
+       "ProgramInvalid"},
       {"programs[0] (c/p): open /x.o: not a loadable BPF object (Invalid argument)",
        "ProgramInvalid"},
       {"link /sys/fs/bpf/x to the next program: Bad file descriptor", "LoadFailed"},

@@ -182,13 +182,35 @@ struct {
   __type(value, struct bt_counter);
 } flows SEC(".maps");
 
-/* Sizes only, no BTF types: mapArgs refuses it. */
+/* Sizes only, no BTF types (as L3AF declares its maps): mapArgs writes integers sized by the
+ * map, and hex bytes for sizes that are no integer's. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 4);
   __uint(key_size, 4);
   __uint(value_size, 4);
 } untyped SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4);
+  __uint(key_size, 2);
+  __uint(value_size, 8);
+} untyped_u16_u64 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4);
+  __uint(key_size, 6);
+  __uint(value_size, 12);
+} untyped_wide SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2);
+  __uint(key_size, 4);
+  __uint(value_size, 1);
+} untyped_pc_array SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
