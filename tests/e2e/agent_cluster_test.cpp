@@ -481,8 +481,8 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
   auto operatorScrape = httpGet("127.0.0.1", operatorPort, "/metrics");
   ASSERT_TRUE(operatorScrape.ok() && operatorScrape->status == 200);
   exported.merge(exportedMetricNames(operatorScrape->body));
-  for (size_t i = 0; i < kNodes; ++i) {
-    auto text = agents_[i]->get("/metrics");
+  for (auto* agent : agents_) {
+    auto text = agent->get("/metrics");
     ASSERT_TRUE(text.ok()) << text.error().message();
     exported.merge(exportedMetricNames(*text));
   }
