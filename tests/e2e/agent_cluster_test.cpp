@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <iostream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "harness/control_plane.h"
 #include "harness/dashboards.h"
 #include "harness/http.h"
+#include "harness/process.h"
 #include "harness/resources.h"
 #include "harness/simulated_nodes.h"
 #include "harness/test_bed_tools.h"
@@ -469,6 +471,30 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
   auto failed = query(R"(bpfchain_chain_info{chain="e2e-alert",phase="Failed"})");
   ASSERT_EQ(failed.size(), 1u) << "one canary node fails, the other is never updated";
   EXPECT_EQ(failed[0]["metric"]["reason"].as<std::string>(""), "VerifierRejected");
+
+  // kubectl finds the plugin beside the other binaries: the canary's failure at a glance.
+  auto plugin = [&](const std::vector<std::string>& args) {
+    // kubectl takes no flags before a plugin's name: the plugin reads --kubeconfig itself.
+    std::vector<std::string> argv{
+        "/usr/bin/env", "PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":" + getenv("PATH"),
+        "kubectl",      "bpfchain",
+        "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = runCommand(argv);
+    EXPECT_TRUE(out.ok() && out->exitCode == 0)
+        << (out.ok() ? out->out + out->err : out.error().message());
+    return out.ok() ? out->out : std::string();
+  };
+  std::string status = plugin({"status", "e2e-alert"});
+  std::string canary = failed[0]["metric"]["node"].as<std::string>("");
+  EXPECT_NE(status.find("Failed  VerifierRejected  1      " + canary + "\n"), std::string::npos)
+      << status;
+  std::string nodesOut = plugin({"nodes", "-o", "wide"});
+  EXPECT_NE(nodesOut.find("e2e-alert@"), std::string::npos) << nodesOut;
+  EXPECT_NE(nodesOut.find("Failed(VerifierRejected)"), std::string::npos) << nodesOut;
+  std::cout << "kubectl bpfchain status e2e-alert:\n"
+            << status << "kubectl bpfchain nodes -o wide:\n"
+            << nodesOut;
 
   // Every panel's query answers (a series, even if its value is 0 or NaN).
   for (const auto& q : *panels)
