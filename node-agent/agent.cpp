@@ -79,10 +79,11 @@ void Agent::run(NodeReconciler& reconciler) {
           work == Work::Full ? ReconcileScope::Full : ReconcileScope::Links, links);
       reconciled_ = true;
       if (metrics_) {
-        std::map<std::string, int> phases;
+        std::vector<ChainState> chains;
+        chains.reserve(status.chains.size());
         for (const auto& c : status.chains)
-          ++phases[c.phase];
-        metrics_->setChainPhases(phases);
+          chains.push_back({c.name, c.generation, c.phase, c.reason});
+        metrics_->setChains(chains);
       }
       report(status, work == Work::Full);
     } else if (statusPending) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "btf/value.h"
+#include "k8s/k8s_metrics.h"
 
 namespace bpfchain::agent {
 
@@ -90,6 +91,11 @@ std::string verdictLabel(const std::string& hook, int slot) {
   return std::to_string(verdict);
 }
 
+// A pod ADD attaches an already-loaded root: milliseconds (DESIGN.md section 9).
+prometheus::Histogram::BucketBoundaries cniBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+}
+
 prometheus::ClientMetric metric(std::vector<prometheus::ClientMetric::Label> labels) {
   prometheus::ClientMetric m;
   m.label = std::move(labels);
@@ -121,6 +127,20 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
                   .Name("bpfchain_chains")
                   .Help("Chains in the node's config, by phase.")
                   .Register(*registry);
+    cniRequests = &prometheus::BuildCounter()
+                       .Name("bpfchain_cni_requests_total")
+                       .Help("Requests from the CNI plugin served on the agent socket, by CNI "
+                             "command, result and error reason.")
+                       .Register(*registry);
+    cniDuration = &prometheus::BuildHistogram()
+                       .Name("bpfchain_cni_request_duration_seconds")
+                       .Help("Time the agent took to serve one CNI plugin request, by command.")
+                       .Register(*registry);
+    for (const char* command : {"ADD", "DEL", "CHECK", "STATUS", "GC"}) {
+      cniRequests->Add({{"command", command}, {"result", "success"}, {"reason", ""}});
+      cniDuration->Add({{"command", command}}, cniBuckets());
+    }
+    requests = k8s::makeRequestMetrics(registry);
     prometheus::BuildGauge()
         .Name("bpfchain_agent_info")
         .Help("The agent's version, kernel and kernel features.")
@@ -196,11 +216,25 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
                                       "A monitored map value (monitorMaps), aggregated.",
                                       prometheus::MetricType::Gauge,
                                       {}};
+    prometheus::MetricFamily chainInfo{
+        "bpfchain_chain_info",
+        "1 for each chain in the node's config, with the generation its phase and reason "
+        "describe.",
+        prometheus::MetricType::Gauge,
+        {}};
     prometheus::MetricFamily fetches{"bpfchain_package_fetches_total",
                                      "Package requests: downloads, cache hits, failures.",
                                      prometheus::MetricType::Counter,
                                      {}};
     std::lock_guard lock(mu);
+    for (const auto& c : chainStates) {
+      auto m = metric({{"chain", c.chain},
+                       {"generation", std::to_string(c.generation)},
+                       {"phase", c.phase},
+                       {"reason", c.reason}});
+      m.gauge.value = 1;
+      chainInfo.metric.push_back(m);
+    }
     for (const auto& a : attachments) {
       bpf_prog_info info{};
       __u32 len = sizeof(info);
@@ -273,7 +307,7 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
         fetches.metric.push_back(m);
       }
     }
-    for (auto* f : {&runs, &runTime, &packets, &monitors, &fetches})
+    for (auto* f : {&chainInfo, &runs, &runTime, &packets, &monitors, &fetches})
       families.push_back(std::move(*f));
     return families;
   }
@@ -283,12 +317,16 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
   prometheus::Family<prometheus::Histogram>* applyDuration;
   prometheus::Family<prometheus::Counter>* errors;
   prometheus::Family<prometheus::Gauge>* chains;
+  prometheus::Family<prometheus::Counter>* cniRequests;
+  prometheus::Family<prometheus::Histogram>* cniDuration;
+  std::shared_ptr<k8s::RequestMetrics> requests;
   FD stats;
 
   mutable std::mutex mu;
   std::condition_variable wake;
   bool stopping = false;
   std::vector<ExportedAttachment> attachments;
+  std::vector<ChainState> chainStates;
   std::map<std::string, std::deque<uint64_t>> history;
   std::function<PackageCounters()> packageCounters;
   std::thread sampler;
@@ -317,11 +355,31 @@ void AgentMetrics::countError(const std::string& chain, const std::string& reaso
   impl_->errors->Add({{"chain", chain}, {"reason", reason}}).Increment();
 }
 
-void AgentMetrics::setChainPhases(const std::map<std::string, int>& countsByPhase) {
-  for (const char* phase : {"Applying", "Ready", "Failed", "Removing"}) {
-    auto it = countsByPhase.find(phase);
-    impl_->chains->Add({{"phase", phase}}).Set(it == countsByPhase.end() ? 0 : it->second);
-  }
+void AgentMetrics::setChains(const std::vector<ChainState>& chains) {
+  std::map<std::string, int> countsByPhase;
+  for (const auto& c : chains)
+    ++countsByPhase[c.phase];
+  // Every phase the agent reports, always (0 when none), so rate() and alerts see changes.
+  for (const char* phase : {"Applying", "Ready", "Idle", "Failed", "Removing"})
+    countsByPhase.try_emplace(phase, 0);
+  for (const auto& [phase, count] : countsByPhase)
+    impl_->chains->Add({{"phase", phase}}).Set(count);
+  std::lock_guard lock(impl_->mu);
+  impl_->chainStates = chains;
+}
+
+void AgentMetrics::observeCni(const std::string& command, const std::string& reason,
+                              double seconds) {
+  impl_->cniRequests
+      ->Add({{"command", command},
+             {"result", reason.empty() ? "success" : "error"},
+             {"reason", reason}})
+      .Increment();
+  impl_->cniDuration->Add({{"command", command}}, cniBuckets()).Observe(seconds);
+}
+
+std::shared_ptr<k8s::RequestMetrics> AgentMetrics::requestMetrics() const {
+  return impl_->requests;
 }
 
 void AgentMetrics::setPackageCounters(std::function<PackageCounters()> counters) {

@@ -13,6 +13,12 @@
 //   bpfchain_apply_duration_seconds {chain}, bpfchain_errors_total {chain,reason},
 //   bpfchain_package_fetches_total {result}, bpfchain_agent_info {version,kernel,tcx,xdp_link},
 //   bpfchain_chains {phase}
+//   bpfchain_chain_info {chain,generation,phase,reason} = 1, one series per chain in the node's
+//       config (the generation phase and reason describe; reason "" when Ready)
+//   bpfchain_cni_requests_total {command,result,reason}, bpfchain_cni_request_duration_seconds
+//       {command}: requests the CNI plugin sent over the agent socket, by CNI command (ADD, DEL,
+//       CHECK, STATUS, GC); result success | error, reason the typed error kind ("" on success)
+//   bpfchain_rest_client_* (common/k8s/k8s_metrics.h) when running against a cluster
 // Header without prometheus-cpp: it is only in agent_metrics.cpp.
 #pragma once
 #include <cstdint>
@@ -29,6 +35,10 @@
 
 namespace prometheus {
 class Collectable;
+}
+
+namespace bpfchain::k8s {
+class RequestMetrics;
 }
 
 namespace bpfchain::agent {
@@ -62,6 +72,14 @@ struct ExportedAttachment {
   std::vector<ExportedProgram> programs;
 };
 
+// One chain of the node's config as the last pass left it.
+struct ChainState {
+  std::string chain;
+  int64_t generation = 0;
+  std::string phase;
+  std::string reason;
+};
+
 struct PackageCounters {
   uint64_t fetches = 0;
   uint64_t cacheHits = 0;
@@ -92,7 +110,12 @@ public:
   void publish(std::vector<ExportedAttachment> attachments);
   void observeApply(const std::string& chain, double seconds);
   void countError(const std::string& chain, const std::string& reason);
-  void setChainPhases(const std::map<std::string, int>& countsByPhase);
+  // Replaces bpfchain_chains and bpfchain_chain_info with `chains`.
+  void setChains(const std::vector<ChainState>& chains);
+  // One request served on the agent socket; `reason` "" = success.
+  void observeCni(const std::string& command, const std::string& reason, double seconds);
+  // For k8s::setRequestMetrics(): the API client's families, served with the others.
+  std::shared_ptr<k8s::RequestMetrics> requestMetrics() const;
   void setPackageCounters(std::function<PackageCounters()> counters);
 
   // Encodes a monitor map's key text by the map's BTF key type.

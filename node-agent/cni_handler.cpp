@@ -1,6 +1,9 @@
 #include "node-agent/cni_handler.h"
 
+#include <chrono>
 #include <set>
+
+#include "node-agent/agent_metrics.h"
 
 namespace bpfchain::agent {
 
@@ -20,7 +23,21 @@ v1::Response notReady() {
 
 } // namespace
 
+template <typename Serve> v1::Response CniHandler::measured(const char* command, Serve serve) {
+  auto start = std::chrono::steady_clock::now();
+  v1::Response response = serve();
+  if (metrics_)
+    metrics_->observeCni(
+        command, response.ok() ? "" : (response.reason().empty() ? "Unknown" : response.reason()),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return response;
+}
+
 v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
+  return measured("ADD", [&] { return attach(request); });
+}
+
+v1::Response CniHandler::attach(const v1::AttachPod& request) {
   if (!reconciler_.applied())
     return notReady();
   // Which chains select the pod depends on its labels: without them, attaching nothing would
@@ -49,15 +66,22 @@ v1::Response CniHandler::attachPod(const v1::AttachPod& request) {
 }
 
 v1::Response CniHandler::detachPod(const v1::DetachPod& request) {
-  reconciler_.detachPod(PodRef{request.container_id(), request.pod_namespace(), request.pod_name(),
-                               "", 0, request.pod_ifname(), request.network()});
-  changed_();
-  v1::Response r;
-  r.set_ok(true);
-  return r;
+  return measured("DEL", [&] {
+    reconciler_.detachPod(PodRef{request.container_id(), request.pod_namespace(),
+                                 request.pod_name(), "", 0, request.pod_ifname(),
+                                 request.network()});
+    changed_();
+    v1::Response r;
+    r.set_ok(true);
+    return r;
+  });
 }
 
 v1::Response CniHandler::checkPod(const v1::CheckPod& request) {
+  return measured("CHECK", [&] { return check(request); });
+}
+
+v1::Response CniHandler::check(const v1::CheckPod& request) {
   if (!reconciler_.applied())
     return notReady();
   auto checked = reconciler_.checkPod(PodRef{request.container_id(), request.pod_namespace(),
@@ -71,30 +95,34 @@ v1::Response CniHandler::checkPod(const v1::CheckPod& request) {
 }
 
 v1::Response CniHandler::status(const v1::StatusRequest&) {
-  v1::Response r;
-  bool ready = reconciler_.applied();
-  r.set_ok(ready);
-  if (!ready) {
-    r.set_reason("NotReady");
-    r.set_message("the agent has not applied its node config yet");
-  }
-  r.mutable_status()->set_ready(ready);
-  r.mutable_status()->set_agent_version(version_);
-  r.mutable_status()->set_node_name(nodeName_);
-  return r;
+  return measured("STATUS", [&] {
+    v1::Response r;
+    bool ready = reconciler_.applied();
+    r.set_ok(ready);
+    if (!ready) {
+      r.set_reason("NotReady");
+      r.set_message("the agent has not applied its node config yet");
+    }
+    r.mutable_status()->set_ready(ready);
+    r.mutable_status()->set_agent_version(version_);
+    r.mutable_status()->set_node_name(nodeName_);
+    return r;
+  });
 }
 
 v1::Response CniHandler::gc(const v1::GcRequest& request) {
-  std::set<std::pair<std::string, std::string>> valid;
-  for (const auto& a : request.valid_attachments())
-    valid.emplace(a.container_id(), a.pod_ifname());
-  v1::Response r;
-  r.set_ok(true);
-  for (const auto& id : reconciler_.collectPods(request.network(), valid))
-    r.add_removed_container_ids(id);
-  if (r.removed_container_ids_size() > 0)
-    changed_();
-  return r;
+  return measured("GC", [&] {
+    std::set<std::pair<std::string, std::string>> valid;
+    for (const auto& a : request.valid_attachments())
+      valid.emplace(a.container_id(), a.pod_ifname());
+    v1::Response r;
+    r.set_ok(true);
+    for (const auto& id : reconciler_.collectPods(request.network(), valid))
+      r.add_removed_container_ids(id);
+    if (r.removed_container_ids_size() > 0)
+      changed_();
+    return r;
+  });
 }
 
 } // namespace bpfchain::agent

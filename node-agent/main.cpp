@@ -26,7 +26,9 @@
 #include <unistd.h>
 
 #include "dataplane/features.h"
+#include "k8s/request_metrics.h"
 #include "metrics/metrics_server.h"
+#include "metrics/process_collector.h"
 #include "node-agent/agent.h"
 #include "node-agent/agent_metrics.h"
 #include "node-agent/bpffs_mount.h"
@@ -194,6 +196,7 @@ int main(int argc, char** argv) {
     return PackageCounters{s.fetches, s.cacheHits, s.failures};
   });
 
+  k8s::setRequestMetrics(metrics.requestMetrics());
   std::unique_ptr<SpecSource> source;
   if (!flags->config.empty()) {
     auto standalone = StandaloneSource::create(flags->config, flags->stateDir + "/status.yaml");
@@ -240,6 +243,7 @@ int main(int argc, char** argv) {
     return fail(server.error());
   for (const auto& c : metrics.collectables())
     (*server)->add(c);
+  (*server)->add(metrics::processCollector());
   (*server)->addReadinessCheck("source", [&] { return source->notReady(); });
   (*server)->addReadinessCheck("dataplane", [&] { return agent.notReady(); });
   (*server)->addLivenessCheck("reconcile-loop",
@@ -264,8 +268,9 @@ int main(int argc, char** argv) {
       return;
     }
     // Started here so that its threads, too, are in the managed namespace (pod veths).
-    CniHandler cni(**reconciler, *source, flags->nodeName, BPFCHAIN_VERSION,
-                   [&] { agent.refreshStatus(); });
+    CniHandler cni(
+        **reconciler, *source, flags->nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); },
+        &metrics);
     auto socket = AgentSocketServer::start(flags->socket, cni);
     if (!socket) {
       started.set_value(std::move(socket).error().context("--socket " + flags->socket));

@@ -238,7 +238,9 @@ Controller::Controller(k8s::Client& client, ControllerOptions options)
       chains_(client, kChains, {.stripManagedFields = true}),
       nodes_(client, k8s::resources::kNodes, {.stripManagedFields = true}),
       nodeConfigs_(client, kNodeConfigs, {.stripManagedFields = true}),
-      events_(client, {.component = "bpfchain-operator", .host = options_.eventHost}) {
+      events_(client, {.component = "bpfchain-operator", .host = options_.eventHost}),
+      queue_(k8s::WorkQueueOptions{.metrics = options_.metrics ? options_.metrics->workQueue()
+                                                               : nullptr}) {
   chains_.addEventHandler({
       .onAdd =
           [this](const Json& o) {
@@ -917,7 +919,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     std::cerr << stamp() << "chain/" << name
               << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
   if (options_.metrics)
-    options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed});
+    options_.metrics->setRollout(
+        name, {d.matched, d.updated, d.ready, d.failed, d.halted, d.halted && d.memory.rolledBack});
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;

@@ -29,6 +29,7 @@
 
 #include "k8s/leader_election.h"
 #include "metrics/metrics_server.h"
+#include "metrics/process_collector.h"
 #include "operator/controller.h"
 #include "operator/metrics.h"
 #include "system/version.h"
@@ -178,6 +179,9 @@ int main(int argc, char** argv) {
             << flags->metricsAddress.substr(0, flags->metricsAddress.rfind(':')) << ":"
             << (*server)->port() << "\n";
   (*server)->add(metrics.registry());
+  (*server)->add(metrics.workQueueInFlight());
+  (*server)->add(metrics::processCollector());
+  k8s::setRequestMetrics(metrics.requests());
   (*server)->addReadinessCheck("informers", [&]() -> std::optional<std::string> {
     if (!leading)
       return std::nullopt; // a standby can serve: it takes over when the leader goes

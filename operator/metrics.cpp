@@ -41,6 +41,16 @@ OperatorMetrics::OperatorMetrics(const std::string& version)
                               "updated to the target generation, ready, failed, pending (not "
                               "yet updated).")
                         .Register(*registry_)),
+      halted_(prometheus::BuildGauge()
+                  .Name("bpfchain_operator_rollout_halted")
+                  .Help("1 while the chain's rollout is stopped on a failure (Halt, or "
+                        "Rollback's return to the last generation Ready everywhere).")
+                  .Register(*registry_)),
+      rolledBack_(prometheus::BuildGauge()
+                      .Name("bpfchain_operator_rollout_rolled_back")
+                      .Help("1 while the chain is rolled back to its last generation Ready "
+                            "everywhere (failurePolicy Rollback).")
+                      .Register(*registry_)),
       statusWrites_(prometheus::BuildCounter()
                         .Name("bpfchain_operator_status_writes_total")
                         .Help("BpfChain status writes sent; unchanged statuses are not written.")
@@ -50,7 +60,9 @@ OperatorMetrics::OperatorMetrics(const std::string& version)
                   .Name("bpfchain_operator_leader")
                   .Help("1 while this replica leads (always 1 without --leader-elect).")
                   .Register(*registry_)
-                  .Add({})) {
+                  .Add({})),
+      queue_(k8s::makeWorkQueueMetrics(registry_, "operator")),
+      requests_(k8s::makeRequestMetrics(registry_)) {
   prometheus::BuildGauge()
       .Name("bpfchain_operator_info")
       .Help("Build information of the operator.")
@@ -75,13 +87,20 @@ void OperatorMetrics::setRollout(const std::string& chain, const RolloutCounts& 
   std::lock_guard lock(mu_);
   auto it = chains_.find(chain);
   if (it == chains_.end()) {
-    std::array<prometheus::Gauge*, 5> gauges{};
+    std::array<prometheus::Gauge*, 7> gauges{};
     for (size_t i = 0; i < kStates.size(); ++i)
       gauges[i] = &rolloutNodes_.Add({{"chain", chain}, {"state", kStates[i]}});
+    gauges[5] = &halted_.Add({{"chain", chain}});
+    gauges[6] = &rolledBack_.Add({{"chain", chain}});
     it = chains_.emplace(chain, gauges).first;
   }
-  const std::array<int, 5> values{counts.matched, counts.updated, counts.ready, counts.failed,
-                                  counts.matched - counts.updated};
+  const std::array<int, 7> values{counts.matched,
+                                  counts.updated,
+                                  counts.ready,
+                                  counts.failed,
+                                  counts.matched - counts.updated,
+                                  counts.halted ? 1 : 0,
+                                  counts.rolledBack ? 1 : 0};
   for (size_t i = 0; i < values.size(); ++i)
     it->second[i]->Set(values[i]);
 }
@@ -91,8 +110,10 @@ void OperatorMetrics::forgetChain(const std::string& chain) {
   auto it = chains_.find(chain);
   if (it == chains_.end())
     return;
-  for (auto* gauge : it->second)
-    rolloutNodes_.Remove(gauge);
+  for (size_t i = 0; i < kStates.size(); ++i)
+    rolloutNodes_.Remove(it->second[i]);
+  halted_.Remove(it->second[5]);
+  rolledBack_.Remove(it->second[6]);
   chains_.erase(it);
 }
 

@@ -6,12 +6,17 @@
 //   bpfchain_operator_rollout_nodes{chain,state}             state: matched | updated | ready |
 //                                                            failed | pending (matched, not yet
 //                                                            given the target generation)
+//   bpfchain_operator_rollout_halted{chain}                  1 while the chain's rollout is
+//                                                            stopped on a failure (Progressing
+//                                                            reason Halted or RolledBack)
+//   bpfchain_operator_rollout_rolled_back{chain}             1 while it is rolled back
 //   bpfchain_operator_status_writes_total                   BpfChain status writes sent (a
 //                                                            reconcile that changes nothing
 //                                                            writes nothing)
 //   bpfchain_operator_leader                                 1 while this replica leads, or
 //                                                            always without --leader-elect
 //   bpfchain_operator_info{version}                          1
+//   bpfchain_workqueue_*{name="operator"}, bpfchain_rest_client_*  (common/k8s/k8s_metrics.h)
 // Thread-safe.
 #pragma once
 
@@ -25,12 +30,16 @@
 #include <prometheus/registry.h>
 #include <string>
 
+#include "k8s/k8s_metrics.h"
+
 namespace bpfchain::op {
 
 enum class ReconcileResult { Success, Error, Requeue };
 
 struct RolloutCounts {
   int matched = 0, updated = 0, ready = 0, failed = 0;
+  bool halted = false;     // the rollout stopped on a failure (Halt, or Rollback)
+  bool rolledBack = false; // ... and went back to the last generation Ready everywhere
 };
 
 class OperatorMetrics {
@@ -38,6 +47,11 @@ public:
   explicit OperatorMetrics(const std::string& version);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // The work queue's in-flight gauges, served beside registry().
+  std::shared_ptr<prometheus::Collectable> workQueueInFlight() const { return queue_.inFlight; }
+  // For the controller's WorkQueueOptions, and for k8s::setRequestMetrics().
+  std::shared_ptr<k8s::WorkQueueMetrics> workQueue() const { return queue_.metrics; }
+  std::shared_ptr<k8s::RequestMetrics> requests() const { return requests_; }
 
   // `controller` is "chain" or "node".
   void reconciled(const std::string& controller, ReconcileResult result, double seconds);
@@ -52,11 +66,16 @@ private:
   prometheus::Family<prometheus::Counter>& reconciles_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Gauge>& rolloutNodes_;
+  prometheus::Family<prometheus::Gauge>& halted_;
+  prometheus::Family<prometheus::Gauge>& rolledBack_;
   prometheus::Counter& statusWrites_;
   prometheus::Gauge& leader_;
+  k8s::QueueMetricsHandle queue_;
+  std::shared_ptr<k8s::RequestMetrics> requests_;
 
-  std::mutex mu_; // guards chains_
-  std::map<std::string, std::array<prometheus::Gauge*, 5>> chains_;
+  std::mutex mu_;                                                   // guards chains_
+  std::map<std::string, std::array<prometheus::Gauge*, 7>> chains_; // 5 states, halted,
+                                                                    // rolled back
 };
 
 } // namespace bpfchain::op

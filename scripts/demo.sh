@@ -182,7 +182,7 @@ show_log_tail() { # NAME
 say "installing what is missing and building into $build/"
 scripts/deps.sh
 [[ -f $build/build.ninja ]] || cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" --target bpfchain-operator bpfchain-agent >"$work/build.log" 2>&1 ||
+cmake --build "$build" --target bpfchain-operator bpfchain-agent kubectl-bpfchain >"$work/build.log" 2>&1 ||
   { tail -n 30 "$work/build.log" >&2; die "build failed (log above)"; }
 bin=$root/$build/bin
 [[ -d $bin ]] || bin=$build/bin # an absolute BUILD_DIR
@@ -380,6 +380,9 @@ curl -fsS "http://127.0.0.1:$operator_port/metrics" | grep -E '^bpfchain_operato
 say "kubectl get bpfchains,bpfnodeconfigs"
 k get bpfchains,bpfnodeconfigs
 k get bpfnodeconfig node-1 -o jsonpath='{range .status.chains[*]}  node-1: {.name} generation {.generation}: {.phase}, attached to {.attachments[*].interface} ({.attachments[*].hook}), program IDs {.attachments[*].programIDs}{"\n"}{end}'
+say "kubectl bpfchain status (the kubectl-bpfchain plugin in $bin)"
+# kubectl takes no flags before a plugin's name: the plugin reads --kubeconfig itself.
+PATH="$bin:$PATH" kubectl bpfchain status --kubeconfig "$kubeconfig"
 
 if ((keep)); then
   say "running until Ctrl-C; try:"

@@ -9,6 +9,8 @@
 #include <optional>
 #include <sstream>
 
+#include "k8s/request_metrics.h"
+
 namespace bpfchain::k8s {
 namespace {
 
@@ -20,6 +22,22 @@ using web::http::client::http_client;
 using web::http::client::http_client_config;
 
 constexpr auto kTokenRefresh = std::chrono::minutes(1);
+
+std::mutex requestMetricsMu;
+std::shared_ptr<RequestMetrics> installedRequestMetrics; // guarded by requestMetricsMu
+
+// Reports one request (code 0: no response) to the installed RequestMetrics, if any.
+void observeRequest(const method& m, int code, std::chrono::steady_clock::time_point start) {
+  std::shared_ptr<RequestMetrics> metrics;
+  {
+    std::lock_guard lock(requestMetricsMu);
+    metrics = installedRequestMetrics;
+  }
+  if (metrics)
+    metrics->observe(
+        utility::conversions::to_utf8string(m), code,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
 
 std::string encode(const std::string& value) {
   return utility::conversions::to_utf8string(
@@ -153,8 +171,12 @@ struct Client::Impl {
     http_request req = makeRequest(m, pathAndQuery);
     if (body)
       req.set_body(utility::conversions::to_utf8string(body->serialize()), contentType);
+    auto start = std::chrono::steady_clock::now();
+    bool answered = false;
     try {
       http_response resp = client->request(req).get();
+      answered = true;
+      observeRequest(m, resp.status_code(), start);
       std::string text = resp.extract_utf8string(true).get();
       int status = resp.status_code();
       if (status < 200 || status >= 300)
@@ -163,10 +185,17 @@ struct Client::Impl {
         return Json();
       return Json::parse(utility::conversions::to_string_t(text));
     } catch (const std::exception& e) {
+      if (!answered)
+        observeRequest(m, 0, start);
       return ApiError{0, "", std::string(m) + " " + pathAndQuery + ": " + e.what()};
     }
   }
 };
+
+void setRequestMetrics(std::shared_ptr<RequestMetrics> metrics) {
+  std::lock_guard lock(requestMetricsMu);
+  installedRequestMetrics = std::move(metrics);
+}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
@@ -285,9 +314,13 @@ ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const Wa
   auto client = impl_->makeClient(std::chrono::seconds(options.timeoutSeconds + 60));
   pplx::cancellation_token stopToken = stop.state_->source.get_token();
   auto local = pplx::cancellation_token_source::create_linked_source(stopToken);
+  auto start = std::chrono::steady_clock::now();
+  bool answered = false;
   try {
     http_response resp =
         client->request(impl_->makeRequest(methods::GET, path), local.get_token()).get();
+    answered = true;
+    observeRequest(methods::GET, resp.status_code(), start);
     if (resp.status_code() != 200)
       return errorFrom(resp.status_code(), resp.extract_utf8string(true).get(),
                        resp.reason_phrase());
@@ -316,6 +349,8 @@ ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const Wa
   } catch (const std::exception& e) {
     if (stop.requested())
       return {};
+    if (!answered)
+      observeRequest(methods::GET, 0, start);
     return ApiError{0, "", "watch " + path + ": " + e.what()};
   }
 }

@@ -142,11 +142,26 @@ std::unique_ptr<RateLimiter> defaultControllerRateLimiter(std::shared_ptr<Clock>
 WorkQueue::WorkQueue(WorkQueueOptions options)
     : clock_(options.clock ? std::move(options.clock) : steadyClock()),
       limiter_(options.rateLimiter ? std::move(options.rateLimiter)
-                                   : defaultControllerRateLimiter(clock_)) {
+                                   : defaultControllerRateLimiter(clock_)),
+      metrics_(std::move(options.metrics)) {
+  if (metrics_)
+    metrics_->setInFlightProbe([this] {
+      std::lock_guard lock(mu_);
+      WorkQueueMetrics::InFlight inFlight;
+      Clock::TimePoint now = clock_->now();
+      for (const auto& [key, since] : processingSince_) {
+        double seconds = std::chrono::duration<double>(now - since).count();
+        inFlight.unfinishedSeconds += seconds;
+        inFlight.longestRunningSeconds = std::max(inFlight.longestRunningSeconds, seconds);
+      }
+      return inFlight;
+    });
   delayThread_ = std::thread([this] { delayLoop(); });
 }
 
 WorkQueue::~WorkQueue() {
+  if (metrics_)
+    metrics_->setInFlightProbe(nullptr);
   shutDown();
   delayThread_.join();
 }
@@ -160,6 +175,10 @@ void WorkQueue::addLocked(std::string key) {
   if (shuttingDown_ || dirty_.contains(key))
     return;
   dirty_.insert(key);
+  if (metrics_) {
+    metrics_->added();
+    addedAt_.try_emplace(key, clock_->now());
+  }
   // In flight: done() queues it, so no second worker gets it meanwhile.
   if (processing_.contains(key))
     return;
@@ -176,12 +195,26 @@ std::optional<std::string> WorkQueue::get() {
   queue_.pop_front();
   processing_.insert(key);
   dirty_.erase(key);
+  if (metrics_) {
+    Clock::TimePoint now = clock_->now();
+    if (auto it = addedAt_.find(key); it != addedAt_.end()) {
+      metrics_->taken(std::chrono::duration<double>(now - it->second).count());
+      addedAt_.erase(it);
+    }
+    processingSince_[key] = now;
+  }
   return key;
 }
 
 void WorkQueue::done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
+  if (metrics_) {
+    if (auto it = processingSince_.find(key); it != processingSince_.end()) {
+      metrics_->finished(std::chrono::duration<double>(clock_->now() - it->second).count());
+      processingSince_.erase(it);
+    }
+  }
   if (dirty_.contains(key)) {
     queue_.push_back(key);
     ready_.notify_one();
@@ -194,6 +227,8 @@ void WorkQueue::addAfter(std::string key, Clock::Duration delay) {
   std::lock_guard lock(mu_);
   if (shuttingDown_)
     return;
+  if (metrics_)
+    metrics_->retried();
   if (delay <= Clock::Duration::zero()) {
     addLocked(std::move(key));
     return;

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -152,9 +153,32 @@ inline constexpr int kDefaultBurst = 100;
 // and a 10 qps / burst 100 bucket.
 std::unique_ptr<RateLimiter> defaultControllerRateLimiter(std::shared_ptr<Clock> clock);
 
+// What a queue reports, as client-go's workqueue metrics (queueMetrics with a MetricsProvider)
+// and at the same moments: added() when add() makes a key dirty (depth +1, adds +1), taken()
+// when get() hands it out (depth -1; seconds since it was added), finished() on done() (seconds
+// since get()), retried() on each addAfter()/addRateLimited() while not shutting down. A queue
+// installs an in-flight probe while it lives (clearing it in its destructor) so the keys being
+// processed are measured when scraped (client-go's unfinished_work and
+// longest_running_processor gauges). Implementations are thread-safe; the queue never holds
+// its lock while it calls setInFlightProbe().
+class WorkQueueMetrics {
+public:
+  struct InFlight {
+    double unfinishedSeconds = 0;     // summed over the keys being processed
+    double longestRunningSeconds = 0; // of the key processed longest
+  };
+  virtual ~WorkQueueMetrics() = default;
+  virtual void added() = 0;
+  virtual void taken(double queuedSeconds) = 0;
+  virtual void finished(double workSeconds) = 0;
+  virtual void retried() = 0;
+  virtual void setInFlightProbe(std::function<InFlight()> probe) = 0;
+};
+
 struct WorkQueueOptions {
-  std::shared_ptr<Clock> clock;             // null: steadyClock()
-  std::unique_ptr<RateLimiter> rateLimiter; // null: defaultControllerRateLimiter(clock)
+  std::shared_ptr<Clock> clock;              // null: steadyClock()
+  std::unique_ptr<RateLimiter> rateLimiter;  // null: defaultControllerRateLimiter(clock)
+  std::shared_ptr<WorkQueueMetrics> metrics; // null: none
 };
 
 class WorkQueue {
@@ -191,6 +215,7 @@ private:
 
   const std::shared_ptr<Clock> clock_;
   const std::unique_ptr<RateLimiter> limiter_;
+  const std::shared_ptr<WorkQueueMetrics> metrics_;
 
   mutable std::mutex mu_;
   std::condition_variable ready_;   // a key was queued, or shutting down
@@ -200,6 +225,9 @@ private:
   std::unordered_set<std::string> processing_; // handed out, not yet done()
   bool shuttingDown_ = false;
   bool drain_ = false; // shutting down, but workers finish the queued keys first
+  // For metrics_ only: when a key became dirty, and when its processing began.
+  std::unordered_map<std::string, Clock::TimePoint> addedAt_;
+  std::unordered_map<std::string, Clock::TimePoint> processingSince_;
 
   // Keys waiting for their delay, by (deadline, arrival) so equal deadlines stay FIFO.
   using WaitOrder = std::map<std::pair<Clock::TimePoint, uint64_t>, std::string>;

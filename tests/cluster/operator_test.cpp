@@ -617,6 +617,16 @@ TEST_F(Operator, ServesMetricsHealthAndReadiness) {
       0);
   EXPECT_EQ(sample(scrape, "bpfchain_operator_leader"), 1);
   EXPECT_NE(scrape.find("bpfchain_operator_info{version=\""), std::string::npos) << scrape;
+  // The work queue, the API client and the process, as client-go and the Go client export them.
+  EXPECT_GT(sample(scrape, R"(bpfchain_workqueue_adds_total{name="operator"})"), 0) << scrape;
+  EXPECT_GT(sample(scrape, R"(bpfchain_workqueue_work_duration_seconds_count{name="operator"})"),
+            0);
+  EXPECT_GE(sample(scrape, R"(bpfchain_workqueue_depth{name="operator"})"), 0);
+  EXPECT_GT(sample(scrape, R"(bpfchain_rest_client_requests_total{code="200",method="GET"})"), 0);
+  EXPECT_GT(sample(scrape, R"(bpfchain_rest_client_request_duration_seconds_count{verb="GET"})"),
+            0);
+  EXPECT_GT(sample(scrape, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(sample(scrape, "process_start_time_seconds"), 0);
 
   // A deleted chain's series go with it.
   ASSERT_TRUE(client_->remove(kChains, "", "metered").ok());

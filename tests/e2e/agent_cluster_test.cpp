@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <iostream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <thread>
@@ -13,7 +14,9 @@
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/control_plane.h"
+#include "harness/dashboards.h"
 #include "harness/http.h"
+#include "harness/process.h"
 #include "harness/resources.h"
 #include "harness/simulated_nodes.h"
 #include "harness/test_bed_tools.h"
@@ -191,6 +194,15 @@ protected:
     ASSERT_TRUE(ready) << chainObject(name).serialize() << "\n" << agents_[0]->log();
   }
 
+  // Debian's prometheus with <dir>/prometheus.yml, its data under <dir>/data, on `webPort`.
+  static Result<ChildProcess> startPrometheus(const std::string& promDir, uint16_t webPort) {
+    fs::create_directories(promDir + "/data");
+    return ChildProcess::spawn({"prometheus", "--config.file=" + promDir + "/prometheus.yml",
+                                "--storage.tsdb.path=" + promDir + "/data",
+                                "--web.listen-address=127.0.0.1:" + std::to_string(webPort)},
+                               promDir + "/prometheus.log");
+  }
+
   static Json nodeChainStatus(size_t node, const std::string& chain) {
     auto config = client_->get(kNodeConfigs, "", nodeName(node));
     if (!config.ok() || !config->has_field("status") || !config->at("status").has_field("chains"))
@@ -333,11 +345,7 @@ TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
   std::ofstream(promDir + "/prometheus.yml")
       << "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: bpfchain-agent\n"
       << "  static_configs: [{targets: [\"127.0.0.1:" << agents_[2]->metricsPort() << "\"]}]\n";
-  auto prometheus =
-      ChildProcess::spawn({"prometheus", "--config.file=" + promDir + "/prometheus.yml",
-                           "--storage.tsdb.path=" + promDir + "/data",
-                           "--web.listen-address=127.0.0.1:" + std::to_string(webPort)},
-                          promDir + "/prometheus.log");
+  auto prometheus = startPrometheus(promDir, webPort);
   ASSERT_TRUE(prometheus.ok()) << prometheus.error().message();
   // bpfchain_monitor_map_value{chain="e2e-prom",field="packets"}, URL-encoded.
   std::string query = "/api/v1/query?query=bpfchain_monitor_map_value%7Bchain%3D%22e2e-prom%22%2C"
@@ -358,6 +366,176 @@ TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
   EXPECT_TRUE(found) << "PromQL answered: " << answer;
   prometheus->stop();
   deleteChain("e2e-prom");
+}
+
+// The operator's metrics port, from its "serving metrics on HOST:PORT" line.
+uint16_t operatorMetricsPort(const std::string& log) {
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);)
+    if (auto at = line.find("serving metrics on "); at != std::string::npos)
+      return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+  return 0;
+}
+
+std::string urlEncode(const std::string& s) {
+  std::string out;
+  char hex[4];
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// Debian's prometheus scraping every agent (labelled with its node, as the ServiceMonitor's
+// relabeling does) and the operator, evaluating dashboards/alerts/bpfchain.rules.yaml; a
+// real verifier rejection on the canary node makes BpfchainChainFailed and
+// BpfchainRolloutHalted fire, every dashboard query answers with data, and the fix resolves
+// both alerts. The dashboards and rules use only metric names the binaries export, taken from
+// their scrapes. The rules' `for` durations are read as seconds (2m -> 2s) so the test waits
+// seconds, not minutes; their expressions are the shipped ones.
+TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveData) {
+  std::string rollout = "{maxUnavailable: 1, canaryNodes: 1, failurePolicy: Halt}";
+  // The filter counts verdicts per program (chain.h), the counter feeds a monitor map.
+  applyChain("e2e-alert", "edge", true, rollout);
+  waitReady("e2e-alert", 2);
+  auto rejected = buildPackage(dir_->path() + "/packages", "rejected", "rejected", "rejected_xdp",
+                               "xdp", "rejected_xdp_next");
+  ASSERT_TRUE(rejected.ok()) << rejected.error().message();
+
+  uint16_t operatorPort = operatorMetricsPort(dir_->path() + "/operator.log");
+  ASSERT_NE(operatorPort, 0);
+  auto panels = dashboardQueries();
+  ASSERT_TRUE(panels.ok()) << panels.error().message();
+
+  // Prometheus with the shipped rules, `for` in seconds.
+  uint16_t webPort = freePort();
+  std::string promDir = dir_->path() + "/prometheus-alerts";
+  fs::create_directories(promDir + "/data");
+  YAML::Node rules = YAML::LoadFile(dashboardsDir() + "/alerts/bpfchain.rules.yaml");
+  for (auto group : rules["groups"])
+    for (auto rule : group["rules"])
+      if (rule["for"]) {
+        std::string f = rule["for"].as<std::string>();
+        rule["for"] = f.substr(0, f.size() - 1) + "s";
+      }
+  std::ofstream(promDir + "/rules.yaml") << YAML::Dump(rules);
+  std::ofstream config(promDir + "/prometheus.yml");
+  config << "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+         << "rule_files: [rules.yaml]\nscrape_configs:\n- job_name: bpfchain-agent\n"
+         << "  static_configs:\n";
+  for (size_t i = 0; i < kNodes; ++i)
+    config << "  - {targets: [\"127.0.0.1:" << agents_[i]->metricsPort()
+           << "\"], labels: {node: " << nodeName(i) << "}}\n";
+  config << "- job_name: bpfchain-operator\n  static_configs: [{targets: [\"127.0.0.1:"
+         << operatorPort << "\"]}]\n";
+  config.close();
+  auto prometheus = startPrometheus(promDir, webPort);
+  ASSERT_TRUE(prometheus.ok()) << prometheus.error().message();
+  auto firing = [&](const std::string& alert, const std::string& chain) {
+    auto r = httpGet("127.0.0.1", webPort, "/api/v1/alerts");
+    if (!r.ok() || r->status != 200)
+      return false;
+    for (const auto& a : YAML::Load(r->body)["data"]["alerts"])
+      if (a["labels"]["alertname"].as<std::string>("") == alert &&
+          a["labels"]["chain"].as<std::string>("") == chain &&
+          a["state"].as<std::string>("") == "firing")
+        return true;
+    return false;
+  };
+  auto query = [&](const std::string& expr) -> YAML::Node {
+    auto r = httpGet("127.0.0.1", webPort, "/api/v1/query?query=" + urlEncode(expr));
+    if (!r.ok() || r->status != 200)
+      return YAML::Node();
+    return YAML::Load(r->body)["data"]["result"];
+  };
+  ASSERT_TRUE(eventually([&] { return query("up").size() == kNodes + 1; }, 60000));
+  // Rules are evaluated, and nothing fires while every node runs the chain Ready.
+  ASSERT_TRUE(eventually([&] { return query("ALERTS").IsSequence(); }, 20000));
+  EXPECT_FALSE(firing("BpfchainChainFailed", "e2e-alert"));
+  EXPECT_FALSE(firing("BpfchainRolloutHalted", "e2e-alert"));
+
+  // A new generation whose program the kernel's verifier refuses.
+  std::string yaml = "apiVersion: bpfchain.io/v1alpha1\nkind: BpfChain\nmetadata:\n  name: "
+                     "e2e-alert\nspec:\n  hook: xdp\n  nodeSelector: {matchLabels: {role: edge}}\n"
+                     "  interfaces: {names: [\"/^eth[0-9]+$/\"]}\n  rollout: " +
+                     rollout + "\n  programs:\n  - name: rejected\n    package: {url: \"" +
+                     rejected->url + "\", sha256: \"" + rejected->sha256 + "\"}\n";
+  std::ofstream(dir_->path() + "/e2e-alert-bad.yaml") << yaml;
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"apply", "-f", dir_->path() + "/e2e-alert-bad.yaml"})
+                  .ok());
+  EXPECT_TRUE(eventually([&] { return firing("BpfchainChainFailed", "e2e-alert"); }, 120000))
+      << readFile(promDir + "/prometheus.log");
+  EXPECT_TRUE(eventually([&] { return firing("BpfchainRolloutHalted", "e2e-alert"); }, 120000));
+  auto failed = query(R"(bpfchain_chain_info{chain="e2e-alert",phase="Failed"})");
+  ASSERT_EQ(failed.size(), 1u) << "one canary node fails, the other is never updated";
+  EXPECT_EQ(failed[0]["metric"]["reason"].as<std::string>(""), "VerifierRejected");
+
+  // kubectl finds the plugin beside the other binaries: the canary's failure at a glance.
+  auto plugin = [&](const std::vector<std::string>& args) {
+    // kubectl takes no flags before a plugin's name: the plugin reads --kubeconfig itself.
+    std::vector<std::string> argv{
+        "/usr/bin/env", "PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":" + getenv("PATH"),
+        "kubectl",      "bpfchain",
+        "--kubeconfig", ControlPlaneEnvironment::get().kubeconfig()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = runCommand(argv);
+    EXPECT_TRUE(out.ok() && out->exitCode == 0)
+        << (out.ok() ? out->out + out->err : out.error().message());
+    return out.ok() ? out->out : std::string();
+  };
+  std::string status = plugin({"status", "e2e-alert"});
+  std::string canary = failed[0]["metric"]["node"].as<std::string>("");
+  EXPECT_NE(status.find("Failed  VerifierRejected  1      " + canary + "\n"), std::string::npos)
+      << status;
+  std::string nodesOut = plugin({"nodes", "-o", "wide"});
+  EXPECT_NE(nodesOut.find("e2e-alert@"), std::string::npos) << nodesOut;
+  EXPECT_NE(nodesOut.find("Failed(VerifierRejected)"), std::string::npos) << nodesOut;
+  std::cout << "kubectl bpfchain status e2e-alert:\n"
+            << status << "kubectl bpfchain nodes -o wide:\n"
+            << nodesOut;
+
+  // Every panel's query answers (a series, even if its value is 0 or NaN).
+  for (const auto& q : *panels)
+    EXPECT_TRUE(eventually([&] { return query(q.expr).size() > 0; }, 20000))
+        << q.where << " has no data: " << q.expr;
+
+  // Every metric name the dashboards and rules read is one the binaries export (scraped now:
+  // a family without series, such as bpfchain_errors_total before any error, is not exposed).
+  std::set<std::string> exported{"up"}; // Prometheus's own, per target
+  auto operatorScrape = httpGet("127.0.0.1", operatorPort, "/metrics");
+  ASSERT_TRUE(operatorScrape.ok() && operatorScrape->status == 200);
+  exported.merge(exportedMetricNames(operatorScrape->body));
+  for (auto* agent : agents_) {
+    auto text = agent->get("/metrics");
+    ASSERT_TRUE(text.ok()) << text.error().message();
+    exported.merge(exportedMetricNames(*text));
+  }
+  auto alerts = alertQueries();
+  ASSERT_TRUE(alerts.ok()) << alerts.error().message();
+  std::vector<PromQuery> all = *panels;
+  all.insert(all.end(), alerts->begin(), alerts->end());
+  for (const auto& q : all)
+    for (const auto& name : metricNamesOf(q.expr))
+      EXPECT_TRUE(exported.contains(name))
+          << q.where << " reads " << name << ", which no bpfchain binary exports";
+
+  // The fix: a generation that loads. Both alerts resolve.
+  applyChain("e2e-alert", "edge", false, rollout);
+  waitReady("e2e-alert", 2);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return !firing("BpfchainChainFailed", "e2e-alert") &&
+               !firing("BpfchainRolloutHalted", "e2e-alert");
+      },
+      60000));
+  prometheus->stop();
+  deleteChain("e2e-alert");
 }
 
 TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns) {

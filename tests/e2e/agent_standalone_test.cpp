@@ -188,6 +188,9 @@ TEST_F(AgentStandalone, RunsTheConfigsChainAndExportsItsCounters) {
   EXPECT_EQ(metric("bpfchain_program_packets_total", {"program=\"filter\"", "verdict=\"drop\""}),
             dropped);
   EXPECT_EQ(metric("bpfchain_chains", {"phase=\"Ready\""}), 1);
+  EXPECT_EQ(metric("bpfchain_chain_info", {"chain=\"edge\"", "phase=\"Ready\"", "reason=\"\""}), 1);
+  EXPECT_GT(metric("process_resident_memory_bytes", {}), 0);
+  EXPECT_GT(metric("process_open_fds", {}), 0);
   EXPECT_GE(metric("bpfchain_package_fetches_total", {"result=\"downloaded\""}), 2);
 }
 

@@ -14,6 +14,7 @@
 
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
+#include "harness/http.h"
 #include "harness/netns.h"
 #include "harness/resources.h"
 #include "harness/test_bed_tools.h"
@@ -245,6 +246,23 @@ TEST_F(CniWithAgent, AddAttachesThePodsChainBeforeItReturnsAndDelRemovesIt) {
   }
   EXPECT_EQ(recordedPods(), 0u);
   EXPECT_EQ(pins(), pinsBefore);
+
+  // Every request the plugin sent was counted by command and result, and timed.
+  auto metrics = agent_->get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  auto served = [&](const std::string& command, const std::string& result) {
+    return metricValue(*metrics, "bpfchain_cni_requests_total",
+                       {"command=\"" + command + "\"", "result=\"" + result + "\""})
+        .value_or(-1);
+  };
+  EXPECT_EQ(served("ADD", "success"), 1) << *metrics;
+  EXPECT_EQ(served("DEL", "success"), 2) << *metrics;
+  EXPECT_GE(served("CHECK", "success"), 1) << *metrics;
+  EXPECT_EQ(served("CHECK", "error"), 1) << *metrics;
+  EXPECT_EQ(
+      metricValue(*metrics, "bpfchain_cni_request_duration_seconds_count", {"command=\"DEL\""})
+          .value_or(-1),
+      2);
 }
 
 TEST_F(CniWithAgent, TwoHundredPodsAddedAndDeletedLeaveNothingBehind) {

@@ -5,18 +5,22 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+#include "k8s/k8s_metrics.h"
 #include "metrics/metrics_server.h"
+#include "metrics/process_collector.h"
 #include "system/fd.h"
 
 namespace bpfchain::metrics {
@@ -73,6 +77,29 @@ std::unique_ptr<MetricsServer> startOnFreePort() {
     return nullptr;
   EXPECT_NE((*server)->port(), 0);
   return std::move(*server);
+}
+
+// Prometheus's own linter accepts `body`: types, help, names, histogram buckets.
+void expectPromtoolAccepts(const std::string& body) {
+  char path[] = "/tmp/bpfchain-metrics-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  FD file(fd);
+  ASSERT_EQ(::write(file.get(), body.data(), body.size()), static_cast<ssize_t>(body.size()));
+  std::string command = std::string("promtool check metrics < ") + path + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[512];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0)
+    output.append(buf, n);
+  int status = ::pclose(pipe);
+  ::unlink(path);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_NE(WEXITSTATUS(status), 127) << "promtool is missing (Debian package prometheus)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output << "\n--- checked ---\n" << body;
+  EXPECT_EQ(output, "");
 }
 
 // Builds its samples when scraped, as the agent's kernel counters do: the value is read at
@@ -299,26 +326,113 @@ TEST(MetricsServer, OutputPassesPromtoolCheckMetrics) {
   HttpResponse scraped = get(server->port(), "/metrics");
   ASSERT_EQ(scraped.status, 200);
 
-  char path[] = "/tmp/bpfchain-metrics-test-XXXXXX";
-  int fd = ::mkstemp(path);
-  ASSERT_GE(fd, 0);
-  FD file(fd);
-  ASSERT_EQ(::write(file.get(), scraped.body.data(), scraped.body.size()),
-            static_cast<ssize_t>(scraped.body.size()));
-  std::string command = std::string("promtool check metrics < ") + path + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buf[512];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0)
-    output.append(buf, n);
-  int status = ::pclose(pipe);
-  ::unlink(path);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_NE(WEXITSTATUS(status), 127) << "promtool is missing (Debian package prometheus)";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << output << "\n--- checked ---\n" << scraped.body;
-  EXPECT_EQ(output, "");
+  expectPromtoolAccepts(scraped.body);
+}
+
+// process_* as the Go client exports them, with values of this very process.
+TEST(ProcessCollector, ParsesProcStatWithSpacesAndParenthesesInTheCommand) {
+  // Fields 14/15 utime/stime = 250/150 ticks, 22 starttime = 5000 ticks, 23 vsize, 24 rss pages.
+  std::string stat = "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 "
+                     "0 3 0 5000 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 "
+                     "1 0 0 0 0 0\n";
+  auto parsed = parseProcessStat(stat, "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n", 100, 4096);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_DOUBLE_EQ(parsed->cpuSeconds, 4.0);
+  EXPECT_DOUBLE_EQ(parsed->residentBytes, 2560.0 * 4096);
+  EXPECT_DOUBLE_EQ(parsed->virtualBytes, 104857600.0);
+  EXPECT_DOUBLE_EQ(parsed->startTimeSeconds, 1700000050.0);
+}
+
+TEST(ProcessCollector, MalformedInputIsAnErrorNamingWhat) {
+  auto truncated = parseProcessStat("1 (x) S 1 2 3", "btime 1\n", 100, 4096);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.error().message().find("utime"), std::string::npos)
+      << truncated.error().message();
+  std::string stat = "1 (x) S 1 1 1 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 5 6 7\n";
+  auto noBoot = parseProcessStat(stat, "cpu 1\n", 100, 4096);
+  ASSERT_FALSE(noBoot.ok());
+  EXPECT_NE(noBoot.error().message().find("btime"), std::string::npos);
+  auto word = parseProcessStat("1 (x) S 1 1 1 0 -1 0 0 0 0 0 x 1 0 0 20 0 1 0 5 6 7\n", "btime 1\n",
+                               100, 4096);
+  ASSERT_FALSE(word.ok());
+  EXPECT_NE(word.error().message().find("not a number"), std::string::npos);
+}
+
+double sample(const std::string& body, const std::string& name) {
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(body.substr(at + name.size() + 2));
+}
+
+TEST(ProcessCollector, ServesThisProcessAndPassesPromtool) {
+  auto server = startOnFreePort();
+  ASSERT_TRUE(server);
+  server->add(processCollector());
+  std::vector<FD> extra; // ten more open descriptors must show
+  HttpResponse before = get(server->port(), "/metrics");
+  for (int i = 0; i < 10; ++i)
+    extra.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  HttpResponse scraped = get(server->port(), "/metrics");
+  ASSERT_EQ(scraped.status, 200);
+  expectPromtoolAccepts(scraped.body);
+  EXPECT_GE(sample(scraped.body, "process_open_fds"), sample(before.body, "process_open_fds") + 10)
+      << scraped.body;
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  EXPECT_EQ(sample(scraped.body, "process_max_fds"), static_cast<double>(limit.rlim_cur));
+  EXPECT_GT(sample(scraped.body, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(sample(scraped.body, "process_virtual_memory_bytes"),
+            sample(scraped.body, "process_resident_memory_bytes"));
+  EXPECT_GE(sample(scraped.body, "process_cpu_seconds_total"), 0);
+  // Started after the boot and not in the future: within this test's run.
+  double now = static_cast<double>(::time(nullptr));
+  double start = sample(scraped.body, "process_start_time_seconds");
+  EXPECT_LE(start, now + 1);
+  EXPECT_GT(start, now - 3600) << "this test process started more than an hour ago?";
+}
+
+// The client-go-shaped families of common/k8s, driven through their hooks and served.
+TEST(K8sMetrics, WorkQueueAndRestClientFamiliesPassPromtool) {
+  auto server = startOnFreePort();
+  ASSERT_TRUE(server);
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto queue = k8s::makeWorkQueueMetrics(registry, "operator");
+  auto requests = k8s::makeRequestMetrics(registry);
+  server->add(registry);
+  server->add(queue.inFlight);
+  queue.metrics->added();
+  queue.metrics->added();
+  queue.metrics->taken(0.5);
+  queue.metrics->retried();
+  queue.metrics->setInFlightProbe([] { return k8s::WorkQueueMetrics::InFlight{7, 4}; });
+  requests->observe("GET", 200, 0.01);
+  requests->observe("PATCH", 409, 0.02);
+  requests->observe("GET", 0, 30);
+  HttpResponse scraped = get(server->port(), "/metrics");
+  ASSERT_EQ(scraped.status, 200);
+  expectPromtoolAccepts(scraped.body);
+  const std::string& b = scraped.body;
+  EXPECT_NE(b.find("bpfchain_workqueue_depth{name=\"operator\"} 1\n"), std::string::npos) << b;
+  EXPECT_NE(b.find("bpfchain_workqueue_adds_total{name=\"operator\"} 2\n"), std::string::npos);
+  EXPECT_NE(b.find("bpfchain_workqueue_retries_total{name=\"operator\"} 1\n"), std::string::npos);
+  EXPECT_NE(b.find("bpfchain_workqueue_queue_duration_seconds_count{name=\"operator\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(b.find("bpfchain_workqueue_unfinished_work_seconds{name=\"operator\"} 7\n"),
+            std::string::npos);
+  EXPECT_NE(b.find("bpfchain_workqueue_longest_running_processor_seconds{name=\"operator\"} 4\n"),
+            std::string::npos);
+  EXPECT_NE(b.find("bpfchain_rest_client_requests_total{code=\"409\",method=\"PATCH\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(b.find("bpfchain_rest_client_requests_total{code=\"<error>\",method=\"GET\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(b.find("bpfchain_rest_client_request_duration_seconds_count{verb=\"GET\"} 2\n"),
+            std::string::npos);
+  queue.metrics->setInFlightProbe(nullptr); // as a queue's destructor does: gauges read 0
+  HttpResponse after = get(server->port(), "/metrics");
+  EXPECT_NE(after.body.find(
+                "bpfchain_workqueue_longest_running_processor_seconds{name=\"operator\"} 0\n"),
+            std::string::npos);
 }
 
 } // namespace

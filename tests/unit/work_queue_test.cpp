@@ -4,7 +4,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <gtest/gtest.h>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -429,6 +431,92 @@ TEST(WorkQueueShutdown, ShutDownCancelsDrain) {
   drainer.join(); // returns although a is in flight and b queued
   EXPECT_EQ(q.get(), std::nullopt);
   q.done("a");
+}
+
+} // namespace
+} // namespace bpfchain::k8s
+
+namespace bpfchain::k8s {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Records what a queue reports, as a Prometheus sink would count it.
+class RecordingMetrics final : public WorkQueueMetrics {
+public:
+  void added() override {
+    std::lock_guard lock(mu);
+    ++adds;
+    ++depth;
+  }
+  void taken(double seconds) override {
+    std::lock_guard lock(mu);
+    --depth;
+    queued.push_back(seconds);
+  }
+  void finished(double seconds) override {
+    std::lock_guard lock(mu);
+    worked.push_back(seconds);
+  }
+  void retried() override {
+    std::lock_guard lock(mu);
+    ++retries;
+  }
+  void setInFlightProbe(std::function<InFlight()> p) override {
+    std::lock_guard lock(mu);
+    probe = std::move(p);
+  }
+  InFlight inFlight() {
+    std::lock_guard lock(mu);
+    return probe ? probe() : InFlight{};
+  }
+
+  std::mutex mu;
+  int adds = 0, depth = 0, retries = 0;
+  std::vector<double> queued, worked;
+  std::function<InFlight()> probe;
+};
+
+// client-go's queueMetrics: adds and depth count keys made dirty (not duplicates), queue time
+// runs from the first add to get(), work time from get() to done(), and the in-flight gauges
+// come from the keys being processed when asked.
+TEST(WorkQueueMetrics, ReportsAddsDepthLatenciesAndInFlightWorkAsClientGo) {
+  auto clock = std::make_shared<FakeClock>();
+  auto metrics = std::make_shared<RecordingMetrics>();
+  {
+    WorkQueue q({.clock = clock, .rateLimiter = nullptr, .metrics = metrics});
+    ASSERT_TRUE(metrics->probe);
+    q.add("a");
+    clock->advance(1s);
+    q.add("a"); // a duplicate: neither an add nor depth
+    q.add("b");
+    EXPECT_EQ(metrics->adds, 2);
+    EXPECT_EQ(metrics->depth, 2);
+    clock->advance(2s);
+    auto a = q.get();
+    ASSERT_EQ(a, "a");
+    EXPECT_EQ(metrics->depth, 1);
+    EXPECT_EQ(metrics->queued, std::vector<double>{3.0}); // from the first add
+    clock->advance(4s);
+    auto b = q.get();
+    ASSERT_EQ(b, "b");
+    EXPECT_EQ(metrics->queued, (std::vector<double>{3.0, 6.0}));
+    clock->advance(1s);
+    auto busy = metrics->inFlight(); // a for 5 s, b for 1 s
+    EXPECT_DOUBLE_EQ(busy.unfinishedSeconds, 6.0);
+    EXPECT_DOUBLE_EQ(busy.longestRunningSeconds, 5.0);
+    q.done(*a);
+    EXPECT_EQ(metrics->worked, std::vector<double>{5.0});
+    q.addRateLimited("b"); // a retry, even while in flight
+    q.addAfter("c", 0s);   // every addAfter counts, as client-go's delaying queue
+    EXPECT_EQ(metrics->retries, 2);
+    q.done(*b);
+    EXPECT_EQ(metrics->worked, (std::vector<double>{5.0, 1.0}));
+    busy = metrics->inFlight();
+    EXPECT_DOUBLE_EQ(busy.unfinishedSeconds, 0.0);
+    EXPECT_DOUBLE_EQ(busy.longestRunningSeconds, 0.0);
+  }
+  EXPECT_FALSE(metrics->probe) << "a destroyed queue must not stay probed";
 }
 
 } // namespace

@@ -1,0 +1,145 @@
+// kubectl-bpfchain: the kubectl plugin (kubectl finds it on PATH as `kubectl bpfchain`).
+//   kubectl bpfchain status [CHAIN] [-o wide]   per chain: generation, READY, status, and its
+//                                               nodes grouped by generation, phase and reason
+//   kubectl bpfchain nodes [-o wide]            per node: agent version, chains ready/failed
+// --kubeconfig FILE, else $KUBECONFIG, ~/.kube/config or the in-cluster config (k8s/config.h).
+// Reads BpfChains and BpfNodeConfigs (two list requests); exit 1 on an API error, 2 on usage.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "k8s/client.h"
+#include "k8s/config.h"
+#include "kubectl-plugin/status_view.h"
+
+namespace {
+
+using bpfchain::k8s::Json;
+namespace k8s = bpfchain::k8s;
+namespace plugin = bpfchain::plugin;
+
+const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
+const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
+                                 false};
+
+constexpr const char* kUsage =
+    "usage: kubectl bpfchain status [CHAIN] [-o wide] [--kubeconfig FILE]\n"
+    "       kubectl bpfchain nodes [-o wide] [--kubeconfig FILE]\n";
+
+int64_t int64At(const Json& obj, const char* a, const char* b) {
+  if (!obj.has_field(a) || !obj.at(a).has_field(b) || !obj.at(a).at(b).is_number())
+    return 0;
+  return obj.at(a).at(b).as_number().to_int64();
+}
+
+plugin::ChainView chainView(const Json& c) {
+  plugin::ChainView v;
+  v.name = k8s::nameOf(c);
+  v.hook = k8s::stringAt(c, {"spec", "hook"});
+  v.generation = k8s::generationOf(c);
+  v.observedGeneration = int64At(c, "status", "observedGeneration");
+  v.ready = k8s::stringAt(c, {"status", "ready"});
+  if (c.has_field("status") && c.at("status").has_field("conditions") &&
+      c.at("status").at("conditions").is_array())
+    for (const auto& cond : c.at("status").at("conditions").as_array())
+      if (k8s::stringAt(cond, {"type"}) == "Ready") {
+        v.readyTrue = k8s::stringAt(cond, {"status"}) == "True";
+        v.readyReason = k8s::stringAt(cond, {"reason"});
+      }
+  return v;
+}
+
+plugin::NodeView nodeView(const Json& n) {
+  plugin::NodeView v;
+  v.name = k8s::nameOf(n);
+  v.agentVersion = k8s::stringAt(n, {"status", "agent", "version"});
+  if (n.has_field("status") && n.at("status").has_field("chains") &&
+      n.at("status").at("chains").is_array())
+    for (const auto& c : n.at("status").at("chains").as_array())
+      v.chains.push_back({k8s::stringAt(c, {"name"}),
+                          c.has_field("generation") && c.at("generation").is_number()
+                              ? c.at("generation").as_number().to_int64()
+                              : 0,
+                          k8s::stringAt(c, {"phase"}), k8s::stringAt(c, {"reason"})});
+  return v;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string kubeconfig, command, chain;
+  bool wide = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if ((a == "-o" || a == "--output") && i + 1 < args.size()) {
+      std::string format = args[++i];
+      if (format != "wide") {
+        std::cerr << "kubectl-bpfchain: -o " << format << ": only -o wide is supported\n";
+        return 2;
+      }
+      wide = true;
+    } else if (a == "-owide" || a == "-o=wide" || a == "--output=wide") {
+      wide = true;
+    } else if (a == "--kubeconfig" && i + 1 < args.size()) {
+      kubeconfig = args[++i];
+    } else if (a.rfind("--kubeconfig=", 0) == 0) {
+      kubeconfig = a.substr(13);
+    } else if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (command.empty()) {
+      command = a;
+    } else if (command == "status" && chain.empty() && a[0] != '-') {
+      chain = a;
+    } else {
+      std::cerr << "kubectl-bpfchain: unexpected argument \"" << a << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  if (command != "status" && command != "nodes") {
+    std::cerr << kUsage;
+    return 2;
+  }
+  auto config = k8s::defaultConfig(kubeconfig);
+  if (!config) {
+    std::cerr << "kubectl-bpfchain: " << config.error().message() << "\n";
+    return 1;
+  }
+  auto client = k8s::Client::create(*config);
+  if (!client) {
+    std::cerr << "kubectl-bpfchain: " << client.error().message() << "\n";
+    return 1;
+  }
+  auto configs = (*client)->list(kNodeConfigs, "");
+  if (!configs) {
+    std::cerr << "kubectl-bpfchain: list bpfnodeconfigs: " << configs.error().describe() << "\n";
+    return 1;
+  }
+  std::vector<plugin::NodeView> nodes;
+  for (const auto& n : configs->items)
+    nodes.push_back(nodeView(n));
+  if (command == "nodes") {
+    std::cout << plugin::renderNodes(nodes, wide);
+    return 0;
+  }
+  std::vector<plugin::ChainView> chains;
+  if (!chain.empty()) {
+    auto one = (*client)->get(kChains, "", chain);
+    if (!one) {
+      std::cerr << "kubectl-bpfchain: bpfchain " << chain << ": " << one.error().describe() << "\n";
+      return 1;
+    }
+    chains.push_back(chainView(*one));
+  } else {
+    auto all = (*client)->list(kChains, "");
+    if (!all) {
+      std::cerr << "kubectl-bpfchain: list bpfchains: " << all.error().describe() << "\n";
+      return 1;
+    }
+    for (const auto& c : all->items)
+      chains.push_back(chainView(c));
+  }
+  std::cout << plugin::renderStatus(chains, nodes, wide);
+  return 0;
+}
