@@ -634,13 +634,13 @@ TEST_F(AgentStandalone, AChainThatDoesNotParseFailsAloneAndKeepsItsPreviousGener
   blocked->sendAndWait(50, 500);
   EXPECT_EQ(blocked->received(), 0u) << "other's new filter does not run";
   // A field of a newer CRD: that chain fails alone, and a new chain still rolls out.
-  writeConfig(two("", "  placement: first\n", program("count", counter_)) +
+  writeConfig(two("", "  tracing: true\n", program("count", counter_)) +
               "- name: third\n  hook: xdp\n  interfaces: {names: [veth-b]}\n  programs:\n" +
               program("count", counter_));
   waitFor("other", "Failed", "SpecInvalid");
   waitFor("edge", "Ready");
   waitFor("third", "Ready");
-  EXPECT_NE(chainStatus("other")["message"].as<std::string>().find("placement: unknown field"),
+  EXPECT_NE(chainStatus("other")["message"].as<std::string>().find("tracing: unknown field"),
             std::string::npos);
 }
 

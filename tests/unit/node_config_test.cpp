@@ -157,7 +157,7 @@ TEST(NodeConfig, ErrorsNameTheField) {
 TEST(NodeConfig, AChainThatDoesNotParseFailsAloneWithItsNameAndGeneration) {
   std::string text = kValid;
   text.replace(text.find("\"/^ens[0-9]+$/\""), 15, "\"/[/\"");
-  text += "- name: from-a-newer-crd\n  generation: 4\n  hook: xdp\n  placement: first\n"
+  text += "- name: from-a-newer-crd\n  generation: 4\n  hook: xdp\n  tracing: true\n"
           "  interfaces: {names: [eth1]}\n  programs: []\n"
           "- {name: [not, a, name], hook: xdp}\n";
   auto spec = parse(text);
@@ -173,7 +173,7 @@ TEST(NodeConfig, AChainThatDoesNotParseFailsAloneWithItsNameAndGeneration) {
       << spec->invalid[0].message;
   EXPECT_EQ(spec->invalid[1].name, "from-a-newer-crd");
   EXPECT_EQ(spec->invalid[1].generation, 4);
-  EXPECT_NE(spec->invalid[1].message.find("chains[2].placement: unknown field"), std::string::npos)
+  EXPECT_NE(spec->invalid[1].message.find("chains[2].tracing: unknown field"), std::string::npos)
       << spec->invalid[1].message;
   EXPECT_EQ(spec->invalid[2].name, "chains[3]");
   EXPECT_NE(spec->invalid[2].message.find("chains[3].name: not a string"), std::string::npos)
