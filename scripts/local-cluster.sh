@@ -3,7 +3,7 @@
 # them (DESIGN.md section 8). No controllers, no scheduler, no kubelet: tests create what they need.
 #
 # Usage:
-#   scripts/local-cluster.sh up [--dir DIR] [--owner-pid PID]
+#   scripts/local-cluster.sh up [--dir DIR] [--owner-pid PID] [--node]
 #       Starts etcd and kube-apiserver; prints ONE line on stdout: the absolute path of an admin
 #       kubeconfig (user admin, group system:masters; certificates embedded). All else goes to
 #       stderr. DIR (default: a new mktemp -d ${TMPDIR:-/tmp}/bpfchain-cluster.XXXXXX; if given, it
@@ -12,6 +12,11 @@
 #       death (pass your own pid: a test killed by SIGKILL then leaves nothing behind). Without
 #       --owner-pid, DIR is recorded in ${TMPDIR:-/tmp}/bpfchain-cluster.last for a bare `down`.
 #       On failure: the tail of the relevant log on stderr, everything started is torn down, exit 1.
+#       --node: kube-apiserver as a real node needs it (scripts/local-node.sh uses it): the
+#       ServiceAccount admission plugin on, NodeRestriction on, --authorization-mode=Node,RBAC,
+#       --kubelet-preferred-address-types=InternalIP and the admin certificate as its kubelet
+#       client certificate. Without it (the default, for every other test): ServiceAccount
+#       admission off and RBAC only, as before.
 #   scripts/local-cluster.sh down [--dir DIR]
 #       Stops the watchdog, kube-apiserver, then etcd (SIGTERM, SIGKILL after 10 s); removes DIR.
 #       Without --dir: the dir recorded by the last owner-less `up`. Idempotent (a missing or
@@ -270,9 +275,17 @@ start_apiserver() { # DIR PORT ETCD_URL
         --secure-port="$port"
         --bind-address=127.0.0.1
         --service-cluster-ip-range=10.0.0.0/24
-        --allow-privileged=true
-        --disable-admission-plugins=ServiceAccount
-        --authorization-mode=RBAC
+        --allow-privileged=true)
+    if ((node_mode)); then
+        args+=(--enable-admission-plugins=NodeRestriction
+            --authorization-mode=Node,RBAC
+            --kubelet-preferred-address-types=InternalIP
+            --kubelet-client-certificate="$c/admin.crt"
+            --kubelet-client-key="$c/admin.key")
+    else
+        args+=(--disable-admission-plugins=ServiceAccount --authorization-mode=RBAC)
+    fi
+    args+=(
         --service-account-issuer="https://127.0.0.1:$port/"
         --service-account-key-file="$c/sa.pub"
         --service-account-signing-key-file="$c/sa.key"
@@ -310,6 +323,7 @@ EOF
 
 up_dir=""
 up_ok=0
+node_mode=0
 up_cleanup() {
     if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
         log "start-up failed; tearing down $up_dir"
@@ -325,6 +339,7 @@ cmd_up() {
             --dir=*) dir=${1#--dir=} ;;
             --owner-pid) owner=${2:?--owner-pid needs a value}; shift ;;
             --owner-pid=*) owner=${1#--owner-pid=} ;;
+            --node) node_mode=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage; die "up: unknown argument: $1" ;;
         esac
