@@ -17,7 +17,8 @@
 #       Deletes every pod (force), waits for the kubelet to stop them, stops kubelet,
 #       kube-scheduler, kube-controller-manager and containerd, kills leftover shims and
 #       container processes, removes what the node wrote outside DIR (kubepods cgroups, KUBE-*
-#       iptables/ip6tables chains, the bridge, cni-* netns, mounts under DIR, /var/lib/kubelet,
+#       iptables/ip6tables chains, its BPFCHAIN-NODE-SVC chain, the bridge, cni-* netns, mounts
+#       under DIR, /var/lib/kubelet,
 #       /var/lib/cni, /run/containerd and /var/log/containers when `up` created them), stops the
 #       control plane and removes DIR. Without --dir: the node recorded by the last owner-less up.
 #   scripts/local-node.sh down --all-stale
@@ -40,6 +41,7 @@ tmpbase=${tmpbase%/}
 last_file="$tmpbase/bpfchain-node.last"
 marker=.bpfchain-node
 bridge=bpfnode0
+svc_chain=BPFCHAIN-NODE-SVC
 pod_subnet=10.244.0.0/24
 start_timeout=${BPFCHAIN_NODE_START_TIMEOUT:-120}
 
@@ -257,6 +259,14 @@ cmd_up() {
         node_ip=$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1)
     [[ -n "$node_ip" ]] || die "no global IPv4 address for --node-ip"
     log "control plane ready at $url ($(($(now_ms) - t0)) ms); node IP $node_ip"
+    # The kubernetes Service without kube-proxy: 10.0.0.1:443 (what the kubelet gives pods as
+    # KUBERNETES_SERVICE_HOST/PORT) goes to the API server, from pods on the bridge
+    # (PREROUTING) and on the host network (OUTPUT).
+    iptables -t nat -N "$svc_chain"
+    iptables -t nat -A "$svc_chain" -p tcp -j DNAT --to-destination "$node_ip:${url##*:}"
+    for c in PREROUTING OUTPUT; do
+        iptables -t nat -A "$c" -d 10.0.0.1/32 -p tcp --dport 443 -j "$svc_chain"
+    done
 
     # The kubelet's client certificate: the Node authorizer's identity for NODE.
     local p=$dir/kubelet/pki
@@ -421,15 +431,15 @@ clean_iptables() {
     for t in iptables ip6tables; do
         command -v "$t" >/dev/null || continue
         for tbl in filter nat mangle; do
-            # Rules that jump to a KUBE- chain, then the chains themselves.
-            { "$t-save" -t "$tbl" 2>/dev/null | grep -E '^-A [^ ]+ .*-j KUBE-' || true; } | while IFS= read -r rule; do
+            # Rules that jump to a KUBE- chain (or ours), then the chains themselves.
+            { "$t-save" -t "$tbl" 2>/dev/null | grep -E '^-A [^ ]+ .*-j (KUBE-|BPFCHAIN-NODE-)' || true; } | while IFS= read -r rule; do
                 # shellcheck disable=SC2086
-                "$t" -t "$tbl" -D ${rule#-A } 2>/dev/null || true
+                eval "\"\$t\" -t \"\$tbl\" -D ${rule#-A }" 2>/dev/null || true
             done
-            for chain in $("$t-save" -t "$tbl" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do
+            for chain in $("$t-save" -t "$tbl" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\|BPFCHAIN-NODE-[^ ]*\) .*/\1/p'); do
                 "$t" -t "$tbl" -F "$chain" 2>/dev/null || true
             done
-            for chain in $("$t-save" -t "$tbl" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do
+            for chain in $("$t-save" -t "$tbl" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\|BPFCHAIN-NODE-[^ ]*\) .*/\1/p'); do
                 "$t" -t "$tbl" -X "$chain" 2>/dev/null || true
             done
         done

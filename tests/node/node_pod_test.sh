@@ -59,6 +59,24 @@ for ((i = 0; i < 50; i++)); do
     sleep 0.1
 done
 [[ $reply == hello ]] || fail "no answer from the pod at $ip:8080 (got '$reply')"
+# A pod off the host network reaches the API server as the kubernetes Service (10.0.0.1:443,
+# the address the kubelet gives it in KUBERNETES_SERVICE_HOST), as the operator does.
+api /api/v1/namespaces/default/pods -X POST -H 'Content-Type: application/json' -d '{
+  "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-probe"},
+  "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+    "containers": [{"name": "probe", "image": "bpfchain.local/busybox:1", "imagePullPolicy": "Never",
+      "command": ["sh", "-c", "printf \"GET /healthz HTTP/1.0\\r\\n\\r\\n\" | nc -w 5 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT"]}]}}' \
+    >/dev/null || fail "creating the api-probe pod"
+for ((i = 0; i < 600; i++)); do
+    phase=$(api /api/v1/namespaces/default/pods/api-probe | field status phase)
+    [[ $phase == Succeeded || $phase == Failed ]] && break
+    sleep 0.2
+done
+logs=$(api "/api/v1/namespaces/default/pods/api-probe/log" || true)
+# (busybox has no working TLS client: plain HTTP to the TLS port gets Go's TLS server's answer.)
+[[ $logs == *"Client sent an HTTP request to an HTTPS server"* ]] ||
+    fail "api-probe pod: phase '$phase', output '$logs' (want kube-apiserver's answer)"
+
 rss() { ps -o rss= -p "$(cat "$dir/$1.pid")" | tr -d ' '; }
 mem="kubelet $(rss kubelet) KiB, containerd $(rss containerd) KiB"
 
@@ -81,7 +99,7 @@ done
 for t in iptables ip6tables; do
     for tbl in filter nat mangle; do
         out=$("$t-save" -t "$tbl" 2>/dev/null || true)
-        [[ $out != *KUBE-* ]] || fail "$t $tbl still has KUBE- chains"
+        [[ $out != *KUBE-* && $out != *BPFCHAIN-NODE-* ]] || fail "$t $tbl still has KUBE- or BPFCHAIN-NODE- chains"
     done
 done
 ! ip link show bpfnode0 >/dev/null 2>&1 || fail "bridge bpfnode0 remains"
