@@ -5,14 +5,16 @@
 # host-local primary CNI, with a locally built pause image and a busybox image. No registry.
 #
 # Usage (as root):
-#   scripts/local-node.sh up [--dir DIR] [--owner-pid PID] [--name NODE]
+#   scripts/local-node.sh up [--dir DIR] [--owner-pid PID] [--name NODE] [--shared-bpffs]
 #       Starts everything under DIR (default: a new mktemp -d ${TMPDIR:-/tmp}/bpfchain-node.XXXXXX)
 #       and waits for the Node NODE (default: bpfchain-node) to be Ready. Prints ONE line: the
 #       path of DIR/env (shell exports: KUBECONFIG (admin), BPFCHAIN_APISERVER_URL,
-#       BPFCHAIN_NODE_NAME, BPFCHAIN_NODE_IP, CONTAINERD_ADDRESS, BPFCHAIN_CNI_CONF_DIR,
+#       BPFCHAIN_NODE_NAME, BPFCHAIN_NODE_IP, CONTAINERD_ADDRESS, BPFCHAIN_CNI_CONF_DIR/BIN_DIR,
 #       BPFCHAIN_NODE_DIR). Images bpfchain.local/pause:1 and bpfchain.local/busybox:1 are in
 #       the node's containerd (namespace k8s.io). With --owner-pid, a watchdog runs `down`
 #       within ~1 s of PID's death. On failure: logs' tails on stderr, everything torn down.
+#       --shared-bpffs: bind /sys/fs/bpf onto itself as a shared mount, for pods with a
+#       Bidirectional /sys/fs/bpf volume (the bpfchain agent); refused if it is a mount already.
 #   scripts/local-node.sh down [--dir DIR]
 #       Deletes every pod (force), waits for the kubelet to stop them, stops kubelet,
 #       kube-scheduler, kube-controller-manager and containerd, kills leftover shims and
@@ -193,12 +195,13 @@ up_cleanup() {
 }
 
 cmd_up() {
-    local dir="" owner="" owner_start="" node=bpfchain-node t0 c
+    local dir="" owner="" owner_start="" node=bpfchain-node t0 c shared_bpffs=0
     while (($#)); do
         case "$1" in
             --dir) dir=${2:?--dir needs a value}; shift ;;
             --owner-pid) owner=${2:?--owner-pid needs a value}; shift ;;
             --name) node=${2:?--name needs a value}; shift ;;
+            --shared-bpffs) shared_bpffs=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage; die "up: unknown argument: $1" ;;
         esac
@@ -241,9 +244,22 @@ cmd_up() {
     printf '%s\n' "$owner" >"$dir/owner"
     printf '%s\n' "$owner_start" >"$dir/owner.start"
     # What existed before, so that down removes only what this node created.
-    for c in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers /var/log/pods; do
+    # (/var/lib/bpfchain and /run/bpfchain: the chart's hostPath volumes.)
+    for c in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers /var/log/pods \
+        /var/lib/bpfchain /run/bpfchain; do
         [[ -e $c ]] || printf '%s\n' "$c" >>"$dir/created-paths"
     done
+    if ((shared_bpffs)); then
+        # A Bidirectional volume of /sys/fs/bpf (the agent DaemonSet's) needs a shared mount
+        # there; this machine's /sys is private. A bind of /sys/fs/bpf onto itself, made shared;
+        # down unmounts it and whatever a pod mounted on it (the agent's bpffs).
+        if awk '$5 == "/sys/fs/bpf" {f=1} END {exit !f}' /proc/self/mountinfo; then
+            die "--shared-bpffs: /sys/fs/bpf is already a mount point; not touching it"
+        fi
+        mount --bind /sys/fs/bpf /sys/fs/bpf && mount --make-shared /sys/fs/bpf ||
+            die "--shared-bpffs: cannot make /sys/fs/bpf a shared mount"
+        : >"$dir/shared-bpffs"
+    fi
     if [[ -n "$owner" ]]; then
         spawn "$dir" watchdog "$self" __watchdog "$dir" "$owner" "$owner_start"
     else
@@ -296,7 +312,10 @@ EOF
 
     # containerd
     local cd=$dir/containerd
-    mkdir -p "$cd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/pod-logs"
+    mkdir -p "$cd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/cni/bin" "$dir/pod-logs"
+    # The node's CNI binary directory is private (a chained plugin installs itself there):
+    # Debian's plugins by symlink.
+    for c in /usr/lib/cni/*; do ln -s "$c" "$dir/cni/bin/"; done
     cat >"$cd/config.toml" <<EOF
 version = 2
 root = "$cd/root"
@@ -309,7 +328,7 @@ state = "$cd/state"
   sandbox_image = "bpfchain.local/pause:1"
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "$dir/cni/bin"
     conf_dir = "$dir/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -394,6 +413,7 @@ EOF
         printf 'export BPFCHAIN_NODE_IP=%q\n' "$node_ip"
         printf 'export CONTAINERD_ADDRESS=%q\n' "$cd/containerd.sock"
         printf 'export BPFCHAIN_CNI_CONF_DIR=%q\n' "$dir/cni/net.d"
+        printf 'export BPFCHAIN_CNI_BIN_DIR=%q\n' "$dir/cni/bin"
         printf 'export BPFCHAIN_NODE_DIR=%q\n' "$dir"
     } >"$dir/env"
     up_ok=1
@@ -509,10 +529,16 @@ for p in json.load(sys.stdin)["items"]:
         rm -f "$n"
     done
     ip link del "$bridge" 2>/dev/null || true
+    if [[ -f $dir/shared-bpffs ]]; then
+        for ((i = 0; i < 5; i++)); do
+            awk '$5 == "/sys/fs/bpf" {f=1} END {exit !f}' /proc/self/mountinfo || break
+            umount /sys/fs/bpf 2>/dev/null || umount -l /sys/fs/bpf 2>/dev/null || true
+        done
+    fi
     # Only this node's veths are on the bridge; they go with it or with their netns.
     clean_iptables
     rm -f /var/lib/cni/results/bpfchain-node-* 2>/dev/null || true
-    for m in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/pods; do
+    for m in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/pods /var/lib/bpfchain /run/bpfchain; do
         if created "$dir" "$m"; then rm -rf -- "$m"; fi
     done
     if [[ -d /var/log/containers ]]; then
