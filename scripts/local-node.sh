@@ -479,8 +479,11 @@ do_down() { # DIR
     local t0
     t0=$(now_ms)
     sock=$dir/containerd/containerd.sock
-    # Pods first, while kubelet and containerd run: the kubelet stops them through the CRI,
-    # which runs CNI DEL and removes each sandbox's netns.
+    # The controllers first, so that no ReplicaSet or DaemonSet makes a pod anew; then the pods,
+    # while kubelet and containerd run: the kubelet stops them through the CRI, which runs CNI
+    # DEL and removes each sandbox's netns.
+    stop_proc "$dir" kube-controller-manager
+    stop_proc "$dir" kube-scheduler
     if pid=$(read_pid "$dir/kubelet.pid") && ours "$pid" "$dir" && [[ -f $dir/cluster/env ]]; then
         local ns
         for ns in $(api "$dir" /api/v1/pods 2>/dev/null | python3 -c '
@@ -495,8 +498,6 @@ for p in json.load(sys.stdin)["items"]:
         done
     fi
     stop_proc "$dir" kubelet
-    stop_proc "$dir" kube-scheduler
-    stop_proc "$dir" kube-controller-manager
     # Tasks the kubelet did not stop: kill and delete them through containerd.
     if [[ -S $sock ]]; then
         local id
@@ -524,7 +525,7 @@ for p in json.load(sys.stdin)["items"]:
     local n
     for n in /var/run/netns/cni-*; do
         [[ -e $n ]] || continue
-        grep -rqsF "$n" "$dir/containerd/root/io.containerd.grpc.v1.cri" 2>/dev/null || continue
+        grep -qsaF "$n" "$dir/containerd/root/io.containerd.metadata.v1.bolt/meta.db" 2>/dev/null || continue
         umount "$n" 2>/dev/null || true
         rm -f "$n"
     done

@@ -17,6 +17,8 @@ now_ms() { date +%s%3N; }
 veth=bpfnodet0
 ns=bpfchain-system
 
+cni_netns() { ls /var/run/netns 2>/dev/null | grep '^cni-' | sort || true; }
+cni_before=$(cni_netns)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/bpfchain-node.XXXXXX")
 rmdir "$dir"
 http_pid=""
@@ -137,6 +139,8 @@ t_down=$(($(now_ms) - t3))
 trap - EXIT
 
 [[ ! -e $dir ]] || fail "$dir still exists"
+new_netns=$(comm -13 <(printf '%s\n' "$cni_before") <(printf '%s\n' "$(cni_netns)"))
+[[ -z $new_netns ]] || fail "sandbox netns left: $new_netns"
 ! awk '$5 == "/sys/fs/bpf" {f=1} END {exit !f}' /proc/self/mountinfo || fail "/sys/fs/bpf is still a mount"
 ! grep -qF "$dir" /proc/self/mountinfo || fail "mounts under $dir remain"
 for cg in /sys/fs/cgroup/*/kubepods; do [[ ! -d $cg ]] || fail "cgroup $cg remains"; done

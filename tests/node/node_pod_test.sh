@@ -10,6 +10,8 @@ node_sh=$root/scripts/local-node.sh
 fail() { echo "FAIL: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 
+cni_netns() { ls /var/run/netns 2>/dev/null | grep '^cni-' | sort || true; }
+cni_before=$(cni_netns)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/bpfchain-node.XXXXXX")
 rmdir "$dir"
 trap '"$node_sh" down --dir "$dir" >/dev/null 2>&1 || true' EXIT
@@ -87,6 +89,8 @@ trap - EXIT
 
 # Nothing left behind.
 [[ ! -e $dir ]] || fail "$dir still exists"
+new_netns=$(comm -13 <(printf '%s\n' "$cni_before") <(printf '%s\n' "$(cni_netns)"))
+[[ -z $new_netns ]] || fail "sandbox netns left: $new_netns"
 ! grep -qF "$dir" /proc/self/mountinfo || fail "mounts under $dir remain"
 for p in /proc/[0-9]*; do
     if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$dir"; then
