@@ -2,6 +2,11 @@
 # Installs everything bpfchain's build, tests and demo need, idempotently: Debian packages, then
 # the Go-built test-bed tools (kube-apiserver, etcd, cnitool, helm; tools/envtest/build.sh).
 # Run as root. A second run installs nothing and takes a second.
+#   scripts/deps.sh          what the build, the default tests and the demo need
+#   scripts/deps.sh --node   also the real node's (scripts/local-node.sh, ctest -L node):
+#                            containerd, runc, busybox-static, iptables, conntrack, and
+#                            kubelet, kube-controller-manager, kube-scheduler
+#                            (tools/envtest/build-node.sh; ~15 min of Go build when cold)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +23,17 @@ packages=(
   iproute2 iputils-ping containernetworking-plugins prometheus openssl curl jq python3 python3-yaml
   procps
 )
+node=0
+case ${1:-} in
+  --node) node=1 ;;
+  "") ;;
+  *) echo "deps.sh: unknown argument $1 (only --node)" >&2; exit 2 ;;
+esac
+if ((node)); then
+  # The real node: Debian's containerd 1.6 and runc (../shared real_node.md), a busybox for
+  # its test image, iptables for the kubelet's chains.
+  packages+=(containerd runc busybox-static iptables conntrack)
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "deps.sh: run as root (it installs Debian packages)" >&2
@@ -43,3 +59,6 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 tools/envtest/build.sh >/dev/null
+if ((node)); then
+  tools/envtest/build-node.sh >/dev/null
+fi

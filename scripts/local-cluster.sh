@@ -3,7 +3,7 @@
 # them (DESIGN.md section 8). No controllers, no scheduler, no kubelet: tests create what they need.
 #
 # Usage:
-#   scripts/local-cluster.sh up [--dir DIR] [--owner-pid PID]
+#   scripts/local-cluster.sh up [--dir DIR] [--owner-pid PID] [--node]
 #       Starts etcd and kube-apiserver; prints ONE line on stdout: the absolute path of an admin
 #       kubeconfig (user admin, group system:masters; certificates embedded). All else goes to
 #       stderr. DIR (default: a new mktemp -d ${TMPDIR:-/tmp}/bpfchain-cluster.XXXXXX; if given, it
@@ -12,6 +12,12 @@
 #       death (pass your own pid: a test killed by SIGKILL then leaves nothing behind). Without
 #       --owner-pid, DIR is recorded in ${TMPDIR:-/tmp}/bpfchain-cluster.last for a bare `down`.
 #       On failure: the tail of the relevant log on stderr, everything started is torn down, exit 1.
+#       --node: kube-apiserver as a real node needs it (scripts/local-node.sh uses it): the
+#       ServiceAccount admission plugin on, NodeRestriction on, --authorization-mode=Node,RBAC,
+#       --kubelet-preferred-address-types=InternalIP and the admin certificate as its kubelet
+#       client certificate; it binds 0.0.0.0 (pods reach it at the machine's address, which
+#       with 10.0.0.1, the kubernetes Service, is in its certificate). Without it (the default, for every other test): ServiceAccount
+#       admission off and RBAC only, as before.
 #   scripts/local-cluster.sh down [--dir DIR]
 #       Stops the watchdog, kube-apiserver, then etcd (SIGTERM, SIGKILL after 10 s); removes DIR.
 #       Without --dir: the dir recorded by the last owner-less `up`. Idempotent (a missing or
@@ -136,10 +142,13 @@ do_down() { # DIR
 # --- up ----------------------------------------------------------------------------------------
 
 gen_certs() { # DIR
-    local d=$1/certs cnf
+    local d=$1/certs cnf extra_san=""
+    # In --node mode pods reach the API server as the kubernetes Service (10.0.0.1) and at the
+    # node's address (the Service's endpoint).
+    if ((node_mode)); then extra_san=", IP:10.0.0.1, IP:$node_ip"; fi
     mkdir -p "$d"
     cnf="$d/openssl.cnf"
-    cat >"$cnf" <<'EOF'
+    cat >"$cnf" <<EOF
 [ req ]
 distinguished_name = dn
 prompt = no
@@ -153,7 +162,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = IP:127.0.0.1, DNS:localhost$extra_san
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [ client_ext ]
@@ -261,18 +270,27 @@ start_etcd() { # DIR PORT_CLIENT PORT_PEER
 }
 
 start_apiserver() { # DIR PORT ETCD_URL
-    local dir=$1 port=$2 c="$1/certs"
+    local dir=$1 port=$2 c="$1/certs" bind_address=127.0.0.1
+    if ((node_mode)); then bind_address=0.0.0.0; fi
     local args=("$bin/kube-apiserver"
         --etcd-servers="$3"
         --cert-dir="$c"
         --tls-cert-file="$c/apiserver.crt"
         --tls-private-key-file="$c/apiserver.key"
         --secure-port="$port"
-        --bind-address=127.0.0.1
+        --bind-address="$bind_address"
         --service-cluster-ip-range=10.0.0.0/24
-        --allow-privileged=true
-        --disable-admission-plugins=ServiceAccount
-        --authorization-mode=RBAC
+        --allow-privileged=true)
+    if ((node_mode)); then
+        args+=(--enable-admission-plugins=NodeRestriction
+            --authorization-mode=Node,RBAC
+            --kubelet-preferred-address-types=InternalIP
+            --kubelet-client-certificate="$c/admin.crt"
+            --kubelet-client-key="$c/admin.key")
+    else
+        args+=(--disable-admission-plugins=ServiceAccount --authorization-mode=RBAC)
+    fi
+    args+=(
         --service-account-issuer="https://127.0.0.1:$port/"
         --service-account-key-file="$c/sa.pub"
         --service-account-signing-key-file="$c/sa.key"
@@ -310,6 +328,9 @@ EOF
 
 up_dir=""
 up_ok=0
+node_mode=0
+node_ip=""
+
 up_cleanup() {
     if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
         log "start-up failed; tearing down $up_dir"
@@ -325,6 +346,7 @@ cmd_up() {
             --dir=*) dir=${1#--dir=} ;;
             --owner-pid) owner=${2:?--owner-pid needs a value}; shift ;;
             --owner-pid=*) owner=${1#--owner-pid=} ;;
+            --node) node_mode=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage; die "up: unknown argument: $1" ;;
         esac
@@ -369,6 +391,12 @@ cmd_up() {
         mv -f "$last_file.tmp.$$" "$last_file"
     fi
 
+    if ((node_mode)); then
+        node_ip=$(ip -4 -o route get 192.0.2.255 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+        [[ -n "$node_ip" ]] ||
+            node_ip=$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1)
+        [[ -n "$node_ip" ]] || die "--node: no global IPv4 address on this machine"
+    fi
     gen_certs "$dir" || die "certificate generation with openssl failed"
     local c="$dir/certs"
     local auth=(--cacert "$c/ca.crt" --cert "$c/admin.crt" --key "$c/admin.key")

@@ -90,11 +90,27 @@ void sweepControlPlanes(SweepReport& report) {
       report.removed.push_back("control plane " + dir);
 }
 
+// local-node.sh knows which real nodes are stale (owner gone, kubelet and containerd dead, `up`
+// killed half-way) and undoes what each wrote outside its directory (cgroups, chains, bridge).
+void sweepNodes(SweepReport& report) {
+  auto r = checkCommand(
+      {std::string(BPFCHAIN_SOURCE_DIR) + "/scripts/local-node.sh", "down", "--all-stale"});
+  if (!r) {
+    report.errors.push_back(r.error().message());
+    return;
+  }
+  std::istringstream lines(r->out);
+  for (std::string dir; std::getline(lines, dir);)
+    if (!dir.empty())
+      report.removed.push_back("node " + dir);
+}
+
 } // namespace
 
 SweepReport sweepStaleResources() {
   SweepReport report;
   sweepNetns(report);
+  sweepNodes(report);
   sweepTempDirs(report);
   sweepControlPlanes(report);
   return report;
