@@ -733,7 +733,7 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
       nodes += (nodes.empty() ? "" : ", ") + n;
     std::string problem = "CleanupTimedOut: agents did not confirm removal within " +
                           std::to_string(options_.cleanupDeadline.count()) + " s: " + nodes;
-    (void)writeStatus(chain, none, problem);
+    (void)writeStatus(chain, none, {"CleanupTimedOut", problem});
     event(chain, k8s::EventType::Warning, "CleanupDeadlineExceeded",
           "agents did not confirm removal within " +
               std::to_string(options_.cleanupDeadline.count()) + " s on " +
@@ -808,10 +808,11 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     RolloutDecision refused;
     refused.halted = true;
     refused.waitingFor = "a shorter name";
-    (void)writeStatus(chain, refused,
-                      "NameTooLong: a BpfChain's name must be at most " +
-                          std::to_string(kMaxChainName) + " characters (this one has " +
-                          std::to_string(name.size()) + "); create it under a shorter name");
+    (void)writeStatus(
+        chain, refused,
+        {"NameTooLong", "NameTooLong: a BpfChain's name must be at most " +
+                            std::to_string(kMaxChainName) + " characters (this one has " +
+                            std::to_string(name.size()) + "); create it under a shorter name"});
     return Outcome{};
   }
   if (auto r = ensureRevision(chain); !r)
@@ -828,7 +829,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     refused.halted = true;
     refused.waitingFor = "a valid spec.nodeSelector";
     std::cerr << stamp() << "chain/" << name << ": " << selector.error().message() << "\n";
-    if (auto r = writeStatus(chain, refused, "SpecInvalid: " + selector.error().message()); !r)
+    if (auto r = writeStatus(chain, refused,
+                             {"SpecInvalid", "SpecInvalid: " + selector.error().message()});
+        !r)
       return std::move(r).error();
     return Outcome{};
   }
@@ -904,7 +907,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
 
   const Json* previous = previousStatus(chain);
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
-  if (auto r = writeStatus(chain, d, ""); !r)
+  if (auto r = writeStatus(chain, d, {}); !r)
     return std::move(r).error();
   written_[name].uid = uid;
   written_[name].memory = d.memory;
@@ -948,7 +951,7 @@ const Json* Controller::previousStatus(const Json& chain) const {
 }
 
 ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
-                                        const std::string& problem) {
+                                        const Problem& problem) {
   int64_t generation = k8s::generationOf(chain);
   const Json* previous = previousStatus(chain);
   Json status = Json::object();
@@ -980,7 +983,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
     status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
   status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
 
-  bool degraded = d.failed > 0 || !problem.empty();
+  bool degraded = d.failed > 0 || !problem.reason.empty();
   std::string failureReason = d.failures.empty() ? "" : d.failures[0].reason;
   std::string failureMessage =
       d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;
@@ -1016,9 +1019,9 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
                             progressReason, progressMessage, generation);
   conditions[2] = condition(previous, "Degraded", degraded,
-                            !problem.empty() ? problem.substr(0, problem.find(':'))
-                                             : (degraded ? failureReason : "NoFailures"),
-                            !problem.empty() ? problem : failureMessage, generation);
+                            !problem.reason.empty() ? problem.reason
+                                                    : (degraded ? failureReason : "NoFailures"),
+                            !problem.reason.empty() ? problem.message : failureMessage, generation);
   status["conditions"] = conditions;
 
   std::string name = k8s::nameOf(chain);

@@ -222,8 +222,9 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
                                                   std::vector<UncarriedMap>* uncarried) {
   bpf_program* entry = bpf_object__find_program_by_name(obj, spec.entry.c_str());
   if (!entry)
-    return invalidError("entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
-                        " (programs: " + programNames(obj) + ")");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
+                     " (programs: " + programNames(obj) + ")");
   bpf_program* prog;
   bpf_object__for_each_program (prog, obj) {
     bpf_program__set_autoload(prog, prog == entry);
@@ -234,14 +235,16 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
 
   bpf_map* next = bpf_object__find_map_by_name(obj, spec.nextMap.c_str());
   if (!next)
-    return invalidError("nextMap \"" + spec.nextMap + "\": no such map in " + spec.objectPath +
-                        " (maps: " + mapNames(obj) + ")");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "nextMap \"" + spec.nextMap + "\": no such map in " + spec.objectPath +
+                     " (maps: " + mapNames(obj) + ")");
   if (bpf_map__type(next) != BPF_MAP_TYPE_PROG_ARRAY || bpf_map__max_entries(next) < 1)
-    return invalidError("nextMap \"" + spec.nextMap +
-                        "\": not a BPF_MAP_TYPE_PROG_ARRAY with at least one slot");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "nextMap \"" + spec.nextMap +
+                     "\": not a BPF_MAP_TYPE_PROG_ARRAY with at least one slot");
 
   if (auto r = btf::setGlobalData(obj, spec.globalData, "globalData"); !r)
-    return std::move(r).error();
+    return std::move(r).error().withKind(ErrorKind::GlobalDataInvalid);
 
   if (carry.running) {
     if (auto r = carryMaps(obj, spec, next, carry, uncarried); !r)
@@ -301,8 +304,9 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
                 bpf_object__close);
   if (!obj) {
     int err = errno;
-    return fail(Error(err, "open " + spec.objectPath + ": not a loadable BPF object (" +
-                               std::string(std::strerror(err)) + ")"));
+    return fail(Error(ErrorKind::ProgramInvalid, err,
+                      "open " + spec.objectPath + ": not a loadable BPF object (" +
+                          std::string(std::strerror(err)) + ")"));
   }
   auto prepared = prepare(obj.get(), spec, hook, carry, uncarried);
   if (!prepared)
@@ -311,8 +315,9 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
 
   if (bpf_object__load(obj.get()) != 0) {
     int err = errno;
-    return fail(Error(err, "load " + spec.entry + " from " + spec.objectPath + ": " +
-                               std::strerror(err) + "; verifier: " + log.verifierLogTail()));
+    return fail(Error(ErrorKind::VerifierRejected, err,
+                      "load " + spec.entry + " from " + spec.objectPath + ": " +
+                          std::strerror(err) + "; verifier: " + log.verifierLogTail()));
   }
 
   bpf_map* map;
