@@ -8,6 +8,7 @@
 
 #include "k8s/label_selector.h"
 #include "operator/history.h"
+#include "system/time.h"
 
 namespace bpfchain::op {
 namespace {
@@ -41,22 +42,6 @@ std::string stamp() {
 
 std::string managerOf(const std::string& chain) {
   return "bpfchain-operator/" + chain;
-}
-
-std::string rfc3339(Clock::time_point t) {
-  std::time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::optional<Clock::time_point> parseRfc3339(const std::string& text) {
-  std::tm tm{};
-  if (text.empty() || !strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm))
-    return std::nullopt;
-  return Clock::from_time_t(timegm(&tm));
 }
 
 const Json* field(const Json& obj, std::initializer_list<const char*> path) {
