@@ -11,6 +11,7 @@
 #include "cni/json.h"
 #include "cni/plugin.h"
 #include "system/fd.h"
+#include "system/file.h"
 
 namespace bpfchain::cni {
 namespace {
@@ -27,25 +28,6 @@ std::string parentOf(const std::string& path) {
 std::string baseOf(const std::string& path) {
   auto slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-Result<std::string> readFile(const std::string& path) {
-  FD fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
-    return systemError(errno, "open " + path);
-  std::string content;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return systemError(errno, "read " + path);
-    }
-    if (n == 0)
-      return content;
-    content.append(buf, static_cast<size_t>(n));
-  }
 }
 
 // Writes `content` to a temporary file beside `path` and renames it over `path`, so that a
@@ -151,7 +133,7 @@ bool applyOptions(json::Value& entry, const InstallOptions& options) {
 }
 
 Result<bool> installBinary(const InstallOptions& options) {
-  auto self = readFile(options.selfPath);
+  auto self = readFile(options.selfPath, kNoSizeLimit);
   if (!self)
     return std::move(self).error().context("read the plugin binary");
   if (auto dir = makeDirectories(options.binDir); !dir)
@@ -159,7 +141,7 @@ Result<bool> installBinary(const InstallOptions& options) {
   std::string target = options.binDir + "/" + std::string(kBinaryName);
   struct stat st {};
   if (::stat(target.c_str(), &st) == 0 && (st.st_mode & 07777) == 0755) {
-    auto current = readFile(target);
+    auto current = readFile(target, kNoSizeLimit);
     if (current && *current == *self)
       return false;
   }
@@ -191,7 +173,7 @@ Result<InstallReport> install(const InstallOptions& options) {
     return Error(ENOENT, "no network configuration in " + options.confDir +
                              ": install the primary network plugin first");
   const std::string& file = files->front();
-  auto text = readFile(file);
+  auto text = readFile(file, kNoSizeLimit);
   if (!text)
     return std::move(text).error();
   auto doc = json::parse(*text);
@@ -266,7 +248,7 @@ Result<UninstallReport> uninstall(const InstallOptions& options) {
   if (!files && files.error().code() != ENOENT)
     return std::move(files).error();
   for (const auto& file : files ? *files : std::vector<std::string>{}) {
-    auto text = readFile(file);
+    auto text = readFile(file, kNoSizeLimit);
     if (!text)
       return std::move(text).error();
     auto doc = json::parse(*text);

@@ -15,6 +15,7 @@
 #include "cni/json.h"
 #include "cni/netlink.h"
 #include "system/fd.h"
+#include "system/time.h"
 
 namespace bpfchain::cni {
 namespace {
@@ -48,17 +49,6 @@ bool atLeast110(std::string_view version) {
   return version == "1.1.0";
 }
 
-std::string timestamp() {
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  tm utc{};
-  ::gmtime_r(&now.tv_sec, &utc);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buf + n, sizeof buf - n, ".%03ldZ", now.tv_nsec / 1000000);
-  return buf;
-}
-
 // Appends one line per invocation to the configured log file (O_APPEND: concurrent plugin
 // processes never interleave within a line).
 class Log {
@@ -82,8 +72,8 @@ public:
     }
     if (!fd)
       return; // logging must never fail a pod
-    std::string record =
-        timestamp() + " " + command_ + (subject_.empty() ? "" : " " + subject_) + " " + text + "\n";
+    std::string record = rfc3339Now(3) + " " + command_ + (subject_.empty() ? "" : " " + subject_) +
+                         " " + text + "\n";
     (void)!::write(fd.get(), record.data(), record.size());
   }
 

@@ -9,6 +9,7 @@
 #include "k8s/informer.h"
 #include "k8s/label_selector.h"
 #include "k8s/object.h"
+#include "system/time.h"
 
 namespace bpfchain::agent {
 
@@ -16,13 +17,6 @@ namespace {
 
 const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
                                  false};
-
-std::string rfc3339Now() {
-  std::time_t t = std::time(nullptr);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buffer;
-}
 
 // A YAML tree as JSON (maps, lists and strings: all a label selector holds).
 k8s::Json toJson(const YAML::Node& node) {

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -398,19 +397,25 @@ namespace {
 
 // The data plane counts programs across the whole instance (every chain on the interface);
 // users count them within their BpfChain: "programs[4] (web/filter)" becomes
-// "programs[1] (web/filter)" when filter is web's second program.
-std::string chainLocalIndexes(std::string message, const std::vector<const ChainDecl*>& chains) {
-  static const std::regex kProgram(R"(programs\[\d+\] \(([^/)]+)/([^)]+)\))");
-  std::smatch m;
-  if (!std::regex_search(message, m, kProgram))
+// "programs[1] (web/filter)" when filter is web's second program. The error says which
+// program it is about (ProgramRef); its message starts with that program's field.
+std::string chainLocalIndexes(const Error& error, const std::vector<const ChainDecl*>& chains) {
+  const std::string& message = error.message();
+  const auto& program = error.program();
+  if (!program)
     return message;
+  std::string field = "programs[" + std::to_string(program->index) + "] (" + program->id + ")";
+  size_t slash = program->id.find('/');
+  if (message.rfind(field, 0) != 0 || slash == std::string::npos)
+    return message;
+  std::string key = program->id.substr(0, slash), name = program->id.substr(slash + 1);
   for (const ChainDecl* c : chains) {
-    if (chainKey(c->name) != m[1].str())
+    if (chainKey(c->name) != key)
       continue;
     for (size_t i = 0; i < c->programs.size(); ++i)
-      if (c->programs[i].name == m[2].str())
-        return m.prefix().str() + "programs[" + std::to_string(i) + "] (" + c->name + "/" +
-               m[2].str() + ")" + m.suffix().str();
+      if (c->programs[i].name == name)
+        return "programs[" + std::to_string(i) + "] (" + c->name + "/" + name + ")" +
+               message.substr(field.size());
   }
   return message;
 }
@@ -426,7 +431,8 @@ std::string aheadMessage(const std::vector<uint32_t>& ids) {
 ApplyFailure failureOf(const Error& error, const std::string& where,
                        const std::vector<const ChainDecl*>& chains) {
   ApplyFailure f = classifyApplyFailure(error, where);
-  f.message = chainLocalIndexes(f.message, chains);
+  std::string local = chainLocalIndexes(error, chains);
+  f.message = where.empty() ? local : where + ": " + local;
   return f;
 }
 

@@ -8,6 +8,7 @@
 
 #include "k8s/label_selector.h"
 #include "operator/history.h"
+#include "system/time.h"
 
 namespace bpfchain::op {
 namespace {
@@ -41,22 +42,6 @@ std::string stamp() {
 
 std::string managerOf(const std::string& chain) {
   return "bpfchain-operator/" + chain;
-}
-
-std::string rfc3339(Clock::time_point t) {
-  std::time_t secs = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::optional<Clock::time_point> parseRfc3339(const std::string& text) {
-  std::tm tm{};
-  if (text.empty() || !strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm))
-    return std::nullopt;
-  return Clock::from_time_t(timegm(&tm));
 }
 
 const Json* field(const Json& obj, std::initializer_list<const char*> path) {
@@ -735,7 +720,7 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
       nodes += (nodes.empty() ? "" : ", ") + n;
     std::string problem = "CleanupTimedOut: agents did not confirm removal within " +
                           std::to_string(options_.cleanupDeadline.count()) + " s: " + nodes;
-    (void)writeStatus(chain, none, problem);
+    (void)writeStatus(chain, none, {"CleanupTimedOut", problem});
     event(chain, k8s::EventType::Warning, "CleanupDeadlineExceeded",
           "agents did not confirm removal within " +
               std::to_string(options_.cleanupDeadline.count()) + " s on " +
@@ -810,10 +795,11 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     RolloutDecision refused;
     refused.halted = true;
     refused.waitingFor = "a shorter name";
-    (void)writeStatus(chain, refused,
-                      "NameTooLong: a BpfChain's name must be at most " +
-                          std::to_string(kMaxChainName) + " characters (this one has " +
-                          std::to_string(name.size()) + "); create it under a shorter name");
+    (void)writeStatus(
+        chain, refused,
+        {"NameTooLong", "NameTooLong: a BpfChain's name must be at most " +
+                            std::to_string(kMaxChainName) + " characters (this one has " +
+                            std::to_string(name.size()) + "); create it under a shorter name"});
     return Outcome{};
   }
   if (auto r = ensureRevision(chain); !r)
@@ -830,7 +816,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     refused.halted = true;
     refused.waitingFor = "a valid spec.nodeSelector";
     std::cerr << stamp() << "chain/" << name << ": " << selector.error().message() << "\n";
-    if (auto r = writeStatus(chain, refused, "SpecInvalid: " + selector.error().message()); !r)
+    if (auto r = writeStatus(chain, refused,
+                             {"SpecInvalid", "SpecInvalid: " + selector.error().message()});
+        !r)
       return std::move(r).error();
     return Outcome{};
   }
@@ -906,7 +894,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
 
   const Json* previous = previousStatus(chain);
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
-  if (auto r = writeStatus(chain, d, ""); !r)
+  if (auto r = writeStatus(chain, d, {}); !r)
     return std::move(r).error();
   written_[name].uid = uid;
   written_[name].memory = d.memory;
@@ -951,7 +939,7 @@ const Json* Controller::previousStatus(const Json& chain) const {
 }
 
 ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
-                                        const std::string& problem) {
+                                        const Problem& problem) {
   int64_t generation = k8s::generationOf(chain);
   const Json* previous = previousStatus(chain);
   Json status = Json::object();
@@ -983,7 +971,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
     status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
   status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
 
-  bool degraded = d.failed > 0 || !problem.empty();
+  bool degraded = d.failed > 0 || !problem.reason.empty();
   std::string failureReason = d.failures.empty() ? "" : d.failures[0].reason;
   std::string failureMessage =
       d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;
@@ -1019,9 +1007,9 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
                             progressReason, progressMessage, generation);
   conditions[2] = condition(previous, "Degraded", degraded,
-                            !problem.empty() ? problem.substr(0, problem.find(':'))
-                                             : (degraded ? failureReason : "NoFailures"),
-                            !problem.empty() ? problem : failureMessage, generation);
+                            !problem.reason.empty() ? problem.reason
+                                                    : (degraded ? failureReason : "NoFailures"),
+                            !problem.reason.empty() ? problem.message : failureMessage, generation);
   status["conditions"] = conditions;
 
   std::string name = k8s::nameOf(chain);

@@ -137,8 +137,12 @@ private:
   // The status to compare with and to take transition times from: ours when the cache has
   // not caught up with our last write, else the cache's. nullptr when there is none.
   const k8s::Json* previousStatus(const k8s::Json& chain) const;
+  // A problem of the chain itself (not of its nodes): Degraded with this reason and message.
+  struct Problem {
+    std::string reason, message;
+  };
   k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
-                                   const std::string& problem);
+                                   const Problem& problem);
   void recordTransitions(const k8s::Json& chain, const RolloutMemory& before,
                          const k8s::Json* previous, const RolloutDecision& d);
   void event(const k8s::Json& chain, k8s::EventType type, const std::string& reason,

@@ -24,6 +24,7 @@
 #include <iostream>
 #include <optional>
 #include <signal.h>
+#include <string_view>
 #include <thread>
 #include <unistd.h>
 
@@ -58,6 +59,22 @@ struct Flags {
   int writeConcurrency = 8;
   int progressDeadline = 600;
 };
+
+constexpr const char* kUsage = R"(usage: bpfchain-operator [--kubeconfig FILE] [--leader-elect]
+         [--lease-namespace NS] [--metrics-address HOST:PORT] [--revision-namespace NS]
+         [--cleanup-deadline SECONDS] [--write-concurrency N] [--progress-deadline SECONDS]
+Rolls BpfChains out to per-node BpfNodeConfigs. Flags take --flag value or --flag=value.
+  --kubeconfig FILE         the API server to use (default: $KUBECONFIG, else in-cluster)
+  --leader-elect            act only while holding the Lease bpfchain-operator
+  --lease-namespace NS      the Lease's namespace (default bpfchain-system)
+  --revision-namespace NS   where chain revisions are kept (default bpfchain-system)
+  --metrics-address ADDR    /metrics, /healthz and /readyz (default :9451)
+  --cleanup-deadline S      how long a deleted chain waits for the agents (default 300)
+  --write-concurrency N     node writes of one reconcile in flight at once (default 8)
+  --progress-deadline S     nodes with no progress this long are named (default 600)
+  --version                 print the version and exit
+  --help                    print this and exit
+)";
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
@@ -145,6 +162,11 @@ private:
 int main(int argc, char** argv) {
   if (answerVersion(argc, argv, "bpfchain-operator"))
     return 0;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     std::cerr << "bpfchain-operator: " << flags.error().message() << "\n";

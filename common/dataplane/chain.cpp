@@ -166,13 +166,14 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
   auto field = [&](size_t j) {
     return "programs[" + std::to_string(position[j]) + "] (" + desired[j].id + ")";
   };
+  auto ref = [&](size_t j) { return ProgramRef{position[j], desired[j].id}; };
   std::vector<ProgramKey> runningKeys, desiredKeys;
   for (const auto& r : running_)
     runningKeys.push_back({r.id, r.digest});
   for (size_t j = 0; j < desired.size(); ++j) {
     auto digest = reloadDigest(desired[j]);
     if (!digest)
-      return std::move(digest).error().context(field(j));
+      return std::move(digest).error().context(field(j)).about(ref(j));
     desiredKeys.push_back({desired[j].id, digest->substr(0, kDigestChars)});
   }
   auto plan = planChain(runningKeys, desiredKeys);
@@ -202,7 +203,7 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
                                           carry, &uncarried);
     if (!instance) {
       discardFresh();
-      return std::move(instance).error().context(field(j));
+      return std::move(instance).error().context(field(j)).about(ref(j));
     }
     fresh[j] = std::move(*instance);
     ++report.loaded;
@@ -227,7 +228,7 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
                                                       "\": no such map in the program"));
         if (!applied) {
           discardFresh();
-          return std::move(applied).error();
+          return std::move(applied).error().withKind(ErrorKind::MapArgInvalid).about(ref(j));
         }
       }
     }

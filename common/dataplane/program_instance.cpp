@@ -173,8 +173,9 @@ Result<void> carryMaps(bpf_object* obj, const ProgramSpec& spec, const bpf_map* 
   std::set<std::string> freshMaps(spec.freshMaps.begin(), spec.freshMaps.end());
   for (const auto& name : freshMaps)
     if (!bpf_object__find_map_by_name(obj, name.c_str()))
-      return invalidError("freshMaps: map \"" + name + "\": no such map in " + spec.objectPath +
-                          " (maps: " + mapNames(obj) + ")");
+      return Error(ErrorKind::ProgramInvalid, 0,
+                   "freshMaps: map \"" + name + "\": no such map in " + spec.objectPath +
+                       " (maps: " + mapNames(obj) + ")");
   std::set<std::string> configured = sectionsSetBy(bpf_object__btf(obj), spec.globalData);
   std::map<uint32_t, BtfPtr> types;
   bpf_map* map;
@@ -244,8 +245,9 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
                                                   std::vector<UncarriedMap>* uncarried) {
   bpf_program* entry = bpf_object__find_program_by_name(obj, spec.entry.c_str());
   if (!entry)
-    return invalidError("entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
-                        " (programs: " + programNames(obj) + ")");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "entry \"" + spec.entry + "\": no such program in " + spec.objectPath +
+                     " (programs: " + programNames(obj) + ")");
   ProgramDeclaration declared{.section = bpf_program__section_name(entry),
                               .firstArgument = firstArgumentStruct(obj, entry)};
   enum bpf_prog_type sectionType;
@@ -253,7 +255,8 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
   if (libbpf_prog_type_by_name(declared.section.c_str(), &sectionType, &attachType) == 0)
     declared.sectionType = sectionType;
   if (auto mismatch = hookMismatch(hook, declared))
-    return invalidError("entry \"" + spec.entry + "\" in " + spec.objectPath + ": " + *mismatch);
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "entry \"" + spec.entry + "\" in " + spec.objectPath + ": " + *mismatch);
   bpf_program* prog;
   bpf_object__for_each_program (prog, obj) {
     bpf_program__set_autoload(prog, prog == entry);
@@ -264,14 +267,16 @@ Result<std::pair<bpf_program*, bpf_map*>> prepare(bpf_object* obj, const Program
 
   bpf_map* next = bpf_object__find_map_by_name(obj, spec.nextMap.c_str());
   if (!next)
-    return invalidError("nextMap \"" + spec.nextMap + "\": no such map in " + spec.objectPath +
-                        " (maps: " + mapNames(obj) + ")");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "nextMap \"" + spec.nextMap + "\": no such map in " + spec.objectPath +
+                     " (maps: " + mapNames(obj) + ")");
   if (bpf_map__type(next) != BPF_MAP_TYPE_PROG_ARRAY || bpf_map__max_entries(next) < 1)
-    return invalidError("nextMap \"" + spec.nextMap +
-                        "\": not a BPF_MAP_TYPE_PROG_ARRAY with at least one slot");
+    return Error(ErrorKind::ProgramInvalid, 0,
+                 "nextMap \"" + spec.nextMap +
+                     "\": not a BPF_MAP_TYPE_PROG_ARRAY with at least one slot");
 
   if (auto r = btf::setGlobalData(obj, spec.globalData, "globalData"); !r)
-    return std::move(r).error();
+    return std::move(r).error().withKind(ErrorKind::GlobalDataInvalid);
 
   if (carry.running) {
     if (auto r = carryMaps(obj, spec, next, carry, uncarried); !r)
@@ -331,8 +336,9 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
                 bpf_object__close);
   if (!obj) {
     int err = errno;
-    return fail(Error(err, "open " + spec.objectPath + ": not a loadable BPF object (" +
-                               std::string(std::strerror(err)) + ")"));
+    return fail(Error(ErrorKind::ProgramInvalid, err,
+                      "open " + spec.objectPath + ": not a loadable BPF object (" +
+                          std::string(std::strerror(err)) + ")"));
   }
   auto prepared = prepare(obj.get(), spec, hook, carry, uncarried);
   if (!prepared)
@@ -341,8 +347,9 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
 
   if (bpf_object__load(obj.get()) != 0) {
     int err = errno;
-    return fail(Error(err, "load " + spec.entry + " from " + spec.objectPath + ": " +
-                               std::strerror(err) + "; verifier: " + log.verifierLogTail()));
+    return fail(Error(ErrorKind::VerifierRejected, err,
+                      "load " + spec.entry + " from " + spec.objectPath + ": " +
+                          std::strerror(err) + "; verifier: " + log.verifierLogTail()));
   }
 
   bpf_map* map;

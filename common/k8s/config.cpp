@@ -1,31 +1,20 @@
 #include "k8s/config.h"
 
-#include <cpprest/asyncrt_utils.h>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <yaml-cpp/yaml.h>
+
+#include "system/base64.h"
+#include "system/file.h"
 
 namespace bpfchain::k8s {
 namespace {
 
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return systemError(errno, "read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 Result<std::string> decodeBase64(const std::string& text, const std::string& field) {
-  try {
-    auto bytes = utility::conversions::from_base64(utility::conversions::to_string_t(text));
-    return std::string(bytes.begin(), bytes.end());
-  } catch (const std::exception&) {
+  auto bytes = base64Decode(text);
+  if (!bytes)
     return invalidError(field + ": not valid base64");
-  }
+  return std::move(bytes).value();
 }
 
 // Returns the named entry's inner map from a kubeconfig list such as clusters[].
@@ -44,7 +33,7 @@ Result<std::string> inlineOrFile(const YAML::Node& node, const std::string& key,
     return decodeBase64(node[key + "-data"].as<std::string>(), field + "." + key + "-data");
   if (node[key]) {
     std::filesystem::path file = node[key].as<std::string>();
-    return readFile(file.is_absolute() ? file : base / file);
+    return readFile(file.is_absolute() ? file : base / file, kNoSizeLimit);
   }
   return std::string();
 }
@@ -116,11 +105,11 @@ Result<Config> inClusterConfig() {
   std::string h = host;
   config.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
   config.tokenFile = dir + "/token";
-  auto ca = readFile(dir + "/ca.crt");
+  auto ca = readFile(dir + "/ca.crt", kNoSizeLimit);
   if (!ca)
     return std::move(ca).error();
   config.caPem = *ca;
-  if (auto ns = readFile(dir + "/namespace"))
+  if (auto ns = readFile(dir + "/namespace", kNoSizeLimit))
     config.nameSpace = *ns;
   return config;
 }

@@ -7,6 +7,8 @@
 #include <optional>
 #include <thread>
 
+#include "system/time.h"
+
 namespace bpfchain::k8s {
 
 using Clock = std::chrono::steady_clock;
@@ -19,16 +21,6 @@ constexpr size_t kMaxKeys = 4096;
 // Writes abandoned at their timeout pile up only while the API server hangs; past this many,
 // record() fails at once rather than start another thread.
 constexpr int kMaxPending = 8;
-
-// A metav1.Time: RFC 3339 in whole seconds, UTC.
-std::string formatTime(std::chrono::system_clock::time_point time) {
-  std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
 
 ApiError badRequest(const std::string& message) {
   // Rejected here, before any request: the answer the server would give a malformed Event.
@@ -91,7 +83,7 @@ ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const 
   const std::string key = apiVersion + '\x1f' + kind + '\x1f' + objectNs + '\x1f' + name + '\x1f' +
                           uid + '\x1f' + typeName + '\x1f' + reason + '\x1f' + message;
   const auto wallNow = std::chrono::system_clock::now();
-  const std::string now = formatTime(wallNow);
+  const std::string now = rfc3339(wallNow);
   const Clock::time_point steadyNow = Clock::now();
 
   // The cache is updated before the write, as client-go's correlator does: a failed write leaves

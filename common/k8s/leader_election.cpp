@@ -6,6 +6,8 @@
 #include <random>
 #include <thread>
 
+#include "system/time.h"
+
 namespace bpfchain::k8s {
 
 using Clock = std::chrono::steady_clock;
@@ -269,20 +271,7 @@ Attempt releaseLease(Client& client, const LeaderElectionConfig& config, Observa
 } // namespace
 
 std::string formatMicroTime(std::chrono::system_clock::time_point time) {
-  auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
-  std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
-  int64_t fraction = micros % 1000000;
-  if (fraction < 0) {
-    fraction += 1000000;
-    --seconds;
-  }
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(text + n, sizeof text - n, ".%06lldZ", static_cast<long long>(fraction));
-  return text;
+  return rfc3339(time, 6);
 }
 
 Result<std::unique_ptr<LeaderElector>>

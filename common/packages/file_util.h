@@ -6,12 +6,10 @@
 #include <string_view>
 #include <sys/types.h>
 
+#include "system/file.h" // readFile
 #include "system/result.h"
 
 namespace bpfchain::packages {
-
-// The whole file, or an error when it is larger than maxBytes.
-Result<std::string> readFile(const std::string& path, uint64_t maxBytes);
 
 // Writes `data` to a temporary file next to `path`, fsyncs it and renames it over `path`, so a
 // reader sees the old or the new contents, never a part. The file gets exactly `mode`.

@@ -22,6 +22,7 @@
 #include "packages/file_util.h"
 #include "packages/signature.h"
 #include "system/fd.h"
+#include "system/time.h"
 
 namespace bpfchain::packages {
 namespace fs = std::filesystem;
@@ -86,15 +87,6 @@ bool isElf(const std::string& path) {
   return n == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
 }
 
-std::string utcNow() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 struct Verification {
   std::string signature; // kSigVerified, kSigAbsent or kSigUnchecked
   std::string signer;    // key fingerprint, for kSigVerified
@@ -111,7 +103,7 @@ std::string verificationYaml(const std::string& url, const std::string& digest,
     out << YAML::Key << "signer" << YAML::Value << v.signer;
     out << YAML::Key << "signerKey" << YAML::Value << signerKey;
   }
-  out << YAML::Key << "verifiedAt" << YAML::Value << utcNow();
+  out << YAML::Key << "verifiedAt" << YAML::Value << rfc3339Now();
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

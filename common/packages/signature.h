@@ -69,8 +69,4 @@ Result<std::string> signFile(const PrivateKey& key, const std::string& path);
 Result<const PublicKey*> verifySignature(const std::vector<PublicKey>& keys, std::string_view data,
                                          std::string_view signatureText);
 
-std::string base64Encode(std::string_view bytes);
-// Strict: standard alphabet, padding required, no white space inside.
-Result<std::string> base64Decode(std::string_view text);
-
 } // namespace bpfchain::packages

@@ -308,32 +308,59 @@ TEST(ProgramIds, FitAPinNameWhateverTheChainsName) {
   EXPECT_NE(chainKey(std::string(253, 'a')).find('~'), std::string::npos);
 }
 
-TEST(ApplyFailure, ReasonsFromTheDataPlanesMessages) {
+TEST(ApplyFailure, ReasonsFromTheDataPlanesKinds) {
   struct Case {
+    ErrorKind kind;
     std::string message, reason;
   };
-  // The messages as common/dataplane writes them (chain.cpp, program_instance.cpp).
+  // The messages and kinds as common/dataplane makes them (chain.cpp, program_instance.cpp).
   std::vector<Case> cases = {
-      {"programs[0] (c/p): load xdp_bad from /x.o: Permission denied; verifier: R1 invalid mem "
+      {ErrorKind::VerifierRejected,
+       "programs[0] (c/p): load xdp_bad from /x.o: Permission denied; verifier: R1 invalid mem "
        "access 'scalar'",
        "VerifierRejected"},
-      {"programs[1] (c/q).mapArgs[0].entries[2].key: \"80x\" is not a valid __u16",
+      {ErrorKind::MapArgInvalid,
+       "programs[1] (c/q).mapArgs[0].entries[2].key: \"80x\" is not a valid __u16",
        "MapArgInvalid"},
-      {"programs[0] (c/p): globalData.rate: no such variable", "GlobalDataInvalid"},
-      {"programs[0] (c/p): entry \"nope\": no such program in /x.o", "ProgramInvalid"},
-      {"programs[0] (c/p): nextMap \"n\": no such map in /x.o", "ProgramInvalid"},
-      {"programs[1] (c/tc): entry \"tc_l3af\" in /x.o: its first argument is struct __sk_buff *: "
+      {ErrorKind::GlobalDataInvalid, "programs[0] (c/p): globalData.rate: no such variable",
+       "GlobalDataInvalid"},
+      {ErrorKind::ProgramInvalid, "programs[0] (c/p): entry \"nope\": no such program in /x.o",
+       "ProgramInvalid"},
+      {ErrorKind::ProgramInvalid,
+       "programs[1] (c/tc): entry \"tc_l3af\" in /x.o: its first argument is struct __sk_buff *: "
        "a tc program, not a program for the xdp hook",
        "ProgramInvalid"},
-      {"programs[0] (c/p): open /x.o: not a loadable BPF object (Invalid argument)",
+      {ErrorKind::ProgramInvalid, "programs[0] (c/p): nextMap \"n\": no such map in /x.o",
        "ProgramInvalid"},
-      {"link /sys/fs/bpf/x to the next program: Bad file descriptor", "LoadFailed"},
+      {ErrorKind::ProgramInvalid,
+       "programs[0] (c/p): open /x.o: not a loadable BPF object (Invalid argument)",
+       "ProgramInvalid"},
+      {ErrorKind::Unclassified, "link /sys/fs/bpf/x to the next program: Bad file descriptor",
+       "LoadFailed"},
   };
   for (const auto& c : cases) {
-    ApplyFailure f = classifyApplyFailure(Error(EINVAL, c.message), "eth0");
+    ApplyFailure f = classifyApplyFailure(Error(c.kind, EINVAL, c.message), "eth0");
     EXPECT_EQ(f.reason, c.reason) << c.message;
     EXPECT_EQ(f.message, "eth0: " + c.message);
   }
+}
+
+// A message cannot change a reason: the text of one kind's error under another kind (and
+// under none) gives the kind's reason, and context() keeps the kind.
+TEST(ApplyFailure, MessageTextCannotChangeTheReason) {
+  const std::string misleading =
+      "programs[0] (c/p).mapArgs[0]: globalData entry \"x\" nextMap \"n\" not a loadable BPF "
+      "object; verifier: R1";
+  EXPECT_EQ(classifyApplyFailure(Error(EINVAL, misleading), "").reason, "LoadFailed");
+  EXPECT_EQ(classifyApplyFailure(Error(ErrorKind::GlobalDataInvalid, 0, misleading), "").reason,
+            "GlobalDataInvalid");
+  EXPECT_EQ(classifyApplyFailure(Error(ErrorKind::ProgramInvalid, 0, "; verifier: "), "").reason,
+            "ProgramInvalid");
+  Error wrapped = Error(ErrorKind::VerifierRejected, EACCES, "load p").context("programs[0] (c/p)");
+  EXPECT_EQ(wrapped.kind(), ErrorKind::VerifierRejected);
+  EXPECT_EQ(classifyApplyFailure(wrapped, "eth0").reason, "VerifierRejected");
+  EXPECT_EQ(classifyApplyFailure(Error(EINVAL, "x").withKind(ErrorKind::MapArgInvalid), "").reason,
+            "MapArgInvalid");
 }
 
 } // namespace

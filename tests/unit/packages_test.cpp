@@ -23,6 +23,7 @@
 #include "packages/manifest.h"
 #include "packages/package_cache.h"
 #include "packages/signature.h"
+#include "system/base64.h"
 #include "system/fd.h"
 
 namespace bpfchain::packages {

@@ -39,6 +39,17 @@ TEST(Release, EveryBinaryAnswersVersionWithTheProjectVersion) {
   }
 }
 
+// Usage on stdout or stderr (each binary's habit), exit 0.
+TEST(Release, EveryBinaryAnswersHelpWithItsUsage) {
+  for (const char* binary :
+       {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg"}) {
+    auto r = checkCommand({kBin + "/" + binary, "--help"});
+    ASSERT_TRUE(r.ok()) << binary << ": " << r.error().message();
+    EXPECT_NE((r->out + r->err).find(std::string("usage: ") + binary), std::string::npos)
+        << binary << ": " << r->out << r->err;
+  }
+}
+
 TEST(Release, TheImageTagIsTheProjectVersion) {
   auto r = checkCommand({kSource + "/scripts/image.sh", "--version"});
   ASSERT_TRUE(r.ok()) << r.error().message();
