@@ -951,8 +951,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     std::cerr << stamp() << "chain/" << name
               << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
   if (options_.metrics)
-    options_.metrics->setRollout(
-        name, {d.matched, d.updated, d.ready, d.failed, d.halted, d.halted && d.memory.rolledBack});
+    options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed, d.halted,
+                                        d.halted && d.memory.rolledBack, d.stale});
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;

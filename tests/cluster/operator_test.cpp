@@ -771,6 +771,9 @@ TEST_F(Operator, ANodeWhoseAgentStopsReportingIsNotReadyUntilItReportsAgain) {
   EXPECT_EQ(conditionOf("beating", "Degraded", &reason), "True");
   EXPECT_EQ(reason, "AgentNotReporting");
   EXPECT_NE(conditionMessage("beating", "Degraded").find("beat-1"), std::string::npos);
+  EXPECT_EQ(sample(http(metricsPort(), "/metrics").body,
+                   R"(bpfchain_operator_rollout_nodes{chain="beating",state="stale"})"),
+            1);
   std::string events;
   EXPECT_TRUE(eventually([&] {
     events = eventsOf("beating");
