@@ -393,6 +393,10 @@ BPFCHAIN_STATUS = obj(
                     "running the stable generation Ready."
                 ),
                 "failed": integer("Nodes that failed the current generation."),
+                "stale": integer(
+                    "Nodes that reported Ready but whose agent stopped reporting "
+                    "(AgentNotReporting): not counted in ready."
+                ),
             },
         ),
         "ready": string("ready/matched nodes, for kubectl get."),
@@ -420,6 +424,12 @@ BPFCHAIN_STATUS = obj(
                     format="date-time",
                 ),
                 "finishedNodes": integer("Nodes Ready or Failed at the generation then."),
+                "staleNodes": array(
+                    "Nodes whose agent stopped reporting at the last reconcile: an "
+                    "AgentNotReporting Event is sent once as a node joins the list.",
+                    string("A node."),
+                    maxItems=5000,
+                ),
             },
         ),
         "failures": array(
@@ -489,6 +499,13 @@ BPFNODECONFIG_STATUS = obj(
             "The agent and its kernel.",
             {
                 "version": string("bpfchain-agent's version."),
+                "heartbeatTime": string(
+                    "When the agent last wrote this status: refreshed every --heartbeat-seconds "
+                    "(60) even when nothing changed. Older than the operator's "
+                    "--agent-stale-seconds (180), the node is not counted Ready "
+                    "(AgentNotReporting); absent (an agent before heartbeats), it never is stale.",
+                    format="date-time",
+                ),
                 "kernel": string("The kernel release."),
                 "features": {
                     "type": "object",

@@ -3,9 +3,11 @@
 // goes back to its status subresource by server-side apply (field manager bpfchain-agent),
 // The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
 // too, for pods chains' label selectors; a label change moves a pod's chains.
-// only when it changed, and is retried after an API server outage. Until the first list, and
+// only when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried
+// after an API server outage. Until the first list, and
 // while the object does not exist, current() is nullopt: the data plane is left as it is.
 #pragma once
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,8 @@ struct ClusterSourceOptions {
   std::string nodeName;
   std::string kubeconfig; // "" = in-cluster config
   std::string agentVersion;
+  // status.agent.heartbeatTime is refreshed when older than this, even when nothing changed.
+  std::chrono::seconds heartbeat{60};
 };
 
 class ClusterSource : public SpecSource {

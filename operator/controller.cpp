@@ -82,9 +82,11 @@ Json nodeEntry(const std::string& chain, int64_t generation, const Json& spec) {
   return entry;
 }
 
-RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline) {
+RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline,
+                       std::chrono::seconds agentStale) {
   RolloutPolicy p;
   p.progressDeadline = progressDeadline;
+  p.agentStale = agentStale;
   const Json* rollout = field(spec, {"rollout"});
   if (!rollout)
     return p;
@@ -118,6 +120,11 @@ RolloutMemory memoryOf(const Json& chain) {
   m.waitingSince = parseRfc3339(k8s::stringAt(*r, {"waitingSince"}));
   if (r->has_field("finishedNodes") && r->at("finishedNodes").is_number())
     m.finished = r->at("finishedNodes").as_integer();
+  if (const Json* stale = field(*r, {"staleNodes"}); stale && stale->is_array())
+    for (const auto& n : stale->as_array())
+      if (n.is_string())
+        m.staleNodes.push_back(n.as_string());
+  std::sort(m.staleNodes.begin(), m.staleNodes.end());
   // A rolled-back generation's failures are kept in status.failures until a new one comes.
   if (const Json* list = field(chain, {"status", "failures"});
       m.rolledBack && list && list->is_array())
@@ -340,6 +347,28 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
     }
   }
   for (const auto& chain : changed)
+    queue_.add("chain/" + chain);
+  onHeartbeat(now, name);
+}
+
+// A heartbeat alone queues no chain (1,000 agents write one a minute each), except the first
+// after the agent was stale, or its first ever: the chains on that node count it Ready again.
+void Controller::onHeartbeat(const Json* now, const std::string& name) {
+  std::optional<Clock::time_point> beat =
+      now ? parseRfc3339(k8s::stringAt(*now, {"status", "agent", "heartbeatTime"})) : std::nullopt;
+  std::vector<std::string> chains;
+  {
+    std::lock_guard lock(indexMu_);
+    auto& known = heartbeats_[name];
+    if (beat && (!known || agentStale(known, options_.agentStale, Clock::now())))
+      if (auto config = configs_.find(name); config != configs_.end())
+        for (const auto& entry : config->second)
+          chains.push_back(entry.first);
+    known = beat;
+    if (!now)
+      heartbeats_.erase(name);
+  }
+  for (const auto& chain : chains)
     queue_.add("chain/" + chain);
 }
 
@@ -840,6 +869,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
           view.reason = entry->second.reason;
           view.message = entry->second.message;
         }
+      if (auto beat = heartbeats_.find(nodeName); beat != heartbeats_.end())
+        view.heartbeat = beat->second;
       if (const Expectation* pending = pendingWrite(name, nodeName))
         view.assigned = pending->generation;
       views.push_back(std::move(view));
@@ -850,9 +881,10 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   if (auto it = written_.find(name);
       it != written_.end() && it->second.memory.generation >= memory.generation)
     memory = it->second.memory;
-  RolloutDecision d = planRollout(
-      generation, policyOf(spec, static_cast<int>(views.size()), options_.progressDeadline), memory,
-      views, Clock::now());
+  RolloutDecision d = planRollout(generation,
+                                  policyOf(spec, static_cast<int>(views.size()),
+                                           options_.progressDeadline, options_.agentStale),
+                                  memory, views, Clock::now());
   auto writing = std::chrono::steady_clock::now();
   std::vector<Write> writes;
   std::map<int64_t, Json> specs; // read here, on the worker: specAt() is not thread-safe
@@ -907,8 +939,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     std::cerr << stamp() << "chain/" << name
               << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
   if (options_.metrics)
-    options_.metrics->setRollout(
-        name, {d.matched, d.updated, d.ready, d.failed, d.halted, d.halted && d.memory.rolledBack});
+    options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed, d.halted,
+                                        d.halted && d.memory.rolledBack, d.stale});
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;
@@ -948,6 +980,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   status["nodes"]["updated"] = Json::number(d.updated);
   status["nodes"]["ready"] = Json::number(d.ready);
   status["nodes"]["failed"] = Json::number(d.failed);
+  status["nodes"]["stale"] = Json::number(d.stale);
   status["ready"] = Json::string(std::to_string(d.ready) + "/" + std::to_string(d.matched));
   int programs = 0;
   if (const Json* list = field(chain, {"spec", "programs"}); list && list->is_array())
@@ -970,13 +1003,21 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   if (d.memory.waitingSince)
     status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
   status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
+  Json staleNodes = Json::array();
+  for (size_t i = 0; i < d.memory.staleNodes.size(); ++i)
+    staleNodes[i] = Json::string(d.memory.staleNodes[i]);
+  status["rollout"]["staleNodes"] = staleNodes;
 
-  bool degraded = d.failed > 0 || !problem.reason.empty();
-  std::string failureReason = d.failures.empty() ? "" : d.failures[0].reason;
-  std::string failureMessage =
-      d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;
+  bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
+  std::string failureReason = d.failures.empty() ? "AgentNotReporting" : d.failures[0].reason;
+  std::string failureMessage = d.failures.empty()
+                                   ? describeStale(d.memory.staleNodes)
+                                   : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
   std::string readyMessage = status["ready"].as_string() + " nodes ready";
+  if (d.stale > 0)
+    readyMessage += "; not counted: " + describeStale(d.memory.staleNodes) + " (no heartbeat for " +
+                    std::to_string(options_.agentStale.count()) + " s)";
   if (d.memory.rolledBack)
     readyMessage = d.memory.stableGeneration
                        ? status["ready"].as_string() + " nodes run generation " +
@@ -1000,10 +1041,11 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
                       progressMessage;
   }
   Json conditions = Json::array();
-  conditions[0] = condition(previous, "Ready", d.complete && d.failed == 0,
-                            d.complete ? (d.failed ? "NodesFailed" : "RolloutComplete")
-                                       : (d.halted ? haltReason : "RollingOut"),
-                            readyMessage, generation);
+  conditions[0] = condition(
+      previous, "Ready", d.complete && d.failed == 0,
+      d.complete ? (d.failed ? "NodesFailed" : "RolloutComplete")
+                 : (d.halted ? haltReason : (d.stale ? "AgentNotReporting" : "RollingOut")),
+      readyMessage, generation);
   conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
                             progressReason, progressMessage, generation);
   conditions[2] = condition(previous, "Degraded", degraded,

@@ -54,6 +54,7 @@ struct ControllerOptions {
   std::string eventHost;                             // the Events' reportingInstance
   int writeConcurrency = 8;                   // node writes of one reconcile in flight at once
   std::chrono::seconds progressDeadline{600}; // RolloutPolicy::progressDeadline
+  std::chrono::seconds agentStale{180};       // RolloutPolicy::agentStale
 };
 
 class Controller {
@@ -104,6 +105,7 @@ private:
 
   static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
   void onNodeConfig(const k8s::Json* now, const std::string& name);
+  void onHeartbeat(const k8s::Json* now, const std::string& name);
   void worker();
   k8s::ApiResult<Outcome> reconcile(const std::string& key);
   k8s::ApiResult<Outcome> reconcileNode(const std::string& name);
@@ -161,6 +163,7 @@ private:
   std::map<std::string, std::map<std::string, std::string>> nodeLabels_; // by Node name
   std::map<std::string, NodeConfigIndex> configs_;                       // by BpfNodeConfig name
   std::map<std::string, int64_t> configRevisions_;                       // by BpfNodeConfig name
+  std::map<std::string, std::optional<Clock::time_point>> heartbeats_;   // by BpfNodeConfig name
   std::map<std::string, std::map<std::string, Expectation>> expected_;   // chain -> node
   std::set<std::string> chainNames_;
 

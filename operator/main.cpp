@@ -1,13 +1,16 @@
 // bpfchain-operator [--kubeconfig FILE] [--leader-elect] [--lease-namespace NS]
 //                   [--metrics-address HOST:PORT] [--revision-namespace NS]
 //                   [--cleanup-deadline SECONDS] [--write-concurrency N]
-//                   [--progress-deadline SECONDS]
+//                   [--progress-deadline SECONDS] [--agent-stale-seconds SECONDS]
 // Rolls BpfChains out to per-node BpfNodeConfigs (controller.h). With --leader-elect, only the
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
 //
 // --write-concurrency (default 8): node writes of one reconcile in flight at once.
 // --progress-deadline (default 600): nodes applying a generation with none finishing for this
 // long are named in the chain's Progressing condition (ProgressDeadlineExceeded) and an Event.
+// --agent-stale-seconds (default 180, three of the agents' default --heartbeat-seconds 60: one
+// lost write and a late resync pass do not flap a node): a node whose agent's heartbeat is older
+// is not counted Ready (status.nodes.stale, Degraded AgentNotReporting, an Event per change).
 // --metrics-address (default :9451; IPv4) serves /metrics (metrics.h), /healthz (200 while the
 // main loop runs) and /readyz: 200 once the informer caches have synced; with --leader-elect a
 // replica that does not lead is ready too (readiness says it can serve, i.e. take over, not
@@ -58,6 +61,7 @@ struct Flags {
   int cleanupDeadline = 300;
   int writeConcurrency = 8;
   int progressDeadline = 600;
+  int agentStale = 180;
 };
 
 constexpr const char* kUsage = R"(usage: bpfchain-operator [--kubeconfig FILE] [--leader-elect]
@@ -92,7 +96,7 @@ Result<Flags> parseFlags(int argc, char** argv) {
     }
     if (arg != "--kubeconfig" && arg != "--lease-namespace" && arg != "--revision-namespace" &&
         arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency" &&
-        arg != "--progress-deadline")
+        arg != "--progress-deadline" && arg != "--agent-stale-seconds")
       return invalidError("unknown flag " + arg);
     if (!inlineValue && i + 1 >= argc)
       return invalidError(arg + " needs a value");
@@ -109,11 +113,14 @@ Result<Flags> parseFlags(int argc, char** argv) {
       char* end = nullptr;
       long number = std::strtol(v.c_str(), &end, 10);
       if (v.empty() || *end != '\0' || number < 0 || number > 1000000 ||
-          ((arg == "--write-concurrency" || arg == "--progress-deadline") && number < 1))
+          ((arg == "--write-concurrency" || arg == "--progress-deadline" ||
+            arg == "--agent-stale-seconds") &&
+           number < 1))
         return invalidError(arg.append(" needs a number, not \"").append(v).append("\""));
-      int& field = arg == "--cleanup-deadline"    ? f.cleanupDeadline
-                   : arg == "--progress-deadline" ? f.progressDeadline
-                                                  : f.writeConcurrency;
+      int& field = arg == "--cleanup-deadline"      ? f.cleanupDeadline
+                   : arg == "--progress-deadline"   ? f.progressDeadline
+                   : arg == "--agent-stale-seconds" ? f.agentStale
+                                                    : f.writeConcurrency;
       field = static_cast<int>(number);
     }
   }
@@ -225,7 +232,8 @@ int main(int argc, char** argv) {
                                 .metrics = &metrics,
                                 .eventHost = hostname(),
                                 .writeConcurrency = flags->writeConcurrency,
-                                .progressDeadline = std::chrono::seconds(flags->progressDeadline)};
+                                .progressDeadline = std::chrono::seconds(flags->progressDeadline),
+                                .agentStale = std::chrono::seconds(flags->agentStale)};
   // Runs the controller until `stop`; false when it could not start.
   auto runController = [&](const std::stop_token& stop) {
     op::Controller controller(*client, options);

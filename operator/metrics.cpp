@@ -3,7 +3,8 @@
 namespace bpfchain::op {
 namespace {
 
-constexpr std::array<const char*, 5> kStates{"matched", "updated", "ready", "failed", "pending"};
+constexpr std::array<const char*, 6> kStates{"matched", "updated", "ready",
+                                             "failed",  "pending", "stale"};
 
 const char* resultName(ReconcileResult result) {
   switch (result) {
@@ -39,7 +40,7 @@ OperatorMetrics::OperatorMetrics(const std::string& version)
                         .Name("bpfchain_operator_rollout_nodes")
                         .Help("Nodes of a chain's rollout by state: matched by the selector, "
                               "updated to the target generation, ready, failed, pending (not "
-                              "yet updated).")
+                              "yet updated), stale (agent not reporting).")
                         .Register(*registry_)),
       halted_(prometheus::BuildGauge()
                   .Name("bpfchain_operator_rollout_halted")
@@ -87,18 +88,19 @@ void OperatorMetrics::setRollout(const std::string& chain, const RolloutCounts& 
   std::lock_guard lock(mu_);
   auto it = chains_.find(chain);
   if (it == chains_.end()) {
-    std::array<prometheus::Gauge*, 7> gauges{};
+    std::array<prometheus::Gauge*, 8> gauges{};
     for (size_t i = 0; i < kStates.size(); ++i)
       gauges[i] = &rolloutNodes_.Add({{"chain", chain}, {"state", kStates[i]}});
-    gauges[5] = &halted_.Add({{"chain", chain}});
-    gauges[6] = &rolledBack_.Add({{"chain", chain}});
+    gauges[kStates.size()] = &halted_.Add({{"chain", chain}});
+    gauges[kStates.size() + 1] = &rolledBack_.Add({{"chain", chain}});
     it = chains_.emplace(chain, gauges).first;
   }
-  const std::array<int, 7> values{counts.matched,
+  const std::array<int, 8> values{counts.matched,
                                   counts.updated,
                                   counts.ready,
                                   counts.failed,
                                   counts.matched - counts.updated,
+                                  counts.stale,
                                   counts.halted ? 1 : 0,
                                   counts.rolledBack ? 1 : 0};
   for (size_t i = 0; i < values.size(); ++i)
@@ -112,8 +114,8 @@ void OperatorMetrics::forgetChain(const std::string& chain) {
     return;
   for (size_t i = 0; i < kStates.size(); ++i)
     rolloutNodes_.Remove(it->second[i]);
-  halted_.Remove(it->second[5]);
-  rolledBack_.Remove(it->second[6]);
+  halted_.Remove(it->second[kStates.size()]);
+  rolledBack_.Remove(it->second[kStates.size() + 1]);
   chains_.erase(it);
 }
 

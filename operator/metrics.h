@@ -5,7 +5,8 @@
 //   bpfchain_operator_reconcile_duration_seconds{controller} histogram
 //   bpfchain_operator_rollout_nodes{chain,state}             state: matched | updated | ready |
 //                                                            failed | pending (matched, not yet
-//                                                            given the target generation)
+//                                                            given the target generation) |
+//                                                            stale (agent not reporting)
 //   bpfchain_operator_rollout_halted{chain}                  1 while the chain's rollout is
 //                                                            stopped on a failure (Progressing
 //                                                            reason Halted or RolledBack)
@@ -40,6 +41,7 @@ struct RolloutCounts {
   int matched = 0, updated = 0, ready = 0, failed = 0;
   bool halted = false;     // the rollout stopped on a failure (Halt, or Rollback)
   bool rolledBack = false; // ... and went back to the last generation Ready everywhere
+  int stale = 0;           // reported Ready, agent not reporting (not in ready)
 };
 
 class OperatorMetrics {
@@ -74,7 +76,7 @@ private:
   std::shared_ptr<k8s::RequestMetrics> requests_;
 
   std::mutex mu_;                                                   // guards chains_
-  std::map<std::string, std::array<prometheus::Gauge*, 7>> chains_; // 5 states, halted,
+  std::map<std::string, std::array<prometheus::Gauge*, 8>> chains_; // 6 states, halted,
                                                                     // rolled back
 };
 

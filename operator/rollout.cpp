@@ -6,15 +6,15 @@
 namespace bpfchain::op {
 namespace {
 
-enum class State { Behind, Applying, Ready, Failed };
+enum class State { Behind, Applying, Ready, Stale, Failed };
 
-State stateOf(const NodeView& n, int64_t target) {
+State stateOf(const NodeView& n, int64_t target, bool stale) {
   if (n.assigned != target)
     return State::Behind;
   if (n.reported != target)
     return State::Applying;
   if (n.phase == "Ready")
-    return State::Ready;
+    return stale ? State::Stale : State::Ready;
   if (n.phase == "Failed")
     return State::Failed;
   return State::Applying;
@@ -31,7 +31,26 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
+// The first few of `names`, and how many more: messages stay short with 1,000 nodes.
+std::string firstFew(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 5;
+  std::vector<std::string> shown(names.begin(),
+                                 names.begin() + static_cast<long>(std::min(names.size(), kShown)));
+  return joined(shown) +
+         (names.size() > kShown ? " and " + std::to_string(names.size() - kShown) + " more" : "");
+}
+
 } // namespace
+
+bool agentStale(std::optional<Clock::time_point> heartbeat, std::chrono::seconds staleAfter,
+                Clock::time_point now) {
+  return heartbeat && now - *heartbeat > staleAfter;
+}
+
+std::string describeStale(const std::vector<std::string>& nodes) {
+  return std::to_string(nodes.size()) +
+         " node(s) whose agent stopped reporting: " + firstFew(nodes);
+}
 
 std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& before,
                                         const std::string& previousProgressingReason,
@@ -65,6 +84,21 @@ std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& bef
          gen + " rolled back to " + to + " on " + std::to_string(d.assign.size()) + " node(s)" +
              (d.failures.empty() ? "" : " after " + describeFailure(d.failures.front()))});
   }
+  // Once per transition: nodes that turned stale since the last reconcile, and back.
+  std::vector<std::string> turnedStale, resumed;
+  for (const auto& n : d.memory.staleNodes)
+    if (!std::binary_search(before.staleNodes.begin(), before.staleNodes.end(), n))
+      turnedStale.push_back(n);
+  for (const auto& n : before.staleNodes)
+    if (!std::binary_search(d.memory.staleNodes.begin(), d.memory.staleNodes.end(), n))
+      resumed.push_back(n);
+  if (!turnedStale.empty())
+    events.push_back({true, "AgentNotReporting",
+                      "no heartbeat from the agent of node(s) " + firstFew(turnedStale) +
+                          ": not counted Ready"});
+  if (!resumed.empty())
+    events.push_back(
+        {false, "AgentReporting", "the agent of node(s) " + firstFew(resumed) + " reports again"});
   if (!d.overdue.empty() && was != "ProgressDeadlineExceeded")
     events.push_back({true, "ProgressDeadlineExceeded",
                       gen + ": no report from node(s) " + joined(d.overdue) +
@@ -107,15 +141,40 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   RolloutDecision d;
   d.memory = memory;
   if (memory.generation != target) // a new target starts a new rollout
-    d.memory = {.generation = target, .stableGeneration = memory.stableGeneration};
+    d.memory = {.generation = target,
+                .stableGeneration = memory.stableGeneration,
+                .staleNodes = memory.staleNodes};
   d.matched = static_cast<int>(sorted.size());
 
-  std::vector<State> states;
-  int applying = 0;
+  // Nodes that reported Ready (whatever generation) and whose agent stopped reporting; the
+  // others that reported Ready turn stale at their heartbeat's deadline: reconcile then.
+  std::vector<bool> stale;
+  d.memory.staleNodes.clear();
+  std::optional<Clock::time_point> nextStale;
   for (const auto& n : sorted) {
-    states.push_back(stateOf(n, target));
+    stale.push_back(n.phase == "Ready" && agentStale(n.heartbeat, policy.agentStale, now));
+    if (stale.back())
+      d.memory.staleNodes.push_back(n.node);
+    else if (n.phase == "Ready" && n.heartbeat)
+      nextStale =
+          std::min(nextStale.value_or(Clock::time_point::max()), *n.heartbeat + policy.agentStale);
+  }
+  d.stale = static_cast<int>(d.memory.staleNodes.size());
+  if (nextStale) // one second past the deadline: agentStale is strict
+    d.requeueAfter =
+        std::chrono::ceil<std::chrono::seconds>(*nextStale - now) + std::chrono::seconds(1);
+  auto requeue = [&](std::chrono::seconds after) {
+    d.requeueAfter = d.requeueAfter ? std::min(*d.requeueAfter, after) : after;
+  };
+
+  std::vector<State> states;
+  int applying = 0, unavailable = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const NodeView& n = sorted[i];
+    states.push_back(stateOf(n, target, stale[i]));
     d.updated += n.assigned == target;
     d.ready += states.back() == State::Ready;
+    unavailable += stale[i] && states.back() != State::Applying; // whatever generation it runs
     applying += states.back() == State::Applying;
     if (states.back() == State::Failed) {
       ++d.failed;
@@ -127,9 +186,11 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   // that, and the failures that made the rollback stay until a new generation comes.
   auto stableReady = [&] {
     int ready = 0;
-    for (const auto& n : sorted)
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      const NodeView& n = sorted[i];
       ready += d.memory.stableGeneration && n.assigned == d.memory.stableGeneration &&
-               n.reported == d.memory.stableGeneration && n.phase == "Ready";
+               n.reported == d.memory.stableGeneration && n.phase == "Ready" && !stale[i];
+    }
     return ready;
   };
   if (d.memory.rolledBack) {
@@ -173,7 +234,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
         if (states[i] == State::Applying)
           d.overdue.push_back(sorted[i].node);
     } else {
-      d.requeueAfter = std::chrono::ceil<std::chrono::seconds>(due - now);
+      requeue(std::chrono::ceil<std::chrono::seconds>(due - now));
     }
   }
 
@@ -207,14 +268,14 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   if (canaries > 0 && policy.pauseSeconds > 0) {
     auto resume = *d.memory.canaryReadyAt + std::chrono::seconds(policy.pauseSeconds);
     if (now < resume) {
-      auto pause = std::chrono::ceil<std::chrono::seconds>(resume - now);
-      d.requeueAfter = d.requeueAfter ? std::min(*d.requeueAfter, pause) : pause;
+      requeue(std::chrono::ceil<std::chrono::seconds>(resume - now));
       d.waitingFor = "the pause after the canary batch";
       return d;
     }
   }
 
-  int budget = policy.maxUnavailable - applying;
+  // A node whose agent stopped reporting is unavailable, as a DaemonSet counts it.
+  int budget = policy.maxUnavailable - applying - unavailable;
   for (size_t i = canaries; i < sorted.size() && budget > 0; ++i) {
     if (states[i] != State::Behind)
       continue;

@@ -32,7 +32,17 @@ struct RolloutPolicy {
   // How long nodes may apply without any node finishing (Ready or Failed) before the wait is
   // reported as overdue, naming them (an agent that stopped reporting).
   std::chrono::seconds progressDeadline{600};
+  // A node whose agent's heartbeat is older than this is not counted Ready (agentStale).
+  std::chrono::seconds agentStale{180};
 };
+
+// Whether a node's agent stopped reporting at `now`: its last heartbeat
+// (BpfNodeConfig.status.agent.heartbeatTime) is more than `staleAfter` old. No heartbeat at all
+// is an agent of a version before heartbeats, or one that never reported: not stale (the
+// progress deadline names nodes that never report a generation), so an upgrade of the operator
+// before the agents turns no node stale.
+bool agentStale(std::optional<Clock::time_point> heartbeat, std::chrono::seconds staleAfter,
+                Clock::time_point now);
 
 // spec.rollout.maxUnavailable ("25%" or "3") against `matched` nodes: percentages round up,
 // and the result is at least 1, as for a DaemonSet.
@@ -53,6 +63,7 @@ struct RolloutMemory {
   std::vector<NodeFailure> rolledBackFailures;
   std::optional<Clock::time_point> waitingSince; // since when nodes apply and none finished
   int finished = 0;                              // nodes Ready or Failed at the target then
+  std::vector<std::string> staleNodes;           // reported Ready, agent not reporting (sorted)
 };
 
 // One matched node, as its BpfNodeConfig shows it.
@@ -63,6 +74,7 @@ struct NodeView {
   std::string phase;               // status phase for `reported`: Applying, Ready, Failed
   std::string reason;              // status reason and message, for failures
   std::string message;
+  std::optional<Clock::time_point> heartbeat; // the agent's last heartbeat, if it ever wrote one
 };
 
 struct RolloutDecision {
@@ -71,13 +83,15 @@ struct RolloutDecision {
   RolloutMemory memory; // to store back
   // ready: nodes running the target Ready; once the target was rolled back, nodes running
   // the stable generation Ready (what runs, honestly). failed: with the rolled-back failures.
-  int matched = 0, updated = 0, ready = 0, failed = 0;
+  // stale: nodes that reported Ready but whose agent stopped reporting (not in ready).
+  int matched = 0, updated = 0, ready = 0, failed = 0, stale = 0;
   int canaries = 0, canariesFailed = 0; // the canary batch, once it finished
   bool complete = false;  // every matched node runs the target Ready (failures aside for Continue)
   bool halted = false;    // stopped by a failure (Halt, Rollback)
   std::string waitingFor; // why nodes are held back, for the Progressing condition's message
-  std::optional<std::chrono::seconds> requeueAfter; // a pause to wait out
-  std::vector<NodeFailure> failures;                // in node order
+  // A pause to wait out, or the moment the next Ready node turns stale without a heartbeat.
+  std::optional<std::chrono::seconds> requeueAfter;
+  std::vector<NodeFailure> failures; // in node order
   // Nodes applying the target past policy.progressDeadline with no node finishing.
   std::vector<std::string> overdue;
 };
@@ -96,6 +110,9 @@ struct RolloutEvent {
 std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& before,
                                         const std::string& previousProgressingReason,
                                         const RolloutDecision& d);
+
+// "N node(s) whose agent stopped reporting: a, b, c, d, e and 7 more", for conditions.
+std::string describeStale(const std::vector<std::string>& nodes);
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,

@@ -4,6 +4,7 @@
 // serves its metrics on a free loopback port, which it names in its log.
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <map>
@@ -43,8 +44,16 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
   return done();
 }
 
+std::string rfc3339Now() {
+  std::time_t t = std::time(nullptr);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buffer;
+}
+
 // Plays the agents: each node reports, 300 ms after it sees a chain generation in its spec,
-// that generation Ready (or Failed), and drops chains that left its spec.
+// that generation Ready (or Failed), and drops chains that left its spec; every report carries
+// a heartbeat (status.agent.heartbeatTime), as the real agent's.
 class SimulatedAgents {
 public:
   explicit SimulatedAgents(k8s::Client& client) : client_(client) {
@@ -59,7 +68,7 @@ public:
     std::lock_guard lock(mu_);
     failing_[{node, generation}] = reason;
   }
-  // The node's agent stops reporting (its status stays as it was) until thawed.
+  // The node's agent stops reporting (its status and heartbeat stay as they were) until thawed.
   void freeze(const std::string& node, bool frozen = true) {
     std::lock_guard lock(mu_);
     if (frozen)
@@ -133,6 +142,7 @@ private:
                                 "metadata":{},"status":{}})");
     body["metadata"]["name"] = Json::string(node);
     body["status"]["chains"] = chains;
+    body["status"]["agent"]["heartbeatTime"] = Json::string(rfc3339Now());
     (void)client_.apply(kNodeConfigs, body, "simulated-agent", true, "status");
     return applying;
   }
@@ -190,6 +200,8 @@ protected:
                                   "20",
                                   "--progress-deadline",
                                   "10",
+                                  "--agent-stale-seconds",
+                                  "8",
                                   "--metrics-address",
                                   "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -732,6 +744,60 @@ TEST_F(Operator, EventsDoNotContradictTheFacts) {
   EXPECT_TRUE(eventually([] { return conditionOf("muted", "Ready") == "True"; }, 60s));
 }
 
+TEST_F(Operator, ANodeWhoseAgentStopsReportingIsNotReadyUntilItReportsAgain) {
+  addNode("beat-0", "beat");
+  addNode("beat-1", "beat");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("beating", "beat", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":2})"))
+                  .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("beating", "Ready") == "True"; }, 60s));
+
+  // No watch event comes from a silent agent: past --agent-stale-seconds (8 s) the operator
+  // finds out by itself.
+  agents_->freeze("beat-1");
+  std::string reason;
+  EXPECT_TRUE(eventually([&] { return conditionOf("beating", "Ready", &reason) == "False"; }, 60s))
+      << reason;
+  EXPECT_EQ(reason, "AgentNotReporting");
+  EXPECT_EQ(statusString("beating", "ready"), "1/2");
+  auto chainNow = client_->get(kChains, "", "beating");
+  ASSERT_TRUE(chainNow.ok());
+  EXPECT_EQ(chainNow->at("status").at("nodes").at("stale").as_integer(), 1);
+  EXPECT_NE(conditionMessage("beating", "Ready")
+                .find("1 node(s) whose agent stopped reporting: beat-1 (no heartbeat for 8 s)"),
+            std::string::npos)
+      << conditionMessage("beating", "Ready");
+  EXPECT_EQ(conditionOf("beating", "Degraded", &reason), "True");
+  EXPECT_EQ(reason, "AgentNotReporting");
+  EXPECT_NE(conditionMessage("beating", "Degraded").find("beat-1"), std::string::npos);
+  EXPECT_EQ(sample(http(metricsPort(), "/metrics").body,
+                   R"(bpfchain_operator_rollout_nodes{chain="beating",state="stale"})"),
+            1);
+  std::string events;
+  EXPECT_TRUE(eventually([&] {
+    events = eventsOf("beating");
+    return events.find("AgentNotReporting|no heartbeat from the agent of node(s) beat-1: not "
+                       "counted Ready") != std::string::npos;
+  })) << events;
+
+  agents_->freeze("beat-1", false);
+  EXPECT_TRUE(eventually([] { return conditionOf("beating", "Ready") == "True"; }, 60s));
+  EXPECT_EQ(conditionOf("beating", "Degraded"), "False");
+  EXPECT_TRUE(eventually([&] {
+    events = eventsOf("beating");
+    return events.find("AgentReporting|the agent of node(s) beat-1 reports again") !=
+           std::string::npos;
+  })) << events;
+  // One Warning for the one transition (an Event repeated is counted on one object).
+  auto out = ControlPlaneEnvironment::get().kubectl(
+      {"get", "events", "-n", "default", "--field-selector",
+       "involvedObject.name=beating,reason=AgentNotReporting", "-o",
+       "jsonpath={range .items[*]}{.count}{\"\\n\"}{end}"});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->out, "1\n");
+}
+
 TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {
   addNode("quiet-0", "quiet");
   ASSERT_TRUE(client_->create(kChains, chain("quiet", "quiet", {"counter"}, "{}")).ok());
@@ -739,8 +805,14 @@ TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {
   uint16_t port = metricsPort();
   ASSERT_NE(port, 0);
   const std::string writes = "bpfchain_operator_status_writes_total";
-  const std::string reconciles =
-      R"(bpfchain_operator_reconciles_total{controller="chain",result="success"})";
+  // Reconciles that succeeded: "requeue" too, as each asks to run again when the heartbeat
+  // of a Ready node would turn stale.
+  auto reconciled = [&](const std::string& scrape) {
+    return sample(scrape,
+                  R"(bpfchain_operator_reconciles_total{controller="chain",result="success"})") +
+           sample(scrape,
+                  R"(bpfchain_operator_reconciles_total{controller="chain",result="requeue"})");
+  };
   // Wait until no chain of the suite writes any more.
   double before = -1;
   ASSERT_TRUE(eventually([&] {
@@ -749,7 +821,7 @@ TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {
     before = sample(http(port, "/metrics").body, writes);
     return now >= 0 && now == before;
   }));
-  double reconciledBefore = sample(http(port, "/metrics").body, reconciles);
+  double reconciledBefore = reconciled(http(port, "/metrics").body);
   auto statusBefore = client_->get(kChains, "", "quiet");
   ASSERT_TRUE(statusBefore.ok());
 
@@ -763,7 +835,7 @@ TEST_F(Operator, AReconcileThatChangesNothingWritesNoStatus) {
   std::string scrape;
   EXPECT_TRUE(eventually([&] {
     scrape = http(port, "/metrics").body;
-    return sample(scrape, reconciles) >= reconciledBefore + 5;
+    return reconciled(scrape) >= reconciledBefore + 5;
   })) << scrape;
   EXPECT_EQ(sample(scrape, writes), before);
   auto statusAfter = client_->get(kChains, "", "quiet");

@@ -139,6 +139,7 @@ protected:
     o.bpffs = bpffs_->path() + "/n" + std::to_string(i + 1);
     o.stateDir = dir_->path() + "/state-n" + std::to_string(i + 1);
     o.socket = dir_->path() + "/agent-n" + std::to_string(i + 1) + ".sock";
+    o.extra = {"--heartbeat-seconds", "2"}; // written by the next pass (--resync-seconds 30)
     auto agent = AgentProcess::start(o, dir_->path() + "/agent-n" + std::to_string(i + 1) + "-" +
                                             std::to_string(++starts_) + ".log");
     ASSERT_TRUE(agent.ok()) << agent.error().message();
@@ -277,6 +278,24 @@ TEST_F(AgentCluster, AChainAppliedWithKubectlIsReadyOnEverySelectedNodeAndCounts
   std::cerr << table->out;
   deleteChain("e2e-count");
   EXPECT_TRUE(eventually([&] { return nodeChainStatus(0, "e2e-count").is_null(); }, 30000));
+}
+
+TEST_F(AgentCluster, AnAgentRefreshesItsHeartbeatAndNothingElseWhenNothingChanged) {
+  auto status = [] {
+    auto config = client_->get(kNodeConfigs, "", nodeName(2));
+    return config.ok() && config->has_field("status") ? config->at("status") : Json::null();
+  };
+  auto beat = [](const Json& s) { return k8s::stringAt(s, {"agent", "heartbeatTime"}); };
+  Json before;
+  ASSERT_TRUE(eventually([&] { return !beat(before = status()).empty(); }, 60000))
+      << before.serialize();
+  Json after;
+  ASSERT_TRUE(eventually([&] { return beat(after = status()) != beat(before); }, 90000))
+      << after.serialize();
+  EXPECT_GT(beat(after), beat(before)); // RFC 3339 in UTC sorts as time
+  before["agent"]["heartbeatTime"] = Json::string("");
+  after["agent"]["heartbeatTime"] = Json::string("");
+  EXPECT_EQ(after.serialize(), before.serialize());
 }
 
 TEST_F(AgentCluster, AChangeRollsOutUnderTrafficWithNoPacketLost) {

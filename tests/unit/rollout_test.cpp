@@ -303,5 +303,74 @@ TEST(RolloutEvents, ARolloutWhereEveryNodeFailedIsNotANormalRolloutComplete) {
   EXPECT_TRUE(rolloutEvents(2, okBefore, "RolloutComplete", ok.step(2, policy)).empty());
 }
 
+TEST(AgentStale, OnlyAHeartbeatOlderThanTheDeadlineIsStale) {
+  Clock::time_point now = Clock::time_point() + 1000h;
+  EXPECT_FALSE(agentStale(std::nullopt, 180s, now)); // an agent before heartbeats: never
+  EXPECT_FALSE(agentStale(now - 180s, 180s, now));   // at the deadline: not yet
+  EXPECT_TRUE(agentStale(now - 181s, 180s, now));
+  EXPECT_FALSE(agentStale(now + 5s, 180s, now)); // a node clock ahead: fresh
+}
+
+TEST(AgentStale, AStaleNodeIsNotReadyIsNamedOnceAndComesBack) {
+  Cluster c(3);
+  RolloutPolicy policy{.maxUnavailable = 3, .canaryNodes = 0, .agentStale = 180s};
+  for (auto& n : c.nodes)
+    n.heartbeat = c.now - 10s;
+  c.nodes[0].heartbeat.reset(); // a previous agent version: counted Ready, never stale
+  RolloutDecision d = planRollout(1, policy, c.memory, c.nodes, c.now);
+  EXPECT_TRUE(d.complete);
+  EXPECT_EQ(d.ready, 3);
+  EXPECT_EQ(d.stale, 0);
+  // Re-evaluated without any change: when the oldest Ready heartbeat turns stale.
+  ASSERT_TRUE(d.requeueAfter);
+  EXPECT_EQ(*d.requeueAfter, 171s);
+  RolloutMemory before = d.memory;
+
+  c.now += 171s; // node-01 and node-02 no longer write; node-02 resumes below
+  d = planRollout(1, policy, before, c.nodes, c.now);
+  EXPECT_FALSE(d.complete);
+  EXPECT_EQ(d.ready, 1);
+  EXPECT_EQ(d.stale, 2);
+  EXPECT_EQ(d.memory.staleNodes, (std::vector<std::string>{"node-01", "node-02"}));
+  auto events = rolloutEvents(1, before, "RolloutComplete", d);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].warning);
+  EXPECT_EQ(events[0].reason, "AgentNotReporting");
+  EXPECT_NE(events[0].message.find("node-01, node-02"), std::string::npos) << events[0].message;
+  EXPECT_EQ(describeStale(d.memory.staleNodes),
+            "2 node(s) whose agent stopped reporting: node-01, node-02");
+  // The same facts again: no second Event.
+  before = d.memory;
+  d = planRollout(1, policy, before, c.nodes, c.now);
+  EXPECT_TRUE(rolloutEvents(1, before, "RollingOut", d).empty());
+
+  c.nodes[2].heartbeat = c.now; // node-02 reports again
+  before = d.memory;
+  d = planRollout(1, policy, before, c.nodes, c.now);
+  EXPECT_EQ(d.ready, 2);
+  EXPECT_EQ(d.memory.staleNodes, (std::vector<std::string>{"node-01"}));
+  events = rolloutEvents(1, before, "RollingOut", d);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].reason, "AgentReporting");
+  EXPECT_FALSE(events[0].warning);
+  EXPECT_EQ(*d.requeueAfter, 181s); // node-02's deadline; node-01 is stale already
+}
+
+TEST(AgentStale, AStaleNodeHoldsTheRolloutAndUsesTheUnavailableBudget) {
+  Cluster c(3);
+  RolloutPolicy policy{.maxUnavailable = 1, .canaryNodes = 1, .agentStale = 60s};
+  c.nodes[2].heartbeat = c.now - 61s; // node-02's agent stopped while it ran generation 1
+  RolloutDecision d = c.step(2, policy);
+  EXPECT_EQ(d.assign.size(), 1u); // the canary (node-00)
+  d = c.step(2, policy);
+  // The canary is Ready; node-02 is unavailable already, so maxUnavailable 1 lets none move.
+  EXPECT_TRUE(d.assign.empty());
+  EXPECT_EQ(d.stale, 1);
+  c.nodes[2].heartbeat = c.now;
+  d = c.step(2, policy);
+  EXPECT_EQ(d.assign.size(), 1u);
+  EXPECT_EQ(d.stale, 0);
+}
+
 } // namespace
 } // namespace bpfchain::op
