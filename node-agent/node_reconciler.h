@@ -80,6 +80,24 @@ struct NodeStatus {
   bool operator==(const NodeStatus&) const = default;
 };
 
+// What runs on one interface hook, for `bpfchain-agent status`.
+struct ProgramInspection {
+  std::string chain;
+  std::string program;
+  uint32_t programId = 0;
+  int64_t generation = 0;
+  bool hasStats = false;                                  // a chain.h stats map was found
+  std::vector<std::pair<std::string, uint64_t>> verdicts; // AgentMetrics::verdictCounts
+};
+struct HookInspection {
+  std::string interface; // pods/<hook>/<set> for a pods instance no pod is linked to
+  std::string pod;       // namespace/name for a pod's host-side veth
+  dataplane::Hook hook = dataplane::Hook::Xdp;
+  std::string attachMode; // xdp link | xdp netlink | tcx | cls_bpf | not attached
+  uint32_t rootProgramId = 0;
+  std::vector<ProgramInspection> programs; // in the order they run
+};
+
 // Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
 // interfaces and pods coming and going, and leaves running chains alone.
 enum class ReconcileScope { Full, Links };
@@ -128,6 +146,10 @@ public:
 
   // The status of what runs now (after pods came and went), without applying anything.
   NodeStatus status() const;
+
+  // Every instance with its programs in order and their verdict counts read now; a pods
+  // instance once per pod linked to it.
+  std::vector<HookInspection> inspect() const;
 
   // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
   // namespace), each about one attachment (PodRef's identity; host interface and pod name
