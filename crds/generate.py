@@ -393,6 +393,10 @@ BPFCHAIN_STATUS = obj(
                     "running the stable generation Ready."
                 ),
                 "failed": integer("Nodes that failed the current generation."),
+                "idle": integer(
+                    "Nodes that have nothing to attach the current generation to (no matching "
+                    "interface or pod; phase Idle): neither ready nor failed."
+                ),
             },
         ),
         "ready": string("ready/matched nodes, for kubectl get."),

@@ -972,6 +972,12 @@ NodeStatus NodeReconciler::buildStatus() const {
       s.phase = "Failed";
       s.reason = f->second.reason;
       s.message = f->second.message;
+    } else if (s.runningGeneration == 0) {
+      // No instance runs the chain and none failed: nothing on this node to attach it to.
+      s.phase = "Idle";
+      s.reason = "NothingToAttach";
+      s.message = c.forPods() ? "no pod on this node is selected by the chain"
+                              : "no interface on this node matches the chain";
     } else {
       s.phase = "Ready";
       if (auto m = monitorProblems_.find(c.name); m != monitorProblems_.end())

@@ -68,7 +68,9 @@ struct ChainStatus {
   // 0 when none does. Differs from `generation` while applying and after a failure (the
   // previous generation keeps running).
   int64_t runningGeneration = 0;
-  std::string phase;  // Applying | Ready | Failed | Removing
+  // Idle (reason NothingToAttach): no interface or pod of this node is the chain's, so nothing
+  // runs it here; not a failure, and not Ready either.
+  std::string phase;  // Applying | Ready | Idle | Failed | Removing
   std::string reason; // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;

@@ -960,6 +960,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   status["nodes"]["updated"] = Json::number(d.updated);
   status["nodes"]["ready"] = Json::number(d.ready);
   status["nodes"]["failed"] = Json::number(d.failed);
+  status["nodes"]["idle"] = Json::number(d.idle);
   status["ready"] = Json::string(std::to_string(d.ready) + "/" + std::to_string(d.matched));
   int programs = 0;
   if (const Json* list = field(chain, {"spec", "programs"}); list && list->is_array())
@@ -989,6 +990,8 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
       d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
   std::string readyMessage = status["ready"].as_string() + " nodes ready";
+  if (d.idle > 0)
+    readyMessage += ", " + std::to_string(d.idle) + " with nothing to attach to (Idle)";
   if (d.memory.rolledBack)
     readyMessage = d.memory.stableGeneration
                        ? status["ready"].as_string() + " nodes run generation " +

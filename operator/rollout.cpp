@@ -6,7 +6,9 @@
 namespace bpfchain::op {
 namespace {
 
-enum class State { Behind, Applying, Ready, Failed };
+// Idle: the node has nothing to attach the chain to (no matching interface or pod): it
+// finished the generation like a Ready node, but does not run it.
+enum class State { Behind, Applying, Ready, Idle, Failed };
 
 State stateOf(const NodeView& n, int64_t target) {
   if (n.assigned != target)
@@ -15,6 +17,8 @@ State stateOf(const NodeView& n, int64_t target) {
     return State::Applying;
   if (n.phase == "Ready")
     return State::Ready;
+  if (n.phase == "Idle")
+    return State::Idle;
   if (n.phase == "Failed")
     return State::Failed;
   return State::Applying;
@@ -116,6 +120,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     states.push_back(stateOf(n, target));
     d.updated += n.assigned == target;
     d.ready += states.back() == State::Ready;
+    d.idle += states.back() == State::Idle;
     applying += states.back() == State::Applying;
     if (states.back() == State::Failed) {
       ++d.failed;
@@ -159,7 +164,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   }
 
   // The progress deadline: nodes applying while none finishes, for longer than allowed.
-  int finished = d.ready + d.failed;
+  int finished = d.ready + d.idle + d.failed;
   if (applying == 0) {
     d.memory.waitingSince.reset();
   } else if (!d.memory.waitingSince || finished != d.memory.finished) {
@@ -177,7 +182,8 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     }
   }
 
-  int succeeded = d.ready + (policy.failurePolicy == FailurePolicy::Continue ? d.failed : 0);
+  int succeeded =
+      d.ready + d.idle + (policy.failurePolicy == FailurePolicy::Continue ? d.failed : 0);
   if (succeeded == d.matched) {
     d.complete = true;
     if (d.failed == 0)
@@ -191,9 +197,10 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   for (size_t i = 0; i < canaries; ++i) {
     if (states[i] == State::Behind)
       d.assign[sorted[i].node] = target;
-    canariesDone = canariesDone &&
-                   (states[i] == State::Ready || (states[i] == State::Failed &&
-                                                  policy.failurePolicy == FailurePolicy::Continue));
+    canariesDone =
+        canariesDone &&
+        (states[i] == State::Ready || states[i] == State::Idle ||
+         (states[i] == State::Failed && policy.failurePolicy == FailurePolicy::Continue));
   }
   if (!canariesDone) {
     d.waitingFor = "canary nodes";

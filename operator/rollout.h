@@ -60,8 +60,9 @@ struct NodeView {
   std::string node;
   std::optional<int64_t> assigned; // generation in the node's spec; nullopt: chain absent
   std::optional<int64_t> reported; // generation in the node's status
-  std::string phase;               // status phase for `reported`: Applying, Ready, Failed
-  std::string reason;              // status reason and message, for failures
+  std::string phase;  // status phase for `reported`: Applying, Ready, Idle (nothing to attach
+                      // to on the node: finished, counted apart from Ready), Failed
+  std::string reason; // status reason and message, for failures
   std::string message;
 };
 
@@ -71,7 +72,9 @@ struct RolloutDecision {
   RolloutMemory memory; // to store back
   // ready: nodes running the target Ready; once the target was rolled back, nodes running
   // the stable generation Ready (what runs, honestly). failed: with the rolled-back failures.
-  int matched = 0, updated = 0, ready = 0, failed = 0;
+  // idle: nodes that finished the target with nothing to attach it to (neither ready nor
+  // failed; a rollout completes with them).
+  int matched = 0, updated = 0, ready = 0, idle = 0, failed = 0;
   int canaries = 0, canariesFailed = 0; // the canary batch, once it finished
   bool complete = false;  // every matched node runs the target Ready (failures aside for Continue)
   bool halted = false;    // stopped by a failure (Halt, Rollback)

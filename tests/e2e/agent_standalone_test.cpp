@@ -259,6 +259,20 @@ TEST_F(AgentStandalone, StatusSubcommandShowsWhatRunsOnEachHook) {
   EXPECT_NE(missing->err.find("none.sock"), std::string::npos) << missing->err;
 }
 
+// A chain that matches no interface of the node is not Ready: it is Idle (nothing to attach
+// to), and becomes Ready once an interface it matches is there.
+TEST_F(AgentStandalone, AChainThatMatchesNoInterfaceIsIdle) {
+  writeConfig("chains:\n- name: edge\n  hook: xdp\n  interfaces: {names: [nosuch0]}\n"
+              "  programs:\n" +
+              program("count", counter_));
+  startAgent();
+  waitFor("edge", "Idle", "NothingToAttach");
+  EXPECT_TRUE(programIds("edge").empty());
+  EXPECT_EQ(metric("bpfchain_chains", {"phase=\"Idle\""}), 1);
+  writeConfig(chainConfig(program("count", counter_)));
+  waitFor("edge", "Ready");
+}
+
 TEST_F(AgentStandalone, ConfigChangesUnderTrafficLoseNothing) {
   writeConfig(chainConfig(program("count", counter_)));
   startAgent();
@@ -903,16 +917,20 @@ TEST_F(AgentStandalone, ChainsFollowInterfacesThatAppearLater) {
       "  programs:\n" +
       program("count", counter_, "    entry: counter_tc\n    nextMap: counter_tc_next\n"));
   startAgent();
-  waitFor("late", "Ready");
+  // No interface matches yet: nothing runs the chain here, so it is Idle, not Ready (issue 16
+  // item 4; this test waited for Ready before).
+  waitFor("late", "Idle", "NothingToAttach");
   EXPECT_EQ(programIds("late").size(), 0u);
   // (This kernel has no dummy links; a veth pair inside the namespace serves.)
   ASSERT_TRUE(
       hosts_->receiver.ip({"link", "add", "late0", "type", "veth", "peer", "name", "peer0"}).ok());
   ASSERT_TRUE(eventually([&] { return programIds("late").size() == 2; }, 10000))
       << readFile(statusPath());
+  waitFor("late", "Ready");
   ASSERT_TRUE(hosts_->receiver.ip({"link", "del", "late0"}).ok());
   ASSERT_TRUE(eventually([&] { return programIds("late").empty(); }, 10000))
       << readFile(statusPath());
+  waitFor("late", "Idle", "NothingToAttach");
 }
 
 int64_t fsType(const std::string& path) {
