@@ -400,6 +400,10 @@ BPFCHAIN_STATUS = obj(
             },
         ),
         "ready": string("ready/matched nodes, for kubectl get."),
+        "phase": string(
+            "Ready, RollingOut, Halted, RolledBack or Degraded (complete with failed nodes, or "
+            "cleanup timed out), for kubectl get."
+        ),
         "programs": integer("Enabled programs in the chain, for kubectl get."),
         "rollout": obj(
             "The operator's memory of the current rollout.",
@@ -600,7 +604,16 @@ CRDS = {
             {"name": "Hook", "type": "string", "jsonPath": ".spec.hook"},
             {"name": "Programs", "type": "integer", "jsonPath": ".status.programs"},
             {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+            {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Idle", "type": "integer", "jsonPath": ".status.nodes.idle"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
+            {
+                "name": "Generation",
+                "type": "integer",
+                "jsonPath": ".metadata.generation",
+                "priority": 1,
+            },
         ],
         root_rules=[NAME_RULE],
     ),

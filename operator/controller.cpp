@@ -985,6 +985,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
 
   bool degraded = d.failed > 0 || !problem.empty();
+  status["phase"] = Json::string(chainPhase(d, !problem.empty()));
   std::string failureReason = d.failures.empty() ? "" : d.failures[0].reason;
   std::string failureMessage =
       d.failures.empty() ? "" : d.failures[0].node + ": " + d.failures[0].message;

@@ -101,6 +101,16 @@ int resolveMaxUnavailable(const std::string& value, int matched) {
   return std::max(resolved, 1);
 }
 
+std::string chainPhase(const RolloutDecision& d, bool problem) {
+  if (d.memory.rolledBack)
+    return "RolledBack";
+  if (d.halted)
+    return "Halted";
+  if (!d.complete)
+    return "RollingOut";
+  return d.failed > 0 || problem ? "Degraded" : "Ready";
+}
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now) {

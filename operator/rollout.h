@@ -100,6 +100,10 @@ std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& bef
                                         const std::string& previousProgressingReason,
                                         const RolloutDecision& d);
 
+// BpfChain.status.phase (kubectl's STATUS column): RolledBack, Halted, RollingOut, or once
+// complete Ready, or Degraded when nodes failed (Continue) or `problem` (cleanup timed out).
+std::string chainPhase(const RolloutDecision& d, bool problem);
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now);

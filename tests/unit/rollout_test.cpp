@@ -106,6 +106,21 @@ TEST(Rollout, IdleNodesFinishTheRolloutButAreNotCountedReady) {
   EXPECT_EQ(done.memory.stableGeneration, 2);
 }
 
+TEST(Rollout, ChainPhaseNamesWhereTheRolloutIs) {
+  RolloutDecision d;
+  EXPECT_EQ(chainPhase(d, false), "RollingOut");
+  d.complete = true;
+  EXPECT_EQ(chainPhase(d, false), "Ready");
+  EXPECT_EQ(chainPhase(d, true), "Degraded");
+  d.failed = 1;
+  EXPECT_EQ(chainPhase(d, false), "Degraded");
+  d.complete = false;
+  d.halted = true;
+  EXPECT_EQ(chainPhase(d, false), "Halted");
+  d.memory.rolledBack = true;
+  EXPECT_EQ(chainPhase(d, false), "RolledBack");
+}
+
 TEST(Rollout, NeverMoreThanMaxUnavailableApplyingAtOnce) {
   Cluster c(7);
   RolloutPolicy policy{.maxUnavailable = 2, .canaryNodes = 0};
