@@ -493,6 +493,11 @@ BPFNODECONFIG_STATUS = obj(
         "observedGeneration": integer("The generation this status describes.", format="int64"),
         "conditions": CONDITIONS,
         "chainCount": integer("Chains the agent runs, for kubectl get."),
+        "readyCount": integer("Chains in phase Ready, for kubectl get."),
+        "failedCount": integer("Chains in phase Failed, for kubectl get."),
+        "idleCount": integer(
+            "Chains in phase Idle (nothing on the node to attach them to), for kubectl get."
+        ),
         "agent": obj(
             "The agent and its kernel.",
             {
@@ -625,6 +630,10 @@ CRDS = {
         BPFNODECONFIG_STATUS,
         [
             {"name": "Chains", "type": "integer", "jsonPath": ".status.chainCount"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyCount"},
+            {"name": "Failed", "type": "integer", "jsonPath": ".status.failedCount"},
+            {"name": "Idle", "type": "integer", "jsonPath": ".status.idleCount"},
+            {"name": "Agent", "type": "string", "jsonPath": ".status.agent.version"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     ),
