@@ -397,9 +397,17 @@ BPFCHAIN_STATUS = obj(
                     "Nodes that reported Ready but whose agent stopped reporting "
                     "(AgentNotReporting): not counted in ready."
                 ),
+                "idle": integer(
+                    "Nodes that have nothing to attach the current generation to (no matching "
+                    "interface or pod; phase Idle): neither ready nor failed."
+                ),
             },
         ),
         "ready": string("ready/matched nodes, for kubectl get."),
+        "phase": string(
+            "Ready, RollingOut, Halted, RolledBack or Degraded (complete with failed nodes, or "
+            "cleanup timed out), for kubectl get."
+        ),
         "programs": integer("Enabled programs in the chain, for kubectl get."),
         "rollout": obj(
             "The operator's memory of the current rollout.",
@@ -495,6 +503,11 @@ BPFNODECONFIG_STATUS = obj(
         "observedGeneration": integer("The generation this status describes.", format="int64"),
         "conditions": CONDITIONS,
         "chainCount": integer("Chains the agent runs, for kubectl get."),
+        "readyCount": integer("Chains in phase Ready, for kubectl get."),
+        "failedCount": integer("Chains in phase Failed, for kubectl get."),
+        "idleCount": integer(
+            "Chains in phase Idle (nothing on the node to attach them to), for kubectl get."
+        ),
         "agent": obj(
             "The agent and its kernel.",
             {
@@ -613,7 +626,16 @@ CRDS = {
             {"name": "Hook", "type": "string", "jsonPath": ".spec.hook"},
             {"name": "Programs", "type": "integer", "jsonPath": ".status.programs"},
             {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+            {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Idle", "type": "integer", "jsonPath": ".status.nodes.idle"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
+            {
+                "name": "Generation",
+                "type": "integer",
+                "jsonPath": ".metadata.generation",
+                "priority": 1,
+            },
         ],
         root_rules=[NAME_RULE],
     ),
@@ -625,6 +647,10 @@ CRDS = {
         BPFNODECONFIG_STATUS,
         [
             {"name": "Chains", "type": "integer", "jsonPath": ".status.chainCount"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyCount"},
+            {"name": "Failed", "type": "integer", "jsonPath": ".status.failedCount"},
+            {"name": "Idle", "type": "integer", "jsonPath": ".status.idleCount"},
+            {"name": "Agent", "type": "string", "jsonPath": ".status.agent.version"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     ),

@@ -5,34 +5,12 @@
 #include <sstream>
 #include <tuple>
 
+#include "system/text_table.h"
+
 namespace bpfchain::plugin {
 namespace {
 
 constexpr size_t kNamesShown = 3;
-
-// Left-aligned columns, two spaces apart, as kubectl prints tables.
-std::string table(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
-  std::vector<size_t> widths;
-  for (const auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (widths.size() <= i)
-        widths.push_back(0);
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line = indent;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size())
-        line += std::string(widths[i] - row[i].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ')
-      line.pop_back();
-    out += line + "\n";
-  }
-  return out;
-}
 
 std::string names(const std::vector<std::string>& all, bool wide) {
   std::string out;
@@ -63,9 +41,9 @@ std::string renderStatus(const std::vector<ChainView>& chains, const std::vector
     const ChainView& c = chains[n];
     if (n)
       out += "\n";
-    out += table({{"CHAIN", "HOOK", "GENERATION", "READY", "STATUS"},
-                  {c.name, c.hook, std::to_string(c.generation), c.ready, chainStatus(c)}},
-                 "");
+    out += textTable({{"CHAIN", "HOOK", "GENERATION", "READY", "STATUS"},
+                      {c.name, c.hook, std::to_string(c.generation), c.ready, chainStatus(c)}},
+                     "");
     // (generation, phase, reason) -> node names, failures first, then the newest generation.
     using Key = std::tuple<int, int64_t, std::string, std::string>;
     std::map<Key, std::vector<std::string>> groups;
@@ -84,7 +62,7 @@ std::string renderStatus(const std::vector<ChainView>& chains, const std::vector
       rows.push_back({std::to_string(-std::get<1>(key)), std::get<2>(key), std::get<3>(key),
                       std::to_string(members.size()), names(members, wide)});
     }
-    out += table(rows, "  ");
+    out += textTable(rows, "  ");
   }
   return out;
 }
@@ -109,7 +87,7 @@ std::string renderNodes(const std::vector<NodeView>& nodes, bool wide) {
                     std::to_string(node.chains.size()), std::to_string(ready),
                     std::to_string(failed), names(running, wide)});
   }
-  return table(rows, "");
+  return textTable(rows, "");
 }
 
 } // namespace bpfchain::plugin

@@ -247,22 +247,13 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
       }
       for (const auto& p : a.programs) {
         if (p.stats) {
-          for (int slot = 0; slot < kStatsSlots; ++slot) {
-            __u32 key = slot;
-            auto values = readField(p.stats->get(), &key, ValueField{"", 0, 8});
-            if (!values)
-              continue;
-            uint64_t sum = 0;
-            for (uint64_t v : *values)
-              sum += v;
-            if (sum == 0 && slot != 0)
-              continue; // verdicts the program never gave
+          for (const auto& [verdict, count] : verdictCounts(p.stats->get(), a.hook)) {
             auto m = metric({{"chain", p.chain},
                              {"program", p.program},
                              {"interface", a.interface},
                              {"hook", a.hook},
-                             {"verdict", verdictLabel(a.hook, slot)}});
-            m.counter.value = static_cast<double>(sum);
+                             {"verdict", verdict}});
+            m.counter.value = static_cast<double>(count);
             packets.metric.push_back(m);
           }
         }
@@ -393,6 +384,24 @@ bool AgentMetrics::isStatsMap(int mapFd) {
   return bpf_obj_get_info_by_fd(mapFd, &info, &len) == 0 &&
          info.type == BPF_MAP_TYPE_PERCPU_ARRAY && info.max_entries == kStatsSlots &&
          info.key_size == 4 && info.value_size == 8;
+}
+
+std::vector<std::pair<std::string, uint64_t>> AgentMetrics::verdictCounts(int statsFd,
+                                                                          const std::string& hook) {
+  std::vector<std::pair<std::string, uint64_t>> counts;
+  for (int slot = 0; slot < kStatsSlots; ++slot) {
+    __u32 key = slot;
+    auto values = readField(statsFd, &key, ValueField{"", 0, 8});
+    if (!values)
+      continue;
+    uint64_t sum = 0;
+    for (uint64_t v : *values)
+      sum += v;
+    if (sum == 0 && slot != 0)
+      continue; // verdicts the program never gave
+    counts.emplace_back(verdictLabel(hook, slot), sum);
+  }
+  return counts;
 }
 
 Result<std::vector<ValueField>> AgentMetrics::valueFields(int mapFd) {

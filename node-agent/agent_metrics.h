@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "node-agent/node_config.h"
@@ -124,6 +125,11 @@ public:
   static Result<std::vector<ValueField>> valueFields(int mapFd);
   // True for a chain.h statistics map (PERCPU_ARRAY of 16 __u64 slots).
   static bool isStatsMap(int mapFd);
+  // A chain.h stats map's counts summed over CPUs, by verdict name for `hook` ("seen" first,
+  // then the verdicts the program gave, "other" last); slots that read back 0 are left out,
+  // except "seen".
+  static std::vector<std::pair<std::string, uint64_t>> verdictCounts(int statsFd,
+                                                                     const std::string& hook);
 
 private:
   struct Impl;

@@ -195,6 +195,8 @@ bool ClusterSource::report(const NodeStatus& status) {
   s["agent"]["features"]["btf"] = k8s::Json::boolean(features.btf);
   k8s::Json chains = k8s::Json::array();
   size_t failed = 0;
+  size_t readyCount = 0;
+  size_t idle = 0;
   for (size_t i = 0; i < status.chains.size(); ++i) {
     const ChainStatus& c = status.chains[i];
     k8s::Json j = k8s::Json::object();
@@ -222,9 +224,15 @@ bool ClusterSource::report(const NodeStatus& status) {
     j["attachments"] = attachments;
     chains[i] = j;
     failed += c.phase == "Failed";
+    readyCount += c.phase == "Ready";
+    idle += c.phase == "Idle";
   }
   s["chains"] = chains;
   s["chainCount"] = k8s::Json::number(static_cast<int64_t>(status.chains.size()));
+  // For kubectl get's READY, FAILED and IDLE columns.
+  s["readyCount"] = k8s::Json::number(static_cast<int64_t>(readyCount));
+  s["failedCount"] = k8s::Json::number(static_cast<int64_t>(failed));
+  s["idleCount"] = k8s::Json::number(static_cast<int64_t>(idle));
   bool ready = failed == 0;
   std::lock_guard lock(impl_->mu);
   if (impl_->lastReadyTransition.empty() || ready != impl_->lastReady) {

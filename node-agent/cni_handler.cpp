@@ -23,6 +23,39 @@ v1::Response notReady() {
 
 } // namespace
 
+void CniHandler::fillInspection(v1::StatusResponse& status) const {
+  for (const HookInspection& h : reconciler_.inspect()) {
+    auto* hook = status.add_hooks();
+    hook->set_interface(h.interface);
+    hook->set_hook(std::string(dataplane::hookName(h.hook)));
+    hook->set_pod(h.pod);
+    hook->set_attach_mode(h.attachMode);
+    hook->set_root_program_id(h.rootProgramId);
+    for (const ProgramInspection& p : h.programs) {
+      auto* program = hook->add_programs();
+      program->set_chain(p.chain);
+      program->set_program(p.program);
+      program->set_program_id(p.programId);
+      program->set_generation(p.generation);
+      program->set_has_stats(p.hasStats);
+      for (const auto& [verdict, packets] : p.verdicts) {
+        auto* count = program->add_verdicts();
+        count->set_verdict(verdict);
+        count->set_packets(packets);
+      }
+    }
+  }
+  for (const ChainStatus& c : reconciler_.status().chains) {
+    auto* chain = status.add_chains();
+    chain->set_chain(c.name);
+    chain->set_generation(c.generation);
+    chain->set_running_generation(c.runningGeneration);
+    chain->set_phase(c.phase);
+    chain->set_reason(c.reason);
+    chain->set_message(c.message);
+  }
+}
+
 template <typename Serve> v1::Response CniHandler::measured(const char* command, Serve serve) {
   auto start = std::chrono::steady_clock::now();
   v1::Response response = serve();
@@ -106,6 +139,7 @@ v1::Response CniHandler::status(const v1::StatusRequest&) {
     r.mutable_status()->set_ready(ready);
     r.mutable_status()->set_agent_version(version_);
     r.mutable_status()->set_node_name(nodeName_);
+    fillInspection(*r.mutable_status());
     return r;
   });
 }

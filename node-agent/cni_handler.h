@@ -4,6 +4,7 @@
 // node's config has been applied once, requests get reason "NotReady" (the plugin's
 // failurePolicy decides then). Each request is counted and timed in AgentMetrics by its CNI
 // command (AttachPod = ADD, DetachPod = DEL, CheckPod = CHECK, Status = STATUS, GC = GC).
+// Status also carries what runs on each interface hook (`bpfchain-agent status`).
 #pragma once
 #include <functional>
 #include <string>
@@ -34,6 +35,8 @@ private:
   template <typename Serve> v1::Response measured(const char* command, Serve serve);
   v1::Response attach(const v1::AttachPod& request);
   v1::Response check(const v1::CheckPod& request);
+  // What runs (NodeReconciler::inspect) and each chain's phase, for `bpfchain-agent status`.
+  void fillInspection(v1::StatusResponse& status) const;
 
   NodeReconciler& reconciler_;
   SpecSource& source_;

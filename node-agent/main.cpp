@@ -15,6 +15,9 @@
 // --cni-conf-dir DIR keeps bpfchain-cni's entry in that CNI configuration while the agent runs
 // (cni_config_keeper.h; plugin binary from --cni-plugin into --cni-bin-dir), and
 // --cni-uninstall-on-exit removes it when the agent stops (an uninstall, not an upgrade).
+//   bpfchain-agent status [--socket PATH] [-o text|json]
+//                                           asks the running agent over its socket what runs
+//                                           on each interface hook (status_view.h)
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <atomic>
@@ -41,6 +44,7 @@
 #include "node-agent/cni_handler.h"
 #include "node-agent/link_monitor.h"
 #include "node-agent/standalone_source.h"
+#include "node-agent/status_view.h"
 #include "packages/package_cache.h"
 #include "system/version.h"
 
@@ -82,7 +86,8 @@ const char* kUsage =
     "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
     "         [--resync-seconds N] [--heartbeat-seconds N] [--tc-priority N] [--netns PATH]\n"
     "         [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-plugin PATH]\n"
-    "          [--cni-uninstall-on-exit]]\n";
+    "          [--cni-uninstall-on-exit]]\n"
+    "       bpfchain-agent status [--socket PATH] [-o text|json]\n";
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
@@ -171,11 +176,69 @@ int fail(const Error& e) {
   return 1;
 }
 
+constexpr const char* kStatusUsage =
+    "usage: bpfchain-agent status [--socket PATH] [-o text|json]\n";
+
+// `bpfchain-agent status`: 0 when the agent answered, 1 when it could not be asked, 2 on bad
+// flags.
+int runStatus(int argc, char** argv) {
+  std::string socket = Flags{}.socket;
+  std::string output = "text";
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> value;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (arg.size() > 2 && arg.rfind("-o", 0) == 0) {
+      value = arg.substr(2);
+      arg = "-o";
+    }
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kStatusUsage;
+      return 0;
+    }
+    if (arg != "--socket" && arg != "-o" && arg != "--output") {
+      std::cerr << "bpfchain-agent status: unknown flag " << arg << "\n" << kStatusUsage;
+      return 2;
+    }
+    if (!value && i + 1 >= argc) {
+      std::cerr << "bpfchain-agent status: " << arg << ": needs a value\n" << kStatusUsage;
+      return 2;
+    }
+    std::string v = value ? *value : argv[++i];
+    (arg == "--socket" ? socket : output) = v;
+  }
+  if (output != "text" && output != "json") {
+    std::cerr << "bpfchain-agent status: -o: want text or json, not " << output << "\n";
+    return 2;
+  }
+  v1::Request request;
+  request.mutable_status();
+  auto response = AgentClient::call(socket, request, std::chrono::seconds(10));
+  if (!response) {
+    std::cerr << "bpfchain-agent status: cannot ask the agent at " << socket << ": "
+              << response.error().message() << "\n";
+    return 1;
+  }
+  if (!response->has_status()) {
+    std::cerr << "bpfchain-agent status: the agent at " << socket
+              << " answered without a status: " << response->reason() << " " << response->message()
+              << "\n";
+    return 1;
+  }
+  std::cout << (output == "json" ? renderStatusJson(response->status())
+                                 : renderStatusText(response->status()));
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   if (answerVersion(argc, argv, "bpfchain-agent"))
     return 0;
+  if (argc >= 2 && std::string_view(argv[1]) == "status")
+    return runStatus(argc, argv);
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     if (flags.error().message() != "help")

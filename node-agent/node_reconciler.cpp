@@ -978,6 +978,12 @@ NodeStatus NodeReconciler::buildStatus() const {
       s.phase = "Failed";
       s.reason = f->second.reason;
       s.message = f->second.message;
+    } else if (s.runningGeneration == 0) {
+      // No instance runs the chain and none failed: nothing on this node to attach it to.
+      s.phase = "Idle";
+      s.reason = "NothingToAttach";
+      s.message = c.forPods() ? "no pod on this node is selected by the chain"
+                              : "no interface on this node matches the chain";
     } else {
       s.phase = "Ready";
       if (auto m = monitorProblems_.find(c.name); m != monitorProblems_.end())
@@ -1156,6 +1162,82 @@ void NodeReconciler::detachAll() {
   publishMetrics();
 }
 
+namespace {
+
+// chain.h's stats map of a running program, by its naming convention (a map called *_stats).
+std::optional<FD> openStatsMap(const dataplane::Chain& chain, const std::string& programId,
+                               const std::string& dir) {
+  std::error_code ec;
+  for (const auto& pin : fs::directory_iterator(dir + "/maps", ec)) {
+    std::string name = pin.path().filename().string();
+    if (name.size() > 6 && name.ends_with("_stats")) {
+      auto fd = chain.openMap(programId, name);
+      if (fd && AgentMetrics::isStatsMap(fd->get()))
+        return std::move(*fd);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string attachModeName(const std::optional<dataplane::Attachment>& attachment) {
+  if (!attachment)
+    return "not attached";
+  bool xdp = attachment->hook() == dataplane::Hook::Xdp;
+  if (attachment->mode() == dataplane::AttachMode::Link)
+    return xdp ? "xdp link" : "tcx";
+  return xdp ? "xdp netlink" : "cls_bpf";
+}
+
+} // namespace
+
+std::vector<HookInspection> NodeReconciler::inspect() const {
+  std::lock_guard lock(mu_);
+  auto inspectInstance = [&](const Instance& inst) {
+    HookInspection h;
+    h.interface = inst.ifname.empty() ? inst.key : inst.ifname;
+    h.hook = inst.hook;
+    h.attachMode = attachModeName(inst.attachment);
+    h.rootProgramId = inst.chain.rootId();
+    std::string hook(dataplane::hookName(inst.hook));
+    for (const auto& p : inst.chain.programs()) {
+      ProgramInspection program;
+      program.programId = p.programId;
+      program.program = p.id;
+      for (const auto& [chain, applied] : inst.applied)
+        if (p.id.rfind(chainKey(chain) + "/", 0) == 0) {
+          program.chain = chain;
+          program.program = p.id.substr(chainKey(chain).size() + 1);
+          program.generation = applied.generation;
+        }
+      if (auto stats = openStatsMap(inst.chain, p.id, p.dir)) {
+        program.hasStats = true;
+        program.verdicts = AgentMetrics::verdictCounts(stats->get(), hook);
+      }
+      h.programs.push_back(std::move(program));
+    }
+    return h;
+  };
+  std::vector<HookInspection> hooks;
+  std::set<std::string> linked; // pods instances some pod is linked to
+  for (const auto& [id, pod] : pods_)
+    for (const auto& [hook, link] : pod.links)
+      if (auto inst = instances_.find(link.instanceKey); inst != instances_.end()) {
+        HookInspection h = inspectInstance(*inst->second);
+        h.interface = pod.ref.hostIfname;
+        h.pod = pod.ref.ns + "/" + pod.ref.name;
+        h.attachMode = attachModeName(link.attachment);
+        hooks.push_back(std::move(h));
+        linked.insert(link.instanceKey);
+      }
+  for (const auto& [key, inst] : instances_)
+    if (!isPodKey(key) || !linked.contains(key))
+      hooks.push_back(inspectInstance(*inst));
+  std::ranges::stable_sort(hooks, [](const HookInspection& a, const HookInspection& b) {
+    return std::tie(a.interface, a.hook) < std::tie(b.interface, b.hook);
+  });
+  return hooks;
+}
+
 void NodeReconciler::publishMetrics() {
   if (!metrics_)
     return;
@@ -1177,18 +1259,8 @@ void NodeReconciler::publishMetrics() {
         ExportedProgram program;
         program.chain = chain;
         program.program = p.id.substr(chainKey(chain).size() + 1);
-        // chain.h's stats map, by its naming convention (a map called *_stats).
-        std::error_code ec;
-        for (const auto& pin : fs::directory_iterator(dirs[p.id] + "/maps", ec)) {
-          std::string name = pin.path().filename().string();
-          if (name.size() > 6 && name.ends_with("_stats")) {
-            auto fd = inst->chain.openMap(p.id, name);
-            if (fd && AgentMetrics::isStatsMap(fd->get())) {
-              program.stats = std::make_shared<FD>(std::move(*fd));
-              break;
-            }
-          }
-        }
+        if (auto stats = openStatsMap(inst->chain, p.id, dirs[p.id]))
+          program.stats = std::make_shared<FD>(std::move(*stats));
         if (i < applied.monitors.size()) {
           for (const auto& decl : applied.monitors[i]) {
             ExportedMonitor m{decl, {}, nullptr, {}, ""};

@@ -68,7 +68,9 @@ struct ChainStatus {
   // 0 when none does. Differs from `generation` while applying and after a failure (the
   // previous generation keeps running).
   int64_t runningGeneration = 0;
-  std::string phase;  // Applying | Ready | Failed | Removing
+  // Idle (reason NothingToAttach): no interface or pod of this node is the chain's, so nothing
+  // runs it here; not a failure, and not Ready either.
+  std::string phase;  // Applying | Ready | Idle | Failed | Removing
   std::string reason; // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;
@@ -78,6 +80,24 @@ struct ChainStatus {
 struct NodeStatus {
   std::vector<ChainStatus> chains; // in spec order
   bool operator==(const NodeStatus&) const = default;
+};
+
+// What runs on one interface hook, for `bpfchain-agent status`.
+struct ProgramInspection {
+  std::string chain;
+  std::string program;
+  uint32_t programId = 0;
+  int64_t generation = 0;
+  bool hasStats = false;                                  // a chain.h stats map was found
+  std::vector<std::pair<std::string, uint64_t>> verdicts; // AgentMetrics::verdictCounts
+};
+struct HookInspection {
+  std::string interface; // pods/<hook>/<set> for a pods instance no pod is linked to
+  std::string pod;       // namespace/name for a pod's host-side veth
+  dataplane::Hook hook = dataplane::Hook::Xdp;
+  std::string attachMode; // xdp link | xdp netlink | tcx | cls_bpf | not attached
+  uint32_t rootProgramId = 0;
+  std::vector<ProgramInspection> programs; // in the order they run
 };
 
 // Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
@@ -128,6 +148,10 @@ public:
 
   // The status of what runs now (after pods came and went), without applying anything.
   NodeStatus status() const;
+
+  // Every instance with its programs in order and their verdict counts read now; a pods
+  // instance once per pod linked to it.
+  std::vector<HookInspection> inspect() const;
 
   // The CNI plugin's requests (thread-safe; the calling thread must be in the managed network
   // namespace), each about one attachment (PodRef's identity; host interface and pod name

@@ -981,6 +981,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   status["nodes"]["ready"] = Json::number(d.ready);
   status["nodes"]["failed"] = Json::number(d.failed);
   status["nodes"]["stale"] = Json::number(d.stale);
+  status["nodes"]["idle"] = Json::number(d.idle);
   status["ready"] = Json::string(std::to_string(d.ready) + "/" + std::to_string(d.matched));
   int programs = 0;
   if (const Json* list = field(chain, {"spec", "programs"}); list && list->is_array())
@@ -1009,12 +1010,15 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   status["rollout"]["staleNodes"] = staleNodes;
 
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
+  status["phase"] = Json::string(chainPhase(d, !problem.reason.empty()));
   std::string failureReason = d.failures.empty() ? "AgentNotReporting" : d.failures[0].reason;
   std::string failureMessage = d.failures.empty()
                                    ? describeStale(d.memory.staleNodes)
                                    : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
   std::string readyMessage = status["ready"].as_string() + " nodes ready";
+  if (d.idle > 0)
+    readyMessage += ", " + std::to_string(d.idle) + " with nothing to attach to (Idle)";
   if (d.stale > 0)
     readyMessage += "; not counted: " + describeStale(d.memory.staleNodes) + " (no heartbeat for " +
                     std::to_string(options_.agentStale.count()) + " s)";

@@ -6,7 +6,10 @@
 namespace bpfchain::op {
 namespace {
 
-enum class State { Behind, Applying, Ready, Stale, Failed };
+// Idle: the node has nothing to attach the chain to (no matching interface or pod): it
+// finished the generation like a Ready node, but does not run it. Stale: it reported Ready,
+// but its agent stopped reporting.
+enum class State { Behind, Applying, Ready, Idle, Stale, Failed };
 
 State stateOf(const NodeView& n, int64_t target, bool stale) {
   if (n.assigned != target)
@@ -15,6 +18,8 @@ State stateOf(const NodeView& n, int64_t target, bool stale) {
     return State::Applying;
   if (n.phase == "Ready")
     return stale ? State::Stale : State::Ready;
+  if (n.phase == "Idle")
+    return State::Idle;
   if (n.phase == "Failed")
     return State::Failed;
   return State::Applying;
@@ -131,6 +136,18 @@ int resolveMaxUnavailable(const std::string& value, int matched) {
   return std::max(resolved, 1);
 }
 
+std::string chainPhase(const RolloutDecision& d, bool problem) {
+  if (d.memory.rolledBack)
+    return "RolledBack";
+  if (d.halted)
+    return "Halted";
+  if (d.stale > 0) // nodes whose agent stopped reporting hold the rollout: say so
+    return "Degraded";
+  if (!d.complete)
+    return "RollingOut";
+  return d.failed > 0 || problem ? "Degraded" : "Ready";
+}
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now) {
@@ -175,6 +192,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     d.updated += n.assigned == target;
     d.ready += states.back() == State::Ready;
     unavailable += stale[i] && states.back() != State::Applying; // whatever generation it runs
+    d.idle += states.back() == State::Idle;
     applying += states.back() == State::Applying;
     if (states.back() == State::Failed) {
       ++d.failed;
@@ -220,7 +238,7 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   }
 
   // The progress deadline: nodes applying while none finishes, for longer than allowed.
-  int finished = d.ready + d.failed;
+  int finished = d.ready + d.idle + d.failed;
   if (applying == 0) {
     d.memory.waitingSince.reset();
   } else if (!d.memory.waitingSince || finished != d.memory.finished) {
@@ -238,7 +256,8 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
     }
   }
 
-  int succeeded = d.ready + (policy.failurePolicy == FailurePolicy::Continue ? d.failed : 0);
+  int succeeded =
+      d.ready + d.idle + (policy.failurePolicy == FailurePolicy::Continue ? d.failed : 0);
   if (succeeded == d.matched) {
     d.complete = true;
     if (d.failed == 0)
@@ -252,9 +271,10 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   for (size_t i = 0; i < canaries; ++i) {
     if (states[i] == State::Behind)
       d.assign[sorted[i].node] = target;
-    canariesDone = canariesDone &&
-                   (states[i] == State::Ready || (states[i] == State::Failed &&
-                                                  policy.failurePolicy == FailurePolicy::Continue));
+    canariesDone =
+        canariesDone &&
+        (states[i] == State::Ready || states[i] == State::Idle ||
+         (states[i] == State::Failed && policy.failurePolicy == FailurePolicy::Continue));
   }
   if (!canariesDone) {
     d.waitingFor = "canary nodes";

@@ -71,8 +71,9 @@ struct NodeView {
   std::string node;
   std::optional<int64_t> assigned; // generation in the node's spec; nullopt: chain absent
   std::optional<int64_t> reported; // generation in the node's status
-  std::string phase;               // status phase for `reported`: Applying, Ready, Failed
-  std::string reason;              // status reason and message, for failures
+  std::string phase;  // status phase for `reported`: Applying, Ready, Idle (nothing to attach
+                      // to on the node: finished, counted apart from Ready), Failed
+  std::string reason; // status reason and message, for failures
   std::string message;
   std::optional<Clock::time_point> heartbeat; // the agent's last heartbeat, if it ever wrote one
 };
@@ -84,7 +85,9 @@ struct RolloutDecision {
   // ready: nodes running the target Ready; once the target was rolled back, nodes running
   // the stable generation Ready (what runs, honestly). failed: with the rolled-back failures.
   // stale: nodes that reported Ready but whose agent stopped reporting (not in ready).
-  int matched = 0, updated = 0, ready = 0, failed = 0, stale = 0;
+  // idle: nodes that finished the target with nothing to attach it to (neither ready nor
+  // failed; a rollout completes with them).
+  int matched = 0, updated = 0, ready = 0, idle = 0, failed = 0, stale = 0;
   int canaries = 0, canariesFailed = 0; // the canary batch, once it finished
   bool complete = false;  // every matched node runs the target Ready (failures aside for Continue)
   bool halted = false;    // stopped by a failure (Halt, Rollback)
@@ -113,6 +116,11 @@ std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& bef
 
 // "N node(s) whose agent stopped reporting: a, b, c, d, e and 7 more", for conditions.
 std::string describeStale(const std::vector<std::string>& nodes);
+
+// BpfChain.status.phase (kubectl's STATUS column): RolledBack, Halted, RollingOut, or once
+// complete Ready, or Degraded when nodes failed (Continue), `problem` (cleanup timed out) or
+// an agent stopped reporting (stale nodes, also mid-rollout).
+std::string chainPhase(const RolloutDecision& d, bool problem);
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,

@@ -60,6 +60,19 @@ TEST_F(Crds, ValidChainsApplyWithShortNamesAndColumns) {
   ASSERT_TRUE(table.ok()) << table.error().message();
   for (const char* column : {"HOOK", "PROGRAMS", "READY", "AGE", "xdp"})
     EXPECT_NE(table->out.find(column), std::string::npos) << column << " in\n" << table->out;
+  for (const char* column : {"STATUS", "IDLE"})
+    EXPECT_NE(table->out.find(column), std::string::npos) << column << " in\n" << table->out;
+  auto wide = plane().kubectl({"get", "bpfc", "host-xdp", "-o", "wide"});
+  ASSERT_TRUE(wide.ok()) << wide.error().message();
+  for (const char* column : {"PRIORITY", "GENERATION", "100"})
+    EXPECT_NE(wide->out.find(column), std::string::npos) << column << " in\n" << wide->out;
+  auto nodeColumns =
+      plane().kubectl({"get", "crd", "bpfnodeconfigs.bpfchain.io", "-o",
+                       "jsonpath={.spec.versions[0].additionalPrinterColumns[*].jsonPath}"});
+  ASSERT_TRUE(nodeColumns.ok()) << nodeColumns.error().message();
+  EXPECT_EQ(nodeColumns->out, ".status.chainCount .status.readyCount .status.failedCount "
+                              ".status.idleCount .status.agent.version "
+                              ".metadata.creationTimestamp");
   // Defaults come from the schema.
   const std::string jsonpath = "jsonpath={.spec.priority} {.spec.programs[0].enabled} "
                                "{.spec.programs[1].mapArgs[0].mode} "

@@ -266,6 +266,16 @@ TEST_F(AgentCluster, AChainAppliedWithKubectlIsReadyOnEverySelectedNodeAndCounts
               s.at("generation").as_number().to_int64());
   }
   EXPECT_TRUE(nodeChainStatus(2, "e2e-count").is_null()) << "n3 is not an edge node";
+  // kubectl get's columns: the node's READY/FAILED counts, the chain's STATUS.
+  auto config = client_->get(kNodeConfigs, "", nodeName(0));
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(config->at("status").has_field("readyCount")) << config->serialize();
+  EXPECT_EQ(config->at("status").at("readyCount").as_number().to_int64(), 1);
+  EXPECT_EQ(config->at("status").at("failedCount").as_number().to_int64(), 0);
+  EXPECT_EQ(k8s::stringAt(config->at("status"), {"agent", "version"}).empty(), false);
+  EXPECT_TRUE(eventually([&] {
+    return k8s::stringAt(chainObject("e2e-count"), {"status", "phase"}) == "Ready";
+  })) << chainObject("e2e-count").serialize();
   auto t = trafficTo(0, 7000);
   t->sendAndWait(500);
   EXPECT_EQ(t->received(), 500u);

@@ -14,6 +14,7 @@ using namespace std::chrono_literals;
 struct Cluster {
   std::vector<NodeView> nodes;
   std::set<std::string> failing; // nodes whose agent refuses `target`
+  std::set<std::string> idle;    // nodes with nothing to attach the chain to
   int64_t badGeneration = 0;
   RolloutMemory memory;
   Clock::time_point now = Clock::time_point() + 1000h;
@@ -36,7 +37,7 @@ struct Cluster {
         n.assigned = it->second;
       bool refuses = failing.contains(n.node) && n.assigned == badGeneration;
       n.reported = n.assigned;
-      n.phase = n.assigned ? (refuses ? "Failed" : "Ready") : "";
+      n.phase = n.assigned ? (refuses ? "Failed" : (idle.contains(n.node) ? "Idle" : "Ready")) : "";
       n.reason = refuses ? "VerifierRejected" : "";
       n.message = refuses ? "R1 invalid mem access" : "";
     }
@@ -88,6 +89,36 @@ TEST(Rollout, CanaryFirstThenBatchesOfMaxUnavailableInNodeOrder) {
   EXPECT_TRUE(done.complete);
   EXPECT_EQ(done.ready, 10);
   EXPECT_EQ(done.memory.stableGeneration, 2);
+}
+
+// A node with no matching interface or pod reports Idle: the rollout goes past it (the canary
+// included) and completes, counting it apart from the nodes that run the chain.
+TEST(Rollout, IdleNodesFinishTheRolloutButAreNotCountedReady) {
+  Cluster c(4);
+  c.idle = {"node-00", "node-02"};
+  RolloutPolicy policy{.maxUnavailable = 1, .canaryNodes = 1};
+  EXPECT_EQ(c.run(2, policy), (std::vector<size_t>{1, 1, 1, 1}));
+  RolloutDecision done = c.step(2, policy);
+  EXPECT_TRUE(done.complete);
+  EXPECT_EQ(done.ready, 2);
+  EXPECT_EQ(done.idle, 2);
+  EXPECT_EQ(done.failed, 0);
+  EXPECT_EQ(done.memory.stableGeneration, 2);
+}
+
+TEST(Rollout, ChainPhaseNamesWhereTheRolloutIs) {
+  RolloutDecision d;
+  EXPECT_EQ(chainPhase(d, false), "RollingOut");
+  d.complete = true;
+  EXPECT_EQ(chainPhase(d, false), "Ready");
+  EXPECT_EQ(chainPhase(d, true), "Degraded");
+  d.failed = 1;
+  EXPECT_EQ(chainPhase(d, false), "Degraded");
+  d.complete = false;
+  d.halted = true;
+  EXPECT_EQ(chainPhase(d, false), "Halted");
+  d.memory.rolledBack = true;
+  EXPECT_EQ(chainPhase(d, false), "RolledBack");
 }
 
 TEST(Rollout, NeverMoreThanMaxUnavailableApplyingAtOnce) {
