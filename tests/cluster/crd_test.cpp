@@ -80,7 +80,19 @@ TEST_F(Crds, ValidChainsApplyWithShortNamesAndColumns) {
   auto defaults = plane().kubectl({"get", "bpfc", "host-xdp", "-o", jsonpath});
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->out, "100 true merge false true");
-  // The category lists both kinds.
+  // The category lists both kinds. kubectl expands a category from its discovery cache, which
+  // can predate the category by a moment after the CRDs became Established: wait (bounded)
+  // until fresh discovery (`api-resources` refreshes the cache) lists both kinds under it.
+  std::string inCategory;
+  for (int i = 0; i < 60; ++i) {
+    auto listed = plane().kubectl({"api-resources", "--categories=bpfchain-all", "-o", "name"});
+    inCategory = listed.ok() ? listed->out : listed.error().message();
+    if (inCategory.find("bpfchains.bpfchain.io") != std::string::npos &&
+        inCategory.find("bpfnodeconfigs.bpfchain.io") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_NE(inCategory.find("bpfnodeconfigs.bpfchain.io"), std::string::npos) << inCategory;
   auto category = plane().kubectl({"get", "bpfchain-all", "-o", "name"});
   ASSERT_TRUE(category.ok()) << category.error().message();
   EXPECT_NE(category->out.find("bpfchain.bpfchain.io/pods-tc"), std::string::npos);
