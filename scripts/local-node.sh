@@ -50,72 +50,8 @@ start_timeout=${BPFCHAIN_NODE_START_TIMEOUT:-120}
 log() { printf 'local-node: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//' >&2; }
-now_ms() { date +%s%3N; }
-
-proc_start() {
-    local stat fields
-    [[ "$1" =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    read -ra fields <<<"${stat##*) }"
-    [[ "${fields[0]}" != Z && "${fields[0]}" != X ]] || return 1
-    printf '%s\n' "${fields[19]}"
-}
-
-# ours PID DIR: PID is alive and its command line names DIR (guards against pid reuse).
-ours() {
-    local pid=$1 dir=$2 arg
-    proc_start "$pid" >/dev/null || return 1
-    while IFS= read -r -d '' arg; do
-        case "$arg" in
-            "$dir" | "$dir"/* | *="$dir" | *="$dir"/*) return 0 ;;
-        esac
-    done <"/proc/$pid/cmdline" 2>/dev/null
-    return 1
-}
-
-read_pid() {
-    local pid=""
-    [[ -f "$1" ]] && pid=$(head -n1 "$1" 2>/dev/null || true)
-    [[ "$pid" =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
-}
-
-stop_proc() { # DIR NAME [TIMEOUT]
-    local dir=$1 name=$2 t=${3:-10} pid i
-    pid=$(read_pid "$dir/$name.pid") || return 0
-    if ours "$pid" "$dir"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < t * 10; i++)); do
-            ours "$pid" "$dir" || break
-            sleep 0.1
-        done
-        if ours "$pid" "$dir"; then
-            log "$name (pid $pid) still running after $t s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                ours "$pid" "$dir" || break
-                sleep 0.1
-            done
-        fi
-    fi
-    rm -f "$dir/$name.pid"
-}
-
-spawn() { # DIR NAME BIN ARGS...
-    local dir=$1 name=$2 i
-    shift 2
-    rm -f "$dir/$name.pid"
-    setsid "$self" __exec "$dir/$name.pid" "$@" </dev/null >>"$dir/$name.log" 2>&1 8>&- &
-    for ((i = 0; i < 100; i++)); do
-        [[ -s "$dir/$name.pid" ]] && return 0
-        sleep 0.05
-    done
-    die "$name did not start"
-}
-
-tail_log() {
-    log "---- last lines of $1 ----"
-    tail -n 30 "$1" >&2 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/processes.sh
+source "$(dirname "$self")/lib/processes.sh"
 
 # api DIR PATH: GET PATH from the API server as admin.
 api() {
@@ -598,24 +534,6 @@ cmd_down() {
         [[ -n "$dir" ]] || { log "no node recorded in $last_file; nothing to do"; return 0; }
     fi
     do_down "$(readlink -m "$dir")"
-}
-
-cmd_exec() {
-    local pidfile=$1
-    shift
-    printf '%s\n' "$$" >"$pidfile"
-    exec "$@"
-}
-
-cmd_watchdog() {
-    local dir=$1 owner=$2 start=$3 now
-    printf '%s\n' "$$" >"$dir/watchdog.pid"
-    cd /
-    while now=$(proc_start "$owner") && [[ "$now" == "$start" ]]; do
-        sleep 1
-    done
-    log "owner pid $owner is gone; tearing down $dir"
-    do_down "$dir"
 }
 
 case "${1:-}" in
