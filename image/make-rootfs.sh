@@ -5,7 +5,7 @@
 #   image/make-rootfs.sh BIN_DIR ROOTFS    copy the binaries and what they need into ROOTFS
 #   image/make-rootfs.sh --check BIN_DIR   only check runtime-packages.txt against the binaries
 # ROOTFS gets: the binaries, stripped, in /usr/bin (bpfchain-operator, bpfchain-agent,
-# bpfchain-cni, bpfchain-pkg, and kubectl-bpfchain when BIN_DIR has it); the shared libraries
+# bpfchain-cni, bpfchain-pkg, kubectl-bpfchain); the shared libraries
 # they load (their ldd closure) at their Debian paths; the CA bundle of ca-certificates (https
 # package URLs); /etc/passwd, /etc/group, /etc/nsswitch.conf; /tmp; the licenses (LICENSE and
 # each package's Debian copyright file). Nothing else: no shell, no package manager.
@@ -15,8 +15,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 list=$here/runtime-packages.txt
-required=(bpfchain-operator bpfchain-agent bpfchain-cni bpfchain-pkg)
-optional=(kubectl-bpfchain)
+required=(bpfchain-operator bpfchain-agent bpfchain-cni bpfchain-pkg kubectl-bpfchain)
 
 check_only=0
 if [[ ${1:-} == --check ]]; then
@@ -35,9 +34,6 @@ binaries=()
 for b in "${required[@]}"; do
   [[ -x $bin_dir/$b ]] || die "$bin_dir/$b: missing (build it first)"
   binaries+=("$bin_dir/$b")
-done
-for b in "${optional[@]}"; do
-  [[ -x $bin_dir/$b ]] && binaries+=("$bin_dir/$b")
 done
 
 # The libraries the binaries load, as ldd resolves them (the static bpfchain-cni has none).

@@ -11,6 +11,7 @@
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "kubectl-plugin/status_view.h"
+#include "system/version.h"
 
 namespace {
 
@@ -67,6 +68,8 @@ plugin::NodeView nodeView(const Json& n) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (bpfchain::answerVersion(argc, argv, "kubectl-bpfchain"))
+    return 0;
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string kubeconfig, command, chain;
   bool wide = false;

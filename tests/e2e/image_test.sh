@@ -20,7 +20,7 @@ tags=$(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"]' "$t
 [[ $tags == "$version" ]] || fail "archive tags: $tags, want $version"
 umoci unpack --image "$tmp/layout:$version" "$tmp/bundle" >/dev/null
 rootfs=$tmp/bundle/rootfs
-for b in bpfchain-operator bpfchain-agent bpfchain-cni bpfchain-pkg; do
+for b in bpfchain-operator bpfchain-agent bpfchain-cni bpfchain-pkg kubectl-bpfchain; do
   out=$(chroot "$rootfs" "/usr/bin/$b" --version) || fail "$b --version in the image: exit $?"
   [[ $out == "$b $version" ]] || fail "$b --version in the image: '$out'"
 done

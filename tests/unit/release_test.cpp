@@ -31,8 +31,8 @@ TEST(Release, TheBuildsVersionIsCMakesProjectVersion) {
 }
 
 TEST(Release, EveryBinaryAnswersVersionWithTheProjectVersion) {
-  for (const char* binary :
-       {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg"}) {
+  for (const char* binary : {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg",
+                             "kubectl-bpfchain"}) {
     auto r = checkCommand({kBin + "/" + binary, "--version"});
     ASSERT_TRUE(r.ok()) << r.error().message();
     EXPECT_EQ(r->out, std::string(binary) + " " + BPFCHAIN_VERSION + "\n");
