@@ -384,7 +384,7 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
   auto halted = client_->get(kChains, "", "halting");
   ASSERT_TRUE(halted.ok());
   EXPECT_EQ(k8s::stringAt(*halted, {"status", "phase"}), "Halted"); // kubectl's STATUS column
-  std::this_thread::sleep_for(1s); // nothing more moves
+  std::this_thread::sleep_for(1s);                                  // nothing more moves
   EXPECT_EQ(assigned("halt-0", "halting"), 2);
   EXPECT_EQ(assigned("halt-1", "halting"), 2);
   EXPECT_EQ(assigned("halt-2", "halting"), 1);
