@@ -237,6 +237,22 @@ protected:
     return !got && got.error().notFound();
   }
 
+  // Get, change, update a BpfChain's spec, again on a 409 Conflict: the operator writes the
+  // chain's status (a new resourceVersion) whenever it likes, as in client-go's RetryOnConflict.
+  static k8s::ApiResult<Json> updateChain(const std::string& name,
+                                          const std::function<void(Json&)>& change) {
+    for (int attempt = 0;; ++attempt) {
+      auto current = client_->get(kChains, "", name);
+      if (!current)
+        return current;
+      Json next = *current;
+      change(next);
+      auto written = client_->update(kChains, next);
+      if (written || !written.error().conflict() || attempt == 9)
+        return written;
+    }
+  }
+
   // The generation of `chain` in `node`'s config, or -1 when absent.
   static int64_t assigned(const std::string& node, const std::string& chain) {
     auto config = client_->get(kNodeConfigs, "", node);
@@ -370,11 +386,10 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
                   .ok());
   ASSERT_TRUE(eventually([] { return conditionOf("halting", "Ready") == "True"; }, 60s));
   agents_->fail("halt-1", 2);
-  auto current = client_->get(kChains, "", "halting");
-  ASSERT_TRUE(current.ok());
-  Json next = *current;
-  next["spec"]["programs"][1] = chain("x", "x", {"portfilter"}, "{}")["spec"]["programs"][0];
-  ASSERT_TRUE(client_->update(kChains, next).ok());
+  ASSERT_TRUE(updateChain("halting", [](Json& next) {
+                next["spec"]["programs"][1] =
+                    chain("x", "x", {"portfilter"}, "{}")["spec"]["programs"][0];
+              }).ok());
   std::string reason;
   EXPECT_TRUE(
       eventually([&] { return conditionOf("halting", "Degraded", &reason) == "True"; }, 60s));
@@ -418,11 +433,9 @@ TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
           .ok());
   ASSERT_TRUE(eventually([] { return conditionOf("rolling", "Ready") == "True"; }, 60s));
   agents_->fail("back-2", 2);
-  auto current = client_->get(kChains, "", "rolling");
-  ASSERT_TRUE(current.ok());
-  Json next = *current;
-  next["spec"]["programs"][0]["name"] = Json::string("counter-v2");
-  ASSERT_TRUE(client_->update(kChains, next).ok());
+  ASSERT_TRUE(updateChain("rolling", [](Json& next) {
+                next["spec"]["programs"][0]["name"] = Json::string("counter-v2");
+              }).ok());
   std::string reason;
   EXPECT_TRUE(eventually(
       [&] {
@@ -468,11 +481,9 @@ TEST_F(Operator, ARecreatedChainNeverRestoresTheDeletedObjectsSpec) {
   const std::string rollback = R"({"canaryNodes":0,"maxUnavailable":2,"failurePolicy":"Rollback"})";
   ASSERT_TRUE(client_->create(kChains, chain("reborn", "reborn", {"old-only"}, rollback)).ok());
   ASSERT_TRUE(eventually([] { return conditionOf("reborn", "Ready") == "True"; }, 60s));
-  auto current = client_->get(kChains, "", "reborn");
-  ASSERT_TRUE(current.ok());
-  Json next = *current;
-  next["spec"]["priority"] = Json::number(7);
-  ASSERT_TRUE(client_->update(kChains, next).ok()); // generation 2 of the old object
+  ASSERT_TRUE(updateChain("reborn", [](Json& next) {
+                next["spec"]["priority"] = Json::number(7);
+              }).ok()); // generation 2 of the old object
   ASSERT_TRUE(eventually([] { return assigned("reborn-1", "reborn") == 2; }, 60s));
   ASSERT_TRUE(eventually([] { return conditionOf("reborn", "Ready") == "True"; }, 60s));
   ASSERT_TRUE(client_->remove(kChains, "", "reborn").ok());
@@ -487,11 +498,9 @@ TEST_F(Operator, ARecreatedChainNeverRestoresTheDeletedObjectsSpec) {
       },
       60s));
   agents_->fail("reborn-1", 2);
-  current = client_->get(kChains, "", "reborn");
-  ASSERT_TRUE(current.ok());
-  next = *current;
-  next["spec"]["programs"][0]["name"] = Json::string("new-two");
-  ASSERT_TRUE(client_->update(kChains, next).ok());
+  ASSERT_TRUE(updateChain("reborn", [](Json& next) {
+                next["spec"]["programs"][0]["name"] = Json::string("new-two");
+              }).ok());
   std::string reason;
   EXPECT_TRUE(eventually(
       [&] {
