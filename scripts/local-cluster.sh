@@ -399,7 +399,7 @@ stale() { # DIR: 0 if the cluster in DIR should be swept
 }
 
 cmd_down() {
-    local dir="" all=0 d n=0
+    local dir="" all=0
     while (($#)); do
         case "$1" in
             --dir) dir=${2:?--dir needs a value}; shift ;;
@@ -412,15 +412,7 @@ cmd_down() {
     done
     if ((all)); then
         [[ -z "$dir" ]] || die "down: --all-stale and --dir are exclusive"
-        for d in "$tmpbase"/bpfchain-cluster.*; do
-            [[ -d "$d" && ! -L "$d" && -f "$d/$marker" ]] || continue
-            if stale "$d"; then
-                do_down "$d"
-                printf '%s\n' "$d"
-                n=$((n + 1))
-            fi
-        done
-        log "swept $n stale cluster(s)"
+        sweep_stale bpfchain-cluster "cluster(s)"
         return 0
     fi
     if [[ -z "$dir" ]]; then

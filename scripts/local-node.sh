@@ -507,7 +507,7 @@ stale() { # DIR
 }
 
 cmd_down() {
-    local dir="" all=0 d n=0
+    local dir="" all=0
     while (($#)); do
         case "$1" in
             --dir) dir=${2:?--dir needs a value}; shift ;;
@@ -518,15 +518,7 @@ cmd_down() {
         shift
     done
     if ((all)); then
-        for d in "$tmpbase"/bpfchain-node.*; do
-            [[ -d "$d" && ! -L "$d" && -f "$d/$marker" ]] || continue
-            if stale "$d"; then
-                do_down "$d"
-                printf '%s\n' "$d"
-                n=$((n + 1))
-            fi
-        done
-        log "swept $n stale node(s)"
+        sweep_stale bpfchain-node "node(s)"
         return 0
     fi
     if [[ -z "$dir" ]]; then

@@ -1,7 +1,8 @@
 # Process bookkeeping shared by scripts/local-cluster.sh and scripts/local-node.sh: detached
 # processes with pid files under a private directory, stopped only when they are still ours.
 # The sourcing script defines log, die, $self (its own path: spawn re-executes it as
-# `$self __exec PIDFILE BIN ARGS...`) and do_down DIR (what its watchdog runs).
+# `$self __exec PIDFILE BIN ARGS...`), do_down DIR (what its watchdog runs), and for
+# sweep_stale: stale DIR and $marker (the file `up` leaves in each directory it makes).
 
 now_ms() { date +%s%3N; }
 
@@ -96,4 +97,19 @@ cmd_watchdog() {
     log "owner pid $owner is gone; tearing down $dir"
     # In-process (do_down skips killing $$): works even if the script's file is gone by now.
     do_down "$dir"
+}
+
+# sweep_stale PREFIX WHAT: `down` of each directory $tmpbase/PREFIX.* (with $marker) that
+# `stale` says should go; prints each one removed, logs how many.
+sweep_stale() {
+    local prefix=$1 what=$2 d n=0
+    for d in "$tmpbase/$prefix".*; do
+        [[ -d "$d" && ! -L "$d" && -f "$d/$marker" ]] || continue
+        if stale "$d"; then
+            do_down "$d"
+            printf '%s\n' "$d"
+            n=$((n + 1))
+        fi
+    done
+    log "swept $n stale $what"
 }

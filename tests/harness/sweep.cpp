@@ -76,10 +76,11 @@ void sweepTempDirs(SweepReport& report) {
 }
 
 // local-cluster.sh knows which control planes are stale (owner gone, pid reused, processes
-// dead, `up` killed half-way) and prints each one it removes.
-void sweepControlPlanes(SweepReport& report) {
+// dead, `up` killed half-way), local-node.sh which real nodes are (and undoes what each wrote
+// outside its directory: cgroups, chains, bridge); `down --all-stale` prints each one removed.
+void sweepStale(SweepReport& report, const std::string& script, const std::string& what) {
   auto r = checkCommand(
-      {std::string(BPFCHAIN_SOURCE_DIR) + "/scripts/local-cluster.sh", "down", "--all-stale"});
+      {std::string(BPFCHAIN_SOURCE_DIR) + "/scripts/" + script, "down", "--all-stale"});
   if (!r) {
     report.errors.push_back(r.error().message());
     return;
@@ -87,22 +88,7 @@ void sweepControlPlanes(SweepReport& report) {
   std::istringstream lines(r->out);
   for (std::string dir; std::getline(lines, dir);)
     if (!dir.empty())
-      report.removed.push_back("control plane " + dir);
-}
-
-// local-node.sh knows which real nodes are stale (owner gone, kubelet and containerd dead, `up`
-// killed half-way) and undoes what each wrote outside its directory (cgroups, chains, bridge).
-void sweepNodes(SweepReport& report) {
-  auto r = checkCommand(
-      {std::string(BPFCHAIN_SOURCE_DIR) + "/scripts/local-node.sh", "down", "--all-stale"});
-  if (!r) {
-    report.errors.push_back(r.error().message());
-    return;
-  }
-  std::istringstream lines(r->out);
-  for (std::string dir; std::getline(lines, dir);)
-    if (!dir.empty())
-      report.removed.push_back("node " + dir);
+      report.removed.emplace_back(what).append(" ").append(dir);
 }
 
 } // namespace
@@ -110,9 +96,9 @@ void sweepNodes(SweepReport& report) {
 SweepReport sweepStaleResources() {
   SweepReport report;
   sweepNetns(report);
-  sweepNodes(report);
+  sweepStale(report, "local-node.sh", "node");
   sweepTempDirs(report);
-  sweepControlPlanes(report);
+  sweepStale(report, "local-cluster.sh", "control plane");
   return report;
 }
 
