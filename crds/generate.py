@@ -455,21 +455,44 @@ BPFCHAIN_STATUS = obj(
     },
 )
 
+# An entry is a reference to a chain revision (what the operator writes) or, in the standalone
+# agent's hand-written file (and from operators before references), the chain inline.
+NODE_CHAIN_RULE = {
+    "rule": "has(self.revision) ? (has(self.digest) && !has(self.hook) && !has(self.programs) "
+    "&& !has(self.interfaces) && !has(self.pods)) : (has(self.hook) && has(self.programs) && "
+    "has(self.interfaces) != has(self.pods))",
+    "message": "an entry is either a reference (revision and digest, nothing of the chain's "
+    "spec) or an inline chain (hook, programs and exactly one of interfaces and pods)",
+}
+
 NODE_CHAIN = obj(
-    "One chain as this node must run it: a BpfChain's spec at one generation, resolved for "
-    "this node.",
+    "One chain this node must run: a reference to the immutable revision of the BpfChain's "
+    "spec at one generation (what the operator writes), or the chain inline (the standalone "
+    "agent's file).",
     {
         "name": string("The BpfChain's name.", maxLength=253),
         "generation": integer("The BpfChain generation this node must run.", format="int64"),
+        "revision": string(
+            "The ControllerRevision, in the operator's namespace, that holds the chain's spec "
+            "at this generation.",
+            maxLength=253,
+        ),
+        "digest": string(
+            "sha256:<hex> of the revision's data in canonical JSON (sorted keys, no spaces): "
+            "the agent runs the revision only when it matches.",
+            pattern="^sha256:[0-9a-f]{64}$",
+        ),
         "hook": HOOK,
-        "priority": PRIORITY,
-        "placement": PLACEMENT,
+        # No defaults here: a reference carries none of them, and a default the API server
+        # added would make the operator's entry differ from the stored one forever.
+        "priority": {k: v for k, v in PRIORITY.items() if k != "default"},
+        "placement": {k: v for k, v in PLACEMENT.items() if k != "default"},
         "interfaces": interfaces(rules=False),
         "pods": pods(rules=False),
         "programs": PROGRAMS,
     },
-    required=["name", "generation", "hook", "programs"],
-    **{"x-kubernetes-validations": [TARGET_RULE]},
+    required=["name", "generation"],
+    **{"x-kubernetes-validations": [NODE_CHAIN_RULE]},
 )
 
 BPFNODECONFIG_SPEC = obj(

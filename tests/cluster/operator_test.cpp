@@ -18,6 +18,8 @@
 #include "harness/control_plane.h"
 #include "harness/process.h"
 #include "harness/resources.h"
+#include "api/chain_ref.h"
+#include "api/resources.h"
 #include "k8s/client.h"
 
 namespace bpfchain::testing {
@@ -253,6 +255,34 @@ protected:
     }
   }
 
+  // The spec `node` must run of `chain`, as an agent resolves it: the ControllerRevision its
+  // reference names, whose digest must match the reference's (as canonical JSON); "" when
+  // there is no entry, no such revision, or the digest does not match.
+  static std::string resolvedSpec(const std::string& node, const std::string& chain) {
+    auto config = client_->get(kNodeConfigs, "", node);
+    if (!config || !config->has_field("spec") || !config->at("spec").has_field("chains"))
+      return "";
+    for (const auto& e : config->at("spec").at("chains").as_array()) {
+      if (k8s::stringAt(e, {"name"}) != chain)
+        continue;
+      auto ref = api::chainRefFromJson(e, node);
+      EXPECT_TRUE(ref) << ref.error().message();
+      if (!ref)
+        return "";
+      auto object = client_->get(api::kControllerRevisions, "bpfchain-system", ref->revision);
+      if (!object)
+        return "";
+      auto revision = api::chainRevisionFromJson(*object);
+      EXPECT_TRUE(revision) << revision.error().message();
+      if (!revision)
+        return "";
+      auto why = api::mismatch(*ref, *revision);
+      EXPECT_FALSE(why) << *why;
+      return why ? "" : api::canonicalJson(revision->spec);
+    }
+    return "";
+  }
+
   // The generation of `chain` in `node`'s config, or -1 when absent.
   static int64_t assigned(const std::string& node, const std::string& chain) {
     auto config = client_->get(kNodeConfigs, "", node);
@@ -445,10 +475,9 @@ TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
       },
       60s));
   // What the nodes got back is generation 1's spec, from its ControllerRevision.
-  auto config = client_->get(kNodeConfigs, "", "back-0");
-  ASSERT_TRUE(config.ok());
-  EXPECT_NE(config->serialize().find("\"name\":\"counter\""), std::string::npos);
-  EXPECT_EQ(config->serialize().find("counter-v2"), std::string::npos);
+  std::string back = resolvedSpec("back-0", "rolling");
+  EXPECT_NE(back.find("\"name\":\"counter\""), std::string::npos) << back;
+  EXPECT_EQ(back.find("counter-v2"), std::string::npos) << back;
   std::string events;
   EXPECT_TRUE(eventually([&] {
     events = eventsOf("rolling");
@@ -509,9 +538,7 @@ TEST_F(Operator, ARecreatedChainNeverRestoresTheDeletedObjectsSpec) {
       },
       60s));
   for (const char* node : {"reborn-0", "reborn-1"}) {
-    auto config = client_->get(kNodeConfigs, "", node);
-    ASSERT_TRUE(config.ok());
-    std::string text = config->serialize();
+    std::string text = resolvedSpec(node, "reborn");
     EXPECT_NE(text.find("\"name\":\"new-one\""), std::string::npos) << node << ": " << text;
     EXPECT_EQ(text.find("old-only"), std::string::npos) << node << " got the deleted spec";
     EXPECT_EQ(text.find("\"priority\":7"), std::string::npos) << node << " got the deleted spec";
@@ -922,8 +949,7 @@ TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
                   .ok());
   EXPECT_TRUE(eventually(
       [] {
-        auto config = client_->get(kNodeConfigs, "", "replica-0");
-        std::string text = config ? config->serialize() : "";
+        std::string text = resolvedSpec("replica-0", "replicated");
         return text.find("\"priority\":7") != std::string::npos &&
                text.find("\"placement\":\"last\"") != std::string::npos;
       },
