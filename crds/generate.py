@@ -567,6 +567,13 @@ BPFNODECONFIG_STATUS = obj(
                         "absent when none runs.",
                         format="int64",
                     ),
+                    "revision": string(
+                        "The chain revision this node was given (spec.chains[].revision)."
+                    ),
+                    "runningRevision": string(
+                        "The chain revision actually running (differs from revision while "
+                        "applying and after a failure); absent when none runs."
+                    ),
                     "phase": string(
                         "Applying, Ready, Failed or Removing.",
                         enum=["Applying", "Ready", "Failed", "Removing"],
