@@ -546,7 +546,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
   for (const auto& [chain, seq] : carried) {
     auto it = forNode->second.find(chain);
     if (it == forNode->second.end() || it->second.seq != seq)
-      continue; // decided again meanwhile: the next write carries that
+      continue;       // decided again meanwhile: the next write carries that
     if (written == 0) // the cache showed it already, or a resourceVersion that is no number
       forNode->second.erase(it);
     else
@@ -884,10 +884,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
       if (const Pending* pending = pendingFor(name, nodeName))
         view.assigned = pending->want ? std::optional(pending->want->generation) : std::nullopt;
       else if (auto config = configs_.find(nodeName); config != configs_.end())
-        if (auto entry = config->second.find(name); entry != config->second.end() &&
-                                                    entry->second.inSpec &&
-                                                    !entry->second.reference &&
-                                                    entry->second.assigned)
+        if (auto entry = config->second.find(name);
+            entry != config->second.end() && entry->second.inSpec && !entry->second.reference &&
+            entry->second.assigned)
           copies.emplace_back(nodeName, *entry->second.assigned); // an operator before references
       views.push_back(std::move(view));
     }

@@ -15,11 +15,11 @@
 #include <thread>
 #include <unistd.h>
 
+#include "api/chain_ref.h"
+#include "api/resources.h"
 #include "harness/control_plane.h"
 #include "harness/process.h"
 #include "harness/resources.h"
-#include "api/chain_ref.h"
-#include "api/resources.h"
 #include "k8s/client.h"
 
 namespace bpfchain::testing {
