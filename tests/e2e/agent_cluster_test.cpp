@@ -522,6 +522,24 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
   std::string canary = failed[0]["metric"]["node"].as<std::string>("");
   EXPECT_NE(status.find("Failed  VerifierRejected  1      " + canary + "\n"), std::string::npos)
       << status;
+  // The canary's failure is a Warning Event on the chain, with the agent's message on one line,
+  // shortened but keeping the verifier's last words.
+  std::string nodeFailed;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto out = ControlPlaneEnvironment::get().kubectl(
+            {"get", "events", "-n", "default", "--field-selector",
+             "involvedObject.name=e2e-alert,reason=NodeFailed", "-o",
+             "jsonpath={range .items[*]}{.type}|{.message}{\"\\n\"}{end}"});
+        nodeFailed = out.ok() ? out->out : "";
+        return nodeFailed.find("Warning|node " + canary + " failed generation ") !=
+                   std::string::npos &&
+               nodeFailed.find(": VerifierRejected: ") != std::string::npos &&
+               nodeFailed.find("invalid access to packet") != std::string::npos;
+      },
+      60000))
+      << nodeFailed;
+  std::cout << "NodeFailed events:\n" << nodeFailed;
   std::string nodesOut = plugin({"nodes", "-o", "wide"});
   EXPECT_NE(nodesOut.find("e2e-alert@"), std::string::npos) << nodesOut;
   EXPECT_NE(nodesOut.find("Failed(VerifierRejected)"), std::string::npos) << nodesOut;
