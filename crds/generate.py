@@ -438,6 +438,12 @@ BPFCHAIN_STATUS = obj(
                     string("A node."),
                     maxItems=5000,
                 ),
+                "failedNodes": array(
+                    "Nodes that report the generation Failed: a NodeFailed Event is sent once "
+                    "as a node joins the list.",
+                    string("A node."),
+                    maxItems=5000,
+                ),
             },
         ),
         "failures": array(

@@ -119,6 +119,11 @@ RolloutMemory memoryOf(const Json& chain) {
       if (n.is_string())
         m.staleNodes.push_back(n.as_string());
   std::sort(m.staleNodes.begin(), m.staleNodes.end());
+  if (const Json* failed = field(*r, {"failedNodes"}); failed && failed->is_array())
+    for (const auto& n : failed->as_array())
+      if (n.is_string())
+        m.failedNodes.push_back(n.as_string());
+  std::sort(m.failedNodes.begin(), m.failedNodes.end());
   // A rolled-back generation's failures are kept in status.failures until a new one comes.
   if (const Json* list = field(chain, {"status", "failures"});
       m.rolledBack && list && list->is_array())
@@ -1007,6 +1012,10 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   for (size_t i = 0; i < d.memory.staleNodes.size(); ++i)
     staleNodes[i] = Json::string(d.memory.staleNodes[i]);
   status["rollout"]["staleNodes"] = staleNodes;
+  Json failedNodes = Json::array();
+  for (size_t i = 0; i < d.memory.failedNodes.size(); ++i)
+    failedNodes[i] = Json::string(d.memory.failedNodes[i]);
+  status["rollout"]["failedNodes"] = failedNodes;
 
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
   status["phase"] = Json::string(chainPhase(d, !problem.reason.empty()));

@@ -20,9 +20,9 @@
 // what reconciles need (each Node's labels; per BpfNodeConfig, each chain's assigned and
 // reported generation), and a BpfNodeConfig change queues only the chains whose entries in it
 // changed. A status is written only when it differs from the last one written or observed.
-// Events (core/v1, on the BpfChain): RolloutStarted, CanaryReady or CanaryFailed,
-// RolloutHalted, RolledBack, ProgressDeadlineExceeded, RolloutComplete (or NodesFailed,
-// RolloutFailed: rollout.h's rolloutEvents), CleanupDeadlineExceeded.
+// Events (core/v1, on the BpfChain): RolloutStarted, NodeFailed (per node), CanaryReady or
+// CanaryFailed, RolloutHalted, RolledBack, ProgressDeadlineExceeded, RolloutComplete (or
+// NodesFailed, RolloutFailed: rollout.h's rolloutEvents), CleanupDeadlineExceeded.
 #pragma once
 
 #include <atomic>

@@ -918,6 +918,77 @@ TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
             (std::vector<std::string>{"resume-0", "resume-1", "resume-2", "resume-3", "resume-4"}));
 }
 
+TEST_F(OperatorRestarts, ANodesFailureIsOneWarningEventNamingItEvenAcrossARestart) {
+  for (int i = 0; i < 3; ++i)
+    addNode("nodefail-" + std::to_string(i), "nodefail");
+  agents_->fail("nodefail-1", 1);
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("node-failing", "nodefail", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":3,)"
+                                          R"("failurePolicy":"Continue"})"))
+                  .ok());
+  // The NodeFailed Events (core/v1, in "default": the chain is cluster-scoped) about `node`.
+  auto nodeFailed = [](const std::string& node) {
+    std::vector<Json> found;
+    auto list =
+        client_->list(k8s::resources::kEvents, "default",
+                      {.fieldSelector = "involvedObject.name=node-failing,reason=NodeFailed"});
+    if (list)
+      for (const auto& e : list->items)
+        if (k8s::stringAt(e, {"message"}).starts_with("node " + node + " "))
+          found.push_back(e);
+    return found;
+  };
+  ASSERT_TRUE(eventually([&] { return !nodeFailed("nodefail-1").empty(); }, 60s));
+  Json e = nodeFailed("nodefail-1").at(0);
+  EXPECT_EQ(k8s::stringAt(e, {"type"}), "Warning");
+  EXPECT_EQ(k8s::stringAt(e, {"involvedObject", "kind"}), "BpfChain");
+  EXPECT_EQ(k8s::stringAt(e, {"message"}),
+            "node nodefail-1 failed generation 1: VerifierRejected: R1 invalid mem access "
+            "'scalar'");
+  // Continue passes over it: the rollout completes, and says so once more.
+  std::string reason;
+  EXPECT_TRUE(eventually([&] {
+    return conditionOf("node-failing", "Progressing", &reason) == "False" &&
+           reason == "RolloutComplete";
+  }));
+  auto c = client_->get(kChains, "", "node-failing");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->at("status").at("rollout").at("failedNodes").serialize(), R"(["nodefail-1"])");
+  // What a user sees.
+  auto shown = ControlPlaneEnvironment::get().kubectl(
+      {"events", "-n", "default", "--for", "bpfchain/node-failing", "--types", "Warning"});
+  ASSERT_TRUE(shown.ok()) << shown.error().message();
+  EXPECT_NE(shown->out.find("NodeFailed"), std::string::npos) << shown->out;
+  EXPECT_NE(shown->out.find("node nodefail-1 failed generation 1: VerifierRejected"),
+            std::string::npos)
+      << shown->out;
+
+  // A new operator remembers what was said (status.rollout.failedNodes): a second node's
+  // failure is one new Event, the first node's is not repeated.
+  restartOperator(SIGKILL);
+  agents_->fail("nodefail-2", 1);
+  EXPECT_TRUE(eventually([&] { return nodeFailed("nodefail-2").size() == 1; }, 60s));
+  auto first = nodeFailed("nodefail-1");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].at("count").as_integer(), 1);
+
+  // A new generation failing on the node again is a new failure.
+  agents_->fail("nodefail-1", 2);
+  ASSERT_TRUE(updateChain("node-failing", [](Json& next) {
+                next["spec"]["programs"][1] =
+                    chain("x", "x", {"portfilter"}, "{}")["spec"]["programs"][0];
+              }).ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& f : nodeFailed("nodefail-1"))
+          if (k8s::stringAt(f, {"message"}).starts_with("node nodefail-1 failed generation 2: "))
+            return true;
+        return false;
+      },
+      60s));
+}
+
 TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
   // Replace the suite's operator by two replicas that elect a leader.
   restartOperator(SIGTERM, {"--leader-elect"});
