@@ -509,7 +509,10 @@ BPFNODECONFIG_SPEC = obj(
             "The node's chains.",
             NODE_CHAIN,
             maxItems=256,
-            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            # One writer (the operator) replaces the whole list: atomic, so the API server
+            # tracks one field for it instead of every field of every entry (managedFields
+            # were 21 of a 46 KB object with per-chain entries, and every write pays for them).
+            **{"x-kubernetes-list-type": "atomic"},
         )
     },
 )
@@ -593,7 +596,9 @@ BPFNODECONFIG_STATUS = obj(
                 },
                 required=["name"],
             ),
-            **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            maxItems=256,
+            # One writer (the node's agent) replaces the whole list: atomic, as spec.chains.
+            **{"x-kubernetes-list-type": "atomic"},
         ),
     },
 )
