@@ -935,10 +935,25 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   written_[name].uid = uid;
   written_[name].memory = d.memory;
   recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
-  // What a rollback can still need: the current generation and the stable one.
+  // What nodes refer to and what a rollback can still need: the current generation, the
+  // stable one, and every generation a node's spec or a pending decision names (an agent that
+  // restarts must still resolve what it runs).
   std::set<int64_t> keep{generation};
   if (d.memory.stableGeneration)
     keep.insert(*d.memory.stableGeneration);
+  for (const auto& view : views)
+    if (view.assigned)
+      keep.insert(*view.assigned);
+  for (const auto& [node, assigned] : d.assign)
+    if (assigned)
+      keep.insert(*assigned);
+  {
+    std::lock_guard lock(indexMu_);
+    for (const auto& [node, chains] : configs_)
+      if (auto it = chains.find(name);
+          it != chains.end() && it->second.inSpec && it->second.assigned)
+        keep.insert(*it->second.assigned);
+  }
   if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
     std::cerr << stamp() << "chain/" << name
               << ": pruning ControllerRevisions: " << r.error().describe() << "\n";

@@ -1,20 +1,23 @@
 // The operator's controller: BpfChains and Nodes in, one BpfNodeConfig per node out.
 //
 // Level-triggered, as controller-runtime: informers on BpfChains, Nodes and BpfNodeConfigs
-// feed a work queue of keys ("chain/<name>", "node/<name>"); one worker reconciles a key at
-// a time from the caches and the current state of the world, whatever events led there.
-//   node/<name>   a Node has a BpfNodeConfig of the same name; a deleted Node's is deleted.
-//   chain/<name>  the chain's entry in each node's BpfNodeConfig.spec.chains follows the
-//                 rollout policy (rollout.h); the chain's status sums up the agents' reports.
-// Each chain's entries are written by server-side apply with a field manager of the chain's
-// own ("bpfchain-operator/<chain>"), so chains never overwrite each other's entries and
-// releasing a chain from a node is applying nothing. A finalizer keeps a deleted chain until
-// every agent reports it gone, or until a deadline, which the status then reports.
-// Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions
-// named after the chain's UID as well as its name (history.h) and owned by the chain: a chain
-// deleted and created again under its name never restores the old object's spec. Only what a
-// rollback can need is kept (the current and the stable generation); the rest, and revisions
-// of earlier objects of the same name, are deleted (no garbage collector is assumed).
+// feed a work queue of keys ("chain/<name>", "node/<name>"); writeConcurrency workers
+// reconcile keys from the caches and the current state of the world, whatever events led
+// there, never one key twice at once.
+//   chain/<name>  decides each node's reference to the chain (api::ChainRef: the
+//                 ControllerRevision of a generation and its digest) by the rollout policy
+//                 (rollout.h), and sums the agents' reports up in the chain's status.
+//                 Chain reconciles run one at a time (chainMu_).
+//   node/<name>   a Node has a BpfNodeConfig of the same name, whose spec.chains is written
+//                 in one merge patch with every decision made for it meanwhile; a deleted
+//                 Node's is deleted.
+// A finalizer keeps a deleted chain until every agent reports it gone, or until a deadline,
+// which the status then reports. Each generation's spec is kept as a ControllerRevision named
+// after the chain's UID as well as its name (history.h) and owned by the chain: nodes refer
+// to it, a rollback restores it, and a chain deleted and created again under its name never
+// meets the old object's. Only what nodes and a rollback can need is kept (the current and
+// the stable generation); the rest, and revisions of earlier objects of the same name, are
+// deleted (no garbage collector is assumed).
 //
 // Scale: a reconcile reads no informer's whole cache. The event handlers keep an index of
 // what reconciles need (each Node's labels; per BpfNodeConfig, each chain's assigned and

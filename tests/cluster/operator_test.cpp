@@ -452,6 +452,71 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
   EXPECT_EQ(events.find("RolloutComplete|generation 2"), std::string::npos) << events;
 }
 
+// Revisions are collected once no node refers to them and no rollback can need them: a
+// finished rollout keeps one; one under way keeps every generation a node's spec names, even
+// one that is neither the current nor the last Ready everywhere.
+TEST_F(Operator, RevisionsNoNodeRefersToAreCollected) {
+  for (int i = 0; i < 3; ++i)
+    addNode("gc-" + std::to_string(i), "gc");
+  auto generations = [] {
+    std::set<int64_t> kept;
+    auto listed = client_->list(api::kControllerRevisions, "bpfchain-system",
+                                {.labelSelector = "bpfchain.io/chain=gc"});
+    if (listed)
+      for (const auto& r : listed->items)
+        kept.insert(r.at("revision").as_number().to_int64());
+    return kept;
+  };
+  auto program = [](const std::string& name) {
+    return [name](Json& next) { next["spec"]["programs"][0]["name"] = Json::string(name); };
+  };
+  ASSERT_TRUE(
+      client_
+          ->create(kChains,
+                   chain("gc", "gc", {"counter"},
+                         R"({"canaryNodes":1,"maxUnavailable":1,"failurePolicy":"Continue"})"))
+          .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("gc", "Ready") == "True"; }, 60s));
+  ASSERT_TRUE(updateChain("gc", program("counter-2")).ok());
+  ASSERT_TRUE(updateChain("gc", program("counter-3")).ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("gc", "Ready") == "True" && statusString("gc", "ready") == "3/3" &&
+               generations() == std::set<int64_t>{3};
+      },
+      60s));
+
+  // Generation 4 fails on gc-0 and, under Continue, goes everywhere: 3 stays the stable one.
+  agents_->fail("gc-0", 4);
+  ASSERT_TRUE(updateChain("gc", program("counter-4")).ok());
+  std::string reason;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("gc", "Ready", &reason) == "False" && reason == "NodesFailed" &&
+               assigned("gc-2", "gc") == 4;
+      },
+      60s))
+      << reason;
+  EXPECT_EQ(generations(), (std::set<int64_t>{3, 4}));
+
+  // Generation 5 waits on its canary (gc-0, whose agent is silent): gc-1 and gc-2 still run
+  // 4, which is neither the current generation nor the stable one, and must stay readable.
+  agents_->freeze("gc-0");
+  ASSERT_TRUE(updateChain("gc", program("counter-5")).ok());
+  EXPECT_TRUE(eventually([] { return assigned("gc-0", "gc") == 5; }, 60s));
+  std::this_thread::sleep_for(2s); // a few more reconciles
+  EXPECT_EQ(assigned("gc-1", "gc"), 4);
+  EXPECT_TRUE(generations().contains(4)) << "a revision gc-1 runs was deleted";
+  EXPECT_NE(resolvedSpec("gc-1", "gc").find("counter-4"), std::string::npos);
+
+  // The canary reports, generation 5 completes, and 3 and 4 go.
+  agents_->freeze("gc-0", false);
+  EXPECT_TRUE(eventually(
+      [&] { return conditionOf("gc", "Ready") == "True" && generations() == std::set<int64_t>{5}; },
+      60s))
+      << generations().size();
+}
+
 TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
   for (int i = 0; i < 3; ++i)
     addNode("back-" + std::to_string(i), "back");
