@@ -87,7 +87,12 @@ Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& s
       chains[kept++] = entry;
       continue;
     }
-    auto ref = api::chainRefFromJson(entry, field);
+    // A CRD whose one schema for chains[] entries defaults `placement` (the inline form's)
+    // puts it into references too: the revision's data says where the chain goes.
+    k8s::Json refEntry = entry;
+    if (refEntry.is_object() && refEntry.has_field("placement"))
+      refEntry.erase("placement");
+    auto ref = api::chainRefFromJson(refEntry, field);
     if (!ref) {
       // A reference this agent cannot read (a newer operator's?): it fails alone.
       std::string name = entry.has_field("name") && entry.at("name").is_string()

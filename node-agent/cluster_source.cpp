@@ -171,7 +171,7 @@ void ClusterSource::Impl::keep(const std::map<std::string, k8s::Json>& resolved,
     if (kept != keptRevisions.end() && k8s::nameOf(kept->second) == k8s::nameOf(object))
       continue;
     k8s::Json copy = object;
-    if (copy.has_field("metadata"))
+    if (copy.has_field("metadata") && copy.at("metadata").has_field("managedFields"))
       copy["metadata"].erase("managedFields");
     std::filesystem::create_directories(options.stateDir + "/revisions", ec);
     std::string path = keptPath(chain);

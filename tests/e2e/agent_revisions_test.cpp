@@ -225,6 +225,13 @@ protected:
     ASSERT_TRUE(applied.ok()) << applied.error().describe();
   }
 
+  // The node's chains removed (an apply of an empty list would leave no spec at all).
+  static void referNothing(size_t node) {
+    auto patched = client_->patch(api::kBpfNodeConfigs, "", nodeName(node), k8s::PatchType::Merge,
+                                  Json::parse(R"({"spec":{"chains":[]}})"));
+    ASSERT_TRUE(patched.ok()) << patched.error().describe();
+  }
+
   static Json chainStatus(size_t node, const std::string& chain) {
     auto config = client_->get(api::kBpfNodeConfigs, "", nodeName(node));
     if (!config.ok() || !config->has_field("status") || !config->at("status").has_field("chains"))
@@ -329,13 +336,13 @@ TEST_F(AgentRevisions, AReferenceRunsTheRevisionItNamesAndANewOneRollsOut) {
   EXPECT_EQ(k8s::stringAt(s, {"runningRevision"}), g2.revision) << s.serialize();
   EXPECT_EQ(programIds(node, chain).size(), 2u); // root, count
   EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 has no filter";
-  refer(node, {});
+  referNothing(node);
   EXPECT_TRUE(eventually([&] { return chainStatus(node, chain).is_null(); }));
 }
 
 // A revision whose data is not what the reference's digest says is never run: the node says
-// DigestMismatch and the previous generation keeps handling traffic; once the revision holds
-// the right data (its watch event), the new generation rolls out.
+// DigestMismatch and the previous generation keeps handling traffic; once the revision is
+// replaced by one that holds the right data (its watch events), the new generation rolls out.
 TEST_F(AgentRevisions, ARevisionWhoseDataIsNotTheDigestIsRefusedAndThePreviousOneRuns) {
   const size_t node = 1;
   const std::string chain = "rev-digest";
@@ -367,15 +374,14 @@ TEST_F(AgentRevisions, ARevisionWhoseDataIsNotTheDigestIsRefusedAndThePreviousOn
   EXPECT_NE(agent_->log().find("revision " + g2.revision + "): DigestMismatch"), std::string::npos)
       << agent_->log();
 
-  auto stored = client_->get(api::kControllerRevisions, kNs, g2.revision);
-  ASSERT_TRUE(stored.ok()) << stored.error().describe();
-  (*stored)["data"] = chainSpec(false);
-  auto updated = client_->update(api::kControllerRevisions, *stored);
-  ASSERT_TRUE(updated.ok()) << updated.error().describe();
+  // A revision's data is immutable: it is replaced (deleted, created again under its name).
+  auto removed = client_->remove(api::kControllerRevisions, kNs, g2.revision);
+  ASSERT_TRUE(removed.ok()) << removed.error().describe();
+  EXPECT_EQ(createRevision(chain, 2, chainSpec(false), chainSpec(false)), g2);
   waitFor(node, chain, 2, "Ready");
   EXPECT_EQ(k8s::stringAt(chainStatus(node, chain), {"runningRevision"}), g2.revision);
   EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 runs";
-  refer(node, {});
+  referNothing(node);
   EXPECT_TRUE(eventually([&] { return chainStatus(node, chain).is_null(); }));
 }
 
@@ -430,7 +436,7 @@ TEST_F(AgentRevisions, WithoutPermissionToReadRevisionsTheOldGenerationKeepsRunn
   waitFor(node, chain, 2, "Ready", "", kLongWait);
   EXPECT_EQ(k8s::stringAt(chainStatus(node, chain), {"runningRevision"}), g2.revision);
   EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 runs";
-  refer(node, {});
+  referNothing(node);
   EXPECT_TRUE(eventually([&] { return chainStatus(node, chain).is_null(); }));
 }
 

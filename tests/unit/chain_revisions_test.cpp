@@ -51,7 +51,7 @@ Json specOf(const std::vector<Json>& entries) {
 }
 
 // A lookup answering from `store` by revision name, else with `missing` (kind + message).
-RevisionLookup lookupIn(std::map<std::string, Json> store,
+RevisionLookup lookupIn(const std::map<std::string, Json>& store,
                         const std::string& missing = "404 NotFound: not found") {
   return [store, missing](const api::ChainRef& ref) -> Result<std::vector<Json>> {
     if (auto it = store.find(ref.revision); it != store.end())
@@ -255,6 +255,16 @@ TEST(ChainRevisions, AMalformedReferenceFailsAloneAndANameUsedTwiceFailsTheSpec)
   ASSERT_NE(invalidNamed(r->spec, "newer"), nullptr);
   EXPECT_EQ(invalidNamed(r->spec, "newer")->kind, ErrorKind::SpecInvalid);
   EXPECT_NE(invalidNamed(r->spec, "newer")->message.find("chains[1].wave"), std::string::npos);
+
+  // What the API server's defaults put into every entry of the shared schema is not refused.
+  Json defaulted = api::toJson(ok);
+  defaulted["placement"] = Json::string("first");
+  auto withDefault =
+      resolveNodeSpec(specOf({defaulted}), "node n1",
+                      lookupIn({{ok.revision, revision("edge", 1, data)}}), nothingKept());
+  ASSERT_TRUE(withDefault);
+  EXPECT_TRUE(withDefault->spec.invalid.empty());
+  ASSERT_EQ(withDefault->spec.chains.size(), 1u);
 
   auto twice = resolveNodeSpec(specOf({api::toJson(ok), api::toJson(refTo("edge", 2, data))}),
                                "node n1", lookupIn({}), nothingKept());
