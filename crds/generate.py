@@ -577,11 +577,13 @@ BPFNODECONFIG_STATUS = obj(
                         format="int64",
                     ),
                     "revision": string(
-                        "The chain revision this node was given (spec.chains[].revision)."
+                        "The chain revision this node was given (a ControllerRevision in the "
+                        "operator's namespace); absent for a chain given inline."
                     ),
                     "runningRevision": string(
-                        "The chain revision actually running (differs from revision while "
-                        "applying and after a failure); absent when none runs."
+                        "The chain revision of runningGeneration: differs from revision while "
+                        "applying and after a failure; absent when none runs or the chain was "
+                        "given inline."
                     ),
                     "phase": string(
                         "Applying, Ready, Failed or Removing.",
@@ -589,7 +591,8 @@ BPFNODECONFIG_STATUS = obj(
                     ),
                     "reason": string(
                         "Machine-readable: PackageFetchFailed, ChecksumMismatch, "
-                        "SignatureInvalid, VerifierRejected, AttachFailed, MapArgInvalid, ..."
+                        "SignatureInvalid, VerifierRejected, AttachFailed, MapArgInvalid, "
+                        "SpecInvalid, RevisionUnavailable, DigestMismatch, ..."
                     ),
                     "message": string("Details, with the verifier log's tail when it refused."),
                     "attachments": array("Where the chain is attached.", ATTACHMENT),
