@@ -87,14 +87,14 @@ struct Flags {
 const char* kUsage =
     "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE]\n"
     "                       [--revision-namespace NS])\n"
-    "       (--revision-namespace: where the operator's chain revisions are; default\n"
-    "        $POD_NAMESPACE, else bpfchain-system)\n"
     "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
     "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
     "         [--resync-seconds N] [--heartbeat-seconds N] [--tc-priority N] [--netns PATH]\n"
     "         [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-plugin PATH]\n"
     "          [--cni-uninstall-on-exit]]\n"
-    "       bpfchain-agent status [--socket PATH] [-o text|json]\n";
+    "       bpfchain-agent status [--socket PATH] [-o text|json]\n"
+    "--revision-namespace: where the operator's chain revisions are (default: $POD_NAMESPACE,\n"
+    "else bpfchain-system)\n";
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;

@@ -646,6 +646,11 @@ TEST_F(HelmChart, InAnotherNamespaceItsRbacGrantsWhatTheBinariesNeedAndNoMore) {
       {agent, {"patch", "bpfnodeconfigs.bpfchain.io"}, false},
       {agent, {"get", "bpfchains.bpfchain.io"}, false},
       {agent, {"get", "secrets", "-n", kEdgeNs}, false},
+      // The chain revisions its node refers to, in the release namespace only, read-only.
+      {agent, {"watch", "controllerrevisions.apps", "-n", kEdgeNs}, true},
+      {agent, {"get", "controllerrevisions.apps", "-n", kEdgeNs}, true},
+      {agent, {"create", "controllerrevisions.apps", "-n", kEdgeNs}, false},
+      {agent, {"get", "controllerrevisions.apps", "-n", "default"}, false},
   };
   for (const auto& check : checks) {
     std::vector<std::string> args{"auth", "can-i", "--as", check.user};
