@@ -96,11 +96,12 @@ ok = items and all(p["status"].get("phase") == "Running" and any(
     for p in items)
 sys.exit(0 if ok else 1)'
 }
+kubectl -n "$ns" rollout status ds/bpfchain-agent --timeout=120s >/dev/null || fail "agent DaemonSet not rolled out"
 wait_for "agent pod not Ready" all_ready app.kubernetes.io/component%3Dagent
 t_agent=$(($(now_ms) - t1))
 agent_restarts=$(api "/api/v1/namespaces/$ns/pods?labelSelector=app.kubernetes.io/component%3Dagent" |
     py 'import json,sys; print(sum(c.get("restartCount", 0) for p in json.load(sys.stdin)["items"] for c in p["status"].get("containerStatuses", [])))')
-wait_for "operator pod not Ready" all_ready app.kubernetes.io/component%3Doperator
+kubectl -n "$ns" rollout status deploy/bpfchain-operator --timeout=120s >/dev/null || fail "operator Deployment not rolled out"
 lease_held() {
     api "/apis/coordination.k8s.io/v1/namespaces/$ns/leases/bpfchain-operator" |
         py 'import json,sys; sys.exit(0 if json.load(sys.stdin)["spec"].get("holderIdentity") else 1)'
@@ -146,7 +147,7 @@ python3 -m http.server --bind 127.0.0.1 "$port" -d "$root/examples/packages" >/d
 http_pid=$!
 sha=$(sha256sum "$root/examples/packages/counter-1.0.0.tar.gz" | cut -d' ' -f1)
 t2=$(now_ms)
-api /apis/bpfchain.io/v1alpha1/bpfchains -X POST -H 'Content-Type: application/json' -d '{
+kubectl apply -f - <<<'{
   "apiVersion": "bpfchain.io/v1alpha1", "kind": "BpfChain", "metadata": {"name": "count-node"},
   "spec": {"hook": "xdp", "interfaces": {"names": ["'"$veth"'"]},
     "programs": [{"name": "count", "entry": "counter_xdp",
@@ -175,7 +176,7 @@ for p in "$blocked" "$open_port"; do
 done
 gw=10.244.0.1 # the bridge's address (local-node.sh: isGateway) is the pods' way to the host
 pf_sha=$(sha256sum "$root/examples/packages/portfilter-1.0.0.tar.gz" | cut -d' ' -f1)
-api /apis/bpfchain.io/v1alpha1/bpfchains -X POST -H 'Content-Type: application/json' -d '{
+kubectl apply -f - <<<'{
   "apiVersion": "bpfchain.io/v1alpha1", "kind": "BpfChain", "metadata": {"name": "pods-node"},
   "spec": {"hook": "tc-ingress",
     "pods": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
@@ -196,7 +197,7 @@ sys.exit(0 if any(c.get("name") == sys.argv[1] and c.get("phase") == sys.argv[2]
 }
 wait_for "chain pods-node not Idle on the node before its pod exists" node_phase pods-node Idle
 t4=$(now_ms)
-api /api/v1/namespaces/default/pods -X POST -H 'Content-Type: application/json' -d '{
+kubectl apply -f - <<<'{
   "apiVersion": "v1", "kind": "Pod",
   "metadata": {"name": "probe", "labels": {"app": "bpfchain-probe"}},
   "spec": {"terminationGracePeriodSeconds": 1,
@@ -231,7 +232,7 @@ programs = [p["program"] for p in hooks[0]["programs"]]
 assert programs == ["filter", "count"], "programs on the probe pod hook: %s" % programs
 print("probe pod %s on %s: %s" % (hooks[0]["pod"], hooks[0]["interface"], verdicts))' "$status" ||
     fail "agent status: $status"
-api /api/v1/namespaces/default/pods/probe -X DELETE >/dev/null
+kubectl delete pod probe --timeout=60s >/dev/null || fail "deleting the probe pod"
 probe_gone() { ! api /api/v1/namespaces/default/pods/probe; }
 wait_for "probe pod not deleted" probe_gone
 
@@ -239,8 +240,7 @@ rss() { ps -o rss= -p "$(cat "$dir/$1.pid")" | tr -d ' '; }
 mem="kubelet $(rss kubelet) KiB, containerd $(rss containerd) KiB"
 
 # Chains first (the agents detach them), then the release, as docs/operations.md says.
-api /apis/bpfchain.io/v1alpha1/bpfchains/count-node -X DELETE >/dev/null
-api /apis/bpfchain.io/v1alpha1/bpfchains/pods-node -X DELETE >/dev/null
+kubectl delete bpfchain count-node pods-node --timeout=120s >/dev/null || fail "deleting the BpfChains"
 chain_gone() { ! api "/apis/bpfchain.io/v1alpha1/bpfchains/$1"; }
 wait_for "BpfChain count-node not deleted" chain_gone count-node
 wait_for "BpfChain pods-node not deleted" chain_gone pods-node
@@ -253,7 +253,7 @@ entry_gone() { ! entry_present && [[ ! -e $BPFCHAIN_CNI_BIN_DIR/bpfchain-cni ]];
 wait_for "bpfchain-cni still in the node's conflist after helm uninstall: $(cat "$(conflist)")" entry_gone
 t_uninstall=$(($(now_ms) - t_u))
 # A new pod still starts: nothing on the node waits for an agent that is gone.
-api /api/v1/namespaces/default/pods -X POST -H 'Content-Type: application/json' -d '{
+kubectl apply -f - <<<'{
   "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "after-uninstall"},
   "spec": {"terminationGracePeriodSeconds": 1,
     "containers": [{"name": "c", "image": "bpfchain.local/busybox:1", "imagePullPolicy": "Never",
