@@ -484,7 +484,8 @@ TEST_F(HelmChart, EveryOptionRendersWhereItShouldAndPassesTheApiServersValidatio
     mounts[m["mountPath"].as<std::string>()] = m["name"].as<std::string>();
   EXPECT_EQ(mounts["/host/etc/cni/net.d"], "cni-conf");
   EXPECT_EQ(mounts["/host/opt/cni/bin"], "cni-bin");
-  EXPECT_EQ(countKind(docs, "Role"), 1u); // the operator's; the agent's -cni Role is not needed
+  // The operator's and the agent's (chain revisions); the agent's -cni Role is not needed.
+  EXPECT_EQ(countKind(docs, "Role"), 2u);
 
   YAML::Node secret = object(docs, "Secret", "edge-bpfchain-trusted-keys");
   ASSERT_TRUE(secret.IsDefined());
