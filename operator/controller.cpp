@@ -302,12 +302,11 @@ Controller::~Controller() {
 Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
   NodeConfigIndex index;
   if (const Json* list = field(nodeConfig, {"spec", "chains"}); list && list->is_array()) {
-    const auto& entries = list->as_array();
-    for (size_t i = 0; i < entries.size(); ++i) {
-      auto& entry = index[k8s::stringAt(entries.at(i), {"name"})];
+    for (const auto& item : list->as_array()) {
+      auto& entry = index[k8s::stringAt(item, {"name"})];
       entry.inSpec = true;
-      entry.assigned = generationIn(&entries.at(i));
-      entry.reference = api::isReference(entries.at(i));
+      entry.assigned = generationIn(&item);
+      entry.reference = api::isReference(item);
     }
   }
   if (const Json* list = field(nodeConfig, {"status", "chains"}); list && list->is_array())
