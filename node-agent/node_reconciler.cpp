@@ -246,8 +246,11 @@ void NodeReconciler::loadState(Instance& instance) const {
     for (const auto& c : doc["chains"]) {
       AppliedChain applied;
       applied.generation = c["generation"].as<int64_t>();
-      if (c["revision"].IsScalar()) // absent in the state of agents before references
-        applied.revision = c["revision"].as<std::string>();
+      // Absent in the state of agents before references, and of inline chains. (A missing
+      // key of a const node is invalid, and asking an invalid node its type throws: the whole
+      // state would be dropped and every program reloaded.)
+      if (const YAML::Node revision = c["revision"]; revision.IsDefined() && revision.IsScalar())
+        applied.revision = revision.as<std::string>();
       bool complete = true;
       for (const auto& p : c["programs"]) {
         applied.programs.push_back(programFromYaml(p));
