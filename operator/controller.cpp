@@ -4,10 +4,10 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
-#include <iostream>
 
 #include "k8s/label_selector.h"
 #include "operator/history.h"
+#include "system/log.h"
 #include "system/time.h"
 
 namespace bpfchain::op {
@@ -24,21 +24,6 @@ const k8s::Resource kRevisions{"apps", "v1", "controllerrevisions", "ControllerR
 constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
 constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
-
-// The log's line prefix: UTC wall-clock time to the millisecond, to line slow reconciles up
-// with what a user or a benchmark did.
-std::string stamp() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03d ", buf, static_cast<int>(ms.count()));
-  return out;
-}
 
 std::string managerOf(const std::string& chain) {
   return "bpfchain-operator/" + chain;
@@ -439,7 +424,7 @@ void Controller::worker() {
     ReconcileResult result = ReconcileResult::Success;
     if (!outcome) {
       result = ReconcileResult::Error;
-      std::cerr << stamp() << "reconcile " << *key << ": " << outcome.error().describe() << "\n";
+      log::error("reconcile failed", {{"key", *key}, {"error", outcome.error().describe()}});
       queue_.addRateLimited(*key);
     } else {
       queue_.forget(*key);
@@ -449,8 +434,7 @@ void Controller::worker() {
       }
     }
     if (seconds >= 1)
-      std::cerr << stamp() << "reconcile " << *key << " took " << static_cast<int>(seconds * 1000)
-                << " ms\n";
+      log::info("slow reconcile", {{"key", *key}, {"ms", static_cast<int>(seconds * 1000)}});
     if (options_.metrics)
       options_.metrics->reconciled(key->substr(0, key->find('/')), result, seconds);
     queue_.done(*key);
@@ -498,6 +482,8 @@ ApiResult<void> Controller::applyEntry(const std::string& chain, const std::stri
   if (!applied)
     return std::move(applied).error();
   expect(chain, node, generationIn(&entry), *applied);
+  log::info("assigned chain to node",
+            {{"chain", chain}, {"node", node}, {"generation", generationIn(&entry).value_or(0)}});
   return {};
 }
 
@@ -545,6 +531,7 @@ ApiResult<void> Controller::releaseEntry(const std::string& chain, const std::st
     return std::move(patched).error();
   if (patched)
     expect(chain, node, std::nullopt, *patched);
+  log::info("removed chain from node", {{"chain", chain}, {"node", node}});
   return {};
 }
 
@@ -695,8 +682,8 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
     auto created = client_.create(kRevisions, copy);
     if (!created && !created.error().alreadyExists())
       return std::move(created).error();
-    std::cerr << stamp() << "chain/" << name << ": adopted ControllerRevision " << old.name
-              << " as " << adopted << "\n";
+    log::info("adopted ControllerRevision",
+              {{"chain", name}, {"revision", old.name}, {"as", adopted}});
   }
   for (const auto& doomed : revisionsToPrune(refs, uid, keep)) {
     auto removed = client_.remove(kRevisions, options_.revisionNamespace, doomed);
@@ -704,7 +691,7 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
       return std::move(removed).error();
     revisions_.erase(doomed);
     revisionSpecs_.erase(doomed);
-    std::cerr << stamp() << "chain/" << name << ": deleted ControllerRevision " << doomed << "\n";
+    log::info("deleted ControllerRevision", {{"chain", name}, {"revision", doomed}});
   }
   pruned_[name] = {uid, keep};
   return {};
@@ -712,6 +699,8 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
 
 void Controller::event(const Json& chain, k8s::EventType type, const std::string& reason,
                        const std::string& message) {
+  log::write(type == k8s::EventType::Warning ? log::Level::Warning : log::Level::Info, "event",
+             {{"chain", k8s::nameOf(chain)}, {"reason", reason}, {"message", message}});
   Json ref = Json::object();
   ref["apiVersion"] = Json::string(kChains.apiVersion());
   ref["kind"] = Json::string(kChains.kind);
@@ -720,8 +709,9 @@ void Controller::event(const Json& chain, k8s::EventType type, const std::string
     ref["metadata"]["uid"] = Json::string(uid);
   // An event is worth a try, not a retry: the status says the same.
   if (auto recorded = events_.record(ref, type, reason, message); !recorded)
-    std::cerr << stamp() << "event " << reason << " on " << k8s::nameOf(chain) << ": "
-              << recorded.error().describe() << "\n";
+    log::warning("cannot record an event", {{"chain", k8s::nameOf(chain)},
+                                            {"reason", reason},
+                                            {"error", recorded.error().describe()}});
 }
 
 ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
@@ -844,7 +834,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     RolloutDecision refused;
     refused.halted = true;
     refused.waitingFor = "a valid spec.nodeSelector";
-    std::cerr << stamp() << "chain/" << name << ": " << selector.error().message() << "\n";
+    log::error("chain not rolled out: invalid spec.nodeSelector",
+               {{"chain", name}, {"reason", "SpecInvalid"}, {"error", selector.error().message()}});
     if (auto r = writeStatus(chain, refused,
                              {"SpecInvalid", "SpecInvalid: " + selector.error().message()});
         !r)
@@ -919,8 +910,10 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   if (auto r = runWrites(writes); !r)
     return std::move(r).error();
   if (auto took = std::chrono::steady_clock::now() - writing; took >= std::chrono::seconds(1))
-    std::cerr << stamp() << "chain/" << name << ": wrote " << d.assign.size() << " node(s) in "
-              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+    log::info("slow node writes",
+              {{"chain", name},
+               {"nodes", d.assign.size()},
+               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
   if (auto r = releaseEverywhere(name, matched); !r)
     return std::move(r).error();
 
@@ -936,8 +929,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   if (d.memory.stableGeneration)
     keep.insert(*d.memory.stableGeneration);
   if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
-    std::cerr << stamp() << "chain/" << name
-              << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
+    log::warning("cannot prune ControllerRevisions",
+                 {{"chain", name}, {"error", r.error().describe()}});
   if (options_.metrics)
     options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed, d.halted,
                                         d.halted && d.memory.rolledBack, d.stale});
