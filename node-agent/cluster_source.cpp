@@ -1,6 +1,5 @@
 #include "node-agent/cluster_source.h"
 
-#include <iostream>
 #include <map>
 #include <mutex>
 
@@ -9,6 +8,7 @@
 #include "k8s/informer.h"
 #include "k8s/label_selector.h"
 #include "k8s/object.h"
+#include "system/log.h"
 #include "system/time.h"
 
 namespace bpfchain::agent {
@@ -163,14 +163,15 @@ std::optional<NodeSpec> ClusterSource::current() {
   try {
     document = YAML::Load(spec.serialize());
   } catch (const YAML::Exception& e) {
-    std::cerr << "bpfchain-agent: " << source << ": " << e.what() << "\n";
+    log::error("node config not parsed; keeping what runs",
+               {{"source", source}, {"error", e.what()}});
     return std::nullopt;
   }
   auto parsed = parseNodeSpec(document, source);
   if (!parsed) {
     // Not a spec at all. A chain this agent cannot parse (a field of a newer CRD) does not get
     // here: it fails alone (NodeSpec::invalid, SpecInvalid in its status).
-    std::cerr << "bpfchain-agent: " << parsed.error().message() << "; keeping what runs\n";
+    log::error("node config refused; keeping what runs", {{"error", parsed.error().message()}});
     return std::nullopt;
   }
   return std::move(*parsed);
@@ -261,8 +262,8 @@ bool ClusterSource::report(const NodeStatus& status) {
   body["status"]["agent"]["heartbeatTime"] = k8s::Json::string(rfc3339Now());
   auto written = impl_->client->apply(kNodeConfigs, body, "bpfchain-agent", true, "status");
   if (!written) {
-    std::cerr << "bpfchain-agent: write status of BpfNodeConfig " << impl_->options.nodeName << ": "
-              << written.error().message << "; will retry\n";
+    log::warning("cannot write the node's status; will retry",
+                 {{"node", impl_->options.nodeName}, {"error", written.error().message}});
     return false;
   }
   impl_->lastWritten = std::move(text);
