@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include "dataplane/tail_calls.h"
 #include "node-agent/agent_metrics.h"
 #include "packages/digest.h"
+#include "system/file.h"
 #include "system/log.h"
 
 namespace bpfchain::agent {
@@ -308,18 +308,8 @@ Result<void> NodeReconciler::saveState(const Instance& instance) const {
     }
     doc["chains"].push_back(c);
   }
-  std::string base = stateFile(instance.key);
-  std::string tmp = base + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << YAML::Dump(doc) << "\n";
-    out.flush();
-    if (!out)
-      return systemError(errno, "write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), base.c_str()) != 0)
-    return systemError(errno, "rename " + tmp);
-  return {};
+  // Not durable: the pins it describes do not survive a reboot either.
+  return writeFileAtomic(stateFile(instance.key), YAML::Dump(doc) + "\n", {.durable = false});
 }
 
 Result<NodeReconciler::Instance*> NodeReconciler::instanceAt(const std::string& key,
@@ -616,20 +606,12 @@ void NodeReconciler::savePod(const PodRecord& pod) const {
   p["hostIfindex"] = pod.ref.hostIfindex;
   for (const auto& [hook, link] : pod.links)
     p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
-  std::string path = podRecordPath(attachmentKey(pod.ref));
-  {
-    std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << YAML::Dump(p) << "\n";
-    out.flush();
-    if (!out) {
-      log::error("cannot write a pod record",
-                 {{"file", path + ".tmp"}, {"error", std::strerror(errno)}});
-      return;
-    }
-  }
-  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
-    log::error("cannot rename a pod record",
-               {{"file", path + ".tmp"}, {"error", std::strerror(errno)}});
+  // Not durable, as the state files: a pod ADD does not wait for the disk.
+  if (auto w = writeFileAtomic(podRecordPath(attachmentKey(pod.ref)), YAML::Dump(p) + "\n",
+                               {.durable = false});
+      !w)
+    log::error("cannot write a pod record",
+               {{"pod", pod.ref.ns + "/" + pod.ref.name}, {"error", w.error().message()}});
 }
 
 void NodeReconciler::forgetPod(const std::string& key) const {

@@ -3,13 +3,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "system/file.h"
 #include "system/log.h"
 
 namespace bpfchain::agent {
@@ -150,14 +150,7 @@ bool StandaloneSource::report(const NodeStatus& status) {
     }
     log::write(log::Level::Info, "chain status", fields);
   }
-  std::string tmp = statusPath_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush())
-      return false;
-  }
-  return std::rename(tmp.c_str(), statusPath_.c_str()) == 0;
+  return writeFileAtomic(statusPath_, text, {.durable = false}).ok();
 }
 
 PodSelector StandaloneSource::podSelector() {

@@ -322,7 +322,7 @@ int sign(int argc, char** argv) {
   if (!signature)
     return failed("sign", signature.error().message());
   std::string sigPath = file + ".sig";
-  if (auto w = writeFileAtomic(sigPath, *signature, 0644); !w)
+  if (auto w = writeFileAtomic(sigPath, *signature); !w)
     return failed("sign", w.error().message());
   std::cout << sigPath << "\n";
   return kExitOk;

@@ -1,14 +1,13 @@
 #include "system/log.h"
 
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
-#include <unistd.h>
 
 #include "system/escape.h"
+#include "system/file.h"
 #include "system/time.h"
 
 namespace bpfchain::log {
@@ -162,15 +161,7 @@ void write(Level level, std::string_view message, std::span<const Field> fields)
   std::string line =
       formatLine({std::chrono::system_clock::now(), level, message, fields}, currentFormat.load());
   std::lock_guard lock(writeMu);
-  int fd = currentFd.load();
-  for (size_t done = 0; done < line.size();) {
-    ssize_t n = ::write(fd, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return; // nowhere to say it
-    done += static_cast<size_t>(n);
-  }
+  (void)writeAll(currentFd.load(), line, "the log"); // nowhere to say it failed
 }
 
 Result<void> configureFromArgs(int& argc, char** argv) {
