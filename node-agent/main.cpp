@@ -18,6 +18,7 @@
 //   bpfchain-agent status [--socket PATH] [-o text|json]
 //                                           asks the running agent over its socket what runs
 //                                           on each interface hook (status_view.h)
+// --log-level and --log-format: the one logger's (system/log.h), as in every binary.
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <atomic>

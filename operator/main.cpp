@@ -5,6 +5,7 @@
 // Rolls BpfChains out to per-node BpfNodeConfigs (controller.h). With --leader-elect, only the
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
 //
+// --log-level and --log-format: the one logger's (system/log.h), as in every binary.
 // --write-concurrency (default 8): node writes of one reconcile in flight at once.
 // --progress-deadline (default 600): nodes applying a generation with none finishing for this
 // long are named in the chain's Progressing condition (ProgressDeadlineExceeded) and an Event.
