@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <ranges>
+#include <regex>
 #include <signal.h>
 #include <sstream>
 #include <sys/mount.h>
@@ -431,10 +432,18 @@ TEST_F(AgentStandalone, BadPackagesFailWithTheirReasonAndThePreviousChainKeepsRu
               static_cast<double>(sent));
     EXPECT_GE(metric("bpfchain_errors_total", {"chain=\"edge\"", "reason=\"" + c.reason + "\""}),
               1);
+    // The log says what failed and why, as fields.
+    EXPECT_TRUE(std::regex_search(agent_->log(),
+                                  std::regex(" ERROR chain failed chain=edge generation=[0-9]+ "
+                                             "reason=" +
+                                             c.reason + " message=\"")))
+        << agent_->log();
   }
   // Fixing the config heals the chain.
   writeConfig(chainConfig(program("count", counter_, kCounterMonitor)));
   waitFor("edge", "Ready");
+  EXPECT_NE(agent_->log().find(" INFO applied chain chain=edge generation="), std::string::npos)
+      << agent_->log();
 }
 
 TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
