@@ -420,6 +420,15 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
         "RolloutHalted|generation 2 halted: node halt-1 failed: VerifierRejected: R1 invalid"})
     EXPECT_NE(events.find(line), std::string::npos) << line << " not in:\n" << events;
   EXPECT_EQ(events.find("RolloutComplete|generation 2"), std::string::npos) << events;
+
+  // And as the operator's log tells it: each node write, and the halt with its node and reason.
+  std::string log = readFile(logDir_->path() + "/operator.log");
+  for (const std::string line :
+       {"INFO assigned chain to node chain=halting node=halt-1 generation=2\n",
+        "INFO assigned chain to node chain=halting node=halt-3 generation=1\n",
+        "WARNING event chain=halting reason=RolloutHalted message=\"generation 2 halted: node "
+        "halt-1 failed: VerifierRejected: R1 invalid"})
+    EXPECT_NE(log.find(line), std::string::npos) << line << " not in:\n" << log;
 }
 
 TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
