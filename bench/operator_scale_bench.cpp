@@ -47,6 +47,10 @@
 #include "parallel.h"
 #include "statistics.h"
 
+// After gtest (through the harness): cpprest defines a macro U that gtest's headers use.
+#include "api/chain_ref.h"
+#include "api/resources.h"
+
 using namespace bpfchain;
 using bench::parallel;
 using k8s::Json;
@@ -55,9 +59,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kChains = api::kBpfChains;
 
 struct Options {
   int nodes = 1000;
@@ -220,16 +222,29 @@ Json chainObject(int i) {
   return c;
 }
 
-// The agents of every node, and the bench's view of every BpfNodeConfig's spec.
+// The agents of every node, and the bench's view of every BpfNodeConfig's spec. As real
+// agents, they resolve each reference to its ControllerRevision and check its digest
+// (api::mismatch) before they report a generation: Ready, or Failed with the reason (a node
+// told to fail a generation reports VerifierRejected). A reference whose revision the watch
+// has not delivered yet waits for it.
 class SimulatedAgents {
 public:
   SimulatedAgents(k8s::Client& client, int threads)
-      : client_(client), informer_(client, kNodeConfigs) {
+      : client_(client), informer_(client, api::kBpfNodeConfigs),
+        revisions_(client, api::kControllerRevisions,
+                   {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}) {
     informer_.addEventHandler({
         .onAdd = [this](const Json& o) { observe(o); },
         .onUpdate = [this](const Json&, const Json& o) { observe(o); },
         .onDelete = [](const Json&) {},
     });
+    revisions_.addEventHandler({
+        .onAdd = [this](const Json& o) { onRevision(o); },
+        .onUpdate = [this](const Json&, const Json& o) { onRevision(o); },
+        .onDelete = [](const Json&) {},
+    });
+    revisions_.start();
+    revisions_.waitForSync(60s);
     informer_.start();
     for (int t = 0; t < threads; ++t)
       workers_.emplace_back([this] { work(); });
@@ -243,6 +258,7 @@ public:
     for (auto& t : workers_)
       t.join();
     informer_.stop();
+    revisions_.stop();
   }
 
   // Blocks until `done` holds (checked under the lock every 20 ms); false after `timeout`.
@@ -265,6 +281,13 @@ public:
   size_t assigned(const std::string& chain, int64_t generation) const {
     return std::count_if(spec_.begin(), spec_.end(), [&](const auto& node) {
       auto it = node.second.find(chain);
+      return it != node.second.end() && it->second.generation == generation;
+    });
+  }
+  // Nodes whose status reports `chain` at `generation` Ready.
+  size_t readyAt(const std::string& chain, int64_t generation) const {
+    return std::count_if(status_.begin(), status_.end(), [&](const auto& node) {
+      auto it = node.second.find(chain);
       return it != node.second.end() && it->second == generation;
     });
   }
@@ -272,39 +295,112 @@ public:
     return std::count_if(spec_.begin(), spec_.end(), [&](const auto& node) {
       int at = 0;
       for (const auto& entry : node.second)
-        at += entry.second == generation;
+        at += entry.second.generation == generation;
       return at == chains;
     });
   }
   uint64_t statusWrites() const { return writes_; }
+  // Spec writes the watch showed (a node's entries changed) and their objects' sizes.
+  uint64_t specChanges() const { return specChanges_; }
+  uint64_t specBytes() const { return specBytes_; }
+  uint64_t statusBytes() const { return statusBytes_; }
+  // The most nodes seen at once with `chain` at the target in spec and not Ready there (the
+  // rollout's nodes applying), since the last call to watchApplying(chain, target).
+  void watchApplying(const std::string& chain, int64_t target) {
+    std::lock_guard lock(mu_);
+    watchChain_ = chain;
+    watchTarget_ = target;
+    maxApplying_ = 0;
+  }
+  size_t maxApplying() const {
+    std::lock_guard lock(mu_);
+    return maxApplying_;
+  }
+  // The agents hold each apply this long before they report it (a real apply's time).
+  void setApplyTime(std::chrono::milliseconds t) { applyTime_ = t; }
+  // Nodes report `chain` at `generation` Failed (VerifierRejected).
+  void failOn(const std::string& node, const std::string& chain, int64_t generation) {
+    std::lock_guard lock(mu_);
+    failing_.insert({node, chain, generation});
+  }
 
 private:
-  void observe(const Json& config) {
-    std::map<std::string, int64_t> chains;
-    if (config.has_field("spec") && config.at("spec").has_field("chains"))
-      for (const auto& entry : config.at("spec").at("chains").as_array())
-        chains[k8s::stringAt(entry, {"name"})] = entry.at("generation").as_number().to_int64();
-    std::map<std::string, int64_t> reported;
-    if (config.has_field("status") && config.at("status").has_field("chains"))
-      for (const auto& entry : config.at("status").at("chains").as_array())
-        reported[k8s::stringAt(entry, {"name"})] = entry.at("generation").as_number().to_int64();
-    std::string node = k8s::nameOf(config);
-    {
-      std::lock_guard lock(mu_);
-      spec_[node] = chains;
-      if (chains != reported && !queued_.contains(node)) {
-        queued_.insert(node);
-        dirty_.push_back(node);
-        dirtyCv_.notify_one();
-      }
+  struct Entry {
+    int64_t generation = 0;
+    std::optional<api::ChainRef> ref;
+    bool operator==(const Entry&) const = default;
+  };
+
+  void onRevision(const Json& object) {
+    auto revision = api::chainRevisionFromJson(object);
+    if (!revision)
+      return;
+    std::lock_guard lock(mu_);
+    revisionsSeen_[revision->name] = std::move(*revision);
+    for (const auto& node : waiting_)
+      queue(node);
+    waiting_.clear();
+  }
+
+  void queue(const std::string& node) {
+    if (!queued_.contains(node)) {
+      queued_.insert(node);
+      dirty_.push_back(node);
+      dirtyCv_.notify_one();
     }
   }
 
-  // Reports, for one node at a time, every chain in its spec Ready at its generation.
+  void observe(const Json& config) {
+    std::map<std::string, Entry> chains;
+    if (config.has_field("spec") && config.at("spec").has_field("chains"))
+      for (const auto& entry : config.at("spec").at("chains").as_array()) {
+        Entry e{entry.at("generation").as_number().to_int64(), std::nullopt};
+        if (api::isReference(entry))
+          if (auto ref = api::chainRefFromJson(entry, "spec.chains[]"))
+            e.ref = std::move(*ref);
+        chains[k8s::stringAt(entry, {"name"})] = std::move(e);
+      }
+    std::map<std::string, int64_t> reported, ready;
+    if (config.has_field("status") && config.at("status").has_field("chains"))
+      for (const auto& entry : config.at("status").at("chains").as_array()) {
+        int64_t g = entry.at("generation").as_number().to_int64();
+        reported[k8s::stringAt(entry, {"name"})] = g;
+        if (k8s::stringAt(entry, {"phase"}) == "Ready")
+          ready[k8s::stringAt(entry, {"name"})] = g;
+      }
+    std::string node = k8s::nameOf(config);
+    std::lock_guard lock(mu_);
+    if (spec_[node] != chains) {
+      ++specChanges_;
+      specBytes_ += config.serialize().size();
+    }
+    spec_[node] = chains;
+    status_[node] = ready;
+    bool behind = chains.size() != reported.size();
+    for (const auto& [chain, e] : chains)
+      behind = behind || !reported.contains(chain) || reported.at(chain) != e.generation;
+    if (behind)
+      queue(node);
+    if (!watchChain_.empty()) {
+      size_t applying = 0;
+      for (const auto& [n, entries] : spec_) {
+        auto it = entries.find(watchChain_);
+        if (it == entries.end() || it->second.generation != watchTarget_)
+          continue;
+        auto st = status_.find(n);
+        applying += st == status_.end() || !st->second.contains(watchChain_) ||
+                    st->second.at(watchChain_) != watchTarget_;
+      }
+      maxApplying_ = std::max(maxApplying_, applying);
+    }
+  }
+
+  // Reports, for one node at a time, every chain in its spec at its generation.
   void work() {
     for (;;) {
       std::string node;
-      std::map<std::string, int64_t> chains;
+      std::map<std::string, Entry> chains;
+      std::map<std::string, std::pair<std::string, std::string>> verdicts; // phase, reason
       {
         std::unique_lock lock(mu_);
         dirtyCv_.wait(lock, [&] { return stop_ || !dirty_.empty(); });
@@ -314,18 +410,44 @@ private:
         dirty_.erase(dirty_.begin());
         queued_.erase(node);
         chains = spec_[node];
+        bool unresolved = false;
+        for (const auto& [chain, e] : chains) {
+          std::pair<std::string, std::string> v{"Ready", ""};
+          if (e.ref) {
+            auto it = revisionsSeen_.find(e.ref->revision);
+            if (it == revisionsSeen_.end()) {
+              unresolved = true; // the watch has not brought it yet
+              break;
+            }
+            if (api::mismatch(*e.ref, it->second))
+              v = {"Failed", "DigestMismatch"};
+          }
+          if (failing_.contains({node, chain, e.generation}))
+            v = {"Failed", "VerifierRejected"};
+          verdicts[chain] = v;
+        }
+        if (unresolved) {
+          waiting_.insert(node);
+          continue;
+        }
       }
+      if (applyTime_.count() > 0)
+        std::this_thread::sleep_for(applyTime_);
       Json body = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
                                   "metadata":{},"status":{"chains":[]}})");
       body["metadata"]["name"] = Json::string(node);
       size_t n = 0;
-      for (const auto& [chain, generation] : chains) {
+      for (const auto& [chain, e] : chains) {
         Json& s = body["status"]["chains"][n++];
         s["name"] = Json::string(chain);
-        s["generation"] = Json::number(generation);
-        s["phase"] = Json::string("Ready");
+        s["generation"] = Json::number(e.generation);
+        if (e.ref)
+          s["revision"] = Json::string(e.ref->revision);
+        s["phase"] = Json::string(verdicts[chain].first);
+        s["reason"] = Json::string(verdicts[chain].second);
       }
-      auto applied = client_.apply(kNodeConfigs, body, "bench-agent", true, "status");
+      statusBytes_ += body.serialize().size();
+      auto applied = client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status");
       ++writes_;
       if (!applied && !applied.error().notFound())
         std::fprintf(stderr, "agent %s: %s\n", node.c_str(), applied.error().describe().c_str());
@@ -334,13 +456,22 @@ private:
 
   k8s::Client& client_;
   k8s::Informer informer_;
+  k8s::Informer revisions_;
   mutable std::mutex mu_;
   std::condition_variable dirtyCv_;
-  std::map<std::string, std::map<std::string, int64_t>> spec_; // node -> chain -> generation
+  std::map<std::string, std::map<std::string, Entry>> spec_;     // node -> chain -> entry
+  std::map<std::string, std::map<std::string, int64_t>> status_; // node -> chain -> Ready gen
+  std::map<std::string, api::ChainRevision> revisionsSeen_;
+  std::set<std::string> waiting_; // nodes with a reference to a revision not seen yet
+  std::set<std::tuple<std::string, std::string, int64_t>> failing_;
   std::vector<std::string> dirty_;
   std::set<std::string> queued_;
   bool stop_ = false;
-  std::atomic<uint64_t> writes_{0};
+  std::string watchChain_;
+  int64_t watchTarget_ = 0;
+  size_t maxApplying_ = 0;
+  std::chrono::milliseconds applyTime_{0};
+  std::atomic<uint64_t> writes_{0}, specChanges_{0}, specBytes_{0}, statusBytes_{0};
   std::vector<std::thread> workers_;
 };
 
@@ -512,11 +643,14 @@ int main(int argc, char** argv) {
   // Changes: one chain at a time.
   std::vector<double> written, ready;
   std::vector<CpuUse> changeCpu;
+  std::vector<double> specWrites, specKiB, statusWrites, statusKiB;
   for (int r = 0; r < o.runs; ++r) {
     std::string name = chainName(r % o.chains);
     Json patch = Json::object();
     patch["spec"]["priority"] = Json::number(1000 + r);
     CpuUse cpu0 = cpuNow();
+    uint64_t spec0 = agents.specChanges(), specBytes0 = agents.specBytes();
+    uint64_t status0 = agents.statusWrites(), statusBytes0 = agents.statusBytes();
     std::string startedClock = wallClock();
     auto changedAt = SteadyClock::now();
     auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
@@ -535,6 +669,11 @@ int main(int argc, char** argv) {
     }
     ready.push_back(msSince(changedAt));
     changeCpu.push_back(cpuSince(cpu0));
+    uint64_t specN = agents.specChanges() - spec0, statusN = agents.statusWrites() - status0;
+    specWrites.push_back(static_cast<double>(specN));
+    statusWrites.push_back(static_cast<double>(statusN));
+    specKiB.push_back(specN ? (agents.specBytes() - specBytes0) / 1024.0 / specN : 0);
+    statusKiB.push_back(statusN ? (agents.statusBytes() - statusBytes0) / 1024.0 / statusN : 0);
     std::fprintf(stderr, "change %d (%s generation %lld, at %s): written %s, Ready %s; %s\n", r + 1,
                  name.c_str(), static_cast<long long>(generation), startedClock.c_str(),
                  seconds(written.back()).c_str(), seconds(ready.back()).c_str(),
@@ -543,6 +682,68 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(2s);
   auto [steadyRss, steadyHwm] = memoryOf(op->pid());
+
+  // A rollout with a canary and maxUnavailable 10%: it completes, and never more nodes apply
+  // the target at once than maxUnavailable allows (the agents' reports say which apply).
+  std::string rollName = chainName(0);
+  int maxUnavailable = (o.nodes + 9) / 10;
+  auto setRollout = [&](const std::string& name, const char* rollout, int priority) {
+    Json patch = Json::object();
+    patch["spec"]["rollout"] = Json::parse(rollout);
+    patch["spec"]["priority"] = Json::number(priority);
+    auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
+    if (!patched)
+      kCommandLine.die("patch " + name + ": " + patched.error().describe());
+    return k8s::generationOf(*patched);
+  };
+  auto canaryAt = SteadyClock::now();
+  int64_t canaryGeneration = setRollout(
+      rollName, R"({"canaryNodes":1,"maxUnavailable":"10%","failurePolicy":"Halt"})", 3000);
+  agents.watchApplying(rollName, canaryGeneration);
+  if (!waitReady(client, {rollName}, canaryGeneration, 900s)) {
+    showLog();
+    kCommandLine.die(rollName + " (canary 1, maxUnavailable 10%) was not Ready within 900 s");
+  }
+  double canaryMs = msSince(canaryAt);
+  size_t maxApplying = agents.maxApplying();
+  std::fprintf(stderr,
+               "canary 1 + maxUnavailable 10%%: Ready after %s, at most %zu nodes "
+               "applying at once (allowed %d)\n",
+               seconds(canaryMs).c_str(), maxApplying, maxUnavailable);
+  if (maxApplying > static_cast<size_t>(maxUnavailable))
+    kCommandLine.die("more nodes applied at once than maxUnavailable allows");
+
+  // Rollback: every node takes a generation that one node rejects; every node goes back to
+  // the last generation Ready everywhere.
+  std::string backName = chainName(o.chains > 1 ? 1 : 0);
+  int64_t stable = setRollout(
+      backName, R"({"canaryNodes":0,"maxUnavailable":"100%","failurePolicy":"Rollback"})", 4000);
+  if (!waitReady(client, {backName}, stable, 600s))
+    kCommandLine.die(backName + " generation " + std::to_string(stable) + " was not Ready");
+  Json bad = Json::object();
+  bad["spec"]["priority"] = Json::number(4001);
+  // The generation the patch will make: told to the failing node before it sees it.
+  auto current = client.get(kChains, "", backName);
+  if (!current)
+    kCommandLine.die("get " + backName + ": " + current.error().describe());
+  int64_t badGeneration = k8s::generationOf(*current) + 1;
+  agents.failOn(nodeName(o.nodes / 2), backName, badGeneration);
+  auto backAt = SteadyClock::now();
+  if (auto p = client.patch(kChains, "", backName, k8s::PatchType::Merge, bad); !p)
+    kCommandLine.die("patch " + backName + ": " + p.error().describe());
+  if (!agents.waitFor([&] { return agents.assigned(backName, badGeneration) >= 1; }, 300s))
+    kCommandLine.die("generation " + std::to_string(badGeneration) + " never reached a node");
+  if (!agents.waitFor(
+          [&] {
+            return agents.assigned(backName, stable) == n && agents.readyAt(backName, stable) == n;
+          },
+          600s)) {
+    showLog();
+    kCommandLine.die("the nodes did not all return to generation " + std::to_string(stable));
+  }
+  double rollbackMs = msSince(backAt);
+  std::fprintf(stderr, "rollback: every node back on generation %lld Ready %s after the change\n",
+               static_cast<long long>(stable), seconds(rollbackMs).c_str());
 
   auto stopAt = SteadyClock::now();
   int exitCode = op->stop();
@@ -563,6 +764,12 @@ int main(int argc, char** argv) {
   std::printf("| change one chain: Ready again | %s (%s - %s) | %s (%s) |\n",
               seconds(rd.median).c_str(), seconds(rd.min).c_str(), seconds(rd.max).c_str(),
               mib(steadyRss).c_str(), mib(steadyHwm).c_str());
+  std::printf("| canary 1, maxUnavailable 10%%: change -> Ready (at most %zu of %d allowed "
+              "applying at once) | %s | |\n",
+              maxApplying, maxUnavailable, seconds(canaryMs).c_str());
+  std::printf("| Rollback: change that one node rejects -> every node back on the stable "
+              "generation, Ready | %s | |\n",
+              seconds(rollbackMs).c_str());
   std::printf("| SIGTERM to exit | %.0f ms (exit %d) | |\n", stopMs, exitCode);
   CpuUse mean;
   for (const auto& c : changeCpu) {
@@ -572,7 +779,13 @@ int main(int argc, char** argv) {
   }
   std::printf("\ncreate: %s\nchange (mean): %s\n", describeCpu(createCpu).c_str(),
               describeCpu(mean).c_str());
-  std::printf("\nsimulated agent status writes: %llu\n",
+  Stats sw = stats(specWrites), sk = stats(specKiB), tw = stats(statusWrites),
+        tk = stats(statusKiB);
+  std::printf("\nwrites per change, median (min - max): BpfNodeConfig spec %.0f (%.0f - %.0f) "
+              "of %.1f KiB each as returned; agents' status %.0f (%.0f - %.0f) of %.2f KiB each "
+              "as sent\n",
+              sw.median, sw.min, sw.max, sk.median, tw.median, tw.min, tw.max, tk.median);
+  std::printf("simulated agent status writes in all: %llu\n",
               static_cast<unsigned long long>(agents.statusWrites()));
   return 0;
 }

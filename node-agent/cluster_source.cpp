@@ -1,13 +1,19 @@
 #include "node-agent/cluster_source.h"
 
+#include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 
+#include "api/chain_ref.h"
+#include "api/resources.h"
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "k8s/informer.h"
 #include "k8s/label_selector.h"
 #include "k8s/object.h"
+#include "node-agent/chain_revisions.h"
+#include "system/file.h"
 #include "system/log.h"
 #include "system/time.h"
 
@@ -15,8 +21,17 @@ namespace bpfchain::agent {
 
 namespace {
 
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
+
+// A revision a GET could not read is asked for again at most this often (passes come with
+// every pod ADD; a revision is retried on its watch events and the reconciler's backoff).
+constexpr std::chrono::seconds kRevisionGetInterval{5};
+// Revisions read by GET until the watch shows them, and failed GETs: bounded, as the pods'.
+constexpr size_t kMaxFetchedRevisions = 1024;
+// How long the first pass waits for the revision watch's first list (a list from the API
+// server's watch cache: fast), so that it does not read every revision by GET. It does not
+// wait longer: the agent may not be allowed to list them (then each is a GET that says why).
+constexpr std::chrono::seconds kRevisionSyncWait{2};
 
 // A YAML tree as JSON (maps, lists and strings: all a label selector holds).
 k8s::Json toJson(const YAML::Node& node) {
@@ -62,7 +77,127 @@ struct ClusterSource::Impl {
   std::map<std::string, Labels> fetchedNamespaces;
   std::string lastReadyTransition;
   bool lastReady = false;
+
+  // Chain revisions (current() only, on the agent's loop; revisionsMu for safety).
+  std::unique_ptr<k8s::Informer> revisions;
+  std::mutex revisionsMu;
+  bool revisionsWaited = false;
+  std::map<std::string, k8s::Json> fetchedRevisions; // by name: read by GET
+  struct FailedGet {
+    Error error;
+    std::chrono::steady_clock::time_point retryAt;
+  };
+  std::map<std::string, FailedGet> failedRevisions; // by name
+  std::map<std::string, k8s::Json> keptRevisions;   // by chain: the last one resolved
+
+  Result<std::vector<k8s::Json>> lookupRevision(const api::ChainRef& ref);
+  std::string keptPath(const std::string& chain) const {
+    return options.stateDir + "/revisions/" + chain + ".json";
+  }
+  void loadKept();
+  void keep(const std::map<std::string, k8s::Json>& resolved, const NodeSpec& spec);
 };
+
+Result<std::vector<k8s::Json>> ClusterSource::Impl::lookupRevision(const api::ChainRef& ref) {
+  std::vector<k8s::Json> copies;
+  std::string where = options.revisionNamespace + "/" + ref.revision;
+  if (auto watched = revisions->get(where)) {
+    copies.push_back(std::move(*watched));
+    fetchedRevisions.erase(ref.revision);
+  } else if (auto fetched = fetchedRevisions.find(ref.revision);
+             fetched != fetchedRevisions.end()) {
+    copies.push_back(fetched->second);
+  }
+  // The copy kept on this node: it was what a reference named, and resolves one only when it is
+  // again (resolveNodeSpec checks every copy).
+  if (auto kept = keptRevisions.find(ref.name);
+      kept != keptRevisions.end() && k8s::nameOf(kept->second) == ref.revision)
+    copies.push_back(kept->second);
+  if (!copies.empty())
+    return copies;
+  auto now = std::chrono::steady_clock::now();
+  if (auto failed = failedRevisions.find(ref.revision);
+      failed != failedRevisions.end() && now < failed->second.retryAt)
+    return failed->second.error;
+  auto got = lookups->get(api::kControllerRevisions, options.revisionNamespace, ref.revision);
+  if (!got) {
+    Error error(ErrorKind::RevisionUnavailable, 0,
+                "ControllerRevision " + where + ": " + got.error().describe());
+    log::warning("cannot read chain revision", {{"chain", ref.name},
+                                                {"generation", ref.generation},
+                                                {"revision", where},
+                                                {"error", got.error().describe()}});
+    if (failedRevisions.size() >= kMaxFetchedRevisions)
+      failedRevisions.clear();
+    failedRevisions[ref.revision] = FailedGet{error, now + kRevisionGetInterval};
+    return error;
+  }
+  failedRevisions.erase(ref.revision);
+  if (fetchedRevisions.size() >= kMaxFetchedRevisions)
+    fetchedRevisions.clear();
+  fetchedRevisions[ref.revision] = *got;
+  return std::vector<k8s::Json>{std::move(*got)};
+}
+
+void ClusterSource::Impl::loadKept() {
+  if (options.stateDir.empty())
+    return;
+  std::error_code ec;
+  for (const auto& file :
+       std::filesystem::directory_iterator(options.stateDir + "/revisions", ec)) {
+    if (file.path().extension() != ".json")
+      continue;
+    auto text = readFile(file.path().string(), 4u << 20);
+    if (!text)
+      continue;
+    try {
+      k8s::Json object = k8s::Json::parse(*text);
+      std::string chain = k8s::stringAt(object, {"metadata", "labels", api::kChainLabel});
+      if (chain + ".json" == file.path().filename().string())
+        keptRevisions[chain] = std::move(object);
+    } catch (const std::exception& e) {
+      log::warning("kept revision ignored", {{"file", file.path().string()}, {"error", e.what()}});
+    }
+  }
+}
+
+void ClusterSource::Impl::keep(const std::map<std::string, k8s::Json>& resolved,
+                               const NodeSpec& spec) {
+  if (options.stateDir.empty())
+    return;
+  std::error_code ec;
+  for (const auto& [chain, object] : resolved) {
+    auto kept = keptRevisions.find(chain);
+    if (kept != keptRevisions.end() && k8s::nameOf(kept->second) == k8s::nameOf(object))
+      continue;
+    k8s::Json copy = object;
+    if (copy.has_field("metadata") && copy.at("metadata").has_field("managedFields"))
+      copy["metadata"].erase("managedFields");
+    std::filesystem::create_directories(options.stateDir + "/revisions", ec);
+    std::string path = keptPath(chain);
+    if (auto written = writeFileAtomic(path, copy.serialize()); !written) {
+      log::warning("cannot keep chain revision", {{"chain", chain},
+                                                  {"revision", k8s::nameOf(copy)},
+                                                  {"error", written.error().message()}});
+      continue;
+    }
+    keptRevisions[chain] = std::move(copy);
+  }
+  // Chains the node no longer has: their revisions are not needed to keep anything running.
+  std::set<std::string> named;
+  for (const auto& c : spec.chains)
+    named.insert(c.name);
+  for (const auto& c : spec.invalid)
+    named.insert(c.name);
+  for (auto it = keptRevisions.begin(); it != keptRevisions.end();) {
+    if (named.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    std::filesystem::remove(keptPath(it->first), ec);
+    it = keptRevisions.erase(it);
+  }
+}
 
 ClusterSource::ClusterSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -92,7 +227,14 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOption
   podOptions.fieldSelector = "spec.nodeName=" + options.nodeName;
   impl->pods = std::make_unique<k8s::Informer>(*impl->client, k8s::resources::kPods, podOptions);
   impl->namespaces = std::make_unique<k8s::Informer>(*impl->client, k8s::resources::kNamespaces);
+  k8s::InformerOptions revisionOptions;
+  revisionOptions.ns = options.revisionNamespace;
+  revisionOptions.labelSelector = api::kChainLabel;
+  revisionOptions.stripManagedFields = true;
+  impl->revisions =
+      std::make_unique<k8s::Informer>(*impl->client, api::kControllerRevisions, revisionOptions);
   impl->options = std::move(options);
+  impl->loadKept();
   return std::unique_ptr<ClusterSource>(new ClusterSource(std::move(impl)));
 }
 
@@ -137,6 +279,13 @@ void ClusterSource::start(std::function<void()> changed) {
     };
     return h;
   };
+  // A revision that appears or changes may resolve a reference that failed: pass again.
+  k8s::InformerEventHandler revisionHandler;
+  revisionHandler.onAdd = [changed](const k8s::Json&) { changed(); };
+  revisionHandler.onUpdate = [changed](const k8s::Json&, const k8s::Json&) { changed(); };
+  revisionHandler.onDelete = [changed](const k8s::Json&) { changed(); };
+  impl_->revisions->addEventHandler(revisionHandler);
+  impl_->revisions->start();
   impl_->pods->addEventHandler(labelsOf(&Impl::podLabels));
   impl_->namespaces->addEventHandler(labelsOf(&Impl::namespaceLabels));
   impl_->pods->start();
@@ -146,7 +295,8 @@ void ClusterSource::start(std::function<void()> changed) {
 void ClusterSource::stop() {
   if (!impl_)
     return;
-  for (auto* informer : {impl_->informer.get(), impl_->pods.get(), impl_->namespaces.get()})
+  for (auto* informer :
+       {impl_->informer.get(), impl_->pods.get(), impl_->namespaces.get(), impl_->revisions.get()})
     if (informer)
       informer->stop();
 }
@@ -159,22 +309,28 @@ std::optional<NodeSpec> ClusterSource::current() {
     return std::nullopt;
   k8s::Json spec = object->has_field("spec") ? object->at("spec") : k8s::Json::object();
   std::string source = "BpfNodeConfig " + impl_->options.nodeName + " spec";
-  YAML::Node document;
-  try {
-    document = YAML::Load(spec.serialize());
-  } catch (const YAML::Exception& e) {
-    log::error("node config not parsed; keeping what runs",
-               {{"source", source}, {"error", e.what()}});
+  std::lock_guard lock(impl_->revisionsMu);
+  if (!impl_->revisionsWaited) {
+    impl_->revisionsWaited = true;
+    impl_->revisions->waitForSync(kRevisionSyncWait);
+  }
+  auto resolved = resolveNodeSpec(
+      spec, source,
+      [impl = impl_.get()](const api::ChainRef& ref) { return impl->lookupRevision(ref); },
+      [impl = impl_.get()](const std::string& chain) -> std::optional<k8s::Json> {
+        auto kept = impl->keptRevisions.find(chain);
+        if (kept == impl->keptRevisions.end())
+          return std::nullopt;
+        return kept->second;
+      });
+  if (!resolved) {
+    // Not a spec at all. A chain this agent cannot parse or resolve (a field of a newer CRD, a
+    // revision it may not read) does not get here: it fails alone (NodeSpec::invalid).
+    log::error("node config refused; keeping what runs", {{"error", resolved.error().message()}});
     return std::nullopt;
   }
-  auto parsed = parseNodeSpec(document, source);
-  if (!parsed) {
-    // Not a spec at all. A chain this agent cannot parse (a field of a newer CRD) does not get
-    // here: it fails alone (NodeSpec::invalid, SpecInvalid in its status).
-    log::error("node config refused; keeping what runs", {{"error", parsed.error().message()}});
-    return std::nullopt;
-  }
-  return std::move(*parsed);
+  impl_->keep(resolved->revisions, resolved->spec);
+  return std::move(resolved->spec);
 }
 
 bool ClusterSource::report(const NodeStatus& status) {
@@ -205,6 +361,10 @@ bool ClusterSource::report(const NodeStatus& status) {
     j["generation"] = k8s::Json::number(c.generation);
     if (c.runningGeneration != 0)
       j["runningGeneration"] = k8s::Json::number(c.runningGeneration);
+    if (!c.revision.empty())
+      j["revision"] = k8s::Json::string(c.revision);
+    if (!c.runningRevision.empty())
+      j["runningRevision"] = k8s::Json::string(c.runningRevision);
     j["phase"] = k8s::Json::string(c.phase);
     j["reason"] = k8s::Json::string(c.reason);
     j["message"] = k8s::Json::string(c.message.substr(0, 4096));

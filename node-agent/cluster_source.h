@@ -6,6 +6,12 @@
 // only when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried
 // after an API server outage. Until the first list, and
 // while the object does not exist, current() is nullopt: the data plane is left as it is.
+// Chain references (api::ChainRef) are resolved by chain_revisions.h from the chain revisions
+// of revisionNamespace (one watch on every revision labelled api::kChainLabel: about two per
+// chain); a revision the watch has not shown yet is read with a GET of at most 1 s (a failed
+// one at most every 5 s). The revision each chain last resolved to is kept under
+// <stateDir>/revisions/, so that an agent restarted while its revisions cannot be read keeps
+// running what it ran.
 #pragma once
 #include <chrono>
 #include <memory>
@@ -22,6 +28,8 @@ struct ClusterSourceOptions {
   std::string agentVersion;
   // status.agent.heartbeatTime is refreshed when older than this, even when nothing changed.
   std::chrono::seconds heartbeat{60};
+  std::string revisionNamespace = "bpfchain-system"; // where the chain revisions are
+  std::string stateDir;                              // "" = no revisions kept on disk
 };
 
 class ClusterSource : public SpecSource {

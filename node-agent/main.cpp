@@ -2,6 +2,9 @@
 //   bpfchain-agent --config FILE            standalone: FILE is a BpfNodeConfig spec (YAML)
 //   bpfchain-agent --node-name NAME [--kubeconfig FILE]
 //                                           cluster mode: the BpfNodeConfig called NAME
+//     [--revision-namespace NS]             where its chain revisions are (the operator's
+//                                           namespace; default $POD_NAMESPACE, else
+//                                           bpfchain-system)
 // Common flags: --metrics-address HOST:PORT (":9450"), --socket PATH, --state-dir DIR,
 // --bpffs DIR, --trusted-key FILE (repeatable), --require-signatures, --detach-on-exit,
 // --resync-seconds N (30), --heartbeat-seconds N (60; cluster mode: how often the agent
@@ -65,6 +68,7 @@ struct Flags {
   std::string config;
   std::string nodeName;
   std::string kubeconfig;
+  std::string revisionNamespace; // "" = $POD_NAMESPACE, else bpfchain-system
   std::string metricsAddress = ":9450";
   std::string socket = "/run/bpfchain/agent.sock";
   std::string stateDir = "/var/lib/bpfchain";
@@ -83,7 +87,10 @@ struct Flags {
 };
 
 const char* kUsage =
-    "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE])\n"
+    "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE]\n"
+    "                       [--revision-namespace NS])\n"
+    "       (--revision-namespace: where the operator's chain revisions are; default\n"
+    "        $POD_NAMESPACE, else bpfchain-system)\n"
     "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
     "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
     "         [--resync-seconds N] [--heartbeat-seconds N] [--tc-priority N] [--netns PATH]\n"
@@ -132,6 +139,8 @@ Result<Flags> parseFlags(int argc, char** argv) {
       f.nodeName = v;
     else if (arg == "--kubeconfig")
       f.kubeconfig = v;
+    else if (arg == "--revision-namespace")
+      f.revisionNamespace = v;
     else if (arg == "--metrics-address")
       f.metricsAddress = v;
     else if (arg == "--socket")
@@ -166,6 +175,8 @@ Result<Flags> parseFlags(int argc, char** argv) {
     return invalidError("give exactly one of --config FILE and --node-name NAME");
   if (!f.kubeconfig.empty() && f.nodeName.empty())
     return invalidError("--kubeconfig needs --node-name");
+  if (!f.revisionNamespace.empty() && f.nodeName.empty())
+    return invalidError("--revision-namespace needs --node-name");
   if (f.resyncSeconds < 1)
     return invalidError("--resync-seconds: must be at least 1");
   if (f.heartbeatSeconds < 1)
@@ -283,8 +294,15 @@ int main(int argc, char** argv) {
       return fail(standalone.error());
     source = std::move(*standalone);
   } else {
+    std::string revisionNamespace = flags->revisionNamespace;
+    if (const char* podNamespace = std::getenv("POD_NAMESPACE");
+        revisionNamespace.empty() && podNamespace && *podNamespace)
+      revisionNamespace = podNamespace;
+    if (revisionNamespace.empty())
+      revisionNamespace = "bpfchain-system";
     auto cluster = ClusterSource::create({flags->nodeName, flags->kubeconfig, BPFCHAIN_VERSION,
-                                          std::chrono::seconds(flags->heartbeatSeconds)});
+                                          std::chrono::seconds(flags->heartbeatSeconds),
+                                          revisionNamespace, flags->stateDir});
     if (!cluster)
       return fail(cluster.error());
     source = std::move(*cluster);

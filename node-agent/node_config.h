@@ -64,22 +64,32 @@ struct ChainDecl {
   std::optional<InterfaceSelector> interfaces; // exactly one of interfaces / pods
   YAML::Node pods;                             // {namespaceSelector, podSelector} when set
   std::vector<ProgramDecl> programs;
+  // The chain revision (api::ChainRef::revision) this declaration was resolved from; "" for an
+  // inline chain (the standalone file's, or an older operator's).
+  std::string revision;
 
   bool forPods() const { return !interfaces.has_value(); }
 };
 
-// A chain that did not parse: its status says SpecInvalid with `message`; the generation it
-// last ran keeps running.
+// A chain whose target cannot be run: its declaration does not parse (SpecInvalid), or the
+// revision it refers to cannot be read (RevisionUnavailable) or is not the one referred to
+// (DigestMismatch). Its status says reasonName(kind) with `message`; the generation it last
+// ran keeps running.
 struct InvalidChain {
   std::string name;       // the chain's name, or "chains[<i>]" when the name itself is bad
   int64_t generation = 0; // the target generation, when that much parsed
-  std::string message;    // names the source and the field
+  std::string message;    // names the source and the field, or the revision
+  ErrorKind kind = ErrorKind::SpecInvalid;
+  std::string revision; // the target revision, for a reference; "" for an inline chain
   bool operator==(const InvalidChain&) const = default;
 };
 
 struct NodeSpec {
-  std::vector<ChainDecl> chains;     // unique names
-  std::vector<InvalidChain> invalid; // names unique, and distinct from those of `chains`
+  std::vector<ChainDecl> chains; // unique names
+  // Names unique. Distinct from those of `chains`, except that a source may give an invalid
+  // chain's last good declaration in `chains` (one it resolved before, e.g. before a
+  // restart): that one keeps running.
+  std::vector<InvalidChain> invalid;
 };
 
 // A spec sent by the API server: a missing or null `chains` is no chains.

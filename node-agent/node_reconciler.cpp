@@ -251,6 +251,8 @@ void NodeReconciler::loadState(Instance& instance) const {
     for (const auto& c : doc["chains"]) {
       AppliedChain applied;
       applied.generation = c["generation"].as<int64_t>();
+      if (c["revision"].IsScalar()) // absent in the state of agents before references
+        applied.revision = c["revision"].as<std::string>();
       bool complete = true;
       for (const auto& p : c["programs"]) {
         applied.programs.push_back(programFromYaml(p));
@@ -291,6 +293,8 @@ Result<void> NodeReconciler::saveState(const Instance& instance) const {
     YAML::Node c;
     c["name"] = name;
     c["generation"] = applied.generation;
+    if (!applied.revision.empty())
+      c["revision"] = applied.revision;
     c["programs"] = YAML::Node(YAML::NodeType::Sequence);
     for (const auto& p : applied.programs)
       c["programs"].push_back(programToYaml(p));
@@ -466,10 +470,15 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
       continue;
     auto current = inst.applied.find(c->name);
     if (current != inst.applied.end() && current->second.generation == c->generation &&
-        sameSpecs(current->second.programs, *next->second))
+        sameSpecs(current->second.programs, *next->second)) {
+      if (current->second.revision != c->revision) { // adopted from an older agent's state
+        current->second.revision = c->revision;
+        inst.stateSaved = false;
+      }
       continue;
+    }
     auto candidate = inst.applied;
-    AppliedChain applied{c->generation, *next->second, {}};
+    AppliedChain applied{c->generation, c->revision, *next->second, {}};
     for (const auto& p : c->programs)
       applied.monitors.push_back(p.monitorMaps);
     candidate[c->name] = std::move(applied);
@@ -664,23 +673,49 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   // A chain whose new declaration does not parse keeps running its last good one.
   NodeSpec effective = spec;
   std::map<std::string, InvalidChain> invalid;
+  auto now = Clock::now();
+  std::map<std::string, Unavailable> unavailable;
   for (const auto& bad : spec.invalid) {
-    auto previous = std::find_if(spec_.chains.begin(), spec_.chains.end(),
-                                 [&](const ChainDecl& c) { return c.name == bad.name; });
-    if (previous != spec_.chains.end())
-      effective.chains.push_back(*previous);
-    if (auto known = invalid_.find(bad.name); known == invalid_.end() || !(known->second == bad)) {
-      log::error("chain spec invalid; its previous generation keeps running, if any",
+    auto named = [&](const ChainDecl& c) { return c.name == bad.name; };
+    // The last good declaration: the one the spec gives with it, else the one that ran.
+    const ChainDecl* previous = nullptr;
+    if (auto given = std::find_if(spec.chains.begin(), spec.chains.end(), named);
+        given != spec.chains.end())
+      previous = &*given;
+    else if (auto ran = std::find_if(spec_.chains.begin(), spec_.chains.end(), named);
+             ran != spec_.chains.end())
+      previous = &effective.chains.emplace_back(*ran);
+    const char* reason = reasonName(bad.kind);
+    bool retryDue = false;
+    if (bad.kind == ErrorKind::RevisionUnavailable) {
+      Unavailable& retry = unavailable[bad.name];
+      if (auto known = unavailable_.find(bad.name);
+          known != unavailable_.end() && known->second.revision == bad.revision) {
+        retry = known->second;
+        retryDue = now >= retry.notBefore;
+        if (retryDue) {
+          retry.backoff = std::min(retry.backoff * 2, kMaxRetry);
+          retry.notBefore = now + retry.backoff;
+        }
+      } else {
+        retry = Unavailable{bad.revision, now + kFirstRetry, kFirstRetry};
+      }
+    }
+    if (auto known = invalid_.find(bad.name);
+        known == invalid_.end() || !(known->second == bad) || retryDue) {
+      log::error("chain not applied; its previous generation keeps running, if any",
                  {{"chain", bad.name},
                   {"generation", bad.generation},
-                  {"reason", "SpecInvalid"},
+                  {"revision", bad.revision},
+                  {"reason", reason},
                   {"message", bad.message},
-                  {"running", previous != spec_.chains.end() ? previous->generation : 0}});
+                  {"running", previous ? previous->generation : 0}});
       if (metrics_)
-        metrics_->countError(bad.name, "SpecInvalid");
+        metrics_->countError(bad.name, reason);
     }
     invalid[bad.name] = bad;
   }
+  unavailable_ = std::move(unavailable);
   effective.invalid.clear();
   for (const auto& c : spec_.chains)
     if (std::none_of(effective.chains.begin(), effective.chains.end(),
@@ -692,7 +727,6 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   selectsPod_ = selectsPod;
   applied_ = true;
   Interfaces interfaces = known ? *known : listInterfaces();
-  auto now = Clock::now();
 
   // 1. Which chains run on which instance, in (priority, name) order: host interfaces by
   // name, pods by the chain sets of the pods attached here.
@@ -954,11 +988,14 @@ NodeStatus NodeReconciler::buildStatus() const {
           a.programIds.push_back(p.programId);
       return a;
     };
+    s.revision = c.revision;
     for (const auto& [key, inst] : instances_)
-      if (auto running = inst->applied.find(c.name); running != inst->applied.end())
-        s.runningGeneration = s.runningGeneration == 0
-                                  ? running->second.generation
-                                  : std::min(s.runningGeneration, running->second.generation);
+      if (auto running = inst->applied.find(c.name);
+          running != inst->applied.end() &&
+          (s.runningGeneration == 0 || running->second.generation < s.runningGeneration)) {
+        s.runningGeneration = running->second.generation;
+        s.runningRevision = running->second.revision;
+      }
     if (c.forPods()) {
       for (const auto& [id, pod] : pods_)
         for (const auto& [hook, link] : pod.links) {
@@ -977,8 +1014,9 @@ NodeStatus NodeReconciler::buildStatus() const {
     }
     if (auto bad = invalid_.find(c.name); bad != invalid_.end()) {
       s.generation = bad->second.generation;
+      s.revision = bad->second.revision;
       s.phase = "Failed";
-      s.reason = "SpecInvalid";
+      s.reason = reasonName(bad->second.kind);
       s.message = bad->second.message;
     } else if (auto f = failures_.find(c.name); f != failures_.end()) {
       s.phase = "Failed";
@@ -1010,13 +1048,20 @@ NodeStatus NodeReconciler::buildStatus() const {
                        " on " + inst->ifname + ": " + aheadMessage(inst->ahead);
     status.chains.push_back(std::move(s));
   }
-  // Chains that never parsed: nothing of theirs runs.
+  // Chains that never ran a target: nothing of theirs runs.
   for (const auto& entry : invalid_) {
     const InvalidChain& bad = entry.second;
     if (std::none_of(spec_.chains.begin(), spec_.chains.end(),
                      [&](const ChainDecl& c) { return c.name == bad.name; }))
-      status.chains.push_back(
-          ChainStatus{bad.name, bad.generation, 0, "Failed", "SpecInvalid", bad.message, {}});
+      status.chains.push_back(ChainStatus{bad.name,
+                                          bad.generation,
+                                          0,
+                                          "Failed",
+                                          reasonName(bad.kind),
+                                          bad.message,
+                                          {},
+                                          bad.revision,
+                                          ""});
   }
   return status;
 }
@@ -1147,6 +1192,9 @@ std::optional<Clock::time_point> NodeReconciler::nextRetry() const {
   std::lock_guard lock(mu_);
   std::optional<Clock::time_point> next;
   for (const auto& [name, retry] : retries_)
+    if (!next || retry.notBefore < *next)
+      next = retry.notBefore;
+  for (const auto& [name, retry] : unavailable_)
     if (!next || retry.notBefore < *next)
       next = retry.notBefore;
   return next;

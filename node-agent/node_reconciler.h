@@ -21,9 +21,10 @@
 // is retried with backoff (10 s doubling to 5 min), or at once when the spec changes. An
 // interface none of whose chains runs (each failed its first apply) gets no root: an empty root
 // would only pass traffic on, as no root does, while pins and an attachment status does not
-// list would say otherwise. A chain
-// whose new declaration does not parse (NodeSpec::invalid) fails with reason SpecInvalid and
-// keeps running the last declaration that did.
+// list would say otherwise. A chain whose new target cannot be run (NodeSpec::invalid: its
+// declaration does not parse, its revision cannot be read or does not match) fails with the
+// reason of its kind and keeps running the last declaration that did (or the one the spec
+// gives with it); one whose revision is unavailable is retried with the same backoff.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -74,6 +75,10 @@ struct ChainStatus {
   std::string reason; // machine-readable, "" when Ready
   std::string message;
   std::vector<AttachmentStatus> attachments;
+  // For a chain given by reference (ChainDecl::revision): the target revision, and that of the
+  // generation reported in runningGeneration (differs as the generations do). "" otherwise.
+  std::string revision;
+  std::string runningRevision;
   bool operator==(const ChainStatus&) const = default;
 };
 
@@ -180,6 +185,7 @@ public:
 private:
   struct AppliedChain {
     int64_t generation = 0;
+    std::string revision; // ChainDecl::revision
     std::vector<dataplane::ProgramSpec> programs;
     std::vector<std::vector<MonitorMapDecl>> monitors; // per program
   };
@@ -265,6 +271,14 @@ private:
   // The spec's chains that did not parse, by name; spec_ holds their last good declaration
   // when they had one.
   std::map<std::string, InvalidChain> invalid_;
+  // When to try again to read the revision of each chain whose revision is unavailable (no
+  // watch event may come: a revision the agent may not read).
+  struct Unavailable {
+    std::string revision;
+    std::chrono::steady_clock::time_point notBefore;
+    std::chrono::seconds backoff{0};
+  };
+  std::map<std::string, Unavailable> unavailable_;
   std::set<std::string> monitorErrors_; // logged and counted already
   // Per chain, the first of its monitorMaps that cannot be exported (from the last
   // publishMetrics): the chain runs, its status says what is not exported.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "api/resources.h"
 #include "k8s/label_selector.h"
 #include "operator/history.h"
 #include "system/log.h"
@@ -17,17 +18,12 @@ using k8s::ApiError;
 using k8s::ApiResult;
 using k8s::Json;
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
-const k8s::Resource kRevisions{"apps", "v1", "controllerrevisions", "ControllerRevision", true};
+const k8s::Resource& kChains = api::kBpfChains;
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
+const k8s::Resource& kRevisions = api::kControllerRevisions;
 constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
 constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
-
-std::string managerOf(const std::string& chain) {
-  return "bpfchain-operator/" + chain;
-}
 
 const Json* field(const Json& obj, std::initializer_list<const char*> path) {
   const Json* at = &obj;
@@ -55,16 +51,51 @@ bool hasFinalizer(const Json& obj) {
   return false;
 }
 
-// What a node runs of a chain: its spec at one generation, without what only the operator
-// needs (node selection, rollout).
-Json nodeEntry(const std::string& chain, int64_t generation, const Json& spec) {
-  Json entry = Json::object();
-  entry["name"] = Json::string(chain);
-  entry["generation"] = Json::number(generation);
-  for (const char* key : {"hook", "priority", "placement", "interfaces", "pods", "programs"})
-    if (spec.has_field(key))
-      entry[key] = spec.at(key);
-  return entry;
+// One line per node write, not per chain, so that a rollout to many nodes logs one line per
+// node: the chains the write added, changed (another generation or revision) and removed, each
+// as chain@generation.
+void logNodeWrite(const std::string& node, const Json& before, const Json& after) {
+  auto byName = [](const Json& list) {
+    std::map<std::string, const Json*> out;
+    if (list.is_array())
+      for (const auto& e : list.as_array())
+        out[k8s::stringAt(e, {"name"})] = &e;
+    return out;
+  };
+  auto was = byName(before);
+  auto now = byName(after);
+  auto add = [](std::string& to, const std::string& chain, const Json* entry) {
+    to += (to.empty() ? "" : ",") + chain + "@" + std::to_string(generationIn(entry).value_or(0));
+  };
+  std::string added, changed, removed;
+  for (const auto& [chain, entry] : now) {
+    auto old = was.find(chain);
+    if (old == was.end())
+      add(added, chain, entry);
+    else if (api::canonicalJson(*old->second) != api::canonicalJson(*entry))
+      add(changed, chain, entry);
+  }
+  for (const auto& [chain, entry] : was)
+    if (!now.contains(chain))
+      add(removed, chain, entry);
+  std::vector<log::Field> fields{{"node", node}};
+  if (!added.empty())
+    fields.emplace_back("added", added);
+  if (!changed.empty())
+    fields.emplace_back("changed", changed);
+  if (!removed.empty())
+    fields.emplace_back("removed", removed);
+  log::write(log::Level::Info, "wrote node config", fields);
+}
+
+// A node's entries as the operator writes them: in name order, so that the same set is the
+// same list.
+Json entriesJson(const std::map<std::string, Json>& entries) {
+  Json list = Json::array();
+  size_t i = 0;
+  for (const auto& item : entries)
+    list[i++] = item.second;
+  return list;
 }
 
 RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline,
@@ -110,6 +141,11 @@ RolloutMemory memoryOf(const Json& chain) {
       if (n.is_string())
         m.staleNodes.push_back(n.as_string());
   std::sort(m.staleNodes.begin(), m.staleNodes.end());
+  if (const Json* failed = field(*r, {"failedNodes"}); failed && failed->is_array())
+    for (const auto& n : failed->as_array())
+      if (n.is_string())
+        m.failedNodes.push_back(n.as_string());
+  std::sort(m.failedNodes.begin(), m.failedNodes.end());
   // A rolled-back generation's failures are kept in status.failures until a new one comes.
   if (const Json* list = field(chain, {"status", "failures"});
       m.rolledBack && list && list->is_array())
@@ -186,7 +222,7 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
   Json metadata = Json::object();
   metadata["name"] = Json::string(name);
   metadata["namespace"] = Json::string(ns);
-  metadata["labels"]["bpfchain.io/chain"] = Json::string(chain);
+  metadata["labels"][api::kChainLabel] = Json::string(chain);
   Json& owner = metadata["ownerReferences"][0];
   owner["apiVersion"] = Json::string(kChains.apiVersion());
   owner["kind"] = Json::string(kChains.kind);
@@ -288,12 +324,11 @@ Controller::~Controller() {
 Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
   NodeConfigIndex index;
   if (const Json* list = field(nodeConfig, {"spec", "chains"}); list && list->is_array()) {
-    const auto& entries = list->as_array();
-    for (size_t i = 0; i < entries.size(); ++i) {
-      auto& entry = index[k8s::stringAt(entries.at(i), {"name"})];
+    for (const auto& item : list->as_array()) {
+      auto& entry = index[k8s::stringAt(item, {"name"})];
       entry.inSpec = true;
-      entry.assigned = generationIn(&entries.at(i));
-      entry.specIndex = i;
+      entry.assigned = generationIn(&item);
+      entry.reference = api::isReference(item);
     }
   }
   if (const Json* list = field(nodeConfig, {"status", "chains"}); list && list->is_array())
@@ -379,15 +414,18 @@ Result<void> Controller::start(std::chrono::seconds syncTimeout, const std::stop
         break;
       }
   }
-  worker_ = std::thread([this] { worker(); });
+  for (int i = 0; i < std::max(options_.writeConcurrency, 1); ++i)
+    workers_.emplace_back([this] { worker(); });
   return {};
 }
 
 void Controller::stop() {
   stopping_ = true;
   queue_.shutDown();
-  if (worker_.joinable())
-    worker_.join();
+  for (auto& worker : workers_)
+    if (worker.joinable())
+      worker.join();
+  workers_.clear();
   chains_.stop();
   nodes_.stop();
   nodeConfigs_.stop();
@@ -444,158 +482,163 @@ void Controller::worker() {
 ApiResult<Controller::Outcome> Controller::reconcile(const std::string& key) {
   if (key.starts_with("node/"))
     return reconcileNode(key.substr(5));
-  if (key.starts_with("chain/"))
+  if (key.starts_with("chain/")) {
+    std::lock_guard lock(chainMu_);
     return reconcileChain(key.substr(6));
+  }
   return Outcome{};
 }
 
 ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name) {
-  bool nodeExists = false, configExists = false;
+  bool nodeExists = false;
   {
     std::lock_guard lock(indexMu_);
     nodeExists = nodeLabels_.contains(name);
-    configExists = configs_.contains(name);
   }
-  if (nodeExists && !configExists) {
-    Json config = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
-                                  "metadata":{},"spec":{}})");
-    config["metadata"]["name"] = Json::string(name);
-    auto created = client_.create(kNodeConfigs, config, {.fieldManager = kStatusManager});
-    if (!created && !created.error().alreadyExists())
-      return std::move(created).error();
-  } else if (!nodeExists && configExists) {
+  std::optional<Json> cached = nodeConfigs_.get(name);
+  if (!nodeExists) {
+    {
+      std::lock_guard lock(indexMu_);
+      pending_.erase(name);
+    }
+    if (!cached)
+      return Outcome{};
     // No garbage collector follows owner references in every cluster (nor in the test bed).
     auto removed = client_.remove(kNodeConfigs, "", name);
     if (!removed && !removed.error().notFound())
       return std::move(removed).error();
+    log::info("deleted BpfNodeConfig: the Node is gone", {{"node", name}});
+    return Outcome{};
   }
+  // The entries the node must have: the cache's, with this process's decisions on top (those
+  // the cache has not shown yet), less the entries of chains that no longer exist.
+  std::map<std::string, Json> entries;
+  Json observed = Json::array();
+  if (const Json* list = cached ? field(*cached, {"spec", "chains"}) : nullptr;
+      list && list->is_array()) {
+    observed = *list;
+    for (const auto& e : list->as_array())
+      entries[k8s::stringAt(e, {"name"})] = e;
+  }
+  std::map<std::string, uint64_t> carried; // chain -> seq of the decision this write carries
+  {
+    std::lock_guard lock(indexMu_);
+    bool chainsKnown = chains_.hasSynced();
+    for (auto it = entries.begin(); it != entries.end();)
+      if (chainsKnown && !chainNames_.contains(it->first))
+        it = entries.erase(it);
+      else
+        ++it;
+    if (auto forNode = pending_.find(name); forNode != pending_.end())
+      for (const auto& [chain, p] : forNode->second) {
+        if (p.writtenRevision != 0 && configRevisions_[name] >= p.writtenRevision)
+          continue; // the cache shows it
+        if (p.want)
+          entries[chain] = api::toJson(*p.want);
+        else
+          entries.erase(chain);
+        carried[chain] = p.seq;
+      }
+  }
+  Json desired = entriesJson(entries);
+  int64_t written = 0;
+  if (!cached) {
+    Json config = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
+                                  "metadata":{},"spec":{}})");
+    config["metadata"]["name"] = Json::string(name);
+    config["spec"]["chains"] = desired;
+    auto created = client_.create(kNodeConfigs, config, {.fieldManager = kStatusManager});
+    if (!created)
+      return std::move(created).error(); // AlreadyExists too: the cache catches up, then retry
+    written = revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
+    logNodeWrite(name, Json::array(), desired);
+  } else if (api::canonicalJson(desired) != api::canonicalJson(observed)) {
+    // One writer of spec.chains (the leader), so a merge patch that replaces the list is safe,
+    // and unlike an update it does not conflict with the agent's status writes.
+    Json patch = Json::object();
+    patch["spec"]["chains"] = desired;
+    auto patched = client_.patch(kNodeConfigs, "", name, k8s::PatchType::Merge, patch,
+                                 {.fieldManager = kStatusManager});
+    if (!patched)
+      return std::move(patched).error();
+    written = revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
+    if (options_.metrics)
+      options_.metrics->nodeConfigWritten();
+    logNodeWrite(name, observed, desired);
+  }
+  std::lock_guard lock(indexMu_);
+  auto forNode = pending_.find(name);
+  if (forNode == pending_.end())
+    return Outcome{};
+  for (const auto& [chain, seq] : carried) {
+    auto it = forNode->second.find(chain);
+    if (it == forNode->second.end() || it->second.seq != seq)
+      continue;       // decided again meanwhile: the next write carries that
+    if (written == 0) // the cache showed it already, or a resourceVersion that is no number
+      forNode->second.erase(it);
+    else
+      it->second.writtenRevision = written;
+  }
+  if (forNode->second.empty())
+    pending_.erase(forNode);
   return Outcome{};
 }
 
-ApiResult<void> Controller::applyEntry(const std::string& chain, const std::string& node,
-                                       const Json& entry) {
-  Json config = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
-                                "metadata":{},"spec":{"chains":[]}})");
-  config["metadata"]["name"] = Json::string(node);
-  config["spec"]["chains"][0] = entry;
-  auto applied = client_.apply(kNodeConfigs, config, managerOf(chain), true);
-  if (!applied)
-    return std::move(applied).error();
-  expect(chain, node, generationIn(&entry), *applied);
-  log::info("assigned chain to node",
-            {{"chain", chain}, {"node", node}, {"generation", generationIn(&entry).value_or(0)}});
-  return {};
+void Controller::decide(const std::string& node, const std::string& chain,
+                        std::optional<api::ChainRef> want) {
+  {
+    std::lock_guard lock(indexMu_);
+    pending_[node][chain] = Pending{std::move(want), ++pendingSeq_, 0};
+  }
+  queue_.add("node/" + node);
 }
 
-void Controller::expect(const std::string& chain, const std::string& node,
-                        std::optional<int64_t> generation, const Json& written) {
-  auto revision = revisionOf(k8s::resourceVersionOf(written));
-  std::lock_guard lock(indexMu_);
-  if (revision)
-    expected_[chain][node] = {generation, *revision};
-  else
-    expected_[chain].erase(node); // not a number: trust the cache
-}
-
-const Controller::Expectation* Controller::pendingWrite(const std::string& chain,
-                                                        const std::string& node) {
-  auto forChain = expected_.find(chain);
-  if (forChain == expected_.end())
+const Controller::Pending* Controller::pendingFor(const std::string& chain,
+                                                  const std::string& node) {
+  auto forNode = pending_.find(node);
+  if (forNode == pending_.end())
     return nullptr;
-  auto it = forChain->second.find(node);
-  if (it == forChain->second.end())
+  auto it = forNode->second.find(chain);
+  if (it == forNode->second.end())
     return nullptr;
   auto known = configRevisions_.find(node);
-  if (known != configRevisions_.end() && known->second >= it->second.revision) {
-    forChain->second.erase(it); // the index shows our write, or something newer
+  if (it->second.writtenRevision != 0 && known != configRevisions_.end() &&
+      known->second >= it->second.writtenRevision) {
+    forNode->second.erase(it); // the index shows our write, or something newer
+    if (forNode->second.empty())
+      pending_.erase(forNode);
     return nullptr;
   }
   return &it->second;
 }
 
-ApiResult<void> Controller::releaseEntry(const std::string& chain, const std::string& node,
-                                         size_t specIndex) {
-  // A JSON patch that removes exactly this chain's entry, guarded by a test of its name, so a
-  // stale index fails (and the next reconcile retries) instead of removing another chain.
-  // (Applying nothing as the chain's manager would also drop a now empty spec.)
-  std::string path = "/spec/chains/" + std::to_string(specIndex);
-  Json patch = Json::array();
-  patch[0]["op"] = Json::string("test");
-  patch[0]["path"] = Json::string(path + "/name");
-  patch[0]["value"] = Json::string(chain);
-  patch[1]["op"] = Json::string("remove");
-  patch[1]["path"] = Json::string(path);
-  auto patched = client_.patch(kNodeConfigs, "", node, k8s::PatchType::Json, patch,
-                               {.fieldManager = kStatusManager});
-  if (!patched && !patched.error().notFound())
-    return std::move(patched).error();
-  if (patched)
-    expect(chain, node, std::nullopt, *patched);
-  log::info("removed chain from node", {{"chain", chain}, {"node", node}});
-  return {};
-}
-
-ApiResult<void> Controller::releaseEverywhere(const std::string& chain,
-                                              const std::set<std::string>& keep) {
-  std::vector<std::pair<std::string, size_t>> release;
+void Controller::releaseEverywhere(const std::string& chain, const std::set<std::string>& keep) {
+  std::vector<std::string> release;
   {
     std::lock_guard lock(indexMu_);
-    for (const auto& [node, chains] : configs_) {
-      auto it = chains.find(chain);
-      if (it == chains.end() || !it->second.inSpec || keep.contains(node))
+    std::set<std::string> nodes;
+    for (const auto& [node, chains] : configs_)
+      if (auto it = chains.find(chain); it != chains.end() && it->second.inSpec)
+        nodes.insert(node);
+    for (const auto& [node, chains] : pending_)
+      if (chains.contains(chain))
+        nodes.insert(node);
+    for (const auto& node : nodes) {
+      if (keep.contains(node))
         continue;
-      if (const Expectation* pending = pendingWrite(chain, node); pending && !pending->generation)
-        continue; // released already; the watch has not told us yet
-      release.emplace_back(node, it->second.specIndex);
+      if (const Pending* p = pendingFor(chain, node)) {
+        if (!p->want)
+          continue; // released already; the watch has not told us yet
+      } else if (auto config = configs_.find(node); config == configs_.end() ||
+                                                    !config->second.contains(chain) ||
+                                                    !config->second.at(chain).inSpec) {
+        continue;
+      }
+      release.push_back(node);
     }
   }
-  std::vector<Write> writes;
-  for (const auto& item : release)
-    writes.emplace_back([this, &chain, node = item.first, index = item.second] {
-      return releaseEntry(chain, node, index);
-    });
-  return runWrites(writes);
-}
-
-// A reconcile's node writes are independent of each other (each is its own object, and the
-// rollout policy allowed all of them at once), and each costs the API server a whole-object
-// round trip that grows with the object (about 35 ms for a BpfNodeConfig with 20 chains on
-// the test bed): so they go out `writeConcurrency` at a time, as client-go's workers would.
-ApiResult<void> Controller::runWrites(const std::vector<Write>& writes) {
-  size_t threads = std::min<size_t>(std::max(options_.writeConcurrency, 1), writes.size());
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  std::optional<ApiError> failure;
-  auto run = [&] {
-    for (size_t i; (i = next++) < writes.size();) {
-      {
-        std::lock_guard lock(mu);
-        if (failure)
-          return; // the first error ends the batch; the next reconcile retries the rest
-      }
-      ApiResult<void> r =
-          stopping_ ? ApiResult<void>(ApiError{0, "ShuttingDown", "stopped between two nodes"})
-                    : writes[i]();
-      if (!r) {
-        std::lock_guard lock(mu);
-        if (!failure)
-          failure = r.error();
-      }
-    }
-  };
-  if (threads <= 1) {
-    run();
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t)
-      pool.emplace_back(run);
-    run();
-    for (auto& t : pool)
-      t.join();
-  }
-  if (failure)
-    return std::move(*failure);
-  return {};
+  for (const auto& node : release)
+    decide(node, chain, std::nullopt);
 }
 
 ApiResult<void> Controller::ensureRevision(const Json& chain) {
@@ -648,6 +691,20 @@ ApiResult<Json> Controller::specAt(const Json& chain, int64_t generation) {
                         std::to_string(generation) + " of this BpfChain (uid " + uid + ")"};
   revisionSpecs_[name] = revision->at("data");
   return revision->at("data");
+}
+
+ApiResult<api::ChainRef> Controller::refAt(const Json& chain, int64_t generation) {
+  auto spec = specAt(chain, generation);
+  if (!spec)
+    return std::move(spec).error();
+  api::ChainRef ref;
+  ref.name = k8s::nameOf(chain);
+  ref.generation = generation;
+  ref.revision = revisionName(ref.name, k8s::metadataString(chain, "uid"), generation);
+  ref.digest = api::specDigest(*spec);
+  if (spec->has_field("priority") && spec->at("priority").is_integer())
+    ref.priority = spec->at("priority").as_integer();
+  return ref;
 }
 
 ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int64_t>& keep) {
@@ -716,8 +773,7 @@ void Controller::event(const Json& chain, k8s::EventType type, const std::string
 
 ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
   std::string name = k8s::nameOf(chain);
-  if (auto r = releaseEverywhere(name, {}); !r)
-    return std::move(r).error();
+  releaseEverywhere(name, {});
   std::vector<std::string> waiting;
   {
     std::lock_guard lock(indexMu_);
@@ -766,10 +822,6 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   auto cached = chains_.get(name);
   if (!cached) {
     written_.erase(name);
-    {
-      std::lock_guard lock(indexMu_);
-      expected_.erase(name);
-    }
     for (auto it = revisionSpecs_.lower_bound(name + "-");
          it != revisionSpecs_.end() && it->first.starts_with(name + "-");)
       it = revisionSpecs_.erase(it);
@@ -780,8 +832,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     if (options_.metrics)
       options_.metrics->forgetChain(name);
     // Gone without our finalizer (removed by hand): release what is left on the nodes.
-    if (auto r = releaseEverywhere(name, {}); !r)
-      return std::move(r).error();
+    releaseEverywhere(name, {});
     return Outcome{};
   }
   const Json& chain = *cached;
@@ -805,8 +856,6 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   std::string uid = k8s::metadataString(chain, "uid");
   if (auto it = written_.find(name); it != written_.end() && it->second.uid != uid) {
     written_.erase(it); // an earlier object of this name: nothing of it applies
-    std::lock_guard lock(indexMu_);
-    expected_.erase(name);
   }
   if (name.size() > kMaxChainName) {
     // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
@@ -845,6 +894,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
 
   std::vector<NodeView> views;
   std::set<std::string> matched;
+  std::vector<std::pair<std::string, int64_t>> copies; // node, generation
   {
     std::lock_guard lock(indexMu_);
     for (const auto& [nodeName, labels] : nodeLabels_) {
@@ -862,8 +912,13 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
         }
       if (auto beat = heartbeats_.find(nodeName); beat != heartbeats_.end())
         view.heartbeat = beat->second;
-      if (const Expectation* pending = pendingWrite(name, nodeName))
-        view.assigned = pending->generation;
+      if (const Pending* pending = pendingFor(name, nodeName))
+        view.assigned = pending->want ? std::optional(pending->want->generation) : std::nullopt;
+      else if (auto config = configs_.find(nodeName); config != configs_.end())
+        if (auto entry = config->second.find(name);
+            entry != config->second.end() && entry->second.inSpec && !entry->second.reference &&
+            entry->second.assigned)
+          copies.emplace_back(nodeName, *entry->second.assigned); // an operator before references
       views.push_back(std::move(view));
     }
   }
@@ -876,46 +931,28 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
                                   policyOf(spec, static_cast<int>(views.size()),
                                            options_.progressDeadline, options_.agentStale),
                                   memory, views, Clock::now());
-  auto writing = std::chrono::steady_clock::now();
-  std::vector<Write> writes;
-  std::map<int64_t, Json> specs; // read here, on the worker: specAt() is not thread-safe
-  for (const auto& item : d.assign) {
-    const std::string& node = item.first;
-    const std::optional<int64_t>& assigned = item.second;
+  // A copy of an operator before references becomes the reference to the same generation.
+  for (const auto& [node, copied] : copies)
+    if (!d.assign.contains(node))
+      d.assign[node] = copied;
+  std::map<int64_t, api::ChainRef> refs;
+  for (const auto& [node, assigned] : d.assign) {
     if (!assigned) {
-      std::optional<size_t> index;
-      {
-        std::lock_guard lock(indexMu_);
-        if (auto config = configs_.find(node); config != configs_.end())
-          if (auto entry = config->second.find(name);
-              entry != config->second.end() && entry->second.inSpec)
-            index = entry->second.specIndex;
-        if (const Expectation* pending = pendingWrite(name, node); pending && !pending->generation)
-          index.reset(); // released already
-      }
-      if (index)
-        writes.emplace_back(
-            [this, &name, node, index] { return releaseEntry(name, node, *index); });
+      decide(node, name, std::nullopt);
       continue;
     }
-    if (!specs.contains(*assigned)) {
-      auto at = specAt(chain, *assigned);
-      if (!at)
-        return std::move(at).error();
-      specs[*assigned] = nodeEntry(name, *assigned, *at);
+    if (!refs.contains(*assigned)) {
+      auto ref = refAt(chain, *assigned);
+      if (!ref)
+        return std::move(ref).error();
+      refs[*assigned] = std::move(*ref);
     }
-    const Json& entry = specs.at(*assigned);
-    writes.emplace_back([this, &name, node, &entry] { return applyEntry(name, node, entry); });
+    decide(node, name, refs.at(*assigned));
   }
-  if (auto r = runWrites(writes); !r)
-    return std::move(r).error();
-  if (auto took = std::chrono::steady_clock::now() - writing; took >= std::chrono::seconds(1))
-    log::info("slow node writes",
-              {{"chain", name},
-               {"nodes", d.assign.size()},
-               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
-  if (auto r = releaseEverywhere(name, matched); !r)
-    return std::move(r).error();
+  if (!d.assign.empty())
+    log::info("nodes to move",
+              {{"chain", name}, {"generation", generation}, {"nodes", d.assign.size()}});
+  releaseEverywhere(name, matched);
 
   const Json* previous = previousStatus(chain);
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
@@ -924,10 +961,25 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   written_[name].uid = uid;
   written_[name].memory = d.memory;
   recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
-  // What a rollback can still need: the current generation and the stable one.
+  // What nodes refer to and what a rollback can still need: the current generation, the
+  // stable one, and every generation a node's spec or a pending decision names (an agent that
+  // restarts must still resolve what it runs).
   std::set<int64_t> keep{generation};
   if (d.memory.stableGeneration)
     keep.insert(*d.memory.stableGeneration);
+  for (const auto& view : views)
+    if (view.assigned)
+      keep.insert(*view.assigned);
+  for (const auto& [node, assigned] : d.assign)
+    if (assigned)
+      keep.insert(*assigned);
+  {
+    std::lock_guard lock(indexMu_);
+    for (const auto& [node, chains] : configs_)
+      if (auto it = chains.find(name);
+          it != chains.end() && it->second.inSpec && it->second.assigned)
+        keep.insert(*it->second.assigned);
+  }
   if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
     log::warning("cannot prune ControllerRevisions",
                  {{"chain", name}, {"error", r.error().describe()}});
@@ -1001,6 +1053,10 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   for (size_t i = 0; i < d.memory.staleNodes.size(); ++i)
     staleNodes[i] = Json::string(d.memory.staleNodes[i]);
   status["rollout"]["staleNodes"] = staleNodes;
+  Json failedNodes = Json::array();
+  for (size_t i = 0; i < d.memory.failedNodes.size(); ++i)
+    failedNodes[i] = Json::string(d.memory.failedNodes[i]);
+  status["rollout"]["failedNodes"] = failedNodes;
 
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
   status["phase"] = Json::string(chainPhase(d, !problem.reason.empty()));

@@ -1,28 +1,31 @@
 // The operator's controller: BpfChains and Nodes in, one BpfNodeConfig per node out.
 //
 // Level-triggered, as controller-runtime: informers on BpfChains, Nodes and BpfNodeConfigs
-// feed a work queue of keys ("chain/<name>", "node/<name>"); one worker reconciles a key at
-// a time from the caches and the current state of the world, whatever events led there.
-//   node/<name>   a Node has a BpfNodeConfig of the same name; a deleted Node's is deleted.
-//   chain/<name>  the chain's entry in each node's BpfNodeConfig.spec.chains follows the
-//                 rollout policy (rollout.h); the chain's status sums up the agents' reports.
-// Each chain's entries are written by server-side apply with a field manager of the chain's
-// own ("bpfchain-operator/<chain>"), so chains never overwrite each other's entries and
-// releasing a chain from a node is applying nothing. A finalizer keeps a deleted chain until
-// every agent reports it gone, or until a deadline, which the status then reports.
-// Earlier generations' specs, which a rollback restores, are kept as ControllerRevisions
-// named after the chain's UID as well as its name (history.h) and owned by the chain: a chain
-// deleted and created again under its name never restores the old object's spec. Only what a
-// rollback can need is kept (the current and the stable generation); the rest, and revisions
-// of earlier objects of the same name, are deleted (no garbage collector is assumed).
+// feed a work queue of keys ("chain/<name>", "node/<name>"); writeConcurrency workers
+// reconcile keys from the caches and the current state of the world, whatever events led
+// there, never one key twice at once.
+//   chain/<name>  decides each node's reference to the chain (api::ChainRef: the
+//                 ControllerRevision of a generation and its digest) by the rollout policy
+//                 (rollout.h), and sums the agents' reports up in the chain's status.
+//                 Chain reconciles run one at a time (chainMu_).
+//   node/<name>   a Node has a BpfNodeConfig of the same name, whose spec.chains is written
+//                 in one merge patch with every decision made for it meanwhile; a deleted
+//                 Node's is deleted.
+// A finalizer keeps a deleted chain until every agent reports it gone, or until a deadline,
+// which the status then reports. Each generation's spec is kept as a ControllerRevision named
+// after the chain's UID as well as its name (history.h) and owned by the chain: nodes refer
+// to it, a rollback restores it, and a chain deleted and created again under its name never
+// meets the old object's. Only what nodes and a rollback can need is kept (the current and
+// the stable generation); the rest, and revisions of earlier objects of the same name, are
+// deleted (no garbage collector is assumed).
 //
 // Scale: a reconcile reads no informer's whole cache. The event handlers keep an index of
 // what reconciles need (each Node's labels; per BpfNodeConfig, each chain's assigned and
 // reported generation), and a BpfNodeConfig change queues only the chains whose entries in it
 // changed. A status is written only when it differs from the last one written or observed.
-// Events (core/v1, on the BpfChain): RolloutStarted, CanaryReady or CanaryFailed,
-// RolloutHalted, RolledBack, ProgressDeadlineExceeded, RolloutComplete (or NodesFailed,
-// RolloutFailed: rollout.h's rolloutEvents), CleanupDeadlineExceeded.
+// Events (core/v1, on the BpfChain): RolloutStarted, NodeFailed (per node), CanaryReady or
+// CanaryFailed, RolloutHalted, RolledBack, ProgressDeadlineExceeded, RolloutComplete (or
+// NodesFailed, RolloutFailed: rollout.h's rolloutEvents), CleanupDeadlineExceeded.
 #pragma once
 
 #include <atomic>
@@ -38,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/chain_ref.h"
 #include "k8s/client.h"
 #include "k8s/event_recorder.h"
 #include "k8s/informer.h"
@@ -52,7 +56,7 @@ struct ControllerOptions {
   std::chrono::seconds cleanupDeadline{300};         // a deleted chain waits this for agents
   OperatorMetrics* metrics = nullptr;                // optional; must outlive the controller
   std::string eventHost;                             // the Events' reportingInstance
-  int writeConcurrency = 8;                   // node writes of one reconcile in flight at once
+  int writeConcurrency = 8; // workers: node writes in flight at once (chain reconciles take one)
   std::chrono::seconds progressDeadline{600}; // RolloutPolicy::progressDeadline
   std::chrono::seconds agentStale{180};       // RolloutPolicy::agentStale
 };
@@ -80,20 +84,21 @@ private:
   struct ChainOnNode {
     bool inSpec = false;             // an entry in spec.chains...
     std::optional<int64_t> assigned; // ...with this generation
-    size_t specIndex = 0;            // at this position (for the guarded JSON patch)
+    bool reference = false;          // a reference (an operator before them wrote copies)
     bool inStatus = false;           // an entry in status.chains...
     std::optional<int64_t> reported; // ...with this generation
     std::string phase, reason, message;
     bool operator==(const ChainOnNode&) const = default;
   };
   using NodeConfigIndex = std::map<std::string, ChainOnNode>; // by chain name
-  // A write of this process to a node's entry of a chain (a generation, or nullopt for its
-  // removal), until the index shows that node's BpfNodeConfig at the write's revision or later.
-  // Without it, a reconcile that runs before the watch delivers our own writes would see those
-  // nodes still behind and write them again (controller-runtime's "expectations").
-  struct Expectation {
-    std::optional<int64_t> generation;
-    int64_t revision = 0;
+  // What this process decided a node's entry of a chain must become, until the node's
+  // BpfNodeConfig in the cache shows the write that carried it (controller-runtime's
+  // "expectations"). Chain reconciles decide; node reconciles write, once per node for every
+  // chain decided meanwhile, so the creation of 20 chains is not 20 writes per node.
+  struct Pending {
+    std::optional<api::ChainRef> want; // nullopt: remove the chain from the node
+    uint64_t seq = 0;                  // which decision (a newer one replaces it)
+    int64_t writtenRevision = 0;       // the resourceVersion of the write; 0: not written yet
   };
   // The last status this process wrote per chain: the informer's copy can lag behind it.
   struct Written {
@@ -102,7 +107,6 @@ private:
     k8s::Json status;            // as sent
     int64_t resourceVersion = 0; // of the chain after the write; 0 = unknown
   };
-
   static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
   void onNodeConfig(const k8s::Json* now, const std::string& name);
   void onHeartbeat(const k8s::Json* now, const std::string& name);
@@ -118,23 +122,16 @@ private:
   // Deletes the chain's revisions that neither `keep` generation needs, and any of another
   // object of the same name; lists them only when `keep` changed. An empty `keep`: all.
   k8s::ApiResult<void> pruneRevisions(const k8s::Json& chain, const std::set<int64_t>& keep);
-  // Records the write that returned `written` (the object after it). Thread-safe.
-  void expect(const std::string& chain, const std::string& node, std::optional<int64_t> generation,
-              const k8s::Json& written);
-  // Our write to `node`'s entry of `chain` that the index has not caught up with, or nullptr
-  // (forgetting it once the index has). The caller holds indexMu_.
-  const Expectation* pendingWrite(const std::string& chain, const std::string& node);
-  k8s::ApiResult<void> applyEntry(const std::string& chain, const std::string& node,
-                                  const k8s::Json& entry);
-  k8s::ApiResult<void> releaseEntry(const std::string& chain, const std::string& node,
-                                    size_t specIndex);
-  // Releases `chain` from every node whose spec has it and that `keep` does not name.
-  k8s::ApiResult<void> releaseEverywhere(const std::string& chain,
-                                         const std::set<std::string>& keep);
-  using Write = std::function<k8s::ApiResult<void>()>;
-  // Runs independent writes, writeConcurrency at a time; the first error, once all in flight
-  // have returned (the rest are not started). Stops starting new ones when stopping.
-  k8s::ApiResult<void> runWrites(const std::vector<Write>& writes);
+  // The reference a node gets for `generation` of the chain (its revision must exist).
+  k8s::ApiResult<api::ChainRef> refAt(const k8s::Json& chain, int64_t generation);
+  // Decides `node`'s entry of `chain` (nullopt: none) and queues the node's write. Takes
+  // indexMu_.
+  void decide(const std::string& node, const std::string& chain, std::optional<api::ChainRef> want);
+  // The decision on `node`'s entry of `chain` that the index has not caught up with, or
+  // nullptr (forgetting it once the index shows its write). The caller holds indexMu_.
+  const Pending* pendingFor(const std::string& chain, const std::string& node);
+  // Removes `chain` from every node whose spec has it and that `keep` does not name.
+  void releaseEverywhere(const std::string& chain, const std::set<std::string>& keep);
   k8s::ApiResult<Outcome> finalize(const k8s::Json& chain);
   // The status to compare with and to take transition times from: ours when the cache has
   // not caught up with our last write, else the cache's. nullptr when there is none.
@@ -155,7 +152,8 @@ private:
   k8s::Informer chains_, nodes_, nodeConfigs_;
   k8s::EventRecorder events_;
   k8s::WorkQueue queue_;
-  std::thread worker_;
+  std::vector<std::thread> workers_; // writeConcurrency of them: node writes go in parallel
+  std::mutex chainMu_;               // chain reconciles run one at a time (the state below)
   std::atomic<bool> stopping_{false};
 
   // Kept by the informers' handlers, read by the worker.
@@ -164,10 +162,11 @@ private:
   std::map<std::string, NodeConfigIndex> configs_;                       // by BpfNodeConfig name
   std::map<std::string, int64_t> configRevisions_;                       // by BpfNodeConfig name
   std::map<std::string, std::optional<Clock::time_point>> heartbeats_;   // by BpfNodeConfig name
-  std::map<std::string, std::map<std::string, Expectation>> expected_;   // chain -> node
+  std::map<std::string, std::map<std::string, Pending>> pending_;        // node -> chain
+  uint64_t pendingSeq_ = 0;
   std::set<std::string> chainNames_;
 
-  // The worker's own.
+  // The chain reconciles' own (under chainMu_).
   std::set<std::string> revisions_; // ControllerRevisions known to exist
   std::map<std::string, std::pair<std::string, std::set<int64_t>>> pruned_; // chain -> uid, kept
   std::map<std::string, k8s::Json> revisionSpecs_; // spec by revision name, for rollbacks

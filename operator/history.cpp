@@ -4,10 +4,6 @@
 
 namespace bpfchain::op {
 
-std::string revisionName(const std::string& chain, const std::string& uid, int64_t generation) {
-  return chain + "-" + uid.substr(0, 8) + "-" + std::to_string(generation);
-}
-
 std::vector<std::string> revisionsToPrune(const std::vector<RevisionRef>& listed,
                                           const std::string& uid, const std::set<int64_t>& keep) {
   std::vector<std::string> prune;

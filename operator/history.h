@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "api/chain_ref.h"
+
 namespace bpfchain::op {
 
-// "<chain>-<first 8 characters of uid>-<generation>": unique per object, so an object never
-// meets a revision of an earlier object of its name (the UID is still checked on read).
-std::string revisionName(const std::string& chain, const std::string& uid, int64_t generation);
+// The revisions' names are api::revisionName's: unique per object, so an object never meets a
+// revision of an earlier object of its name (the UID is still checked on read).
+using api::revisionName;
 
 // A ControllerRevision labelled with a chain's name, as listed.
 struct RevisionRef {

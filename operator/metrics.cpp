@@ -57,6 +57,12 @@ OperatorMetrics::OperatorMetrics(const std::string& version)
                         .Help("BpfChain status writes sent; unchanged statuses are not written.")
                         .Register(*registry_)
                         .Add({})),
+      nodeConfigWrites_(prometheus::BuildCounter()
+                            .Name("bpfchain_operator_node_config_writes_total")
+                            .Help("BpfNodeConfig spec writes sent: one per node for every chain "
+                                  "decided on it meanwhile.")
+                            .Register(*registry_)
+                            .Add({})),
       leader_(prometheus::BuildGauge()
                   .Name("bpfchain_operator_leader")
                   .Help("1 while this replica leads (always 1 without --leader-elect).")
@@ -121,6 +127,10 @@ void OperatorMetrics::forgetChain(const std::string& chain) {
 
 void OperatorMetrics::statusWritten() {
   statusWrites_.Increment();
+}
+
+void OperatorMetrics::nodeConfigWritten() {
+  nodeConfigWrites_.Increment();
 }
 
 void OperatorMetrics::setLeader(bool leading) {

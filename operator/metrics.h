@@ -61,6 +61,7 @@ public:
   // The chain is gone: its series go too.
   void forgetChain(const std::string& chain);
   void statusWritten();
+  void nodeConfigWritten();
   void setLeader(bool leading);
 
 private:
@@ -71,6 +72,7 @@ private:
   prometheus::Family<prometheus::Gauge>& halted_;
   prometheus::Family<prometheus::Gauge>& rolledBack_;
   prometheus::Counter& statusWrites_;
+  prometheus::Counter& nodeConfigWrites_;
   prometheus::Gauge& leader_;
   k8s::QueueMetricsHandle queue_;
   std::shared_ptr<k8s::RequestMetrics> requests_;

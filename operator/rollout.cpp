@@ -45,6 +45,27 @@ std::string firstFew(const std::vector<std::string>& names) {
          (names.size() > kShown ? " and " + std::to_string(names.size() - kShown) + " more" : "");
 }
 
+// An agent's message for an Event: one line (verifier logs are several), at most
+// kNodeFailedMessageMax bytes, keeping its start (what failed) and its end (a verifier log's
+// last line says why), cut on UTF-8 character boundaries.
+std::string eventMessage(const std::string& message) {
+  std::string line = message;
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  if (line.size() <= kNodeFailedMessageMax)
+    return line;
+  const std::string gap = " ... ";
+  auto continuation = [&](size_t i) {
+    return (static_cast<unsigned char>(line[i]) & 0xC0) == 0x80;
+  };
+  size_t head = (kNodeFailedMessageMax - gap.size()) / 3;
+  size_t tail = line.size() - (kNodeFailedMessageMax - gap.size() - head);
+  while (head > 0 && continuation(head))
+    --head;
+  while (tail < line.size() && continuation(tail))
+    ++tail;
+  return line.substr(0, head) + gap + line.substr(tail);
+}
+
 } // namespace
 
 bool agentStale(std::optional<Clock::time_point> heartbeat, std::chrono::seconds staleAfter,
@@ -67,6 +88,28 @@ std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& bef
   if (!sameTarget)
     events.push_back({false, "RolloutStarted",
                       "rolling out " + gen + " to " + std::to_string(d.matched) + " node(s)"});
+  // Once per node and generation: nodes that started failing the target since the last
+  // reconcile, the first few by name and the rest counted.
+  std::vector<const NodeFailure*> newlyFailed;
+  for (const auto& f : d.failures)
+    if (std::binary_search(d.memory.failedNodes.begin(), d.memory.failedNodes.end(), f.node) &&
+        !(sameTarget &&
+          std::binary_search(before.failedNodes.begin(), before.failedNodes.end(), f.node)))
+      newlyFailed.push_back(&f);
+  for (size_t i = 0; i < newlyFailed.size() && i < kNodeFailedEvents; ++i) {
+    const NodeFailure& f = *newlyFailed[i];
+    events.push_back({true, "NodeFailed",
+                      "node " + f.node + " failed " + gen + ": " + f.reason +
+                          (f.message.empty() ? "" : ": " + eventMessage(f.message))});
+  }
+  if (newlyFailed.size() > kNodeFailedEvents) {
+    std::vector<std::string> rest;
+    for (size_t i = kNodeFailedEvents; i < newlyFailed.size(); ++i)
+      rest.push_back(newlyFailed[i]->node);
+    events.push_back({true, "NodeFailed",
+                      std::to_string(rest.size()) + " more node(s) failed " + gen + ": " +
+                          firstFew(rest) + "; kubectl bpfchain status lists each node's reason"});
+  }
   if (d.memory.canaryReadyAt && !(sameTarget && before.canaryReadyAt)) {
     if (d.canariesFailed == 0)
       events.push_back({false, "CanaryReady",
@@ -198,6 +241,11 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
       ++d.failed;
       d.failures.push_back({n.node, n.reason, n.message});
     }
+  }
+  if (!d.memory.rolledBack) { // once rolled back, its nodes no longer run the target
+    d.memory.failedNodes.clear();
+    for (const auto& f : d.failures)
+      d.memory.failedNodes.push_back(f.node); // sorted: nodes are
   }
 
   // Once rolled back, what the nodes run is the stable generation (or nothing): READY counts

@@ -64,6 +64,9 @@ struct RolloutMemory {
   std::optional<Clock::time_point> waitingSince; // since when nodes apply and none finished
   int finished = 0;                              // nodes Ready or Failed at the target then
   std::vector<std::string> staleNodes;           // reported Ready, agent not reporting (sorted)
+  // Nodes that report `generation` Failed (sorted): a NodeFailed Event was sent as each joined.
+  // Kept as it was once the generation is rolled back (its nodes no longer run it).
+  std::vector<std::string> failedNodes;
 };
 
 // One matched node, as its BpfNodeConfig shows it.
@@ -110,6 +113,12 @@ struct RolloutEvent {
 // the Progressing condition last written for this generation ("" if none): each transition
 // once, and none that contradicts the facts (a canary that failed is not "Ready", a rollout
 // where nodes failed is not a Normal "RolloutComplete").
+// A node that starts failing the target (joins memory.failedNodes) gets a Warning NodeFailed
+// naming it, the agent's reason and its message (shortened to kNodeFailedMessageMax bytes),
+// under every failure policy; past kNodeFailedEvents new failures in one reconcile, one more
+// NodeFailed counts and names the rest, so a failure on 1,000 nodes is 11 Events, not 1,000.
+inline constexpr size_t kNodeFailedEvents = 10;
+inline constexpr size_t kNodeFailedMessageMax = 512;
 std::vector<RolloutEvent> rolloutEvents(int64_t target, const RolloutMemory& before,
                                         const std::string& previousProgressingReason,
                                         const RolloutDecision& d);

@@ -20,7 +20,8 @@
 #   6. kubectl applies examples/counter.yaml (every node) and examples/edge-protect.yaml
 #      (role=edge: port filter, rate limit, counter) and watches them roll out;
 #   7. sends UDP from the router to every node: paced to an open port, to the filtered port
-#      9999, and a flood above the rate limit; prints what arrived, kubectl's view and metrics;
+#      9999, and a flood above the rate limit; prints what arrived, kubectl's view, metrics,
+#      node-1's `bpfchain-agent status` and `kubectl bpfchain status`;
 #   8. on exit (also Ctrl-C or an error) stops and removes everything it started: agents
 #      (which detach their chains), operator, HTTP server, namespaces, bpffs pins, control plane,
 #      and the bpffs at /sys/fs/bpf if an agent of this demo mounted it.
@@ -380,6 +381,8 @@ curl -fsS "http://127.0.0.1:$operator_port/metrics" | grep -E '^bpfchain_operato
 say "kubectl get bpfchains,bpfnodeconfigs"
 k get bpfchains,bpfnodeconfigs
 k get bpfnodeconfig node-1 -o jsonpath='{range .status.chains[*]}  node-1: {.name} generation {.generation}: {.phase}, attached to {.attachments[*].interface} ({.attachments[*].hook}), program IDs {.attachments[*].programIDs}{"\n"}{end}'
+say "bpfchain-agent status on node-1 (asks its agent over $work/node-1/agent.sock)"
+"$bin/bpfchain-agent" status --socket "$work/node-1/agent.sock"
 say "kubectl bpfchain status (the kubectl-bpfchain plugin in $bin)"
 # kubectl takes no flags before a plugin's name: the plugin reads --kubeconfig itself.
 PATH="$bin:$PATH" kubectl bpfchain status --kubeconfig "$kubeconfig"

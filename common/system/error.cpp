@@ -14,6 +14,12 @@ const char* reasonName(ErrorKind kind) {
     return "GlobalDataInvalid";
   case ErrorKind::ProgramInvalid:
     return "ProgramInvalid";
+  case ErrorKind::SpecInvalid:
+    return "SpecInvalid";
+  case ErrorKind::RevisionUnavailable:
+    return "RevisionUnavailable";
+  case ErrorKind::DigestMismatch:
+    return "DigestMismatch";
   case ErrorKind::Unclassified:
   case ErrorKind::LoadFailed:
     break;

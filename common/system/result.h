@@ -27,6 +27,9 @@ enum class ErrorKind {
   GlobalDataInvalid,
   ProgramInvalid, // no such entry or next map, not a BPF object
   LoadFailed,
+  SpecInvalid,         // the chain's declaration does not parse (a newer CRD, a bad regex)
+  RevisionUnavailable, // the chain revision a node refers to cannot be read (403, 404, ...)
+  DigestMismatch,      // the revision read is not the one the reference names (api/chain_ref.h)
 };
 
 // The status reason of a kind: "VerifierRejected", ...; Unclassified is "LoadFailed".

@@ -595,9 +595,9 @@ TEST_F(HelmChart, WithItsDefaultsTheChartDeploysWhatManifestsDeploy) {
   for (const auto& [name, _] : chart)
     gotNames.insert(name);
   EXPECT_EQ(wantNames, gotNames);
-  // ServiceAccount, ClusterRole and -Binding for both, Role and -Binding, the policy and its
+  // ServiceAccount, ClusterRole and -Binding, Role and -Binding for both, the policy and its
   // binding, Deployment, PodDisruptionBudget, DaemonSet, two Services, ServiceMonitor.
-  ASSERT_EQ(wantNames.size(), 16u);
+  ASSERT_EQ(wantNames.size(), 18u);
   for (const auto& [name, want] : manifests) {
     SCOPED_TRACE(name);
     if (!chart.count(name))

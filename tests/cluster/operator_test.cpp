@@ -15,6 +15,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include "api/chain_ref.h"
+#include "api/resources.h"
 #include "harness/control_plane.h"
 #include "harness/process.h"
 #include "harness/resources.h"
@@ -253,6 +255,34 @@ protected:
     }
   }
 
+  // The spec `node` must run of `chain`, as an agent resolves it: the ControllerRevision its
+  // reference names, whose digest must match the reference's (as canonical JSON); "" when
+  // there is no entry, no such revision, or the digest does not match.
+  static std::string resolvedSpec(const std::string& node, const std::string& chain) {
+    auto config = client_->get(kNodeConfigs, "", node);
+    if (!config || !config->has_field("spec") || !config->at("spec").has_field("chains"))
+      return "";
+    for (const auto& e : config->at("spec").at("chains").as_array()) {
+      if (k8s::stringAt(e, {"name"}) != chain)
+        continue;
+      auto ref = api::chainRefFromJson(e, node);
+      EXPECT_TRUE(ref) << ref.error().message();
+      if (!ref)
+        return "";
+      auto object = client_->get(api::kControllerRevisions, "bpfchain-system", ref->revision);
+      if (!object)
+        return "";
+      auto revision = api::chainRevisionFromJson(*object);
+      EXPECT_TRUE(revision) << revision.error().message();
+      if (!revision)
+        return "";
+      auto why = api::mismatch(*ref, *revision);
+      EXPECT_FALSE(why) << *why;
+      return why ? "" : api::canonicalJson(revision->spec);
+    }
+    return "";
+  }
+
   // The generation of `chain` in `node`'s config, or -1 when absent.
   static int64_t assigned(const std::string& node, const std::string& chain) {
     auto config = client_->get(kNodeConfigs, "", node);
@@ -424,11 +454,76 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
   // And as the operator's log tells it: each node write, and the halt with its node and reason.
   std::string log = readFile(logDir_->path() + "/operator.log");
   for (const std::string line :
-       {"INFO assigned chain to node chain=halting node=halt-1 generation=2\n",
-        "INFO assigned chain to node chain=halting node=halt-3 generation=1\n",
+       {"INFO wrote node config node=halt-1 changed=halting@2\n",
+        "INFO wrote node config node=halt-3 added=halting@1\n",
         "WARNING event chain=halting reason=RolloutHalted message=\"generation 2 halted: node "
         "halt-1 failed: VerifierRejected: R1 invalid"})
     EXPECT_NE(log.find(line), std::string::npos) << line << " not in:\n" << log;
+}
+
+// Revisions are collected once no node refers to them and no rollback can need them: a
+// finished rollout keeps one; one under way keeps every generation a node's spec names, even
+// one that is neither the current nor the last Ready everywhere.
+TEST_F(Operator, RevisionsNoNodeRefersToAreCollected) {
+  for (int i = 0; i < 3; ++i)
+    addNode("gc-" + std::to_string(i), "gc");
+  auto generations = [] {
+    std::set<int64_t> kept;
+    auto listed = client_->list(api::kControllerRevisions, "bpfchain-system",
+                                {.labelSelector = "bpfchain.io/chain=gc"});
+    if (listed)
+      for (const auto& r : listed->items)
+        kept.insert(r.at("revision").as_number().to_int64());
+    return kept;
+  };
+  auto program = [](const std::string& name) {
+    return [name](Json& next) { next["spec"]["programs"][0]["name"] = Json::string(name); };
+  };
+  ASSERT_TRUE(
+      client_
+          ->create(kChains,
+                   chain("gc", "gc", {"counter"},
+                         R"({"canaryNodes":1,"maxUnavailable":1,"failurePolicy":"Continue"})"))
+          .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("gc", "Ready") == "True"; }, 60s));
+  ASSERT_TRUE(updateChain("gc", program("counter-2")).ok());
+  ASSERT_TRUE(updateChain("gc", program("counter-3")).ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("gc", "Ready") == "True" && statusString("gc", "ready") == "3/3" &&
+               generations() == std::set<int64_t>{3};
+      },
+      60s));
+
+  // Generation 4 fails on gc-0 and, under Continue, goes everywhere: 3 stays the stable one.
+  agents_->fail("gc-0", 4);
+  ASSERT_TRUE(updateChain("gc", program("counter-4")).ok());
+  std::string reason;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conditionOf("gc", "Ready", &reason) == "False" && reason == "NodesFailed" &&
+               assigned("gc-2", "gc") == 4;
+      },
+      60s))
+      << reason;
+  EXPECT_EQ(generations(), (std::set<int64_t>{3, 4}));
+
+  // Generation 5 waits on its canary (gc-0, whose agent is silent): gc-1 and gc-2 still run
+  // 4, which is neither the current generation nor the stable one, and must stay readable.
+  agents_->freeze("gc-0");
+  ASSERT_TRUE(updateChain("gc", program("counter-5")).ok());
+  EXPECT_TRUE(eventually([] { return assigned("gc-0", "gc") == 5; }, 60s));
+  std::this_thread::sleep_for(2s); // a few more reconciles
+  EXPECT_EQ(assigned("gc-1", "gc"), 4);
+  EXPECT_TRUE(generations().contains(4)) << "a revision gc-1 runs was deleted";
+  EXPECT_NE(resolvedSpec("gc-1", "gc").find("counter-4"), std::string::npos);
+
+  // The canary reports, generation 5 completes, and 3 and 4 go.
+  agents_->freeze("gc-0", false);
+  EXPECT_TRUE(eventually(
+      [&] { return conditionOf("gc", "Ready") == "True" && generations() == std::set<int64_t>{5}; },
+      60s))
+      << generations().size();
 }
 
 TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
@@ -454,10 +549,9 @@ TEST_F(Operator, RollbackRestoresThePreviousGeneration) {
       },
       60s));
   // What the nodes got back is generation 1's spec, from its ControllerRevision.
-  auto config = client_->get(kNodeConfigs, "", "back-0");
-  ASSERT_TRUE(config.ok());
-  EXPECT_NE(config->serialize().find("\"name\":\"counter\""), std::string::npos);
-  EXPECT_EQ(config->serialize().find("counter-v2"), std::string::npos);
+  std::string back = resolvedSpec("back-0", "rolling");
+  EXPECT_NE(back.find("\"name\":\"counter\""), std::string::npos) << back;
+  EXPECT_EQ(back.find("counter-v2"), std::string::npos) << back;
   std::string events;
   EXPECT_TRUE(eventually([&] {
     events = eventsOf("rolling");
@@ -518,9 +612,7 @@ TEST_F(Operator, ARecreatedChainNeverRestoresTheDeletedObjectsSpec) {
       },
       60s));
   for (const char* node : {"reborn-0", "reborn-1"}) {
-    auto config = client_->get(kNodeConfigs, "", node);
-    ASSERT_TRUE(config.ok());
-    std::string text = config->serialize();
+    std::string text = resolvedSpec(node, "reborn");
     EXPECT_NE(text.find("\"name\":\"new-one\""), std::string::npos) << node << ": " << text;
     EXPECT_EQ(text.find("old-only"), std::string::npos) << node << " got the deleted spec";
     EXPECT_EQ(text.find("\"priority\":7"), std::string::npos) << node << " got the deleted spec";
@@ -900,6 +992,77 @@ TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
             (std::vector<std::string>{"resume-0", "resume-1", "resume-2", "resume-3", "resume-4"}));
 }
 
+TEST_F(OperatorRestarts, ANodesFailureIsOneWarningEventNamingItEvenAcrossARestart) {
+  for (int i = 0; i < 3; ++i)
+    addNode("nodefail-" + std::to_string(i), "nodefail");
+  agents_->fail("nodefail-1", 1);
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("node-failing", "nodefail", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":3,)"
+                                          R"("failurePolicy":"Continue"})"))
+                  .ok());
+  // The NodeFailed Events (core/v1, in "default": the chain is cluster-scoped) about `node`.
+  auto nodeFailed = [](const std::string& node) {
+    std::vector<Json> found;
+    auto list =
+        client_->list(k8s::resources::kEvents, "default",
+                      {.fieldSelector = "involvedObject.name=node-failing,reason=NodeFailed"});
+    if (list)
+      for (const auto& e : list->items)
+        if (k8s::stringAt(e, {"message"}).starts_with("node " + node + " "))
+          found.push_back(e);
+    return found;
+  };
+  ASSERT_TRUE(eventually([&] { return !nodeFailed("nodefail-1").empty(); }, 60s));
+  Json e = nodeFailed("nodefail-1").at(0);
+  EXPECT_EQ(k8s::stringAt(e, {"type"}), "Warning");
+  EXPECT_EQ(k8s::stringAt(e, {"involvedObject", "kind"}), "BpfChain");
+  EXPECT_EQ(k8s::stringAt(e, {"message"}),
+            "node nodefail-1 failed generation 1: VerifierRejected: R1 invalid mem access "
+            "'scalar'");
+  // Continue passes over it: the rollout completes, and says so once more.
+  std::string reason;
+  EXPECT_TRUE(eventually([&] {
+    return conditionOf("node-failing", "Progressing", &reason) == "False" &&
+           reason == "RolloutComplete";
+  }));
+  auto c = client_->get(kChains, "", "node-failing");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->at("status").at("rollout").at("failedNodes").serialize(), R"(["nodefail-1"])");
+  // What a user sees.
+  auto shown = ControlPlaneEnvironment::get().kubectl(
+      {"events", "-n", "default", "--for", "bpfchain/node-failing", "--types", "Warning"});
+  ASSERT_TRUE(shown.ok()) << shown.error().message();
+  EXPECT_NE(shown->out.find("NodeFailed"), std::string::npos) << shown->out;
+  EXPECT_NE(shown->out.find("node nodefail-1 failed generation 1: VerifierRejected"),
+            std::string::npos)
+      << shown->out;
+
+  // A new operator remembers what was said (status.rollout.failedNodes): a second node's
+  // failure is one new Event, the first node's is not repeated.
+  restartOperator(SIGKILL);
+  agents_->fail("nodefail-2", 1);
+  EXPECT_TRUE(eventually([&] { return nodeFailed("nodefail-2").size() == 1; }, 60s));
+  auto first = nodeFailed("nodefail-1");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].at("count").as_integer(), 1);
+
+  // A new generation failing on the node again is a new failure.
+  agents_->fail("nodefail-1", 2);
+  ASSERT_TRUE(updateChain("node-failing", [](Json& next) {
+                next["spec"]["programs"][1] =
+                    chain("x", "x", {"portfilter"}, "{}")["spec"]["programs"][0];
+              }).ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (const auto& f : nodeFailed("nodefail-1"))
+          if (k8s::stringAt(f, {"message"}).starts_with("node nodefail-1 failed generation 2: "))
+            return true;
+        return false;
+      },
+      60s));
+}
+
 TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
   // Replace the suite's operator by two replicas that elect a leader.
   restartOperator(SIGTERM, {"--leader-elect"});
@@ -931,8 +1094,7 @@ TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
                   .ok());
   EXPECT_TRUE(eventually(
       [] {
-        auto config = client_->get(kNodeConfigs, "", "replica-0");
-        std::string text = config ? config->serialize() : "";
+        std::string text = resolvedSpec("replica-0", "replicated");
         return text.find("\"priority\":7") != std::string::npos &&
                text.find("\"placement\":\"last\"") != std::string::npos;
       },

@@ -221,6 +221,67 @@ protected:
     return t.ok() ? std::move(*t) : nullptr;
   }
 
+  // A namespace labelled `label` (key=value), for pods chains' namespaceSelector.
+  static void createNamespace(const std::string& name, const std::string& label) {
+    ASSERT_TRUE(ControlPlaneEnvironment::get().kubectl({"create", "namespace", name}).ok());
+    ASSERT_TRUE(ControlPlaneEnvironment::get().kubectl({"label", "namespace", name, label}).ok());
+  }
+
+  // A Pod object labelled app=`app`, scheduled to `node` (nothing runs it: tests play the
+  // runtime with cnitool).
+  static void createPod(const std::string& ns, const std::string& name, const std::string& app,
+                        size_t node) {
+    Json p = Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"labels":{}},
+                             "spec":{"containers":[{"name":"c","image":"x"}]}})");
+    p["metadata"]["namespace"] = Json::string(ns);
+    p["metadata"]["name"] = Json::string(name);
+    p["metadata"]["labels"]["app"] = Json::string(app);
+    p["spec"]["nodeName"] = Json::string(nodeName(node));
+    auto created = client_->create(k8s::resources::kPods, p);
+    ASSERT_TRUE(created.ok()) << created.error().describe();
+  }
+
+  // Plays the container runtime of node `node` (no kubelet here) with cnitool: a network of a
+  // bridge with host-local addresses from `subnet`, then bpfchain-cni on the node's agent socket.
+  struct CniRuntime {
+    size_t node;
+    std::string confDir, net;
+    // cnitool COMMAND for the pod NAMESPACE/NAME whose network namespace is `pod`.
+    CommandOutput run(const std::string& command, const TestNetns& pod,
+                      const std::string& podNamespace, const std::string& name) const {
+      auto out = runCommand(
+          {"ip", "netns", "exec", nodes_->node(node).netns->name(), "env", "NETCONFPATH=" + confDir,
+           "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
+           "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=" + podNamespace + ";K8S_POD_NAME=" + name,
+           "CNI_IFNAME=eth0", testBedToolsDir() + "/cnitool", command, net, pod.path()});
+      EXPECT_TRUE(out.ok());
+      return out.ok() ? *out : CommandOutput{-1, "", ""};
+    }
+    // Removes what the plugins cached of this network on the host.
+    void forget() const {
+      std::error_code ec;
+      for (const auto* sub : {"/var/lib/cni/results", "/var/lib/cni/gc"})
+        for (const auto& entry : fs::directory_iterator(sub, ec))
+          if (entry.path().filename().string().starts_with(net))
+            fs::remove_all(entry.path(), ec);
+    }
+  };
+  static CniRuntime cniRuntime(size_t node, const std::string& bridge, const std::string& subnet) {
+    CniRuntime r{node, "", uniqueResourceName("net")};
+    r.confDir = dir_->path() + "/net.d-" + r.net;
+    fs::create_directories(r.confDir);
+    std::ofstream(r.confDir + "/10-pods.conflist")
+        << R"({"cniVersion": "1.0.0", "name": ")" << r.net << R"(", "plugins": [
+  {"type": "bridge", "bridge": ")"
+        << bridge << R"(", "isGateway": true,
+   "ipam": {"type": "host-local", "dataDir": ")"
+        << dir_->path() << R"(/ipam", "ranges": [[{"subnet": ")" << subnet << R"("}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "bpfchain-cni", "socketPath": ")"
+        << dir_->path() << "/agent-n" << node + 1 << R"(.sock"}]})";
+    return r;
+  }
+
   static double nodeMetric(size_t node, const std::string& name,
                            const std::vector<std::string>& labels) {
     auto text = agents_[node]->get("/metrics");
@@ -423,15 +484,46 @@ std::string urlEncode(const std::string& s) {
 // Debian's prometheus scraping every agent (labelled with its node, as the ServiceMonitor's
 // relabeling does) and the operator, evaluating dashboards/alerts/bpfchain.rules.yaml; a
 // real verifier rejection on the canary node makes BpfchainChainFailed and
-// BpfchainRolloutHalted fire, every dashboard query answers with data, and the fix resolves
-// both alerts. The dashboards and rules use only metric names the binaries export, taken from
-// their scrapes. The rules' `for` durations are read as seconds (2m -> 2s) so the test waits
+// BpfchainRolloutHalted fire and a NodeFailed Event, every dashboard query answers with data
+// (with a pods chain on the third node, its pod added through the CNI plugin), and the fix
+// resolves both alerts. The dashboards and rules use only metric names the binaries export, taken
+// from their scrapes. The rules' `for` durations are read as seconds (2m -> 2s) so the test waits
 // seconds, not minutes; their expressions are the shipped ones.
 TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveData) {
   std::string rollout = "{maxUnavailable: 1, canaryNodes: 1, failurePolicy: Halt}";
   // The filter counts verdicts per program (chain.h), the counter feeds a monitor map.
   applyChain("e2e-alert", "edge", true, rollout);
   waitReady("e2e-alert", 2);
+  // And a pods chain on n3 (role core), with a pod added through the CNI plugin: the dashboards
+  // are read against both kinds of chain.
+  ASSERT_FALSE(testBedToolsDir().empty());
+  createNamespace("e2e-dash", "tier=dash");
+  createPod("e2e-dash", "dash-0", "dash", 2);
+  if (HasFatalFailure())
+    return;
+  std::string podsYaml =
+      "apiVersion: bpfchain.io/v1alpha1\nkind: BpfChain\nmetadata:\n  name: e2e-alert-pods\n"
+      "spec:\n  hook: xdp\n  nodeSelector: {matchLabels: {role: core}}\n"
+      "  pods:\n    namespaceSelector: {matchLabels: {tier: dash}}\n"
+      "    podSelector: {matchLabels: {app: dash}}\n  programs:\n  - name: count\n"
+      "    package: {url: \"" +
+      counter_->url + "\", sha256: \"" + counter_->sha256 +
+      "\"}\n    monitorMaps: [{map: counter_stats, key: \"0\", aggregator: sum}]\n";
+  std::ofstream(dir_->path() + "/e2e-alert-pods.yaml") << podsYaml;
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"apply", "-f", dir_->path() + "/e2e-alert-pods.yaml"})
+                  .ok());
+  waitReady("e2e-alert-pods", 1);
+  CniRuntime cni = cniRuntime(2, "dashbr0", "10.97.0.0/24");
+  auto podNetns = TestNetns::create();
+  ASSERT_TRUE(podNetns.ok()) << podNetns.error().message();
+  CommandOutput added = cni.run("add", *podNetns, "e2e-dash", "dash-0");
+  ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
+  ASSERT_TRUE(eventually([&] {
+    Json s = nodeChainStatus(2, "e2e-alert-pods");
+    return !s.is_null() && s.has_field("attachments") && s.at("attachments").size() == 1 &&
+           k8s::stringAt(s.at("attachments").at(0), {"pod"}) == "e2e-dash/dash-0";
+  })) << nodeChainStatus(2, "e2e-alert-pods").serialize();
   auto rejected = buildPackage(dir_->path() + "/packages", "rejected", "rejected", "rejected_xdp",
                                "xdp", "rejected_xdp_next");
   ASSERT_TRUE(rejected.ok()) << rejected.error().message();
@@ -522,6 +614,24 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
   std::string canary = failed[0]["metric"]["node"].as<std::string>("");
   EXPECT_NE(status.find("Failed  VerifierRejected  1      " + canary + "\n"), std::string::npos)
       << status;
+  // The canary's failure is a Warning Event on the chain, with the agent's message on one line,
+  // shortened but keeping the verifier's last words.
+  std::string nodeFailed;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto out = ControlPlaneEnvironment::get().kubectl(
+            {"get", "events", "-n", "default", "--field-selector",
+             "involvedObject.name=e2e-alert,reason=NodeFailed", "-o",
+             "jsonpath={range .items[*]}{.type}|{.message}{\"\\n\"}{end}"});
+        nodeFailed = out.ok() ? out->out : "";
+        return nodeFailed.find("Warning|node " + canary + " failed generation ") !=
+                   std::string::npos &&
+               nodeFailed.find(": VerifierRejected: ") != std::string::npos &&
+               nodeFailed.find("invalid access to packet") != std::string::npos;
+      },
+      60000))
+      << nodeFailed;
+  std::cout << "NodeFailed events:\n" << nodeFailed;
   std::string nodesOut = plugin({"nodes", "-o", "wide"});
   EXPECT_NE(nodesOut.find("e2e-alert@"), std::string::npos) << nodesOut;
   EXPECT_NE(nodesOut.find("Failed(VerifierRejected)"), std::string::npos) << nodesOut;
@@ -529,10 +639,18 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
             << status << "kubectl bpfchain nodes -o wide:\n"
             << nodesOut;
 
-  // Every panel's query answers (a series, even if its value is 0 or NaN).
+  // Every panel's query answers (a series, even if its value is 0 or NaN), the pod's ADD and
+  // its chain among them.
   for (const auto& q : *panels)
     EXPECT_TRUE(eventually([&] { return query(q.expr).size() > 0; }, 20000))
         << q.where << " has no data: " << q.expr;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return query(R"(bpfchain_cni_requests_total{command="ADD",result="success"} > 0)").size() ==
+                   1 &&
+               query(R"(bpfchain_chain_info{chain="e2e-alert-pods",phase="Ready"})").size() == 1;
+      },
+      20000));
 
   // Every metric name the dashboards and rules read is one the binaries export (scraped now:
   // a family without series, such as bpfchain_errors_total before any error, is not exposed).
@@ -565,23 +683,21 @@ TEST_F(AgentCluster, AlertsFireOnAVerifierRejectionAndResolveAndDashboardsHaveDa
       60000));
   prometheus->stop();
   deleteChain("e2e-alert");
+  EXPECT_EQ(cni.run("del", *podNetns, "e2e-dash", "dash-0").exitCode, 0);
+  cni.forget();
+  deleteChain("e2e-alert-pods");
+  ASSERT_TRUE(ControlPlaneEnvironment::get()
+                  .kubectl({"delete", "namespace", "e2e-dash", "--wait=false"})
+                  .ok());
 }
 
 TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns) {
   // A pod scheduled to n3 (no kubelet here: the test plays the runtime with cnitool).
-  ASSERT_TRUE(ControlPlaneEnvironment::get().kubectl({"create", "namespace", "e2e-shop"}).ok());
-  ASSERT_TRUE(ControlPlaneEnvironment::get()
-                  .kubectl({"label", "namespace", "e2e-shop", "tier=frontend"})
-                  .ok());
-  for (const auto& [pod, app] : {std::pair{"web-0", "web"}, std::pair{"db-0", "db"}}) {
-    Json p = Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"e2e-shop",
-                             "labels":{}},"spec":{"containers":[{"name":"c","image":"x"}]}})");
-    p["metadata"]["name"] = Json::string(pod);
-    p["metadata"]["labels"]["app"] = Json::string(app);
-    p["spec"]["nodeName"] = Json::string(nodeName(2));
-    auto created = client_->create(k8s::resources::kPods, p);
-    ASSERT_TRUE(created.ok()) << created.error().describe();
-  }
+  createNamespace("e2e-shop", "tier=frontend");
+  createPod("e2e-shop", "web-0", "web", 2);
+  createPod("e2e-shop", "db-0", "db", 2);
+  if (HasFatalFailure())
+    return;
   std::string yaml = "apiVersion: bpfchain.io/v1alpha1\nkind: BpfChain\nmetadata:\n  name: "
                      "e2e-pods\nspec:\n  hook: xdp\n  nodeSelector: {matchLabels: {role: core}}\n"
                      "  pods:\n    namespaceSelector: {matchLabels: {tier: frontend}}\n"
@@ -596,27 +712,10 @@ TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns)
                   .ok());
   waitReady("e2e-pods", 1);
 
-  std::string confDir = dir_->path() + "/net.d";
-  fs::create_directories(confDir);
-  std::string net = uniqueResourceName("net");
-  std::ofstream(confDir + "/10-pods.conflist")
-      << R"({"cniVersion": "1.0.0", "name": ")" << net << R"(", "plugins": [
-  {"type": "bridge", "bridge": "podbr0", "isGateway": true,
-   "ipam": {"type": "host-local", "dataDir": ")"
-      << dir_->path() << R"(/ipam", "ranges": [[{"subnet": "10.96.0.0/24"}]],
-            "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "bpfchain-cni", "socketPath": ")"
-      << dir_->path() << R"(/agent-n3.sock"}]})";
-  std::string cnitool = testBedToolsDir() + "/cnitool";
   ASSERT_FALSE(testBedToolsDir().empty());
+  CniRuntime cni = cniRuntime(2, "podbr0", "10.96.0.0/24");
   auto run = [&](const std::string& command, const TestNetns& pod, const std::string& name) {
-    auto out = runCommand(
-        {"ip", "netns", "exec", nodes_->node(2).netns->name(), "env", "NETCONFPATH=" + confDir,
-         "CNI_PATH=" + std::string(BPFCHAIN_BIN_DIR) + ":/usr/lib/cni",
-         "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=e2e-shop;K8S_POD_NAME=" + name,
-         "CNI_IFNAME=eth0", cnitool, command, net, pod.path()});
-    EXPECT_TRUE(out.ok());
-    return out.ok() ? *out : CommandOutput{-1, "", ""};
+    return cni.run(command, pod, "e2e-shop", name);
   };
   auto web = TestNetns::create();
   auto db = TestNetns::create();
@@ -657,12 +756,9 @@ TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns)
             std::string::npos)
       << refused.out << refused.err;
   EXPECT_EQ(run("del", *late, "web-1").exitCode, 0); // the runtime cleans up a failed ADD
-  Json p = Json::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"namespace":"e2e-shop",
-                           "name":"web-1","labels":{"app":"web"}},
-                           "spec":{"containers":[{"name":"c","image":"x"}]}})");
-  p["spec"]["nodeName"] = Json::string(nodeName(2));
-  auto created = client_->create(k8s::resources::kPods, p);
-  ASSERT_TRUE(created.ok()) << created.error().describe();
+  createPod("e2e-shop", "web-1", "web", 2);
+  if (HasFatalFailure())
+    return;
   added = run("add", *late, "web-1");
   ASSERT_EQ(added.exitCode, 0) << added.out << added.err;
   auto t = UdpTraffic::create(*late, *nodes_->node(2).netns, "10.96.0.1", 9999);
@@ -673,11 +769,7 @@ TEST_F(AgentCluster, APodsChainSelectsPodsByLabelAndIsOnTheirVethWhenAddReturns)
 
   EXPECT_EQ(run("del", *web, "web-0").exitCode, 0);
   EXPECT_EQ(run("del", *db, "db-0").exitCode, 0);
-  std::error_code ec;
-  for (const auto* sub : {"/var/lib/cni/results", "/var/lib/cni/gc"})
-    for (const auto& entry : fs::directory_iterator(sub, ec))
-      if (entry.path().filename().string().starts_with(net))
-        fs::remove_all(entry.path(), ec);
+  cni.forget();
   deleteChain("e2e-pods");
   ASSERT_TRUE(ControlPlaneEnvironment::get()
                   .kubectl({"delete", "namespace", "e2e-shop", "--wait=false"})

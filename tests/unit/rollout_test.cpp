@@ -295,12 +295,13 @@ TEST(RolloutEvents, AFailedCanaryUnderContinueIsNotCalledReady) {
   RolloutDecision d = c.step(2, policy);
   ASSERT_TRUE(d.memory.canaryReadyAt.has_value());
   auto events = rolloutEvents(2, canaryDone, "RollingOut", d);
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_TRUE(events[0].warning);
-  EXPECT_EQ(events[0].reason, "CanaryFailed");
-  EXPECT_NE(events[0].message.find("1 of 1 canary node(s) failed generation 2"), std::string::npos)
-      << events[0].message;
-  EXPECT_NE(events[0].message.find("node node-00 failed: VerifierRejected"), std::string::npos);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].reason, "NodeFailed");
+  EXPECT_TRUE(events[1].warning);
+  EXPECT_EQ(events[1].reason, "CanaryFailed");
+  EXPECT_NE(events[1].message.find("1 of 1 canary node(s) failed generation 2"), std::string::npos)
+      << events[1].message;
+  EXPECT_NE(events[1].message.find("node node-00 failed: VerifierRejected"), std::string::npos);
 }
 
 TEST(RolloutEvents, ARolloutWhereEveryNodeFailedIsNotANormalRolloutComplete) {
@@ -332,6 +333,131 @@ TEST(RolloutEvents, ARolloutWhereEveryNodeFailedIsNotANormalRolloutComplete) {
   EXPECT_EQ(okEvents[0],
             (RolloutEvent{false, "RolloutComplete", "generation 2 runs on 2 node(s), 2 Ready"}));
   EXPECT_TRUE(rolloutEvents(2, okBefore, "RolloutComplete", ok.step(2, policy)).empty());
+}
+
+// The NodeFailed Events among `events`.
+std::vector<RolloutEvent> nodeFailed(const std::vector<RolloutEvent>& events) {
+  std::vector<RolloutEvent> out;
+  for (const auto& e : events)
+    if (e.reason == "NodeFailed")
+      out.push_back(e);
+  return out;
+}
+
+// One reconcile of `c`, and the NodeFailed Events it calls for.
+std::vector<RolloutEvent> failedEventsOfStep(Cluster& c, int64_t target,
+                                             const RolloutPolicy& policy) {
+  RolloutMemory before = c.memory;
+  RolloutDecision d = c.step(target, policy);
+  return nodeFailed(rolloutEvents(target, before, "RollingOut", d));
+}
+
+TEST(RolloutEvents, ANodeFailureIsAWarningNamingTheNodeOncePerGeneration) {
+  Cluster c(3);
+  c.failing = {"node-01"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 3, .canaryNodes = 0, .failurePolicy = FailurePolicy::Continue};
+  EXPECT_TRUE(failedEventsOfStep(c, 2, policy).empty()); // assigned; the agents answer after
+  auto events = failedEventsOfStep(c, 2, policy);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0], (RolloutEvent{true, "NodeFailed",
+                                     "node node-01 failed generation 2: VerifierRejected: R1 "
+                                     "invalid mem access"}));
+  EXPECT_EQ(c.memory.failedNodes, (std::vector<std::string>{"node-01"}));
+  // The same failure at the next reconciles: said already.
+  EXPECT_TRUE(failedEventsOfStep(c, 2, policy).empty());
+  EXPECT_TRUE(failedEventsOfStep(c, 2, policy).empty());
+  // A new generation that fails on the node again is a new failure.
+  c.badGeneration = 3;
+  EXPECT_TRUE(failedEventsOfStep(c, 3, policy).empty());
+  events = failedEventsOfStep(c, 3, policy);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].message.find("node node-01 failed generation 3"), std::string::npos)
+      << events[0].message;
+  EXPECT_TRUE(failedEventsOfStep(c, 3, policy).empty());
+  // The node recovers (its agent retried), then fails again: each transition once.
+  c.failing.clear();
+  EXPECT_TRUE(failedEventsOfStep(c, 3, policy).empty());
+  EXPECT_TRUE(failedEventsOfStep(c, 3, policy).empty());
+  EXPECT_TRUE(c.memory.failedNodes.empty());
+  c.failing = {"node-01"};
+  c.step(3, policy);
+  EXPECT_EQ(failedEventsOfStep(c, 3, policy).size(), 1u);
+}
+
+TEST(RolloutEvents, EveryFailurePolicyNamesTheFailedNode) {
+  for (auto failurePolicy :
+       {FailurePolicy::Halt, FailurePolicy::Continue, FailurePolicy::Rollback}) {
+    Cluster c(4);
+    c.failing = {"node-00"};
+    c.badGeneration = 2;
+    RolloutPolicy policy{.maxUnavailable = 1, .canaryNodes = 1, .failurePolicy = failurePolicy};
+    std::vector<RolloutEvent> all;
+    for (int i = 0; i < 10; ++i)
+      for (const auto& e : failedEventsOfStep(c, 2, policy))
+        all.push_back(e);
+    ASSERT_EQ(all.size(), 1u) << static_cast<int>(failurePolicy);
+    EXPECT_NE(all[0].message.find("node node-00 failed generation 2: VerifierRejected"),
+              std::string::npos)
+        << all[0].message;
+  }
+}
+
+TEST(RolloutEvents, AFailureOnManyNodesIsTenEventsAndOneThatCountsTheRest) {
+  Cluster c(25);
+  for (const auto& n : c.nodes)
+    c.failing.insert(n.node);
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 25, .canaryNodes = 0, .failurePolicy = FailurePolicy::Continue};
+  c.step(2, policy);
+  auto events = failedEventsOfStep(c, 2, policy);
+  ASSERT_EQ(events.size(), kNodeFailedEvents + 1);
+  for (size_t i = 0; i < kNodeFailedEvents; ++i)
+    EXPECT_EQ(events[i].message.rfind("node " + c.nodes[i].node + " failed generation 2", 0), 0u)
+        << events[i].message;
+  EXPECT_TRUE(events.back().warning);
+  EXPECT_EQ(events.back().message,
+            "15 more node(s) failed generation 2: node-10, node-11, node-12, node-13, node-14 and "
+            "10 more; kubectl bpfchain status lists each node's reason");
+  EXPECT_EQ(c.memory.failedNodes.size(), 25u); // the counted ones are said too
+  EXPECT_TRUE(failedEventsOfStep(c, 2, policy).empty());
+}
+
+TEST(RolloutEvents, ALongAgentMessageIsShortenedToOneLineKeepingItsStartAndEnd) {
+  // A verifier log: several lines, multi-byte characters where it is cut.
+  std::string message = "load xdp_bad from /var/lib/bpfchain/packages/x/bad.o: Permission denied; "
+                        "verifier:\n";
+  for (int i = 0; i < 200; ++i)
+    message += "é";
+  message += "\n42: (61) r0 = *(u32 *)(r1 +0)\nR1 invalid mem access 'scalar'";
+  RolloutDecision d;
+  d.memory.generation = 2;
+  d.failures = {{"node-00", "VerifierRejected", message}};
+  d.memory.failedNodes = {"node-00"};
+  auto events = nodeFailed(rolloutEvents(2, d.memory, "", {}));
+  EXPECT_TRUE(events.empty()); // nothing failed
+  RolloutMemory before;
+  before.generation = 2;
+  events = nodeFailed(rolloutEvents(2, before, "RollingOut", d));
+  ASSERT_EQ(events.size(), 1u);
+  const std::string& m = events[0].message;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_EQ(m.rfind("node node-00 failed generation 2: VerifierRejected: load xdp_bad from", 0), 0u)
+      << m;
+  EXPECT_TRUE(m.ends_with("R1 invalid mem access 'scalar'")) << m;
+  EXPECT_NE(m.find(" ... "), std::string::npos) << m;
+  std::string prefix = "node node-00 failed generation 2: VerifierRejected: ";
+  EXPECT_LE(m.size() - prefix.size(), kNodeFailedMessageMax);
+  // Cut between characters: every 0xC3 lead byte is followed by its continuation byte.
+  for (size_t i = 0; i < m.size(); ++i)
+    if (static_cast<unsigned char>(m[i]) == 0xC3) {
+      ASSERT_LT(i + 1, m.size());
+      EXPECT_EQ(static_cast<unsigned char>(m[i + 1]), 0xA9) << i;
+    } else if (static_cast<unsigned char>(m[i]) == 0xA9) {
+      EXPECT_EQ(static_cast<unsigned char>(m[i - 1]), 0xC3) << i;
+    }
 }
 
 TEST(AgentStale, OnlyAHeartbeatOlderThanTheDeadlineIsStale) {
