@@ -53,6 +53,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "api/resources.h"
 #include "command_line.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
@@ -76,9 +77,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kChains = api::kBpfChains;
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 const char* kChainName = "bench-rollout";
 
 struct Options {

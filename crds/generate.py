@@ -586,8 +586,9 @@ BPFNODECONFIG_STATUS = obj(
                         "given inline."
                     ),
                     "phase": string(
-                        "Applying, Ready, Failed or Removing.",
-                        enum=["Applying", "Ready", "Failed", "Removing"],
+                        "Applying, Ready, Idle (nothing on the node to attach the chain to), "
+                        "Failed or Removing.",
+                        enum=["Applying", "Ready", "Idle", "Failed", "Removing"],
                     ),
                     "reason": string(
                         "Machine-readable: PackageFetchFailed, ChecksumMismatch, "

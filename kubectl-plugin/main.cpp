@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "api/resources.h"
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "kubectl-plugin/status_view.h"
@@ -17,11 +18,11 @@ namespace {
 
 using bpfchain::k8s::Json;
 namespace k8s = bpfchain::k8s;
+namespace api = bpfchain::api;
 namespace plugin = bpfchain::plugin;
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kChains = api::kBpfChains;
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 
 constexpr const char* kUsage =
     "usage: kubectl bpfchain status [CHAIN] [-o wide] [--kubeconfig FILE]\n"

@@ -32,6 +32,8 @@ constexpr size_t kMaxFetchedRevisions = 1024;
 // server's watch cache: fast), so that it does not read every revision by GET. It does not
 // wait longer: the agent may not be allowed to list them (then each is a GET that says why).
 constexpr std::chrono::seconds kRevisionSyncWait{2};
+// How long a pass waits for the node's BpfNodeConfig to be listed when it is not yet.
+constexpr std::chrono::seconds kFirstListWait{1};
 
 // A YAML tree as JSON (maps, lists and strings: all a label selector holds).
 k8s::Json toJson(const YAML::Node& node) {
@@ -89,6 +91,11 @@ struct ClusterSource::Impl {
   };
   std::map<std::string, FailedGet> failedRevisions; // by name
   std::map<std::string, k8s::Json> keptRevisions;   // by chain: the last one resolved
+  // The revisions the node's references name that did not resolve in the last pass: only
+  // their events start a pass (every agent watches every chain's revisions; a new revision
+  // comes before the references to it, which start the pass).
+  std::mutex awaitedMu;
+  std::set<std::string> awaitedRevisions;
 
   Result<std::vector<k8s::Json>> lookupRevision(const api::ChainRef& ref);
   std::string keptPath(const std::string& chain) const {
@@ -280,10 +287,21 @@ void ClusterSource::start(std::function<void()> changed) {
     return h;
   };
   // A revision that appears or changes may resolve a reference that failed: pass again.
+  auto awaited = [impl = impl_.get(), changed](const k8s::Json& revision) {
+    bool wanted = false;
+    {
+      std::lock_guard lock(impl->awaitedMu);
+      wanted = impl->awaitedRevisions.contains(k8s::nameOf(revision));
+    }
+    if (wanted)
+      changed();
+  };
   k8s::InformerEventHandler revisionHandler;
-  revisionHandler.onAdd = [changed](const k8s::Json&) { changed(); };
-  revisionHandler.onUpdate = [changed](const k8s::Json&, const k8s::Json&) { changed(); };
-  revisionHandler.onDelete = [changed](const k8s::Json&) { changed(); };
+  revisionHandler.onAdd = awaited;
+  revisionHandler.onUpdate = [awaited](const k8s::Json&, const k8s::Json& revision) {
+    awaited(revision);
+  };
+  revisionHandler.onDelete = awaited;
   impl_->revisions->addEventHandler(revisionHandler);
   impl_->revisions->start();
   impl_->pods->addEventHandler(labelsOf(&Impl::podLabels));
@@ -302,7 +320,9 @@ void ClusterSource::stop() {
 }
 
 std::optional<NodeSpec> ClusterSource::current() {
-  if (!impl_->informer->hasSynced())
+  // The first list's onAdd (which asks for this pass) comes just before the informer counts
+  // as synced: wait for that moment rather than miss the object until the next resync.
+  if (!impl_->informer->hasSynced() && !impl_->informer->waitForSync(kFirstListWait))
     return std::nullopt;
   auto object = impl_->informer->get(impl_->options.nodeName);
   if (!object)
@@ -330,6 +350,13 @@ std::optional<NodeSpec> ClusterSource::current() {
     return std::nullopt;
   }
   impl_->keep(resolved->revisions, resolved->spec);
+  {
+    std::lock_guard awaitedLock(impl_->awaitedMu);
+    impl_->awaitedRevisions.clear();
+    for (const auto& bad : resolved->spec.invalid)
+      if (bad.kind != ErrorKind::SpecInvalid && !bad.revision.empty())
+        impl_->awaitedRevisions.insert(bad.revision);
+  }
   return std::move(resolved->spec);
 }
 

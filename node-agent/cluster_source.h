@@ -8,10 +8,10 @@
 // while the object does not exist, current() is nullopt: the data plane is left as it is.
 // Chain references (api::ChainRef) are resolved by chain_revisions.h from the chain revisions
 // of revisionNamespace (one watch on every revision labelled api::kChainLabel: about two per
-// chain); a revision the watch has not shown yet is read with a GET of at most 1 s (a failed
-// one at most every 5 s). The revision each chain last resolved to is kept under
-// <stateDir>/revisions/, so that an agent restarted while its revisions cannot be read keeps
-// running what it ran.
+// chain; only the events of a revision a reference waits for start a pass); a revision the
+// watch has not shown yet is read with a GET of at most 1 s (a failed one at most every 5 s). The
+// revision each chain last resolved to is kept under <stateDir>/revisions/, so that an agent
+// restarted while its revisions cannot be read keeps running what it ran.
 #pragma once
 #include <chrono>
 #include <memory>

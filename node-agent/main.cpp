@@ -17,7 +17,11 @@
 // simulated nodes use it).
 // --cni-conf-dir DIR keeps bpfchain-cni's entry in that CNI configuration while the agent runs
 // (cni_config_keeper.h; plugin binary from --cni-plugin into --cni-bin-dir), and
-// --cni-uninstall-on-exit removes it when the agent stops (an uninstall, not an upgrade).
+// --cni-failure-policy fail|ignore is written into the entry. When the agent stops, the entry
+// stays for the next agent (a restart or an upgrade), unless --cni-uninstall-on-exit, or
+// --cni-owner NAMESPACE/NAME (its DaemonSet; cluster mode) shows an uninstall: that DaemonSet
+// gone or being deleted, its namespace being deleted, or the agent's credentials refused
+// (cni_exit.h).
 //   bpfchain-agent status [--socket PATH] [-o text|json]
 //                                           asks the running agent over its socket what runs
 //                                           on each interface hook (status_view.h)
@@ -45,7 +49,9 @@
 #include "node-agent/bpffs_mount.h"
 #include "node-agent/cluster_source.h"
 #include "node-agent/cni_config_keeper.h"
+#include "node-agent/cni_exit.h"
 #include "node-agent/cni_handler.h"
+#include "node-agent/cni_owner.h"
 #include "node-agent/link_monitor.h"
 #include "node-agent/standalone_source.h"
 #include "node-agent/status_view.h"
@@ -82,21 +88,24 @@ struct Flags {
   std::string netns;
   std::string cniConfDir; // keep bpfchain-cni in this CNI configuration (cni_config_keeper.h)
   std::string cniBinDir = "/opt/cni/bin";
-  std::string cniPlugin; // default: bpfchain-cni beside this binary
+  std::string cniPlugin;        // default: bpfchain-cni beside this binary
+  std::string cniFailurePolicy; // "" = the plugin's default, or what the entry says
+  std::string cniOwner;         // NAMESPACE/NAME of the agent's DaemonSet (cni_exit.h)
   bool cniUninstallOnExit = false;
 };
 
 const char* kUsage =
     "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE]\n"
     "                       [--revision-namespace NS])\n"
-    "       (--revision-namespace: where the operator's chain revisions are; default\n"
-    "        $POD_NAMESPACE, else bpfchain-system)\n"
     "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
     "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
     "         [--resync-seconds N] [--heartbeat-seconds N] [--tc-priority N] [--netns PATH]\n"
     "         [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-plugin PATH]\n"
-    "          [--cni-uninstall-on-exit]]\n"
-    "       bpfchain-agent status [--socket PATH] [-o text|json]\n";
+    "          [--cni-failure-policy fail|ignore]\n"
+    "          [--cni-uninstall-on-exit | --cni-owner NAMESPACE/DAEMONSET]]\n"
+    "       bpfchain-agent status [--socket PATH] [-o text|json]\n"
+    "--revision-namespace: where the operator's chain revisions are (default: $POD_NAMESPACE,\n"
+    "else bpfchain-system)\n";
 
 Result<Flags> parseFlags(int argc, char** argv) {
   Flags f;
@@ -157,6 +166,10 @@ Result<Flags> parseFlags(int argc, char** argv) {
       f.cniBinDir = v;
     else if (arg == "--cni-plugin")
       f.cniPlugin = v;
+    else if (arg == "--cni-failure-policy")
+      f.cniFailurePolicy = v;
+    else if (arg == "--cni-owner")
+      f.cniOwner = v;
     else if (arg == "--trusted-key")
       f.trustedKeys.push_back(v);
     else if (arg == "--resync-seconds") {
@@ -181,6 +194,17 @@ Result<Flags> parseFlags(int argc, char** argv) {
     return invalidError("--resync-seconds: must be at least 1");
   if (f.heartbeatSeconds < 1)
     return invalidError("--heartbeat-seconds: must be at least 1");
+  if (f.cniConfDir.empty() &&
+      (!f.cniFailurePolicy.empty() || !f.cniOwner.empty() || f.cniUninstallOnExit))
+    return invalidError("--cni-failure-policy, --cni-owner and --cni-uninstall-on-exit need "
+                        "--cni-conf-dir");
+  if (!f.cniFailurePolicy.empty() && f.cniFailurePolicy != "fail" && f.cniFailurePolicy != "ignore")
+    return invalidError("--cni-failure-policy: want fail or ignore, not " + f.cniFailurePolicy);
+  if (!f.cniOwner.empty() && f.nodeName.empty())
+    return invalidError("--cni-owner needs --node-name (cluster mode)");
+  if (!f.cniOwner.empty() && !splitOwner(f.cniOwner))
+    return invalidError("--cni-owner: want NAMESPACE/NAME (the agent's DaemonSet), not " +
+                        f.cniOwner);
   return f;
 }
 
@@ -307,6 +331,13 @@ int main(int argc, char** argv) {
       return fail(cluster.error());
     source = std::move(*cluster);
   }
+  std::unique_ptr<CniOwner> cniOwner;
+  if (!flags->cniOwner.empty()) {
+    auto owner = CniOwner::create(flags->kubeconfig, flags->cniOwner);
+    if (!owner)
+      return fail(owner.error());
+    cniOwner = std::move(*owner);
+  }
 
   // After every check of the command line, the keys and the kubeconfig: a bad flag must not
   // leave a mount behind.
@@ -395,6 +426,8 @@ int main(int argc, char** argv) {
     install.binDir = flags->cniBinDir;
     install.socketPath = flags->socket;
     install.selfPath = flags->cniPlugin;
+    if (!flags->cniFailurePolicy.empty())
+      install.failurePolicy = flags->cniFailurePolicy;
     if (install.selfPath.empty())
       install.selfPath =
           (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "bpfchain-cni")
@@ -419,8 +452,19 @@ int main(int argc, char** argv) {
   while (!stopRequested)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   log::info("stopping");
-  if (cniKeeper)
-    cniKeeper->stop(flags->cniUninstallOnExit);
+  if (cniKeeper) {
+    std::optional<ObjectLookup> daemonSet, nameSpace;
+    if (cniOwner && !flags->cniUninstallOnExit) {
+      daemonSet = cniOwner->daemonSet();
+      if (daemonSet->status == 200 && !daemonSet->deleting)
+        nameSpace = cniOwner->nameSpace();
+    }
+    auto exit = decideCniExit(flags->cniUninstallOnExit, flags->cniOwner, daemonSet, nameSpace);
+    log::info(exit.removeEntry ? "removing the bpfchain-cni entry"
+                               : "keeping the bpfchain-cni entry",
+              {{"why", exit.why}});
+    cniKeeper->stop(exit.removeEntry);
+  }
   source->stop();
   agent.stop();
   loop.join();

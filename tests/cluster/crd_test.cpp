@@ -136,6 +136,25 @@ TEST_F(Crds, InvalidChainsAreRefusedNamingTheField) {
   }
 }
 
+// Every phase the agent writes into a node's status is one the schema accepts. Idle was
+// missing from the enum, so on a real node every status write of an agent with an idle chain
+// (a pods chain before its first pod) was refused and the node's status went stale.
+TEST_F(Crds, TheNodeStatusAcceptsEveryPhaseTheAgentWrites) {
+  const std::string file = ::testing::TempDir() + "/phases-node.yaml";
+  std::ofstream(file) << "apiVersion: bpfchain.io/v1alpha1\nkind: BpfNodeConfig\n"
+                         "metadata: {name: phases-node}\nspec: {chains: []}\n";
+  auto created = plane().kubectl({"apply", "-f", file});
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  for (const char* phase : {"Applying", "Ready", "Idle", "Failed", "Removing"}) {
+    const std::string patch =
+        std::string(R"({"status":{"chains":[{"name":"c","phase":")") + phase + R"("}]}})";
+    auto patched = plane().kubectlOutput({"patch", "bpfnodeconfig", "phases-node",
+                                          "--subresource=status", "--type=merge", "-p", patch});
+    ASSERT_TRUE(patched.ok()) << patched.error().message();
+    EXPECT_EQ(patched->exitCode, 0) << phase << ": " << patched->err;
+  }
+}
+
 TEST_F(Crds, GeneratedFilesAreUpToDate) {
   auto check = runCommand({"/usr/bin/python3", kCrds + "/generate.py", "--check"});
   ASSERT_TRUE(check.ok()) << check.error().message();

@@ -13,7 +13,7 @@
 //   names: the real bpfchain-operator, run with the chart's command line and its
 //   ServiceAccount's token, leads and rolls a chain out (so the RBAC and the arguments fit);
 //   the agent's ServiceAccount may write its own node's status and no other node's;
-// - bpfchain-agent and `bpfchain-cni install` accept the command lines the chart gives them.
+// - bpfchain-agent accepts the command line the chart gives it, CNI keeper flags included.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -198,10 +198,10 @@ std::vector<std::string> splitFlags(const YAML::Node& list) {
 
 // Flags the chart passes that manifests/ leaves to the binaries' defaults, which are these
 // values: the operator's --revision-namespace (the release namespace, which is not always
-// bpfchain-system) and the CNI --failure-policy (the installer keeps an existing entry's value
-// when none is given, so switching cni.failurePolicy back to "fail" needs it written).
+// bpfchain-system) and the agent's --cni-failure-policy (the installer keeps an existing entry's
+// value when none is given, so switching cni.failurePolicy back to "fail" needs it written).
 const std::vector<std::pair<std::string, std::string>> kChartOnlyFlags = {
-    {"--revision-namespace", "bpfchain-system"}, {"--failure-policy", "fail"}};
+    {"--revision-namespace", "bpfchain-system"}, {"--cni-failure-policy", "fail"}};
 
 std::string join(const std::vector<std::string>& words) {
   std::string out;
@@ -473,8 +473,19 @@ TEST_F(HelmChart, EveryOptionRendersWhereItShouldAndPassesTheApiServersValidatio
   EXPECT_EQ(volumes["cni-bin"]["hostPath"]["path"].as<std::string>(""), "/usr/libexec/cni");
   EXPECT_EQ(volumes["cni-conf"]["hostPath"]["path"].as<std::string>(""),
             "/etc/kubernetes/cni/net.d");
-  auto install = commandLine(container(ds, "install-cni", "initContainers"));
-  EXPECT_TRUE(hasPair(install, "--failure-policy", "ignore")) << join(install);
+  // The agent keeps the CNI entry itself (no init container); removeOnUninstall is off here.
+  EXPECT_FALSE(ds["spec"]["template"]["spec"]["initContainers"].IsDefined());
+  EXPECT_TRUE(hasPair(agentArgs, "--cni-failure-policy", "ignore")) << join(agentArgs);
+  EXPECT_TRUE(hasPair(agentArgs, "--cni-conf-dir", "/host/etc/cni/net.d")) << join(agentArgs);
+  EXPECT_TRUE(hasPair(agentArgs, "--cni-bin-dir", "/host/opt/cni/bin")) << join(agentArgs);
+  EXPECT_FALSE(has(agentArgs, "--cni-owner")) << join(agentArgs);
+  std::map<std::string, std::string> mounts;
+  for (const auto& m : agent["volumeMounts"])
+    mounts[m["mountPath"].as<std::string>()] = m["name"].as<std::string>();
+  EXPECT_EQ(mounts["/host/etc/cni/net.d"], "cni-conf");
+  EXPECT_EQ(mounts["/host/opt/cni/bin"], "cni-bin");
+  // The operator's and the agent's (chain revisions); the agent's -cni Role is not needed.
+  EXPECT_EQ(countKind(docs, "Role"), 2u);
 
   YAML::Node secret = object(docs, "Secret", "edge-bpfchain-trusted-keys");
   ASSERT_TRUE(secret.IsDefined());
@@ -523,6 +534,7 @@ TEST_F(HelmChart, AnExistingTrustedKeysSecretAndNoCniInstallRenderAndPassValidat
   ASSERT_TRUE(ds.IsDefined());
   EXPECT_FALSE(ds["spec"]["template"]["spec"]["initContainers"].IsDefined());
   auto agentArgs = commandLine(container(ds, "agent"));
+  EXPECT_FALSE(has(agentArgs, "--cni-conf-dir")) << join(agentArgs);
   EXPECT_TRUE(hasPair(agentArgs, "--trusted-key", "/etc/bpfchain/trusted-keys/team-a.pub"));
   EXPECT_TRUE(hasPair(agentArgs, "--trusted-key", "/etc/bpfchain/trusted-keys/team-b.pub"));
   EXPECT_TRUE(has(agentArgs, "--require-signatures"));
@@ -595,9 +607,10 @@ TEST_F(HelmChart, WithItsDefaultsTheChartDeploysWhatManifestsDeploy) {
   for (const auto& [name, _] : chart)
     gotNames.insert(name);
   EXPECT_EQ(wantNames, gotNames);
-  // ServiceAccount, ClusterRole and -Binding, Role and -Binding for both, the policy and its
-  // binding, Deployment, PodDisruptionBudget, DaemonSet, two Services, ServiceMonitor.
-  ASSERT_EQ(wantNames.size(), 18u);
+  // ServiceAccount, ClusterRole and -Binding for both, Role and -Binding for both, the agent's
+  // second Role and -Binding (to read its DaemonSet), the policy and its binding, Deployment,
+  // PodDisruptionBudget, DaemonSet, two Services, ServiceMonitor.
+  ASSERT_EQ(wantNames.size(), 20u);
   for (const auto& [name, want] : manifests) {
     SCOPED_TRACE(name);
     if (!chart.count(name))
@@ -613,9 +626,8 @@ TEST_F(HelmChart, WithItsDefaultsTheChartDeploysWhatManifestsDeploy) {
   auto docs = documents(readFile(file));
   auto opArgs = commandLine(container(object(docs, "Deployment", "bpfchain-operator"), "operator"));
   EXPECT_TRUE(hasPair(opArgs, "--revision-namespace", "bpfchain-system")) << join(opArgs);
-  auto install = commandLine(
-      container(object(docs, "DaemonSet", "bpfchain-agent"), "install-cni", "initContainers"));
-  EXPECT_TRUE(hasPair(install, "--failure-policy", "fail")) << join(install);
+  auto agentArgs = commandLine(container(object(docs, "DaemonSet", "bpfchain-agent"), "agent"));
+  EXPECT_TRUE(hasPair(agentArgs, "--cni-failure-policy", "fail")) << join(agentArgs);
 }
 
 TEST_F(HelmChart, InAnotherNamespaceItsRbacGrantsWhatTheBinariesNeedAndNoMore) {
@@ -646,6 +658,11 @@ TEST_F(HelmChart, InAnotherNamespaceItsRbacGrantsWhatTheBinariesNeedAndNoMore) {
       {agent, {"patch", "bpfnodeconfigs.bpfchain.io"}, false},
       {agent, {"get", "bpfchains.bpfchain.io"}, false},
       {agent, {"get", "secrets", "-n", kEdgeNs}, false},
+      // The chain revisions its node refers to, in the release namespace only, read-only.
+      {agent, {"watch", "controllerrevisions.apps", "-n", kEdgeNs}, true},
+      {agent, {"get", "controllerrevisions.apps", "-n", kEdgeNs}, true},
+      {agent, {"create", "controllerrevisions.apps", "-n", kEdgeNs}, false},
+      {agent, {"get", "controllerrevisions.apps", "-n", "default"}, false},
   };
   for (const auto& check : checks) {
     std::vector<std::string> args{"auth", "can-i", "--as", check.user};
@@ -833,38 +850,6 @@ TEST_F(HelmChart, TheAgentAcceptsTheChartsCommandLine) {
     EXPECT_EQ(out.exitCode, 1) << describeCommand(argv) << "\n" << out.err;
     EXPECT_NE(out.err.find("trusted key"), std::string::npos) << out.err;
     EXPECT_EQ(out.err.find("unknown flag"), std::string::npos) << out.err;
-  }
-}
-
-// The init container's `bpfchain-cni install` command line, run for real with its /host paths
-// pointed at a scratch directory holding a bridge network: the plugin is copied and chained
-// after the bridge with the chart's failurePolicy.
-TEST_F(HelmChart, TheCniInstallCommandLineChainsThePlugin) {
-  for (const auto& [name, flags, policy] :
-       std::vector<std::tuple<std::string, std::vector<std::string>, std::string>>{
-           {"cni-defaults", {}, "fail"}, {"cni-all-on", {"-f", kAllOn}, "ignore"}}) {
-    SCOPED_TRACE(name);
-    std::string file = renderToFile(name, "edge", kEdgeNs, flags);
-    ASSERT_FALSE(file.empty());
-    auto docs = documents(readFile(file));
-    auto argv = commandLine(container(object(docs, "DaemonSet", "edge-bpfchain-agent"),
-                                      "install-cni", "initContainers"));
-    ASSERT_EQ(argv[0], "bpfchain-cni");
-    argv[0] = kBin + "/bpfchain-cni";
-    std::string host = dir_->path() + "/" + name;
-    fs::create_directories(host + "/etc/cni/net.d");
-    std::ofstream(host + "/etc/cni/net.d/10-bridge.conflist")
-        << R"({"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"bridge","bridge":"cni0"}]})";
-    for (auto& arg : argv)
-      if (arg.rfind("/host/", 0) == 0)
-        arg = std::string(host).append(arg, 5);
-    auto out = run(argv);
-    ASSERT_EQ(out.exitCode, 0) << describeCommand(argv) << "\n" << out.err;
-    EXPECT_TRUE(fs::exists(host + "/opt/cni/bin/bpfchain-cni"));
-    YAML::Node conf = YAML::LoadFile(host + "/etc/cni/net.d/10-bridge.conflist");
-    ASSERT_EQ(conf["plugins"].size(), 2u) << YAML::Dump(conf);
-    EXPECT_EQ(conf["plugins"][1]["type"].as<std::string>(), "bpfchain-cni");
-    EXPECT_EQ(conf["plugins"][1]["failurePolicy"].as<std::string>(""), policy);
   }
 }
 

@@ -31,9 +31,8 @@ using namespace std::chrono_literals;
 [[maybe_unused]] auto* const kControlPlane =
     ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kChains = api::kBpfChains;
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 const std::string kSha(64, 'a');
 
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include "api/resources.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
 #include "harness/control_plane.h"
@@ -34,9 +35,8 @@ using namespace std::chrono_literals;
 [[maybe_unused]] auto* const kControlPlane =
     ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
 
-const k8s::Resource kChains{"bpfchain.io", "v1alpha1", "bpfchains", "BpfChain", false};
-const k8s::Resource kNodeConfigs{"bpfchain.io", "v1alpha1", "bpfnodeconfigs", "BpfNodeConfig",
-                                 false};
+const k8s::Resource& kChains = api::kBpfChains;
+const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 
 uint16_t freePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
