@@ -117,7 +117,7 @@ TEST(Release, TheChartsAppVersionAndTheManifestsImageAreTheProjectVersion) {
       EXPECT_EQ((*it)[1].str(), std::string("ghcr.io/bpfchain/bpfchain:") + BPFCHAIN_VERSION)
           << file;
   }
-  EXPECT_EQ(images, 3); // operator, CNI installer, agent
+  EXPECT_EQ(images, 2); // operator, agent (the agent keeps the CNI entry: no init container)
 }
 
 TEST(Release, TheChangelogHasASectionForTheVersion) {
