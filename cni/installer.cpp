@@ -25,50 +25,6 @@ std::string parentOf(const std::string& path) {
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-std::string baseOf(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// Writes `content` to a temporary file beside `path` and renames it over `path`, so that a
-// runtime reading the directory sees the old file or the new one, never a part. The temporary
-// name ends in ".tmp", which no runtime loads.
-Result<void> writeAtomically(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp =
-      parentOf(path) + "/." + baseOf(path) + "." + std::to_string(::getpid()) + ".tmp";
-  ::unlink(tmp.c_str()); // a leftover of a killed run of this pid
-  FD fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-  if (!fd)
-    return systemError(errno, "create " + tmp);
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      auto error = systemError(errno, "write " + tmp);
-      ::unlink(tmp.c_str());
-      return error;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0) {
-    auto error = systemError(errno, "sync " + tmp);
-    ::unlink(tmp.c_str());
-    return error;
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    auto error = systemError(errno, "rename " + tmp + " to " + path);
-    ::unlink(tmp.c_str());
-    return error;
-  }
-  FD dir(::open(parentOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir)
-    (void)::fsync(dir.get());
-  return {};
-}
-
 Result<void> makeDirectories(const std::string& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0)
@@ -145,7 +101,7 @@ Result<bool> installBinary(const InstallOptions& options) {
     if (current && *current == *self)
       return false;
   }
-  if (auto written = writeAtomically(target, *self, 0755); !written)
+  if (auto written = writeFileAtomic(target, *self, {.mode = 0755}); !written)
     return std::move(written).error();
   return true;
 }
@@ -234,7 +190,8 @@ Result<InstallReport> install(const InstallOptions& options) {
 
   struct stat st {};
   mode_t mode = ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0644;
-  if (auto written = writeAtomically(target, json::serialize(list, 2) + "\n", mode); !written)
+  if (auto written = writeFileAtomic(target, json::serialize(list, 2) + "\n", {.mode = mode});
+      !written)
     return std::move(written).error();
   if (target != file && ::unlink(file.c_str()) != 0)
     return systemError(errno, "remove " + file + " (converted into " + target + ")");
@@ -264,7 +221,8 @@ Result<UninstallReport> uninstall(const InstallOptions& options) {
     items.erase(kept, items.end());
     struct stat st {};
     mode_t mode = ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0644;
-    if (auto written = writeAtomically(file, json::serialize(*doc, 2) + "\n", mode); !written)
+    if (auto written = writeFileAtomic(file, json::serialize(*doc, 2) + "\n", {.mode = mode});
+        !written)
       return std::move(written).error();
     report.confFiles.push_back(file);
   }

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "system/escape.h"
+
 namespace bpfchain::cni::json {
 
 Value Value::boolean(bool b) {
@@ -254,32 +256,8 @@ private:
 
   // One UTF-8 sequence starting at pos_ (a byte >= 0x80), validated and copied.
   bool utf8(std::string& out) {
-    auto byte = [&](size_t i) { return static_cast<unsigned char>(s_[i]); };
-    unsigned char lead = byte(pos_);
-    size_t length = 0;
-    uint32_t cp = 0;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      length = 2;
-      cp = lead & 0x1f;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      length = 3;
-      cp = lead & 0x0f;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      length = 4;
-      cp = lead & 0x07;
-    } else {
-      return setError("invalid UTF-8 in string");
-    }
-    if (s_.size() - pos_ < length)
-      return setError("invalid UTF-8 in string");
-    for (size_t i = 1; i < length; ++i) {
-      unsigned char c = byte(pos_ + i);
-      if ((c & 0xc0) != 0x80)
-        return setError("invalid UTF-8 in string");
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    if ((length == 3 && cp < 0x800) || (length == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
+    size_t length = utf8SequenceLength(s_, pos_);
+    if (length == 0)
       return setError("invalid UTF-8 in string");
     out.append(s_.substr(pos_, length));
     pos_ += length;
@@ -443,45 +421,8 @@ Result<Value> parse(std::string_view text) {
 }
 
 std::string quote(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
   std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\b':
-      out += "\\b";
-      break;
-    case '\f':
-      out += "\\f";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    default:
-      if (u < 0x20) {
-        out += "\\u00";
-        out += hex[u >> 4];
-        out += hex[u & 0xf];
-      } else {
-        out += c;
-      }
-    }
-  }
-  out += '"';
+  appendJsonString(out, s);
   return out;
 }
 

@@ -1,8 +1,6 @@
 #include "node-agent/cluster_source.h"
 
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -16,6 +14,7 @@
 #include "k8s/object.h"
 #include "node-agent/chain_revisions.h"
 #include "system/file.h"
+#include "system/log.h"
 #include "system/time.h"
 
 namespace bpfchain::agent {
@@ -131,8 +130,10 @@ Result<std::vector<k8s::Json>> ClusterSource::Impl::lookupRevision(const api::Ch
   if (!got) {
     Error error(ErrorKind::RevisionUnavailable, 0,
                 "ControllerRevision " + where + ": " + got.error().describe());
-    std::cerr << "bpfchain-agent: chain " << ref.name << " generation " << ref.generation
-              << ": read revision " << where << ": " << got.error().describe() << "\n";
+    log::warning("cannot read chain revision", {{"chain", ref.name},
+                                                {"generation", ref.generation},
+                                                {"revision", where},
+                                                {"error", got.error().describe()}});
     if (failedRevisions.size() >= kMaxFetchedRevisions)
       failedRevisions.clear();
     failedRevisions[ref.revision] = FailedGet{error, now + kRevisionGetInterval};
@@ -162,8 +163,7 @@ void ClusterSource::Impl::loadKept() {
       if (chain + ".json" == file.path().filename().string())
         keptRevisions[chain] = std::move(object);
     } catch (const std::exception& e) {
-      std::cerr << "bpfchain-agent: " << file.path().string() << ": " << e.what()
-                << "; kept revision ignored\n";
+      log::warning("kept revision ignored", {{"file", file.path().string()}, {"error", e.what()}});
     }
   }
 }
@@ -182,17 +182,10 @@ void ClusterSource::Impl::keep(const std::map<std::string, k8s::Json>& resolved,
       copy["metadata"].erase("managedFields");
     std::filesystem::create_directories(options.stateDir + "/revisions", ec);
     std::string path = keptPath(chain);
-    {
-      std::ofstream out(path + ".tmp", std::ios::trunc);
-      out << copy.serialize();
-      if (!out.flush()) {
-        std::cerr << "bpfchain-agent: write " << path << ".tmp failed\n";
-        continue;
-      }
-    }
-    std::filesystem::rename(path + ".tmp", path, ec);
-    if (ec) {
-      std::cerr << "bpfchain-agent: rename to " << path << ": " << ec.message() << "\n";
+    if (auto written = writeFileAtomic(path, copy.serialize()); !written) {
+      log::warning("cannot keep chain revision", {{"chain", chain},
+                                                  {"revision", k8s::nameOf(copy)},
+                                                  {"error", written.error().message()}});
       continue;
     }
     keptRevisions[chain] = std::move(copy);
@@ -353,7 +346,7 @@ std::optional<NodeSpec> ClusterSource::current() {
   if (!resolved) {
     // Not a spec at all. A chain this agent cannot parse or resolve (a field of a newer CRD, a
     // revision it may not read) does not get here: it fails alone (NodeSpec::invalid).
-    std::cerr << "bpfchain-agent: " << resolved.error().message() << "; keeping what runs\n";
+    log::error("node config refused; keeping what runs", {{"error", resolved.error().message()}});
     return std::nullopt;
   }
   impl_->keep(resolved->revisions, resolved->spec);
@@ -456,8 +449,8 @@ bool ClusterSource::report(const NodeStatus& status) {
   body["status"]["agent"]["heartbeatTime"] = k8s::Json::string(rfc3339Now());
   auto written = impl_->client->apply(kNodeConfigs, body, "bpfchain-agent", true, "status");
   if (!written) {
-    std::cerr << "bpfchain-agent: write status of BpfNodeConfig " << impl_->options.nodeName << ": "
-              << written.error().message << "; will retry\n";
+    log::warning("cannot write the node's status; will retry",
+                 {{"node", impl_->options.nodeName}, {"error", written.error().message}});
     return false;
   }
   impl_->lastWritten = std::move(text);

@@ -2,12 +2,13 @@
 
 #include <chrono>
 #include <filesystem>
-#include <iostream>
 #include <poll.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+#include "system/log.h"
 
 namespace bpfchain::agent {
 
@@ -60,16 +61,15 @@ void CniConfigKeeper::ensure() {
   if (!report) {
     // A missing primary configuration is normal for a while on a new node: say it once.
     if (report.error().message() != lastProblem_)
-      std::cerr << "bpfchain-agent: bpfchain-cni is not in the CNI configuration: "
-                << report.error().message() << "\n";
+      log::warning("bpfchain-cni is not in the CNI configuration",
+                   {{"error", report.error().message()}});
     lastProblem_ = report.error().message();
     return;
   }
   lastProblem_.clear();
   if (report->confChanged || !was)
-    std::cerr << "bpfchain-agent: bpfchain-cni entry "
-              << (report->confChanged ? "written into " : "present in ") << report->confFile
-              << (report->binaryChanged ? " (plugin binary installed)" : "") << "\n";
+    log::info(report->confChanged ? "bpfchain-cni entry written" : "bpfchain-cni entry present",
+              {{"file", report->confFile}, {"pluginInstalled", report->binaryChanged}});
 }
 
 void CniConfigKeeper::run() {
@@ -100,11 +100,11 @@ void CniConfigKeeper::stop(bool removeEntry) {
   gauge_->Set(0);
   present_ = false;
   if (!removed)
-    std::cerr << "bpfchain-agent: removing bpfchain-cni from " << options_.confDir << ": "
-              << removed.error().message() << "\n";
+    log::error("cannot remove bpfchain-cni from the CNI configuration",
+               {{"dir", options_.confDir}, {"error", removed.error().message()}});
   else
     for (const auto& file : removed->confFiles)
-      std::cerr << "bpfchain-agent: removed the bpfchain-cni entry from " << file << "\n";
+      log::info("removed the bpfchain-cni entry", {{"file", file}});
 }
 
 } // namespace bpfchain::agent

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "node-agent/agent_metrics.h"
+#include "system/log.h"
 
 namespace bpfchain::agent {
 
@@ -82,8 +83,23 @@ v1::Response CniHandler::attach(const v1::AttachPod& request) {
              request.host_ifname(),  request.host_ifindex(),  request.pod_ifname(),
              request.network()};
   auto attached = reconciler_.attachPod(ref);
-  if (!attached)
+  std::string pod = request.pod_namespace() + "/" + request.pod_name();
+  if (!attached) {
+    log::error("pod not attached", {{"pod", pod},
+                                    {"container", request.container_id()},
+                                    {"interface", request.host_ifname()},
+                                    {"reason", attached.error().reason},
+                                    {"message", attached.error().message}});
     return failed(attached.error().reason, attached.error().message);
+  }
+  std::string chains;
+  for (const PodChain& c : *attached)
+    chains +=
+        (chains.empty() ? "" : ",") + c.chain + "@" + std::string(dataplane::hookName(c.hook));
+  log::info("attached pod", {{"pod", pod},
+                             {"container", request.container_id()},
+                             {"interface", request.host_ifname()},
+                             {"chains", chains}});
   changed_();
   v1::Response r;
   r.set_ok(true);
@@ -103,6 +119,8 @@ v1::Response CniHandler::detachPod(const v1::DetachPod& request) {
     reconciler_.detachPod(PodRef{request.container_id(), request.pod_namespace(),
                                  request.pod_name(), "", 0, request.pod_ifname(),
                                  request.network()});
+    log::info("detached pod", {{"pod", request.pod_namespace() + "/" + request.pod_name()},
+                               {"container", request.container_id()}});
     changed_();
     v1::Response r;
     r.set_ok(true);
@@ -153,8 +171,11 @@ v1::Response CniHandler::gc(const v1::GcRequest& request) {
     r.set_ok(true);
     for (const auto& id : reconciler_.collectPods(request.network(), valid))
       r.add_removed_container_ids(id);
-    if (r.removed_container_ids_size() > 0)
+    if (r.removed_container_ids_size() > 0) {
+      log::info("collected pods the runtime no longer has",
+                {{"network", request.network()}, {"containers", r.removed_container_ids_size()}});
       changed_();
+    }
     return r;
   });
 }

@@ -25,6 +25,7 @@
 //   bpfchain-agent status [--socket PATH] [-o text|json]
 //                                           asks the running agent over its socket what runs
 //                                           on each interface hook (status_view.h)
+// --log-level and --log-format: the one logger's (system/log.h), as in every binary.
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <atomic>
@@ -55,6 +56,7 @@
 #include "node-agent/standalone_source.h"
 #include "node-agent/status_view.h"
 #include "packages/package_cache.h"
+#include "system/log.h"
 #include "system/version.h"
 
 using namespace bpfchain;
@@ -207,7 +209,7 @@ Result<Flags> parseFlags(int argc, char** argv) {
 }
 
 int fail(const Error& e) {
-  std::cerr << "bpfchain-agent: " << e.message() << "\n";
+  log::error("cannot run", {{"error", e.message()}});
   return 1;
 }
 
@@ -274,11 +276,15 @@ int main(int argc, char** argv) {
     return 0;
   if (argc >= 2 && std::string_view(argv[1]) == "status")
     return runStatus(argc, argv);
+  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
+    std::cerr << "bpfchain-agent: " << logging.error().message() << "\n" << kUsage;
+    return 2;
+  }
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     if (flags.error().message() != "help")
       std::cerr << "bpfchain-agent: " << flags.error().message() << "\n";
-    std::cerr << kUsage;
+    std::cerr << kUsage << log::kFlagsUsage;
     return flags.error().message() == "help" ? 0 : 2;
   }
   std::signal(SIGTERM, onSignal);
@@ -339,11 +345,10 @@ int main(int argc, char** argv) {
   if (!bpffs)
     return fail(bpffs.error());
   if (bpffs->mountPoint.empty())
-    std::cerr << "bpfchain-agent: pins under " << flags->bpffs << " (on a bpffs)\n";
+    log::info("pins on a bpffs", {{"bpffs", flags->bpffs}});
   else
-    std::cerr << "bpfchain-agent: mounted a bpffs at " << bpffs->mountPoint
-              << " (none was mounted there) for pins under " << flags->bpffs
-              << "; it stays mounted after the agent exits\n";
+    log::info("mounted a bpffs (none was mounted there); it stays mounted after the agent exits",
+              {{"mountPoint", bpffs->mountPoint}, {"bpffs", flags->bpffs}});
   // Package downloads use the agent's own network (the host's), not --netns's.
   FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!ownNetns)
@@ -404,9 +409,9 @@ int main(int argc, char** argv) {
     (*socket)->stop();
     if (flags->detachOnExit) {
       (*reconciler)->detachAll();
-      std::cerr << "bpfchain-agent: detached every chain (--detach-on-exit)\n";
+      log::info("detached every chain (--detach-on-exit)");
     } else {
-      std::cerr << "bpfchain-agent: chains stay attached; the next agent adopts them\n";
+      log::info("chains stay attached; the next agent adopts them");
     }
   });
   if (auto ok = startedFuture.get(); !ok) {
@@ -430,20 +435,23 @@ int main(int argc, char** argv) {
     auto keeper = CniConfigKeeper::start(install);
     if (!keeper) {
       stopRequested = true; // fall through to a clean stop of the loop
-      std::cerr << "bpfchain-agent: " << keeper.error().message() << "\n";
+      log::error("cannot keep the CNI entry; stopping", {{"error", keeper.error().message()}});
     } else {
       cniKeeper = std::move(*keeper);
       (*server)->add(cniKeeper->collectable());
     }
   }
   source->start([&] { agent.trigger(); });
-  std::cerr << "bpfchain-agent " << BPFCHAIN_VERSION << ": running ("
-            << (flags->config.empty() ? "node " + flags->nodeName : "config " + flags->config)
-            << "; kernel " << features.kernelRelease << ", tcx " << features.tcx << ", xdp links "
-            << features.xdpLink << "; metrics on port " << (*server)->port() << ")\n";
+  log::info("running", {{"version", BPFCHAIN_VERSION},
+                        {flags->config.empty() ? "node" : "config",
+                         flags->config.empty() ? flags->nodeName : flags->config},
+                        {"kernel", features.kernelRelease},
+                        {"tcx", features.tcx},
+                        {"xdpLink", features.xdpLink},
+                        {"metricsPort", (*server)->port()}});
   while (!stopRequested)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::cerr << "bpfchain-agent: stopping\n";
+  log::info("stopping");
   if (cniKeeper) {
     std::optional<ObjectLookup> daemonSet, nameSpace;
     if (cniOwner && !flags->cniUninstallOnExit) {
@@ -452,8 +460,9 @@ int main(int argc, char** argv) {
         nameSpace = cniOwner->nameSpace();
     }
     auto exit = decideCniExit(flags->cniUninstallOnExit, flags->cniOwner, daemonSet, nameSpace);
-    std::cerr << "bpfchain-agent: " << (exit.removeEntry ? "removing" : "keeping")
-              << " the bpfchain-cni entry: " << exit.why << "\n";
+    log::info(exit.removeEntry ? "removing the bpfchain-cni entry"
+                               : "keeping the bpfchain-cni entry",
+              {{"why", exit.why}});
     cniKeeper->stop(exit.removeEntry);
   }
   source->stop();

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +11,8 @@
 #include "dataplane/tail_calls.h"
 #include "node-agent/agent_metrics.h"
 #include "packages/digest.h"
+#include "system/file.h"
+#include "system/log.h"
 
 namespace bpfchain::agent {
 
@@ -200,6 +200,11 @@ Result<void> NodeReconciler::adoptPinned() {
         instance->attachment = std::move(**attachment);
     }
     loadState(*instance);
+    log::info("adopted pinned chains", {{"interface", ifname.empty() ? key : ifname},
+                                        {"hook", dataplane::hookName(hook)},
+                                        {"rootProgramId", instance->chain.rootId()},
+                                        {"chains", instance->applied.size()},
+                                        {"attached", instance->attachment.has_value()}});
     instances_[key] = std::move(instance);
     return {};
   };
@@ -310,18 +315,8 @@ Result<void> NodeReconciler::saveState(const Instance& instance) const {
     }
     doc["chains"].push_back(c);
   }
-  std::string base = stateFile(instance.key);
-  std::string tmp = base + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << YAML::Dump(doc) << "\n";
-    out.flush();
-    if (!out)
-      return systemError(errno, "write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), base.c_str()) != 0)
-    return systemError(errno, "rename " + tmp);
-  return {};
+  // Not durable: the pins it describes do not survive a reboot either.
+  return writeFileAtomic(stateFile(instance.key), YAML::Dump(doc) + "\n", {.durable = false});
 }
 
 Result<NodeReconciler::Instance*> NodeReconciler::instanceAt(const std::string& key,
@@ -361,9 +356,9 @@ void NodeReconciler::removeInstance(const std::string& key) {
     if (adopted && adopted->has_value())
       (void)(*adopted)->detach();
   }
-  std::cerr << "bpfchain-agent: " << (instance.ifname.empty() ? key : instance.ifname) << " "
-            << dataplane::hookName(instance.hook)
-            << ": no chain runs there any more; root detached and unpinned\n";
+  log::info("root detached and unpinned: no chain runs there any more",
+            {{"interface", instance.ifname.empty() ? key : instance.ifname},
+             {"hook", dataplane::hookName(instance.hook)}});
   std::error_code ec;
   fs::remove(instance.dir + "/link", ec);
   (void)instance.chain.destroy();
@@ -509,6 +504,12 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
     if (applySeconds)
       (*applySeconds)[c->name] += std::chrono::duration<double>(Clock::now() - start).count();
     if (result) {
+      log::info("applied chain",
+                {{"chain", c->name},
+                 {"generation", c->generation},
+                 {"interface", where},
+                 {"hook", dataplane::hookName(inst.hook)},
+                 {"seconds", std::chrono::duration<double>(Clock::now() - start).count()}});
       inst.applied = std::move(candidate);
       inst.stateSaved = false;
       noteUncarried(*c, where, result->uncarried);
@@ -540,9 +541,13 @@ void NodeReconciler::noteUncarried(const ChainDecl& chain, const std::string& wh
       continue;
     std::string line = u.programId.substr(prefix.size()) + ": " + u.map + " (" + u.reason + ")";
     if (notes.maps.insert(line).second)
-      std::cerr << "bpfchain-agent: chain " << chain.name << " generation " << chain.generation
-                << " on " << where << ": map " << u.map << " of " << u.programId
-                << " starts empty, not carried from the running version: " << u.reason << "\n";
+      log::warning("map starts empty, not carried from the running version",
+                   {{"chain", chain.name},
+                    {"generation", chain.generation},
+                    {"interface", where},
+                    {"map", u.map},
+                    {"program", u.programId},
+                    {"reason", u.reason}});
   }
 }
 
@@ -613,20 +618,12 @@ void NodeReconciler::savePod(const PodRecord& pod) const {
   p["hostIfindex"] = pod.ref.hostIfindex;
   for (const auto& [hook, link] : pod.links)
     p["links"][std::string(dataplane::hookName(hook))] = link.instanceKey;
-  std::string path = podRecordPath(attachmentKey(pod.ref));
-  {
-    std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << YAML::Dump(p) << "\n";
-    out.flush();
-    if (!out) {
-      std::cerr << "bpfchain-agent: write " << path << ".tmp failed: " << std::strerror(errno)
-                << "\n";
-      return;
-    }
-  }
-  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
-    std::cerr << "bpfchain-agent: rename " << path << ".tmp failed: " << std::strerror(errno)
-              << "\n";
+  // Not durable, as the state files: a pod ADD does not wait for the disk.
+  if (auto w = writeFileAtomic(podRecordPath(attachmentKey(pod.ref)), YAML::Dump(p) + "\n",
+                               {.durable = false});
+      !w)
+    log::error("cannot write a pod record",
+               {{"pod", pod.ref.ns + "/" + pod.ref.name}, {"error", w.error().message()}});
 }
 
 void NodeReconciler::forgetPod(const std::string& key) const {
@@ -653,8 +650,7 @@ void NodeReconciler::loadPods() {
         throw YAML::Exception(YAML::Mark::null_mark(), "the record does not match its file name");
     } catch (const YAML::Exception& e) {
       // CNI CHECK reports such a pod as not attached; its pins stay until GC or DEL.
-      std::cerr << "bpfchain-agent: " << file.path().string() << ": " << e.what()
-                << "; pod record ignored\n";
+      log::warning("pod record ignored", {{"file", file.path().string()}, {"error", e.what()}});
       continue;
     }
     for (const auto& [hookName, key] : links) {
@@ -710,13 +706,13 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
     }
     if (auto known = invalid_.find(bad.name);
         known == invalid_.end() || !(known->second == bad) || retryDue) {
-      std::cerr << "bpfchain-agent: chain " << bad.name << " generation " << bad.generation
-                << (bad.revision.empty() ? "" : " (revision " + bad.revision + ")") << ": "
-                << reason << ": " << bad.message
-                << (previous
-                        ? "; generation " + std::to_string(previous->generation) + " keeps running"
-                        : "; not applied")
-                << "\n";
+      log::error("chain not applied; its previous generation keeps running, if any",
+                 {{"chain", bad.name},
+                  {"generation", bad.generation},
+                  {"revision", bad.revision},
+                  {"reason", reason},
+                  {"message", bad.message},
+                  {"running", previous ? previous->generation : 0}});
       if (metrics_)
         metrics_->countError(bad.name, reason);
     }
@@ -727,8 +723,8 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   for (const auto& c : spec_.chains)
     if (std::none_of(effective.chains.begin(), effective.chains.end(),
                      [&](const ChainDecl& e) { return e.name == c.name; }))
-      std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation
-                << ": no longer in the node's config; removing it\n";
+      log::info("removing chain: no longer in the node's config",
+                {{"chain", c.name}, {"generation", c.generation}});
   invalid_ = std::move(invalid);
   spec_ = std::move(effective);
   selectsPod_ = selectsPod;
@@ -855,9 +851,12 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
                                   [](const ChainDecl* c) { return c->placeLast; });
     auto attached = dataplane::Attachment::attach(inst.chain.rootFd(), inst.ifindex, inst.hook,
                                                   inst.dir + "/link", options);
-    if (attached)
+    if (attached) {
       inst.attachment = std::move(*attached);
-    else
+      log::info("attached chain root", {{"interface", d.ifname},
+                                        {"hook", dataplane::hookName(d.hook)},
+                                        {"rootProgramId", inst.chain.rootId()}});
+    } else
       for (const ChainDecl* c : d.chains)
         failures.try_emplace(c->name,
                              ApplyFailure{"AttachFailed", std::string(dataplane::hookName(d.hook)) +
@@ -875,8 +874,10 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
       continue;
     inst->ahead = std::move(*ahead);
     if (!inst->ahead.empty())
-      std::cerr << "bpfchain-agent: " << dataplane::hookName(inst->hook) << " on " << inst->ifname
-                << ": " << aheadMessage(inst->ahead) << "\n";
+      log::warning("other programs run before the chain root",
+                   {{"interface", inst->ifname},
+                    {"hook", dataplane::hookName(inst->hook)},
+                    {"detail", aheadMessage(inst->ahead)}});
   }
 
   // 4. Pods follow their chain sets: switch to the new set's instance, or detach.
@@ -921,6 +922,11 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
         retry.specDigest = digests[c.name];
         retry.notBefore = now + retry.backoff;
         retry.failure = f->second;
+        log::error("chain failed", {{"chain", c.name},
+                                    {"generation", c.generation},
+                                    {"reason", f->second.reason},
+                                    {"message", f->second.message},
+                                    {"retryInSeconds", retry.backoff.count()}});
         if (metrics_)
           metrics_->countError(c.name, f->second.reason);
       }
@@ -960,8 +966,8 @@ void NodeReconciler::collectPackages() {
     return;
   packagesInUse_ = inUse;
   if (size_t removed = resolver_.cache().collectGarbage(inUse); removed > 0)
-    std::cerr << "bpfchain-agent: removed " << removed
-              << " cached package(s) that no running or configured chain uses\n";
+    log::info("removed cached packages that no running or configured chain uses",
+              {{"count", removed}});
 }
 
 NodeStatus NodeReconciler::status() const {
@@ -1331,7 +1337,7 @@ void NodeReconciler::publishMetrics() {
               std::string line = "monitorMaps of " + p.id + ": map " + decl.map + ": " + m.error;
               monitorProblems_.try_emplace(chain, line + "; not exported");
               if (monitorErrors_.insert(line).second) {
-                std::cerr << "bpfchain-agent: " << line << "; not exported\n";
+                log::warning("monitor map not exported", {{"chain", chain}, {"problem", line}});
                 metrics_->countError(chain, "MonitorMapInvalid");
               }
             }

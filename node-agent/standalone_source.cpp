@@ -3,13 +3,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+#include "system/file.h"
+#include "system/log.h"
 
 namespace bpfchain::agent {
 
@@ -48,7 +49,7 @@ void StandaloneSource::reload() {
       configError_.clear();
     } else if (configError_ != spec.error().message()) {
       configError_ = spec.error().message();
-      std::cerr << "bpfchain-agent: " << configError_ << "; keeping the previous config\n";
+      log::error("config refused; keeping the previous config", {{"error", configError_}});
     }
   }
   // Parsing takes many small allocations that are free now: give them back to the system.
@@ -63,8 +64,8 @@ void StandaloneSource::watch(const std::function<void()>& changed) {
   std::string name = file.filename().string();
   if (!inotify || inotify_add_watch(inotify.get(), dir.c_str(),
                                     IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
-    std::cerr << "bpfchain-agent: cannot watch " << dir << " (" << std::strerror(errno)
-              << "); the config is re-read on every resync only\n";
+    log::warning("cannot watch the config's directory; the config is re-read on every resync only",
+                 {{"dir", dir}, {"error", std::strerror(errno)}});
   }
   while (true) {
     pollfd fds[2] = {{stopEvent_.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
@@ -138,21 +139,18 @@ bool StandaloneSource::report(const NodeStatus& status) {
       return true;
     lastStatus_ = text;
   }
-  for (const auto& c : status.chains)
-    std::cerr << "bpfchain-agent: chain " << c.name << " generation " << c.generation << ": "
-              << c.phase
-              << (c.runningGeneration != 0 && c.runningGeneration != c.generation
-                      ? " (generation " + std::to_string(c.runningGeneration) + " runs)"
-                      : "")
-              << (c.reason.empty() ? "" : " (" + c.reason + ": " + c.message + ")") << "\n";
-  std::string tmp = statusPath_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush())
-      return false;
+  for (const auto& c : status.chains) {
+    std::vector<log::Field> fields{
+        {"chain", c.name}, {"generation", c.generation}, {"phase", c.phase}};
+    if (c.runningGeneration != c.generation)
+      fields.emplace_back("runningGeneration", c.runningGeneration);
+    if (!c.reason.empty()) {
+      fields.emplace_back("reason", c.reason);
+      fields.emplace_back("message", c.message);
+    }
+    log::write(log::Level::Info, "chain status", fields);
   }
-  return std::rename(tmp.c_str(), statusPath_.c_str()) == 0;
+  return writeFileAtomic(statusPath_, text, {.durable = false}).ok();
 }
 
 PodSelector StandaloneSource::podSelector() {

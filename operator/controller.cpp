@@ -4,11 +4,11 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
-#include <iostream>
 
 #include "api/resources.h"
 #include "k8s/label_selector.h"
 #include "operator/history.h"
+#include "system/log.h"
 #include "system/time.h"
 
 namespace bpfchain::op {
@@ -24,21 +24,6 @@ const k8s::Resource& kRevisions = api::kControllerRevisions;
 constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
 constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
-
-// The log's line prefix: UTC wall-clock time to the millisecond, to line slow reconciles up
-// with what a user or a benchmark did.
-std::string stamp() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03d ", buf, static_cast<int>(ms.count()));
-  return out;
-}
 
 const Json* field(const Json& obj, std::initializer_list<const char*> path) {
   const Json* at = &obj;
@@ -64,6 +49,43 @@ bool hasFinalizer(const Json& obj) {
     if (f.is_string() && f.as_string() == kFinalizer)
       return true;
   return false;
+}
+
+// One line per node write, not per chain, so that a rollout to many nodes logs one line per
+// node: the chains the write added, changed (another generation or revision) and removed, each
+// as chain@generation.
+void logNodeWrite(const std::string& node, const Json& before, const Json& after) {
+  auto byName = [](const Json& list) {
+    std::map<std::string, const Json*> out;
+    if (list.is_array())
+      for (const auto& e : list.as_array())
+        out[k8s::stringAt(e, {"name"})] = &e;
+    return out;
+  };
+  auto was = byName(before);
+  auto now = byName(after);
+  auto add = [](std::string& to, const std::string& chain, const Json* entry) {
+    to += (to.empty() ? "" : ",") + chain + "@" + std::to_string(generationIn(entry).value_or(0));
+  };
+  std::string added, changed, removed;
+  for (const auto& [chain, entry] : now) {
+    auto old = was.find(chain);
+    if (old == was.end())
+      add(added, chain, entry);
+    else if (api::canonicalJson(*old->second) != api::canonicalJson(*entry))
+      add(changed, chain, entry);
+  }
+  for (const auto& [chain, entry] : was)
+    if (!now.contains(chain))
+      add(removed, chain, entry);
+  std::vector<log::Field> fields{{"node", node}};
+  if (!added.empty())
+    fields.emplace_back("added", added);
+  if (!changed.empty())
+    fields.emplace_back("changed", changed);
+  if (!removed.empty())
+    fields.emplace_back("removed", removed);
+  log::write(log::Level::Info, "wrote node config", fields);
 }
 
 // A node's entries as the operator writes them: in name order, so that the same set is the
@@ -440,7 +462,7 @@ void Controller::worker() {
     ReconcileResult result = ReconcileResult::Success;
     if (!outcome) {
       result = ReconcileResult::Error;
-      std::cerr << stamp() << "reconcile " << *key << ": " << outcome.error().describe() << "\n";
+      log::error("reconcile failed", {{"key", *key}, {"error", outcome.error().describe()}});
       queue_.addRateLimited(*key);
     } else {
       queue_.forget(*key);
@@ -450,8 +472,7 @@ void Controller::worker() {
       }
     }
     if (seconds >= 1)
-      std::cerr << stamp() << "reconcile " << *key << " took " << static_cast<int>(seconds * 1000)
-                << " ms\n";
+      log::info("slow reconcile", {{"key", *key}, {"ms", static_cast<int>(seconds * 1000)}});
     if (options_.metrics)
       options_.metrics->reconciled(key->substr(0, key->find('/')), result, seconds);
     queue_.done(*key);
@@ -486,7 +507,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
     auto removed = client_.remove(kNodeConfigs, "", name);
     if (!removed && !removed.error().notFound())
       return std::move(removed).error();
-    std::cerr << stamp() << "node/" << name << ": deleted BpfNodeConfig (the Node is gone)\n";
+    log::info("deleted BpfNodeConfig: the Node is gone", {{"node", name}});
     return Outcome{};
   }
   // The entries the node must have: the cache's, with this process's decisions on top (those
@@ -530,6 +551,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
     if (!created)
       return std::move(created).error(); // AlreadyExists too: the cache catches up, then retry
     written = revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
+    logNodeWrite(name, Json::array(), desired);
   } else if (api::canonicalJson(desired) != api::canonicalJson(observed)) {
     // One writer of spec.chains (the leader), so a merge patch that replaces the list is safe,
     // and unlike an update it does not conflict with the agent's status writes.
@@ -542,6 +564,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
     written = revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
     if (options_.metrics)
       options_.metrics->nodeConfigWritten();
+    logNodeWrite(name, observed, desired);
   }
   std::lock_guard lock(indexMu_);
   auto forNode = pending_.find(name);
@@ -716,8 +739,8 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
     auto created = client_.create(kRevisions, copy);
     if (!created && !created.error().alreadyExists())
       return std::move(created).error();
-    std::cerr << stamp() << "chain/" << name << ": adopted ControllerRevision " << old.name
-              << " as " << adopted << "\n";
+    log::info("adopted ControllerRevision",
+              {{"chain", name}, {"revision", old.name}, {"as", adopted}});
   }
   for (const auto& doomed : revisionsToPrune(refs, uid, keep)) {
     auto removed = client_.remove(kRevisions, options_.revisionNamespace, doomed);
@@ -725,7 +748,7 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
       return std::move(removed).error();
     revisions_.erase(doomed);
     revisionSpecs_.erase(doomed);
-    std::cerr << stamp() << "chain/" << name << ": deleted ControllerRevision " << doomed << "\n";
+    log::info("deleted ControllerRevision", {{"chain", name}, {"revision", doomed}});
   }
   pruned_[name] = {uid, keep};
   return {};
@@ -733,6 +756,8 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
 
 void Controller::event(const Json& chain, k8s::EventType type, const std::string& reason,
                        const std::string& message) {
+  log::write(type == k8s::EventType::Warning ? log::Level::Warning : log::Level::Info, "event",
+             {{"chain", k8s::nameOf(chain)}, {"reason", reason}, {"message", message}});
   Json ref = Json::object();
   ref["apiVersion"] = Json::string(kChains.apiVersion());
   ref["kind"] = Json::string(kChains.kind);
@@ -741,8 +766,9 @@ void Controller::event(const Json& chain, k8s::EventType type, const std::string
     ref["metadata"]["uid"] = Json::string(uid);
   // An event is worth a try, not a retry: the status says the same.
   if (auto recorded = events_.record(ref, type, reason, message); !recorded)
-    std::cerr << stamp() << "event " << reason << " on " << k8s::nameOf(chain) << ": "
-              << recorded.error().describe() << "\n";
+    log::warning("cannot record an event", {{"chain", k8s::nameOf(chain)},
+                                            {"reason", reason},
+                                            {"error", recorded.error().describe()}});
 }
 
 ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
@@ -857,7 +883,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     RolloutDecision refused;
     refused.halted = true;
     refused.waitingFor = "a valid spec.nodeSelector";
-    std::cerr << stamp() << "chain/" << name << ": " << selector.error().message() << "\n";
+    log::error("chain not rolled out: invalid spec.nodeSelector",
+               {{"chain", name}, {"reason", "SpecInvalid"}, {"error", selector.error().message()}});
     if (auto r = writeStatus(chain, refused,
                              {"SpecInvalid", "SpecInvalid: " + selector.error().message()});
         !r)
@@ -923,8 +950,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     decide(node, name, refs.at(*assigned));
   }
   if (!d.assign.empty())
-    std::cerr << stamp() << "chain/" << name << ": " << d.assign.size()
-              << " node(s) to move (generation " << generation << ")\n";
+    log::info("nodes to move",
+              {{"chain", name}, {"generation", generation}, {"nodes", d.assign.size()}});
   releaseEverywhere(name, matched);
 
   const Json* previous = previousStatus(chain);
@@ -954,8 +981,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
         keep.insert(*it->second.assigned);
   }
   if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
-    std::cerr << stamp() << "chain/" << name
-              << ": pruning ControllerRevisions: " << r.error().describe() << "\n";
+    log::warning("cannot prune ControllerRevisions",
+                 {{"chain", name}, {"error", r.error().describe()}});
   if (options_.metrics)
     options_.metrics->setRollout(name, {d.matched, d.updated, d.ready, d.failed, d.halted,
                                         d.halted && d.memory.rolledBack, d.stale});

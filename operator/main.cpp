@@ -5,6 +5,7 @@
 // Rolls BpfChains out to per-node BpfNodeConfigs (controller.h). With --leader-elect, only the
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
 //
+// --log-level and --log-format: the one logger's (system/log.h), as in every binary.
 // --write-concurrency (default 8): node writes of one reconcile in flight at once.
 // --progress-deadline (default 600): nodes applying a generation with none finishing for this
 // long are named in the chain's Progressing condition (ProgressDeadlineExceeded) and an Event.
@@ -36,6 +37,7 @@
 #include "metrics/process_collector.h"
 #include "operator/controller.h"
 #include "operator/metrics.h"
+#include "system/log.h"
 #include "system/version.h"
 
 using namespace bpfchain;
@@ -171,22 +173,28 @@ int main(int argc, char** argv) {
     return 0;
   for (int i = 1; i < argc; ++i)
     if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
-      std::cout << kUsage;
+      std::cout << kUsage << log::kFlagsUsage;
       return 0;
     }
+  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
+    std::cerr << "bpfchain-operator: " << logging.error().message() << "\n";
+    return 2;
+  }
   auto flags = parseFlags(argc, argv);
   if (!flags) {
     std::cerr << "bpfchain-operator: " << flags.error().message() << "\n";
     return 2;
   }
+  log::info("starting bpfchain-operator",
+            {{"version", BPFCHAIN_VERSION}, {"leaderElect", flags->leaderElect}});
   auto config = k8s::defaultConfig(flags->kubeconfig);
   if (!config) {
-    std::cerr << "bpfchain-operator: " << config.error().message() << "\n";
+    log::error("cannot configure the API client", {{"error", config.error().message()}});
     return 1;
   }
   auto created = k8s::Client::create(*config);
   if (!created) {
-    std::cerr << "bpfchain-operator: " << created.error().message() << "\n";
+    log::error("cannot create the API client", {{"error", created.error().message()}});
     return 1;
   }
   std::shared_ptr<k8s::Client> client(std::move(*created));
@@ -201,12 +209,12 @@ int main(int argc, char** argv) {
       std::chrono::steady_clock::now().time_since_epoch().count()};
   auto server = metrics::MetricsServer::start(flags->metricsAddress);
   if (!server) {
-    std::cerr << "bpfchain-operator: " << server.error().message() << "\n";
+    log::error("cannot serve metrics", {{"error", server.error().message()}});
     return 1;
   }
-  std::cerr << "bpfchain-operator: serving metrics on "
-            << flags->metricsAddress.substr(0, flags->metricsAddress.rfind(':')) << ":"
-            << (*server)->port() << "\n";
+  log::info("serving metrics",
+            {{"address", flags->metricsAddress.substr(0, flags->metricsAddress.rfind(':')) + ":" +
+                             std::to_string((*server)->port())}});
   (*server)->add(metrics.registry());
   (*server)->add(metrics.workQueueInFlight());
   (*server)->add(metrics::processCollector());
@@ -240,13 +248,13 @@ int main(int argc, char** argv) {
     slot.set(&controller);
     auto started = controller.start(std::chrono::seconds(120), stop);
     if (!started && !stop.stop_requested()) {
-      std::cerr << "bpfchain-operator: " << started.error().message() << "\n";
+      log::error("the controller did not start", {{"error", started.error().message()}});
       slot.set(nullptr);
       failed = true;
       return;
     }
     if (started) {
-      std::cerr << "bpfchain-operator: controller running\n";
+      log::info("controller running");
       std::mutex mu;
       std::condition_variable_any stopped;
       std::unique_lock lock(mu);
@@ -254,7 +262,7 @@ int main(int argc, char** argv) {
     }
     slot.set(nullptr);
     controller.stop();
-    std::cerr << "bpfchain-operator: controller stopped\n";
+    log::info("controller stopped");
   };
   // Until a signal, or until `ended` says the work ended by itself.
   auto mainLoop = [&](const std::function<bool()>& ended) {
@@ -279,7 +287,7 @@ int main(int argc, char** argv) {
          .identity = identity()},
         {.onStartedLeading =
              [&](const std::stop_token& leadership) {
-               std::cerr << "bpfchain-operator: leading\n";
+               log::info("leading", {{"lease", flags->leaseNamespace + "/bpfchain-operator"}});
                leading = true;
                metrics.setLeader(true);
                work = std::thread([&, leadership] { runController(leadership); });
@@ -293,11 +301,10 @@ int main(int argc, char** argv) {
              },
          .onNewLeader =
              [](const std::string& who) {
-               std::cerr << "bpfchain-operator: leader is " << (who.empty() ? "nobody" : who)
-                         << "\n";
+               log::info("leader changed", {{"leader", who.empty() ? "nobody" : who}});
              }});
     if (!elector) {
-      std::cerr << "bpfchain-operator: " << elector.error().message() << "\n";
+      log::error("cannot run the leader election", {{"error", elector.error().message()}});
       return 1;
     }
     std::atomic<bool> ended{false};
@@ -312,11 +319,15 @@ int main(int argc, char** argv) {
     if (work.joinable())
       work.join();
     if (end == k8s::ElectionEnd::LostLeadership) {
-      std::cerr << "bpfchain-operator: lost the lease\n";
+      log::error("lost the lease; exiting",
+                 {{"lease", flags->leaseNamespace + "/bpfchain-operator"}});
       failed = true;
     }
   }
   server->reset();
-  std::cerr << "bpfchain-operator: " << (failed ? "exiting on failure" : "stopped") << "\n";
+  if (failed)
+    log::error("exiting on failure");
+  else
+    log::info("stopped");
   return failed ? 1 : 0;
 }

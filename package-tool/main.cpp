@@ -12,6 +12,7 @@
 #include "packages/file_util.h"
 #include "packages/manifest.h"
 #include "packages/signature.h"
+#include "system/log.h"
 #include "system/version.h"
 
 namespace {
@@ -151,7 +152,7 @@ int usageError(const std::string& command, const std::string& message) {
 }
 
 int failed(const std::string& command, const std::string& message) {
-  std::cerr << "bpfchain-pkg " << command << ": " << message << "\n";
+  log::error("command failed", {{"command", command}, {"error", message}});
   return kExitFailed;
 }
 
@@ -321,7 +322,7 @@ int sign(int argc, char** argv) {
   if (!signature)
     return failed("sign", signature.error().message());
   std::string sigPath = file + ".sig";
-  if (auto w = writeFileAtomic(sigPath, *signature, 0644); !w)
+  if (auto w = writeFileAtomic(sigPath, *signature); !w)
     return failed("sign", w.error().message());
   std::cout << sigPath << "\n";
   return kExitOk;
@@ -379,13 +380,18 @@ int verify(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (answerVersion(argc, argv, "bpfchain-pkg"))
     return 0;
+  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
+    std::cerr << "bpfchain-pkg: " << logging.error().message() << "\n" << kUsage;
+    return kExitUsage;
+  }
   if (argc < 2) {
     std::cerr << kUsage;
     return kExitUsage;
   }
   std::string command = argv[1];
   if (command == "-h" || command == "--help" || command == "help") {
-    std::cout << kUsage;
+    std::cout << kUsage << "\nflags of every command (failures are log lines on stderr):\n"
+              << log::kFlagsUsage;
     return kExitOk;
   }
   if (command == "build")

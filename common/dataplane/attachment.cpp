@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dataplane/features.h"
+#include "dataplane/libbpf_log.h"
 #include "dataplane/program_instance.h"
 #include "dataplane/tcx.h"
 
@@ -204,6 +205,7 @@ Result<std::optional<Attachment>> Attachment::adopt(uint32_t programId, int ifin
   } else {
     bpf_tc_hook h = tcHook(ifindex, hook);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = options.tcHandle, .priority = options.tcPriority);
+    LibbpfLogCapture quiet; // no clsact qdisc is a normal answer, not a warning for the log
     if (bpf_tc_query(&h, &opts) == 0)
       attached = opts.prog_id;
   }
@@ -258,6 +260,7 @@ Result<bool> Attachment::attached() const {
   } else {
     bpf_tc_hook h = tcHook(ifindex_, hook_);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = options_.tcHandle, .priority = options_.tcPriority);
+    LibbpfLogCapture quiet; // no clsact qdisc is a normal answer, not a warning for the log
     if (bpf_tc_query(&h, &opts) == 0)
       attached = opts.prog_id;
   }

@@ -4,29 +4,44 @@
 
 #include <cstdarg>
 #include <cstdio>
-#include <vector>
+#include <string>
+
+#include "system/log.h"
 
 namespace bpfchain::dataplane {
 namespace {
 
 thread_local std::string* currentText = nullptr;
 
+std::string formatted(const char* format, va_list args) {
+  va_list copy;
+  va_copy(copy, args);
+  int size = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  if (size <= 0)
+    return {};
+  std::string out(static_cast<size_t>(size), '\0');
+  std::vsnprintf(out.data(), out.size() + 1, format, args);
+  return out;
+}
+
+// While a capture is active (a load whose verifier log goes into an error), everything goes
+// into it; otherwise libbpf's lines are log lines at its level.
 int print(libbpf_print_level level, const char* format, va_list args) {
   if (currentText) {
-    va_list copy;
-    va_copy(copy, args);
-    int size = std::vsnprintf(nullptr, 0, format, copy);
-    va_end(copy);
-    if (size > 0) {
-      std::vector<char> buf(size + 1);
-      std::vsnprintf(buf.data(), buf.size(), format, args);
-      currentText->append(buf.data(), size);
-    }
+    *currentText += formatted(format, args);
     return 0;
   }
-  if (level == LIBBPF_DEBUG)
+  log::Level as = level == LIBBPF_WARN   ? log::Level::Warning
+                  : level == LIBBPF_INFO ? log::Level::Info
+                                         : log::Level::Debug;
+  if (!log::enabled(as))
     return 0;
-  return std::vfprintf(stderr, format, args);
+  std::string text = formatted(format, args);
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  log::write(as, text, {{"source", "libbpf"}});
+  return 0;
 }
 
 void installPrinter() {

@@ -1,7 +1,7 @@
 // libbpf reports through one process-wide print callback; this routes it. While a
 // LibbpfLogCapture is alive, what libbpf prints on that thread (the verifier's log among it)
 // is collected instead of printed, so that a failed load can carry the log in its error.
-// Otherwise warnings go to stderr and debug output is dropped.
+// Otherwise each print is a log line (system/log.h) at its level, source=libbpf.
 #pragma once
 
 #include <string>

@@ -4,12 +4,12 @@
 #include <boost/asio/ssl.hpp>
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <sstream>
 
 #include "k8s/request_metrics.h"
+#include "system/file.h"
+#include "system/log.h"
 
 namespace bpfchain::k8s {
 namespace {
@@ -22,6 +22,7 @@ using web::http::client::http_client;
 using web::http::client::http_client_config;
 
 constexpr auto kTokenRefresh = std::chrono::minutes(1);
+constexpr uint64_t kMaxTokenBytes = 1 << 20; // service-account tokens are ~1 KB
 
 std::mutex requestMetricsMu;
 std::shared_ptr<RequestMetrics> installedRequestMetrics; // guarded by requestMetricsMu
@@ -110,6 +111,7 @@ struct Client::Impl {
   std::mutex tokenMutex;
   std::string token;
   std::chrono::steady_clock::time_point tokenRead;
+  std::string tokenError; // the last failure to read tokenFile
 
   http_client_config clientConfig(std::chrono::milliseconds timeout) const {
     http_client_config c;
@@ -142,14 +144,18 @@ struct Client::Impl {
     std::lock_guard lock(tokenMutex);
     auto now = std::chrono::steady_clock::now();
     if (token.empty() || now - tokenRead > kTokenRefresh) {
-      std::ifstream in(config.tokenFile);
-      std::stringstream text;
-      text << in.rdbuf();
-      std::string read = text.str();
-      while (!read.empty() && (read.back() == '\n' || read.back() == ' '))
-        read.pop_back();
-      if (!read.empty())
-        token = read;
+      auto read = readFile(config.tokenFile, kMaxTokenBytes);
+      if (read) {
+        while (!read->empty() && (read->back() == '\n' || read->back() == ' '))
+          read->pop_back();
+        if (!read->empty())
+          token = std::move(*read);
+        tokenError.clear();
+      } else if (read.error().message() != tokenError) { // said once, not per request
+        tokenError = read.error().message();
+        log::warning("cannot read the bearer token; the previous one is used",
+                     {{"error", tokenError}});
+      }
       tokenRead = now;
     }
     return token;

@@ -934,7 +934,7 @@ Result<void> writeArchive(const std::string& path, std::vector<ArchiveEntry> ent
   for (ArchiveEntry& e : entries)
     if (e.type == EntryType::Directory)
       e.path += '/';
-  return writeFileAtomic(path, gzipCompress(encodeTar(entries)), 0644);
+  return writeFileAtomic(path, gzipCompress(encodeTar(entries)));
 }
 
 Result<std::vector<ArchiveEntry>, PackageError> readArchive(const std::string& path,

@@ -308,7 +308,7 @@ struct PackageCache::Impl {
     if (!package)
       return withContext(std::move(package).error(), "package " + url);
     if (auto w = writeFileAtomic(staged + "/" + std::string(kVerification),
-                                 verificationYaml(url, digest, verification, signerKey), 0644);
+                                 verificationYaml(url, digest, verification, signerKey));
         !w)
       return cacheError(w.error().context("package " + url));
     if (auto s = durableRename(staged, digest); !s)

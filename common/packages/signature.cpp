@@ -155,11 +155,11 @@ Result<void> generateKeyPair(const std::string& privatePemPath, const std::strin
   auto publicPem = pemOf(raw, false);
   if (!publicPem)
     return publicPem.error();
-  auto written = writeFileAtomic(privatePemPath, *privatePem, 0600, true);
+  auto written = writeFileAtomic(privatePemPath, *privatePem, {.mode = 0600, .exclusive = true});
   OPENSSL_cleanse(privatePem->data(), privatePem->size());
   if (!written)
     return written.error();
-  return writeFileAtomic(publicPemPath, *publicPem, 0644);
+  return writeFileAtomic(publicPemPath, *publicPem);
 }
 
 std::string encodeSignature(std::string_view rawSignature) {

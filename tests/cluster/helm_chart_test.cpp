@@ -731,7 +731,7 @@ TEST_F(HelmChart, TheOperatorRunsWithTheChartsCommandLineAsItsServiceAccount) {
   ASSERT_TRUE(process.ok()) << process.error().message();
   uint16_t port = 0;
   ASSERT_TRUE(eventually([&] {
-    const std::string prefix = "serving metrics on 127.0.0.1:";
+    const std::string prefix = "serving metrics address=127.0.0.1:";
     std::string text = readFile(log);
     auto at = text.rfind(prefix);
     if (at != std::string::npos)

@@ -1,10 +1,12 @@
 // common/k8s against the real kube-apiserver of the test bed: every request kind, errors as
 // values with status and reason, conflicts and their retry, server-side apply conflicts
 // between field managers, pagination, and watch.
+#include <fstream>
 #include <gtest/gtest.h>
 #include <thread>
 
 #include "harness/control_plane.h"
+#include "harness/resources.h"
 #include "k8s/client.h"
 
 namespace bpfchain::k8s {
@@ -50,6 +52,41 @@ TEST_F(K8sClient, KubeconfigAuthenticatesWithTheClientCertificate) {
   auto ns = client_->get(resources::kNamespaces, "", "default");
   ASSERT_TRUE(ns.ok()) << ns.error().describe();
   EXPECT_EQ(nameOf(*ns), "default");
+}
+
+// A bearer token read from a file (the in-cluster config's way), written as kubectl prints it,
+// authenticates as its service account. A file that cannot be read sends no token.
+TEST_F(K8sClient, ATokenFileAuthenticatesAsItsServiceAccount) {
+  const auto& plane = ControlPlaneEnvironment::get();
+  (void)plane.kubectlOutput({"create", "serviceaccount", "token-reader", "-n", "default"});
+  auto token = plane.kubectl({"create", "token", "token-reader", "-n", "default"});
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  std::string text = token->out;
+  if (text.back() != '\n')
+    text += '\n'; // as `kubectl create token` prints it
+  auto dir = testing::TempDir::create("token");
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  std::ofstream(dir->path() + "/token") << text;
+
+  auto config = loadKubeconfig(plane.kubeconfig()).value();
+  config.clientCertPem.clear();
+  config.clientKeyPem.clear();
+  config.tokenFile = dir->path() + "/token";
+  auto got = Client::create(config).value()->get(kConfigMaps, "default", "anything");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().status, 403) << got.error().message; // who it is, not what it may do
+  EXPECT_NE(got.error().message.find("system:serviceaccount:default:token-reader"),
+            std::string::npos)
+      << got.error().message;
+
+  config.tokenFile = dir->path() + "/missing";
+  auto anonymous = Client::create(config).value()->get(kConfigMaps, "default", "anything");
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.error().message.find("token-reader"), std::string::npos)
+      << anonymous.error().message;
+  EXPECT_TRUE(anonymous.error().status == 401 ||
+              anonymous.error().message.find("system:anonymous") != std::string::npos)
+      << anonymous.error().status << " " << anonymous.error().message;
 }
 
 TEST_F(K8sClient, ErrorsCarryStatusAndReason) {

@@ -332,7 +332,7 @@ protected:
 
   // The port of the metrics server that the operator logging to `log` announced last.
   static uint16_t metricsPort(const std::string& log = "operator.log") {
-    const std::string prefix = "serving metrics on 127.0.0.1:";
+    const std::string prefix = "serving metrics address=127.0.0.1:";
     std::string text = readFile(logDir_->path() + "/" + log);
     auto at = text.rfind(prefix);
     return at == std::string::npos ? 0 : std::stoi(text.substr(at + prefix.size()));
@@ -449,6 +449,15 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
         "RolloutHalted|generation 2 halted: node halt-1 failed: VerifierRejected: R1 invalid"})
     EXPECT_NE(events.find(line), std::string::npos) << line << " not in:\n" << events;
   EXPECT_EQ(events.find("RolloutComplete|generation 2"), std::string::npos) << events;
+
+  // And as the operator's log tells it: each node write, and the halt with its node and reason.
+  std::string log = readFile(logDir_->path() + "/operator.log");
+  for (const std::string line :
+       {"INFO wrote node config node=halt-1 changed=halting@2\n",
+        "INFO wrote node config node=halt-3 added=halting@1\n",
+        "WARNING event chain=halting reason=RolloutHalted message=\"generation 2 halted: node "
+        "halt-1 failed: VerifierRejected: R1 invalid"})
+    EXPECT_NE(log.find(line), std::string::npos) << line << " not in:\n" << log;
 }
 
 // Revisions are collected once no node refers to them and no rollback can need them: a
@@ -691,7 +700,7 @@ TEST_F(Operator, ServesMetricsHealthAndReadiness) {
                   .ok());
   ASSERT_TRUE(eventually([] { return conditionOf("metered", "Ready") == "True"; }, 60s));
   uint16_t port = metricsPort();
-  ASSERT_NE(port, 0) << "no \"serving metrics on\" line in the operator's log";
+  ASSERT_NE(port, 0) << "no \"serving metrics\" line in the operator's log";
 
   Http healthz = http(port, "/healthz");
   EXPECT_EQ(healthz.status, 200);
@@ -1059,7 +1068,7 @@ TEST_F(OperatorRestarts, OfTwoReplicasWithLeaderElectionExactlyOneActs) {
   auto second = spawnOperator({"--leader-elect"}, "operator-2.log");
   ASSERT_TRUE(second.ok()) << second.error().message();
   auto leads = [&](const std::string& log) {
-    return readFile(log).find("bpfchain-operator: leading") != std::string::npos;
+    return readFile(log).find(" INFO leading ") != std::string::npos;
   };
   const std::string firstLog = logDir_->path() + "/operator.log";
   const std::string secondLog = logDir_->path() + "/operator-2.log";
@@ -1139,7 +1148,7 @@ TEST_F(OperatorRestarts, SigtermReleasesTheLeaseAndTheStandbyTakesOverAtOnce) {
   const std::string logA = logDir_->path() + "/le-a.log";
   const std::string logB = logDir_->path() + "/le-b.log";
   auto leads = [&](const std::string& log) {
-    return readFile(log).find("bpfchain-operator: leading") != std::string::npos;
+    return readFile(log).find(" INFO leading ") != std::string::npos;
   };
   // The Lease may still name the last test's leader, killed by SIGKILL: up to a lease
   // duration and two retries until it expires.

@@ -458,11 +458,11 @@ TEST_F(AgentCluster, PrometheusScrapesAMonitorMapThatMatchesTheTraffic) {
   deleteChain("e2e-prom");
 }
 
-// The operator's metrics port, from its "serving metrics on HOST:PORT" line.
+// The operator's metrics port, from its "serving metrics address=HOST:PORT" line.
 uint16_t operatorMetricsPort(const std::string& log) {
   std::ifstream in(log);
   for (std::string line; std::getline(in, line);)
-    if (auto at = line.find("serving metrics on "); at != std::string::npos)
+    if (auto at = line.find("serving metrics address="); at != std::string::npos)
       return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
   return 0;
 }

@@ -371,7 +371,8 @@ TEST_F(AgentRevisions, ARevisionWhoseDataIsNotTheDigestIsRefusedAndThePreviousOn
   EXPECT_EQ(delivered(node, 9999, 50), 0u) << "generation 1's filter still drops 9999";
   EXPECT_GE(
       metric("bpfchain_errors_total", {"chain=\"" + chain + "\"", "reason=\"DigestMismatch\""}), 1);
-  EXPECT_NE(agent_->log().find("revision " + g2.revision + "): DigestMismatch"), std::string::npos)
+  EXPECT_NE(agent_->log().find("revision=" + g2.revision + " reason=DigestMismatch "),
+            std::string::npos)
       << agent_->log();
 
   // A revision's data is immutable: it is replaced (deleted, created again under its name).
@@ -428,7 +429,7 @@ TEST_F(AgentRevisions, WithoutPermissionToReadRevisionsTheOldGenerationKeepsRunn
   EXPECT_GE(metric("bpfchain_errors_total",
                    {"chain=\"" + chain + "\"", "reason=\"RevisionUnavailable\""}),
             1);
-  EXPECT_NE(agent_->log().find("revision " + g2.revision + "): RevisionUnavailable"),
+  EXPECT_NE(agent_->log().find("revision=" + g2.revision + " reason=RevisionUnavailable "),
             std::string::npos)
       << agent_->log();
 

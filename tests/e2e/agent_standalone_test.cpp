@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <ranges>
+#include <regex>
 #include <signal.h>
 #include <sstream>
 #include <sys/mount.h>
@@ -431,10 +432,18 @@ TEST_F(AgentStandalone, BadPackagesFailWithTheirReasonAndThePreviousChainKeepsRu
               static_cast<double>(sent));
     EXPECT_GE(metric("bpfchain_errors_total", {"chain=\"edge\"", "reason=\"" + c.reason + "\""}),
               1);
+    // The log says what failed and why, as fields.
+    EXPECT_TRUE(std::regex_search(agent_->log(),
+                                  std::regex(" ERROR chain failed chain=edge generation=[0-9]+ "
+                                             "reason=" +
+                                             c.reason + " message=\"")))
+        << agent_->log();
   }
   // Fixing the config heals the chain.
   writeConfig(chainConfig(program("count", counter_, kCounterMonitor)));
   waitFor("edge", "Ready");
+  EXPECT_NE(agent_->log().find(" INFO applied chain chain=edge generation="), std::string::npos)
+      << agent_->log();
 }
 
 TEST_F(AgentStandalone, ErrorsCountProgramsWithinTheirOwnChain) {
@@ -543,6 +552,9 @@ TEST_F(AgentStandalone, ATcChainRunsBeforeAnotherToolsTcxProgramUnlessAskedToGoL
   startAgent({"--detach-on-exit"});
   waitFor("edge", "Ready");
   EXPECT_FALSE(chainStatus("edge")["message"]) << "nothing runs before the chain";
+  // Probing for a cls_bpf filter where no clsact qdisc exists is a normal answer, not a
+  // warning in the log.
+  EXPECT_EQ(agent_->log().find("WARNING"), std::string::npos) << agent_->log();
   auto t = traffic(7000);
   t->sendAndWait(100, 500);
   EXPECT_EQ(t->received(), 0u); // the other tool drops, after the chain counted
@@ -561,7 +573,8 @@ TEST_F(AgentStandalone, ATcChainRunsBeforeAnotherToolsTcxProgramUnlessAskedToGoL
   EXPECT_EQ(chainStatus("edge")["message"].as<std::string>(""),
             "tc-ingress on veth-b: 1 other program (id " + std::to_string(drop->id()) +
                 ") run before this chain, and may end a packet before it runs");
-  EXPECT_NE(agent_->log().find("tc-ingress on veth-b: 1 other program"), std::string::npos)
+  EXPECT_NE(agent_->log().find("interface=veth-b hook=tc-ingress detail=\"1 other program"),
+            std::string::npos)
       << agent_->log();
   auto late = traffic(7001);
   late->sendAndWait(100, 500);
@@ -644,7 +657,7 @@ TEST_F(AgentStandalone, AnUpgradeCarriesTheProgramsStateAndStatusNamesTheMapsItC
   EXPECT_NE(message.find("state not carried"), std::string::npos) << message;
   EXPECT_NE(message.find("rl: ratelimit_buckets (value size 8 -> 16)"), std::string::npos)
       << message;
-  EXPECT_NE(agent_->log().find("map ratelimit_buckets of edge/rl starts empty"), std::string::npos)
+  EXPECT_NE(agent_->log().find("map=ratelimit_buckets program=edge/rl"), std::string::npos)
       << agent_->log();
   t->sendAndWait(50);
   EXPECT_EQ(t->received(), 200u);
@@ -748,7 +761,8 @@ TEST_F(AgentStandalone, AnEmptyConfigKeepsTheChainsAndOnlyAnEmptyListRemovesThem
   writeConfig("chains: []\n");
   ASSERT_TRUE(eventually([&] { return !chainStatus("edge").IsMap(); })) << readFile(statusPath());
   ASSERT_TRUE(eventually([&] {
-    return agent_->log().find("chain edge generation 1: no longer in the node's config") !=
+    return agent_->log().find(
+               "removing chain: no longer in the node's config chain=edge generation=1") !=
            std::string::npos;
   })) << agent_->log();
   auto unblocked = traffic(9999);
@@ -969,7 +983,7 @@ TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
   startAgent();
   waitFor("edge", "Ready");
   EXPECT_EQ(fsType(sys + "/fs/bpf"), BPF_FS_MAGIC);
-  EXPECT_NE(agent_->log().find("mounted a bpffs at " + sys + "/fs/bpf"), std::string::npos)
+  EXPECT_NE(agent_->log().find("mountPoint=" + sys + "/fs/bpf"), std::string::npos)
       << agent_->log();
   auto ids = programIds("edge");
   EXPECT_EQ(ids.size(), 2u);
@@ -984,7 +998,7 @@ TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
   EXPECT_EQ(agent_->process().stop(), 0);
   startAgent({"--detach-on-exit"});
   waitFor("edge", "Ready");
-  EXPECT_NE(agent_->log().find("pins under " + pinRoot_ + " (on a bpffs)"), std::string::npos)
+  EXPECT_NE(agent_->log().find("pins on a bpffs bpffs=" + pinRoot_), std::string::npos)
       << agent_->log();
   EXPECT_EQ(programIds("edge"), ids);
   EXPECT_EQ(agent_->process().stop(), 0);
@@ -995,8 +1009,7 @@ TEST_F(AgentStandalone, MountsABpffsWhereNoneIsMounted) {
   waitFor("edge", "Ready");
   EXPECT_EQ(fsType(pinRoot_), BPF_FS_MAGIC);
   EXPECT_NE(fsType(host->path() + "/plain"), BPF_FS_MAGIC);
-  EXPECT_NE(agent_->log().find("mounted a bpffs at " + pinRoot_), std::string::npos)
-      << agent_->log();
+  EXPECT_NE(agent_->log().find("mountPoint=" + pinRoot_), std::string::npos) << agent_->log();
   EXPECT_EQ(agent_->process().stop(), 0);
   agent_.reset();
 }
@@ -1045,7 +1058,7 @@ TEST_F(AgentStandalone, KeepsTheCniEntryWhileItRunsAndRemovesItOnUninstall) {
     EXPECT_TRUE(eventually([&] { return pluginTypes(conflist) == "bridge,bpfchain-cni"; }, 10000))
         << "rewrite " << i << ": " << readFile(conflist) << agent_->log();
   }
-  EXPECT_NE(agent_->log().find("bpfchain-cni entry written into " + conflist), std::string::npos)
+  EXPECT_NE(agent_->log().find("bpfchain-cni entry written file=" + conflist), std::string::npos)
       << agent_->log();
 
   EXPECT_EQ(agent_->process().stop(), 0);

@@ -50,9 +50,10 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(const AgentOptions& o,
   eventually(
       [&] {
         std::string log = readFile(logFile);
-        size_t at = log.find("metrics on port ");
+        const std::string prefix = " metricsPort=";
+        size_t at = log.find(prefix);
         if (at != std::string::npos)
-          port = static_cast<uint16_t>(std::atoi(log.c_str() + at + 16));
+          port = static_cast<uint16_t>(std::atoi(log.c_str() + at + prefix.size()));
         exited = kill(child->pid(), 0) != 0;
         return port != 0 || exited;
       },

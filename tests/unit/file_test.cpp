@@ -1,8 +1,11 @@
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -20,8 +23,16 @@ protected:
     dir_ = pattern;
   }
   void TearDown() override {
-    std::remove((dir_ + "/f").c_str());
+    for (const auto& entry : entries())
+      std::remove((dir_ + "/" + entry).c_str());
     ::rmdir(dir_.c_str());
+  }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir_))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
   }
   std::string dir_;
 };
@@ -44,6 +55,44 @@ TEST_F(ReadFile, AMissingFileIsASystemError) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ENOENT);
   EXPECT_EQ(r.error().message(), "open " + dir_ + "/missing: No such file or directory");
+}
+
+using WriteFileAtomic = ReadFile;
+
+TEST_F(WriteFileAtomic, ReplacesTheFileWithExactlyItsModeAndLeavesNoTemporaryFile) {
+  std::string f = dir_ + "/f";
+  ASSERT_TRUE(writeFileAtomic(f, "old"));
+  ::umask(0077);
+  auto written = writeFileAtomic(f, "new", {.mode = 0640, .durable = false});
+  ::umask(0022);
+  ASSERT_TRUE(written) << written.error().message();
+  EXPECT_EQ(readFile(f, kNoSizeLimit).value(), "new");
+  struct stat st {};
+  ASSERT_EQ(::stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u); // not narrowed by the umask
+  EXPECT_EQ(entries(), std::vector<std::string>{"f"});
+}
+
+TEST_F(WriteFileAtomic, ExclusiveNeverOverwrites) {
+  std::string f = dir_ + "/f";
+  ASSERT_TRUE(writeFileAtomic(f, "first", {.mode = 0600, .exclusive = true}));
+  auto again = writeFileAtomic(f, "second", {.mode = 0600, .exclusive = true});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), EEXIST);
+  EXPECT_EQ(readFile(f, kNoSizeLimit).value(), "first");
+  EXPECT_EQ(entries(), std::vector<std::string>{"f"});
+}
+
+TEST_F(WriteFileAtomic, AFailedRenameRemovesTheTemporaryFileAndKeepsTheOldContent) {
+  ASSERT_EQ(::mkdir((dir_ + "/d").c_str(), 0755), 0);
+  ASSERT_TRUE(writeFileAtomic(dir_ + "/d/x", "keep"));
+  auto over = writeFileAtomic(dir_ + "/d", "file over a non-empty directory");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().message().rfind("rename " + dir_ + "/.d.tmp.", 0), 0u)
+      << over.error().message();
+  EXPECT_EQ(entries(), std::vector<std::string>{"d"});
+  EXPECT_EQ(readFile(dir_ + "/d/x", kNoSizeLimit).value(), "keep");
+  std::remove((dir_ + "/d/x").c_str());
 }
 
 TEST(Base64, RoundTripsAndIsStrict) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <regex>
+#include <sstream>
 #include <yaml-cpp/yaml.h>
 
 #include "harness/process.h"
@@ -50,6 +51,52 @@ TEST(Release, EveryBinaryAnswersHelpWithItsUsage) {
   }
 }
 
+// The one logger's flags (system/log.h): in every binary that logs, in its --help, refused by
+// name when wrong, and --log-format=json makes each line one JSON object.
+TEST(Release, EveryBinaryThatLogsTakesTheLogFlags) {
+  TempDir tmp = TempDir::create("release").value();
+  struct Binary {
+    std::string name;
+    std::vector<std::string> failing; // arguments that fail after the logger is configured
+  };
+  for (const Binary& b :
+       std::vector<Binary>{{"bpfchain-operator", {"--kubeconfig", tmp.path() + "/missing"}},
+                           {"bpfchain-agent",
+                            {"--config", tmp.path() + "/missing", "--state-dir", tmp.path(),
+                             "--bpffs", tmp.path() + "/bpffs"}},
+                           {"bpfchain-pkg", {"digest", tmp.path() + "/missing"}}}) {
+    std::string bin = kBin + "/" + b.name;
+    auto help = runCommand({bin, "--help"});
+    ASSERT_TRUE(help.ok()) << help.error().message();
+    EXPECT_NE((help->out + help->err).find("--log-format FORMAT"), std::string::npos) << b.name;
+    EXPECT_NE((help->out + help->err).find("--log-level LEVEL"), std::string::npos) << b.name;
+
+    auto refused = runCommand({bin, "--log-level=loud"});
+    ASSERT_TRUE(refused.ok());
+    EXPECT_EQ(refused->exitCode, 2) << b.name;
+    EXPECT_NE(refused->err.find("--log-level: want error, warning, info or debug, not \"loud\""),
+              std::string::npos)
+        << b.name << ": " << refused->err;
+
+    std::vector<std::string> argv{bin, "--log-format", "json"};
+    argv.insert(argv.end(), b.failing.begin(), b.failing.end());
+    auto failed = runCommand(argv);
+    ASSERT_TRUE(failed.ok());
+    EXPECT_EQ(failed->exitCode, 1) << b.name << ": " << failed->err;
+    std::istringstream lines(failed->err);
+    int errors = 0;
+    for (std::string line; std::getline(lines, line);) {
+      EXPECT_TRUE(std::regex_match(
+          line,
+          std::regex(R"(\{"ts":"[0-9-]{10}T[0-9:]{8}\.[0-9]{3}Z","level":"[a-z]+","msg":".*\})")))
+          << b.name << ": " << line;
+      errors += line.find(R"("level":"error")") != std::string::npos &&
+                line.find(tmp.path() + "/missing") != std::string::npos;
+    }
+    EXPECT_EQ(errors, 1) << b.name << ": " << failed->err;
+  }
+}
+
 TEST(Release, TheImageTagIsTheProjectVersion) {
   auto r = checkCommand({kSource + "/scripts/image.sh", "--version"});
   ASSERT_TRUE(r.ok()) << r.error().message();
@@ -70,7 +117,7 @@ TEST(Release, TheChartsAppVersionAndTheManifestsImageAreTheProjectVersion) {
       EXPECT_EQ((*it)[1].str(), std::string("ghcr.io/bpfchain/bpfchain:") + BPFCHAIN_VERSION)
           << file;
   }
-  EXPECT_EQ(images, 3); // operator, CNI installer, agent
+  EXPECT_EQ(images, 2); // operator, agent (the agent keeps the CNI entry: no init container)
 }
 
 TEST(Release, TheChangelogHasASectionForTheVersion) {
