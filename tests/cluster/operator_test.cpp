@@ -991,6 +991,56 @@ TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
             (std::vector<std::string>{"resume-0", "resume-1", "resume-2", "resume-3", "resume-4"}));
 }
 
+// An operator before references wrote each node a copy of the chain's spec. The new operator
+// rewrites such a copy as a reference to the same generation: no new generation, no rollout.
+TEST_F(OperatorRestarts, ACopyOfAnOperatorBeforeReferencesBecomesAReference) {
+  addNode("legacy-0", "legacy");
+  ASSERT_TRUE(client_
+                  ->create(kChains, chain("legacy", "legacy", {"counter"},
+                                          R"({"canaryNodes":0,"maxUnavailable":1})"))
+                  .ok());
+  ASSERT_TRUE(eventually([] { return conditionOf("legacy", "Ready") == "True"; }, 60s));
+  auto entryOf = []() -> std::optional<Json> {
+    auto config = client_->get(kNodeConfigs, "", "legacy-0");
+    if (!config || !config->has_field("spec") || !config->at("spec").has_field("chains"))
+      return std::nullopt;
+    for (const auto& e : config->at("spec").at("chains").as_array())
+      if (k8s::stringAt(e, {"name"}) == "legacy")
+        return e;
+    return std::nullopt;
+  };
+  // The operator stops; the node's entry becomes what an operator before references wrote.
+  operator_->kill(SIGKILL);
+  operator_->stop();
+  delete operator_;
+  operator_ = nullptr;
+  Json copy = Json::parse(R"({"spec":{"chains":[{"name":"legacy","generation":1,"hook":"xdp",
+    "priority":100,"interfaces":{"names":["eth0"]},
+    "programs":[{"name":"counter","package":{"url":"https://p.example/counter.tar.gz"}}]}]}})");
+  copy["spec"]["chains"][0]["programs"][0]["package"]["sha256"] = Json::string(kSha);
+  ASSERT_TRUE(client_->patch(kNodeConfigs, "", "legacy-0", k8s::PatchType::Merge, copy).ok());
+  auto before = entryOf();
+  ASSERT_TRUE(before);
+  ASSERT_FALSE(api::isReference(*before));
+
+  auto op = spawnOperator({}, "operator.log");
+  ASSERT_TRUE(op.ok()) << op.error().message();
+  operator_ = new ChildProcess(std::move(*op));
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto entry = entryOf();
+        return entry && api::isReference(*entry) &&
+               entry->at("generation").as_number().to_int64() == 1;
+      },
+      60s))
+      << (entryOf() ? entryOf()->serialize() : "no entry");
+  EXPECT_NE(resolvedSpec("legacy-0", "legacy").find("\"name\":\"counter\""), std::string::npos);
+  auto chainNow = client_->get(kChains, "", "legacy");
+  ASSERT_TRUE(chainNow.ok());
+  EXPECT_EQ(k8s::generationOf(*chainNow), 1);
+  EXPECT_EQ(conditionOf("legacy", "Ready"), "True");
+}
+
 TEST_F(OperatorRestarts, ANodesFailureIsOneWarningEventNamingItEvenAcrossARestart) {
   for (int i = 0; i < 3; ++i)
     addNode("nodefail-" + std::to_string(i), "nodefail");
