@@ -6,7 +6,7 @@
 // replica holding the Lease bpfchain-operator in --lease-namespace acts.
 //
 // --log-level and --log-format: the one logger's (system/log.h), as in every binary.
-// --write-concurrency (default 8): node writes of one reconcile in flight at once.
+// --write-concurrency (default 8): workers, so node writes in flight at once.
 // --progress-deadline (default 600): nodes applying a generation with none finishing for this
 // long are named in the chain's Progressing condition (ProgressDeadlineExceeded) and an Event.
 // --agent-stale-seconds (default 180, three of the agents' default --heartbeat-seconds 60: one
@@ -76,7 +76,7 @@ Rolls BpfChains out to per-node BpfNodeConfigs. Flags take --flag value or --fla
   --revision-namespace NS   where chain revisions are kept (default bpfchain-system)
   --metrics-address ADDR    /metrics, /healthz and /readyz (default :9451)
   --cleanup-deadline S      how long a deleted chain waits for the agents (default 300)
-  --write-concurrency N     node writes of one reconcile in flight at once (default 8)
+  --write-concurrency N     workers: node writes in flight at once (default 8)
   --progress-deadline S     nodes with no progress this long are named (default 600)
   --version                 print the version and exit
   --help                    print this and exit
