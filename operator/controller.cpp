@@ -232,18 +232,6 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
   return metadata;
 }
 
-// The uid of an object's controller ownerReference, or "".
-std::string ownerUidOf(const Json& obj) {
-  const Json* owners = field(obj, {"metadata", "ownerReferences"});
-  if (!owners || !owners->is_array())
-    return "";
-  for (const auto& o : owners->as_array())
-    if (o.has_field("controller") && o.at("controller").is_boolean() &&
-        o.at("controller").as_bool())
-      return k8s::stringAt(o, {"uid"});
-  return "";
-}
-
 } // namespace
 
 Controller::Controller(k8s::Client& client, ControllerOptions options)
@@ -660,7 +648,7 @@ ApiResult<void> Controller::ensureRevision(const Json& chain) {
     auto existing = client_.get(kRevisions, options_.revisionNamespace, name);
     if (!existing)
       return std::move(existing).error();
-    if (ownerUidOf(*existing) != uid) {
+    if (k8s::controllerUidOf(*existing) != uid) {
       auto removed = client_.remove(kRevisions, options_.revisionNamespace, name);
       if (!removed && !removed.error().notFound())
         return std::move(removed).error();
@@ -684,7 +672,7 @@ ApiResult<Json> Controller::specAt(const Json& chain, int64_t generation) {
   if (!revision)
     return std::move(revision).error();
   // Only this object's own revision of that generation may be restored.
-  if (ownerUidOf(*revision) != uid || !revision->has_field("revision") ||
+  if (k8s::controllerUidOf(*revision) != uid || !revision->has_field("revision") ||
       revision->at("revision").as_number().to_int64() != generation)
     return ApiError{0, "RevisionNotOwned",
                     "ControllerRevision " + name + " is not generation " +
@@ -713,7 +701,7 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
   if (auto it = pruned_.find(name); it != pruned_.end() && it->second == std::pair{uid, keep})
     return {};
   auto listed = client_.list(kRevisions, options_.revisionNamespace,
-                             {.labelSelector = "bpfchain.io/chain=" + name});
+                             {.labelSelector = std::string(api::kChainLabel) + "=" + name});
   if (!listed)
     return std::move(listed).error();
   std::vector<RevisionRef> refs;
@@ -724,8 +712,8 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
              : int64_t{0};
   };
   for (const auto& r : listed->items)
-    if (k8s::stringAt(r, {"metadata", "labels", "bpfchain.io/chain"}) == name) {
-      refs.push_back({k8s::nameOf(r), ownerUidOf(r),
+    if (k8s::stringAt(r, {"metadata", "labels", api::kChainLabel}) == name) {
+      refs.push_back({k8s::nameOf(r), k8s::controllerUidOf(r),
                       r.has_field("revision") ? r.at("revision").as_number().to_int64() : 0,
                       createdAt(r)});
       byName[refs.back().name] = &r;

@@ -120,12 +120,7 @@ Result<ChainRevision> chainRevisionFromJson(const k8s::Json& object) {
   if (!object.has_field("data") || !object.at("data").is_object())
     return invalidError(where + ".data: the chain's spec (an object) is required");
   r.spec = object.at("data");
-  if (object.has_field("metadata") && object.at("metadata").has_field("ownerReferences") &&
-      object.at("metadata").at("ownerReferences").is_array())
-    for (const auto& o : object.at("metadata").at("ownerReferences").as_array())
-      if (o.has_field("controller") && o.at("controller").is_boolean() &&
-          o.at("controller").as_bool())
-        r.ownerUid = k8s::stringAt(o, {"uid"});
+  r.ownerUid = k8s::controllerUidOf(object);
   return r;
 }
 

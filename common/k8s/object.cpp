@@ -34,6 +34,18 @@ std::map<std::string, std::string> labelsOf(const Json& obj) {
   return labels;
 }
 
+std::string controllerUidOf(const Json& obj) {
+  if (!obj.is_object() || !obj.has_field("metadata") ||
+      !obj.at("metadata").has_field("ownerReferences") ||
+      !obj.at("metadata").at("ownerReferences").is_array())
+    return "";
+  for (const auto& o : obj.at("metadata").at("ownerReferences").as_array())
+    if (o.has_field("controller") && o.at("controller").is_boolean() &&
+        o.at("controller").as_bool())
+      return stringAt(o, {"uid"});
+  return "";
+}
+
 int64_t generationOf(const Json& obj) {
   if (!obj.is_object() || !obj.has_field("metadata"))
     return 0;

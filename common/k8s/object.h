@@ -25,6 +25,8 @@ std::string keyOf(const Json& obj);
 std::map<std::string, std::string> labelsOf(const Json& obj);
 // obj.metadata.generation, or 0.
 int64_t generationOf(const Json& obj);
+// The uid of the object's controller ownerReference, or "" when it has none.
+std::string controllerUidOf(const Json& obj);
 
 // The string at a path of object keys, or "" when any step is missing or not an object.
 std::string stringAt(const Json& obj, std::initializer_list<const char*> path);
