@@ -7,6 +7,8 @@
 #                            containerd, runc, busybox-static, iptables, conntrack, and
 #                            kubelet, kube-controller-manager, kube-scheduler
 #                            (tools/envtest/build-node.sh; ~15 min of Go build when cold)
+#                            and Prometheus with kubernetes_sd (tools/envtest/build-prometheus.sh,
+#                            ~11 min cold: Debian's prometheus has no kubernetes_sd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,4 +63,5 @@ fi
 tools/envtest/build.sh >/dev/null
 if ((node)); then
   tools/envtest/build-node.sh >/dev/null
+  tools/envtest/build-prometheus.sh >/dev/null
 fi

@@ -9,7 +9,9 @@
 #   scripts/image.sh --version            print the version (CMakeLists.txt's project VERSION),
 #                                          which is the image tag
 # Options: --build-dir DIR (build), --output FILE (BUILD_DIR/bpfchain-image.tar),
-#          --name NAME (ghcr.io/bpfchain/bpfchain, the chart's image.repository).
+#          --name NAME (ghcr.io/bpfchain/bpfchain, the chart's image.repository),
+#          --tag TAG (the version; another tag gives a rebuilt image of the same binaries, as
+#          the node test's `helm upgrade --set image.tag=TAG` uses).
 #
 # How: builds the four binaries (cmake target bpfchain-install-set), installs them with
 # `cmake --install --strip` into a scratch directory, makes the root file system with
@@ -29,12 +31,14 @@ build=build
 output=
 name=ghcr.io/bpfchain/bpfchain
 import=
+tag=$version
 while (($#)); do
   case $1 in
     --version) echo "$version"; exit 0 ;;
     --build-dir) build=$2; shift ;;
     --output) output=$2; shift ;;
     --name) name=$2; shift ;;
+    --tag) tag=$2; shift ;;
     --import) import=$2; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "image.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
@@ -53,7 +57,6 @@ echo "image.sh: building the binaries in $build/" >&2
 cmake --build "$build" --target bpfchain-install-set >&2
 DESTDIR=$work/install cmake --install "$build" --prefix /usr --strip >/dev/null
 
-tag=$version
 layout=$work/oci
 umoci init --layout "$layout"
 umoci new --image "$layout:$tag"

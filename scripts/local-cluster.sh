@@ -253,17 +253,8 @@ EOF
     mv -f "$dir/kubeconfig.tmp" "$dir/kubeconfig"
 }
 
-up_dir=""
-up_ok=0
 node_mode=0
 node_ip=""
-
-up_cleanup() {
-    if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
-        log "start-up failed; tearing down $up_dir"
-        do_down "$up_dir" || true
-    fi
-}
 
 cmd_up() {
     local dir="" owner="" owner_start="" t0 attempt ports pe pp pa eurl aurl rc
@@ -300,23 +291,7 @@ cmd_up() {
     else
         mkdir -p "$dir"
     fi
-    up_dir=$dir
-    trap up_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM HUP
-    # Held while up runs (down --all-stale skips such dirs); never inherited by what we start.
-    exec 8>"$dir/.lock"
-    flock 8
-    : >"$dir/$marker"
-    printf '%s\n' "$owner" >"$dir/owner"
-    printf '%s\n' "$owner_start" >"$dir/owner.start"
-
-    if [[ -n "$owner" ]]; then
-        spawn "$dir" watchdog "$self" __watchdog "$dir" "$owner" "$owner_start"
-    else
-        printf '%s\n' "$dir" >"$last_file.tmp.$$"
-        mv -f "$last_file.tmp.$$" "$last_file"
-    fi
+    claim_dir "$dir" "$owner" "$owner_start"
 
     if ((node_mode)); then
         node_ip=$(ip -4 -o route get 192.0.2.255 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
@@ -378,53 +353,10 @@ recorded_dir() {
     printf '%s\n' "$d"
 }
 
-stale() { # DIR: 0 if the cluster in DIR should be swept
-    local dir=$1 owner start now pid alive=0 n
-    # up still running (holds the lock): not stale.
-    flock -n "$dir/.lock" true 2>/dev/null || return 1
-    # up is not running and never finished: a killed up.
-    [[ -f "$dir/kubeconfig" ]] || return 0
-    owner=$(head -n1 "$dir/owner" 2>/dev/null || true)
-    if [[ -n "$owner" ]]; then
-        start=$(head -n1 "$dir/owner.start" 2>/dev/null || true)
-        now=$(proc_start "$owner") || return 0
-        [[ -z "$start" || "$now" == "$start" ]] || return 0
-    fi
-    for n in etcd kube-apiserver; do
-        if pid=$(read_pid "$dir/$n.pid") && ours "$pid" "$dir"; then
-            alive=1
-        fi
-    done
-    ((alive == 0))
-}
+# DIR: 0 if the cluster in DIR should be swept (kubeconfig: written when up finished).
+stale() { dir_stale "$1" kubeconfig etcd kube-apiserver; }
 
-cmd_down() {
-    local dir="" all=0
-    while (($#)); do
-        case "$1" in
-            --dir) dir=${2:?--dir needs a value}; shift ;;
-            --dir=*) dir=${1#--dir=} ;;
-            --all-stale) all=1 ;;
-            -h | --help) usage; exit 0 ;;
-            *) usage; die "down: unknown argument: $1" ;;
-        esac
-        shift
-    done
-    if ((all)); then
-        [[ -z "$dir" ]] || die "down: --all-stale and --dir are exclusive"
-        sweep_stale bpfchain-cluster "cluster(s)"
-        return 0
-    fi
-    if [[ -z "$dir" ]]; then
-        dir=$(recorded_dir)
-        if [[ -z "$dir" ]]; then
-            log "no cluster recorded in $last_file; nothing to do"
-            return 0
-        fi
-    fi
-    [[ "$dir" == /* ]] || dir="$PWD/$dir"
-    do_down "${dir%/}"
-}
+cmd_down() { cmd_down_of bpfchain-cluster "cluster(s)" "$@"; }
 
 cmd_env() {
     local dir=""

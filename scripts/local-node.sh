@@ -6,6 +6,7 @@
 #
 # Usage (as root):
 #   scripts/local-node.sh up [--dir DIR] [--owner-pid PID] [--name NODE] [--shared-bpffs]
+#                            [--host-cni-dirs]
 #       Starts everything under DIR (default: a new mktemp -d ${TMPDIR:-/tmp}/bpfchain-node.XXXXXX)
 #       and waits for the Node NODE (default: bpfchain-node) to be Ready. Prints ONE line: the
 #       path of DIR/env (shell exports: KUBECONFIG (admin), BPFCHAIN_APISERVER_URL,
@@ -15,6 +16,9 @@
 #       within ~1 s of PID's death. On failure: logs' tails on stderr, everything torn down.
 #       --shared-bpffs: bind /sys/fs/bpf onto itself as a shared mount, for pods with a
 #       Bidirectional /sys/fs/bpf volume (the bpfchain agent); refused if it is a mount already.
+#       --host-cni-dirs: the node's CNI configuration in /etc/cni/net.d and its plugins in
+#       /opt/cni/bin (the defaults of manifests/ and the chart) instead of under DIR; refused
+#       when either holds a file. down removes what up put there, and the directories it made.
 #   scripts/local-node.sh down [--dir DIR]
 #       Deletes every pod (force), waits for the kubelet to stop them, stops kubelet,
 #       kube-scheduler, kube-controller-manager and containerd, kills leftover shims and
@@ -121,23 +125,16 @@ EOF
 
 # --- up ------------------------------------------------------------------------------------------
 
-up_dir=""
-up_ok=0
-up_cleanup() {
-    if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
-        log "start-up failed; tearing down $up_dir"
-        do_down "$up_dir" || true
-    fi
-}
 
 cmd_up() {
-    local dir="" owner="" owner_start="" node=bpfchain-node t0 c shared_bpffs=0
+    local dir="" owner="" owner_start="" node=bpfchain-node t0 c shared_bpffs=0 host_cni=0
     while (($#)); do
         case "$1" in
             --dir) dir=${2:?--dir needs a value}; shift ;;
             --owner-pid) owner=${2:?--owner-pid needs a value}; shift ;;
             --name) node=${2:?--name needs a value}; shift ;;
             --shared-bpffs) shared_bpffs=1 ;;
+            --host-cni-dirs) host_cni=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage; die "up: unknown argument: $1" ;;
         esac
@@ -170,21 +167,22 @@ cmd_up() {
         mkdir -p "$dir"
     fi
     chmod 755 "$dir"
-    up_dir=$dir
-    trap up_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM HUP
-    exec 8>"$dir/.lock"
-    flock 8
-    : >"$dir/$marker"
-    printf '%s\n' "$owner" >"$dir/owner"
-    printf '%s\n' "$owner_start" >"$dir/owner.start"
+    claim_dir "$dir" "$owner" "$owner_start"
     # What existed before, so that down removes only what this node created.
     # (/var/lib/bpfchain and /run/bpfchain: the chart's hostPath volumes.)
     for c in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers /var/log/pods \
-        /var/lib/bpfchain /run/bpfchain; do
+        /var/lib/bpfchain /run/bpfchain /etc/cni /etc/cni/net.d /opt/cni /opt/cni/bin; do
         [[ -e $c ]] || printf '%s\n' "$c" >>"$dir/created-paths"
     done
+    local cni_conf=$dir/cni/net.d cni_bin=$dir/cni/bin
+    if ((host_cni)); then
+        cni_conf=/etc/cni/net.d
+        cni_bin=/opt/cni/bin
+        for c in "$cni_conf" "$cni_bin"; do
+            [[ -z "$(ls -A "$c" 2>/dev/null)" ]] || die "--host-cni-dirs: $c is not empty; not touching it"
+        done
+        : >"$dir/host-cni-dirs"
+    fi
     if ((shared_bpffs)); then
         # A Bidirectional volume of /sys/fs/bpf (the agent DaemonSet's) needs a shared mount
         # there; this machine's /sys is private. A bind of /sys/fs/bpf onto itself, made shared;
@@ -195,11 +193,6 @@ cmd_up() {
         mount --bind /sys/fs/bpf /sys/fs/bpf && mount --make-shared /sys/fs/bpf ||
             die "--shared-bpffs: cannot make /sys/fs/bpf a shared mount"
         : >"$dir/shared-bpffs"
-    fi
-    if [[ -n "$owner" ]]; then
-        spawn "$dir" watchdog "$self" __watchdog "$dir" "$owner" "$owner_start"
-    else
-        printf '%s\n' "$dir" >"$last_file"
     fi
 
     "$root/scripts/local-cluster.sh" up --node --dir "$dir/cluster" >/dev/null ||
@@ -248,10 +241,10 @@ EOF
 
     # containerd
     local cd=$dir/containerd
-    mkdir -p "$cd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/cni/bin" "$dir/pod-logs"
-    # The node's CNI binary directory is private (a chained plugin installs itself there):
+    mkdir -p "$cd" "$cni_conf" "$dir/cni/ipam" "$cni_bin" "$dir/pod-logs"
+    # The node's CNI binary directory is its own (a chained plugin installs itself there):
     # Debian's plugins by symlink.
-    for c in /usr/lib/cni/*; do ln -s "$c" "$dir/cni/bin/"; done
+    for c in /usr/lib/cni/*; do ln -s "$c" "$cni_bin/"; done
     cat >"$cd/config.toml" <<EOF
 version = 2
 root = "$cd/root"
@@ -264,8 +257,8 @@ state = "$cd/state"
   sandbox_image = "bpfchain.local/pause:1"
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$dir/cni/bin"
-    conf_dir = "$dir/cni/net.d"
+    bin_dir = "$cni_bin"
+    conf_dir = "$cni_conf"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -274,7 +267,7 @@ state = "$cd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOF
-    cat >"$dir/cni/net.d/10-bpfchain-node.conflist" <<EOF
+    cat >"$cni_conf/10-bpfchain-node.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "bpfchain-node",
@@ -348,8 +341,8 @@ EOF
         printf 'export BPFCHAIN_NODE_NAME=%q\n' "$node"
         printf 'export BPFCHAIN_NODE_IP=%q\n' "$node_ip"
         printf 'export CONTAINERD_ADDRESS=%q\n' "$cd/containerd.sock"
-        printf 'export BPFCHAIN_CNI_CONF_DIR=%q\n' "$dir/cni/net.d"
-        printf 'export BPFCHAIN_CNI_BIN_DIR=%q\n' "$dir/cni/bin"
+        printf 'export BPFCHAIN_CNI_CONF_DIR=%q\n' "$cni_conf"
+        printf 'export BPFCHAIN_CNI_BIN_DIR=%q\n' "$cni_bin"
         printf 'export BPFCHAIN_NODE_DIR=%q\n' "$dir"
     } >"$dir/env"
     up_ok=1
@@ -475,6 +468,14 @@ for p in json.load(sys.stdin)["items"]:
     # Only this node's veths are on the bridge; they go with it or with their netns.
     clean_iptables
     rm -f /var/lib/cni/results/bpfchain-node-* 2>/dev/null || true
+    if [[ -f $dir/host-cni-dirs ]]; then
+        # Only what up wrote: its conflist and the symlinks to Debian's plugins.
+        rm -f /etc/cni/net.d/10-bpfchain-node.conflist
+        find /opt/cni/bin -maxdepth 1 -type l -lname '/usr/lib/cni/*' -delete 2>/dev/null || true
+        for m in /etc/cni/net.d /etc/cni /opt/cni/bin /opt/cni; do
+            if created "$dir" "$m"; then rmdir "$m" 2>/dev/null || log "warning: $m is not empty"; fi
+        done
+    fi
     for m in /var/lib/kubelet /var/lib/cni /run/containerd /var/log/pods /var/lib/bpfchain /run/bpfchain; do
         if created "$dir" "$m"; then rm -rf -- "$m"; fi
     done
@@ -490,43 +491,10 @@ for p in json.load(sys.stdin)["items"]:
     log "node down in $(($(now_ms) - t0)) ms; removed $dir"
 }
 
-stale() { # DIR
-    local dir=$1 owner start now pid alive=0 n
-    flock -n "$dir/.lock" true 2>/dev/null || return 1
-    [[ -f "$dir/env" ]] || return 0
-    owner=$(head -n1 "$dir/owner" 2>/dev/null || true)
-    if [[ -n "$owner" ]]; then
-        start=$(head -n1 "$dir/owner.start" 2>/dev/null || true)
-        now=$(proc_start "$owner") || return 0
-        [[ -z "$start" || "$now" == "$start" ]] || return 0
-    fi
-    for n in kubelet containerd; do
-        if pid=$(read_pid "$dir/$n.pid") && ours "$pid" "$dir"; then alive=1; fi
-    done
-    ((alive == 0))
-}
+# DIR: 0 if the node in DIR should be swept (env: written when up finished).
+stale() { dir_stale "$1" env kubelet containerd; }
 
-cmd_down() {
-    local dir="" all=0
-    while (($#)); do
-        case "$1" in
-            --dir) dir=${2:?--dir needs a value}; shift ;;
-            --all-stale) all=1 ;;
-            -h | --help) usage; exit 0 ;;
-            *) usage; die "down: unknown argument: $1" ;;
-        esac
-        shift
-    done
-    if ((all)); then
-        sweep_stale bpfchain-node "node(s)"
-        return 0
-    fi
-    if [[ -z "$dir" ]]; then
-        [[ -f "$last_file" ]] && dir=$(head -n1 "$last_file")
-        [[ -n "$dir" ]] || { log "no node recorded in $last_file; nothing to do"; return 0; }
-    fi
-    do_down "$(readlink -m "$dir")"
-}
+cmd_down() { cmd_down_of bpfchain-node "node(s)" "$@"; }
 
 case "${1:-}" in
     up) shift; cmd_up "$@" ;;

@@ -1,8 +1,10 @@
 # Process bookkeeping shared by scripts/local-cluster.sh and scripts/local-node.sh: detached
-# processes with pid files under a private directory, stopped only when they are still ours.
-# The sourcing script defines log, die, $self (its own path: spawn re-executes it as
-# `$self __exec PIDFILE BIN ARGS...`), do_down DIR (what its watchdog runs), and for
-# sweep_stale: stale DIR and $marker (the file `up` leaves in each directory it makes).
+# processes with pid files under a private directory, stopped only when they are still ours,
+# and the life of that directory (claimed by `up`, removed by `down`, swept when stale).
+# The sourcing script defines log, die, usage, $self (its own path: spawn re-executes it as
+# `$self __exec PIDFILE BIN ARGS...`), do_down DIR (what its watchdog runs), $tmpbase,
+# $last_file (the directory of the last owner-less up) and $marker (the file `up` leaves in each
+# directory it makes).
 
 now_ms() { date +%s%3N; }
 
@@ -100,7 +102,8 @@ cmd_watchdog() {
 }
 
 # sweep_stale PREFIX WHAT: `down` of each directory $tmpbase/PREFIX.* (with $marker) that
-# `stale` says should go; prints each one removed, logs how many.
+# `stale DIR` (the sourcing script's, usually dir_stale) says should go; prints each one
+# removed, logs how many.
 sweep_stale() {
     local prefix=$1 what=$2 d n=0
     for d in "$tmpbase/$prefix".*; do
@@ -112,4 +115,88 @@ sweep_stale() {
         fi
     done
     log "swept $n stale $what"
+}
+
+# up_cleanup: the EXIT trap claim_dir sets: a failed `up` (up_ok still 0) tears $up_dir down.
+up_dir=""
+up_ok=0
+up_cleanup() {
+    if ((up_ok == 0)) && [[ -n "$up_dir" ]]; then
+        log "start-up failed; tearing down $up_dir"
+        do_down "$up_dir" || true
+    fi
+}
+
+# claim_dir DIR OWNER OWNER_START: DIR (existing, empty) becomes this `up`'s: torn down if up
+# fails, locked while up runs (fd 8: down --all-stale skips it; never inherited by what we
+# start), marked, with its owner recorded; then a watchdog that runs `down` once OWNER is gone,
+# or, with no owner, DIR recorded in $last_file for a bare `down`.
+claim_dir() {
+    local dir=$1 owner=$2 owner_start=$3
+    up_dir=$dir
+    trap up_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
+    exec 8>"$dir/.lock"
+    flock 8
+    : >"$dir/$marker"
+    printf '%s\n' "$owner" >"$dir/owner"
+    printf '%s\n' "$owner_start" >"$dir/owner.start"
+    if [[ -n "$owner" ]]; then
+        spawn "$dir" watchdog "$self" __watchdog "$dir" "$owner" "$owner_start"
+    else
+        printf '%s\n' "$dir" >"$last_file.tmp.$$"
+        mv -f "$last_file.tmp.$$" "$last_file"
+    fi
+}
+
+# dir_stale DIR DONE_FILE NAME...: 0 if DIR should be swept: its `up` is not running (the lock
+# is free) and either never finished (no DIR/DONE_FILE), or its owner is gone, or none of the
+# processes NAME (pid files in DIR) is alive.
+dir_stale() {
+    local dir=$1 done_file=$2 owner start now pid n
+    shift 2
+    flock -n "$dir/.lock" true 2>/dev/null || return 1
+    [[ -f "$dir/$done_file" ]] || return 0
+    owner=$(head -n1 "$dir/owner" 2>/dev/null || true)
+    if [[ -n "$owner" ]]; then
+        start=$(head -n1 "$dir/owner.start" 2>/dev/null || true)
+        now=$(proc_start "$owner") || return 0
+        [[ -z "$start" || "$now" == "$start" ]] || return 0
+    fi
+    for n in "$@"; do
+        if pid=$(read_pid "$dir/$n.pid") && ours "$pid" "$dir"; then return 1; fi
+    done
+    return 0
+}
+
+# cmd_down_of PREFIX WHAT ARGS...: `down [--dir DIR] | down --all-stale` (dirs
+# $tmpbase/PREFIX.* that `stale` names; WHAT says what they hold, for the log).
+cmd_down_of() {
+    local prefix=$1 what=$2 dir="" all=0
+    shift 2
+    while (($#)); do
+        case "$1" in
+            --dir) dir=${2:?--dir needs a value}; shift ;;
+            --dir=*) dir=${1#--dir=} ;;
+            --all-stale) all=1 ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage; die "down: unknown argument: $1" ;;
+        esac
+        shift
+    done
+    if ((all)); then
+        [[ -z "$dir" ]] || die "down: --all-stale and --dir are exclusive"
+        sweep_stale "$prefix" "$what"
+        return 0
+    fi
+    if [[ -z "$dir" ]]; then
+        [[ -f "$last_file" ]] && dir=$(head -n1 "$last_file")
+        if [[ -z "$dir" ]]; then
+            log "no $what recorded in $last_file; nothing to do"
+            return 0
+        fi
+    fi
+    [[ "$dir" == /* ]] || dir="$PWD/$dir"
+    do_down "${dir%/}"
 }

@@ -4,30 +4,13 @@
 # and `down` leaves nothing behind: no process, mount, kubepods cgroup, KUBE- chain, bridge,
 # cni- netns or path the node created. Prints the measured times. Run as root.
 set -euo pipefail
-export PATH=$PATH:/usr/sbin:/sbin
-root=$(cd "$(dirname "$0")/../.." && pwd)
-node_sh=$root/scripts/local-node.sh
-fail() { echo "FAIL: $*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
-
-cni_netns() { ls /var/run/netns 2>/dev/null | grep '^cni-' | sort || true; }
-cni_before=$(cni_netns)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/bpfchain-node.XXXXXX")
-rmdir "$dir"
+# shellcheck source=scripts/lib/node-test.sh
+. "$(dirname "$0")/../../scripts/lib/node-test.sh"
 trap '"$node_sh" down --dir "$dir" >/dev/null 2>&1 || true' EXIT
 
 t0=$(now_ms)
-env_file=$("$node_sh" up --dir "$dir" --owner-pid $$)
+node_up
 t_up=$(($(now_ms) - t0))
-# shellcheck source=/dev/null
-. "$env_file"
-c=$dir/cluster/certs
-api() {
-    local path=$1
-    shift
-    curl -fsS --max-time 10 --retry 5 --retry-connrefused --cacert "$c/ca.crt" \
-        --cert "$c/admin.crt" --key "$c/admin.key" "$@" "$BPFCHAIN_APISERVER_URL$path"
-}
 field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
 for k in sys.argv[1:]: v = v.get(k) if isinstance(v, dict) else None
 print("" if v is None else v)' "$@"; }
@@ -79,33 +62,13 @@ logs=$(api "/api/v1/namespaces/default/pods/api-probe/log" || true)
 [[ $logs == *"Client sent an HTTP request to an HTTPS server"* ]] ||
     fail "api-probe pod: phase '$phase', output '$logs' (want kube-apiserver's answer)"
 
-rss() { ps -o rss= -p "$(cat "$dir/$1.pid")" | tr -d ' '; }
-mem="kubelet $(rss kubelet) KiB, containerd $(rss containerd) KiB"
+mem=$(node_rss)
 
 t2=$(now_ms)
 "$node_sh" down --dir "$dir"
 t_down=$(($(now_ms) - t2))
 trap - EXIT
 
-# Nothing left behind.
-[[ ! -e $dir ]] || fail "$dir still exists"
-new_netns=$(comm -13 <(printf '%s\n' "$cni_before") <(printf '%s\n' "$(cni_netns)"))
-[[ -z $new_netns ]] || fail "sandbox netns left: $new_netns"
-! grep -qF "$dir" /proc/self/mountinfo || fail "mounts under $dir remain"
-for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$dir"; then
-        fail "process ${p#/proc/} still runs: $(tr '\0' ' ' <"$p/cmdline")"
-    fi
-done
-for cg in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/unified/kubepods; do
-    [[ ! -d $cg ]] || fail "cgroup $cg remains"
-done
-for t in iptables ip6tables; do
-    for tbl in filter nat mangle; do
-        out=$("$t-save" -t "$tbl" 2>/dev/null || true)
-        [[ $out != *KUBE-* && $out != *BPFCHAIN-NODE-* ]] || fail "$t $tbl still has KUBE- or BPFCHAIN-NODE- chains"
-    done
-done
-! ip link show bpfnode0 >/dev/null 2>&1 || fail "bridge bpfnode0 remains"
+assert_node_clean
 echo "node up (control plane + node Ready) ${t_up} ms; pod create -> Running ${t_pod} ms; down ${t_down} ms; $mem"
 echo PASS

@@ -7,38 +7,19 @@
 #   tools/envtest/build-node.sh              build what is missing; print ONE line: the directory
 #   tools/envtest/build-node.sh --print-dir  build nothing; print it; exit 1 when incomplete
 #
-# The directory is ${BPFCHAIN_TOOLS_DIR:-$HOME/.cache/bpfchain/tools}/node-<key>, <key> the first
-# 16 hex digits of a sha256 over node/go.mod, node/go.sum, `go version`, `go env GOOS GOARCH
-# GOAMD64 CGO_ENABLED` and this script; built in a temporary directory and renamed into place,
-# concurrent runs serialised with flock (as build.sh). About 2.5 min per binary on 2 cores with a
+# The directory is ${BPFCHAIN_TOOLS_DIR:-$HOME/.cache/bpfchain/tools}/node-<key> (go-cache.sh:
+# <key> over node/go.mod, node/go.sum, the Go version and this script; built beside it and
+# renamed into place, concurrent runs serialised with flock). About 2.5 min per binary on 2 cores with a
 # warm Go cache.
 set -euo pipefail
 
 self=$(readlink -f "${BASH_SOURCE[0]}")
 mod=$(dirname "$self")/node
 names=(kubelet kube-controller-manager kube-scheduler)
-log() { printf 'envtest/build-node.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-print_only=0
-case "${1:-}" in
-    --print-dir) print_only=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
-    "") ;;
-    *) die "unknown argument: $1" ;;
-esac
-go=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
-[[ -x $go ]] || die "no go command (set GO=/path/to/go)"
-export GOWORK=off
-unset GOFLAGS
-
-key=$( {
-    cat "$mod/go.mod" "$mod/go.sum"
-    (cd "$mod" && "$go" version && "$go" env GOOS GOARCH GOAMD64 CGO_ENABLED)
-    cat "$self"
-} | sha256sum | cut -c1-16)
-base=${BPFCHAIN_TOOLS_DIR:-$HOME/.cache/bpfchain/tools}
-out=$base/node-$key
+# shellcheck source=tools/envtest/go-cache.sh
+. "$(dirname "$self")/go-cache.sh"
+go_cache_args "$@"
+go_cache_dir node "$mod"
 
 complete() {
     local n
@@ -48,13 +29,8 @@ complete() {
 if complete; then echo "$out"; exit 0; fi
 if ((print_only)); then log "not built yet: $out"; echo "$out"; exit 1; fi
 
-mkdir -p "$base"
-exec 9>"$base/.lock.node-$key"
-flock 9
+go_build_begin
 if complete; then echo "$out"; exit 0; fi
-rm -rf "$base/.tmp.node-$key."*
-tmp=$(mktemp -d "$base/.tmp.node-$key.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 
 ver=$(cd "$mod" && "$go" list -m -f '{{.Version}}' k8s.io/kubernetes)
 [[ $ver =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "unexpected k8s.io/kubernetes version $ver"
@@ -69,8 +45,5 @@ for n in "${names[@]}"; do
     log "built $n in $(($(date +%s) - start)) s"
     echo "$n $ver $(($(date +%s) - start))s" >>"$tmp/.complete"
 done
-chmod 755 "$tmp"
-rm -rf "$out"
-mv -T "$tmp" "$out"
-trap - EXIT
+go_build_end
 echo "$out"
