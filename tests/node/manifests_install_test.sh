@@ -87,8 +87,10 @@ new_pod_runs "kubectl delete -f manifests/"
 kubectl delete -f "$root/crds/" --timeout=60s >/dev/null || fail "kubectl delete -f crds/"
 mem=$(node_rss)
 # What the agent keeps on the node after the uninstall (docs/operations.md): its state dir's
-# files and the (empty) bpffs directories.
+# empty directories (no file), its bpffs with an empty bpfchain directory.
 state_left=$(cd /var/lib/bpfchain 2>/dev/null && find . -mindepth 1 | sort | tr '\n' ' ')
+files=$(find /var/lib/bpfchain -not -type d 2>/dev/null || true)
+[[ -z $files ]] || fail "files left in the agent's state dir after the uninstall: $files"
 bpffs_left=$(cd /sys/fs/bpf 2>/dev/null && find . -mindepth 1 | sort | tr '\n' ' ')
 
 t3=$(now_ms)
