@@ -10,6 +10,8 @@
 #                                     $agent_ns is set; exits 1
 #   agent_ns=NS, then agent_pod, all_ready SELECTOR, lease_held, entry_present, entry_gone,
 #   chain_ready NAME                  the release's pods, its CNI entry, a BpfChain's status
+#   free_port [ADDR], serve_packages ADDR PORT, stop_servers
+#                                     examples/packages over HTTP, answering before it returns
 #   new_pod_runs AFTER                a pod created now runs (after an uninstall)
 #   assert_node_clean                 after down: no dir, netns, mount, process, cgroup, chain
 #                                     or bridge of the node's; /sys/fs/bpf not a mount
@@ -73,6 +75,22 @@ node_rss() { # the kubelet's and containerd's RSS
         out+="${out:+, }$n $(ps -o rss= -p "$(cat "$dir/$n.pid")" | tr -d ' ') KiB"
     done
     echo "$out"
+}
+
+# HTTP servers of examples/packages (the chains' packages; the probe pod's targets).
+server_pids=()
+free_port() { # [ADDR]: a free TCP port on ADDR (0.0.0.0)
+    py 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "${1:-0.0.0.0}"
+}
+serve_packages() { # ADDR PORT: serves examples/packages there, returns once it answers
+    python3 -m http.server --bind "$1" "$2" -d "$root/examples/packages" >/dev/null 2>&1 &
+    server_pids+=($!)
+    wait_for "no HTTP server answers at $1:$2" curl -fsS -o /dev/null --max-time 2 "http://${1/0.0.0.0/127.0.0.1}:$2/"
+}
+stop_servers() {
+    local p
+    for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    server_pids=()
 }
 
 # The agent (namespace $agent_ns) and its CNI entry.

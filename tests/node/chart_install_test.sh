@@ -25,8 +25,6 @@ veth=bpfnodet0
 tns=bpfct-$$-up0 # the sweeper's naming: bpfct-<pid>-...
 ns=bpfchain-system
 
-http_pid=""
-web_pids=()
 prom_pid=""
 prom=""
 flow_pids=()
@@ -35,8 +33,7 @@ cleanup() {
     [[ -z ${flow:-} ]] || rm -rf "$flow"
     [[ -z $prom_pid ]] || kill "$prom_pid" 2>/dev/null || true
     [[ -z $prom ]] || rm -rf "$prom"
-    [[ -z $http_pid ]] || kill "$http_pid" 2>/dev/null || true
-    for p in "${web_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    stop_servers
     ip link del "$veth" 2>/dev/null || true
     ip netns del "$tns" 2>/dev/null || true
     "$node_sh" down --dir "$dir" >/dev/null 2>&1 || true
@@ -83,7 +80,7 @@ for job in cfg["scrape_configs"]:
 cfg["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s"}
 print(yaml.safe_dump(cfg))' "$root/dashboards/prometheus/scrape.yml" "$BPFCHAIN_APISERVER_URL" \
     "$c/ca.crt" "$prom/token" >"$prom/prometheus.yml"
-prom_port=$(py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+prom_port=$(free_port 127.0.0.1)
 "$prometheus" --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
     --web.listen-address="127.0.0.1:$prom_port" >"$prom/log" 2>&1 &
 prom_pid=$!
@@ -148,12 +145,10 @@ ip -n "$tns" link set "${veth}p" up
 ip -n "$tns" link set lo up
 # No ARP while traffic is counted (its answers would cross the chain too, but need not).
 ip -n "$tns" neigh replace 10.250.0.1 lladdr "$(cat "/sys/class/net/$veth/address")" dev "${veth}p" nud permanent
-port=$(py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 "$port" -d "$root/examples/packages" >/dev/null 2>&1 &
-http_pid=$!
+port=$(free_port 127.0.0.1)
+serve_packages 127.0.0.1 "$port"
 sha=$(sha256sum "$root/examples/packages/counter-1.0.0.tar.gz" | cut -d' ' -f1)
 pf_sha=$(sha256sum "$root/examples/packages/portfilter-1.0.0.tar.gz" | cut -d' ' -f1)
-free_port() { py 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'; }
 udp_open=$(free_port)
 udp_blocked=$(free_port)
 filter_then_count() { # SUFFIX (xdp, tc) PORT: the programs of a chain dropping TCP/UDP to PORT
@@ -244,10 +239,7 @@ ids_after=$(hook_ids) || fail "program IDs on $veth after the upgrade"
 # TCP to $blocked, the counter counts the rest.
 blocked=$(free_port)
 open_port=$(free_port)
-for p in "$blocked" "$open_port"; do
-    python3 -m http.server --bind 0.0.0.0 "$p" -d "$root/examples/packages" >/dev/null 2>&1 &
-    web_pids+=($!)
-done
+for p in "$blocked" "$open_port"; do serve_packages 0.0.0.0 "$p"; done
 gw=10.244.0.1 # the bridge's address (local-node.sh: isGateway) is the pods' way to the host
 kubectl apply -f - <<<'{
   "apiVersion": "bpfchain.io/v1alpha1", "kind": "BpfChain", "metadata": {"name": "pods-node"},
@@ -320,9 +312,7 @@ t_uninstall=$(($(now_ms) - t_u))
 # A new pod still starts: nothing on the node waits for an agent that is gone.
 new_pod_runs "helm uninstall"
 t3=$(now_ms)
-kill "$http_pid" "${web_pids[@]}"
-web_pids=()
-http_pid=""
+stop_servers
 ip link del "$veth"
 ip netns del "$tns"
 "$node_sh" down --dir "$dir"

@@ -16,9 +16,8 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/lib/node-test.sh"
 build=$(readlink -f "${1:?usage: manifests_install_test.sh BUILD_DIR}")
 veth=bpfnodem0
-http_pid=""
 cleanup() {
-    [[ -z $http_pid ]] || kill "$http_pid" 2>/dev/null || true
+    stop_servers
     ip link del "$veth" 2>/dev/null || true
     "$node_sh" down --dir "$dir" >/dev/null 2>&1 || true
 }
@@ -45,9 +44,8 @@ wait_for "bpfchain-cni not appended to /etc/cni/net.d's conflist by the agent" e
 ip link add "$veth" type veth peer name "${veth}p"
 ip link set "$veth" up
 ip link set "${veth}p" up
-port=$(py 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 "$port" -d "$root/examples/packages" >/dev/null 2>&1 &
-http_pid=$!
+port=$(free_port 127.0.0.1)
+serve_packages 127.0.0.1 "$port"
 sha=$(sha256sum "$root/examples/packages/counter-1.0.0.tar.gz" | cut -d' ' -f1)
 t2=$(now_ms)
 kubectl apply -f - <<<'{
@@ -94,8 +92,7 @@ files=$(find /var/lib/bpfchain -not -type d 2>/dev/null || true)
 bpffs_left=$(cd /sys/fs/bpf 2>/dev/null && find . -mindepth 1 | sort | tr '\n' ' ')
 
 t3=$(now_ms)
-kill "$http_pid"
-http_pid=""
+stop_servers
 ip link del "$veth"
 "$node_sh" down --dir "$dir"
 t_down=$(($(now_ms) - t3))
