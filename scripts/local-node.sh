@@ -25,8 +25,8 @@
 #       container processes, removes what the node wrote outside DIR (kubepods cgroups, KUBE-*
 #       iptables/ip6tables chains, its BPFCHAIN-NODE-SVC chain, the bridge, cni-* netns, mounts
 #       under DIR, /var/lib/kubelet,
-#       /var/lib/cni, /run/containerd and /var/log/containers when `up` created them), stops the
-#       control plane and removes DIR. Without --dir: the node recorded by the last owner-less up.
+#       /var/lib/cni, /run/containerd and /var/log/containers when `up` created them, and with
+#       --host-cni-dirs its conflist and plugin links), stops the control plane and removes DIR. Without --dir: the node recorded by the last owner-less up.
 #   scripts/local-node.sh down --all-stale
 #       `down` for every ${TMPDIR:-/tmp}/bpfchain-node.* whose owner is dead, whose kubelet and
 #       containerd are both dead, or whose `up` was killed before it finished. Prints each dir.
