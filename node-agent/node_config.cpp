@@ -86,6 +86,71 @@ Result<MonitorMapDecl> parseMonitorMap(const YAML::Node& node, const std::string
   return m;
 }
 
+Result<LabelSelectorDecl> parseLabelSelector(const YAML::Node& node, const std::string& field) {
+  LabelSelectorDecl selector;
+  if (!node.IsDefined() || node.IsNull())
+    return selector;
+  if (auto ok = onlyFields(node, field, {"matchLabels", "matchExpressions"}); !ok)
+    return ok.error();
+  if (const YAML::Node& labels = node["matchLabels"]; labels.IsDefined() && !labels.IsNull()) {
+    if (!labels.IsMap())
+      return fieldError(field + ".matchLabels", "not a map");
+    for (const auto& kv : labels) {
+      std::string key = kv.first.as<std::string>();
+      auto value = stringField(kv.second, (field + ".matchLabels.") += key, true);
+      if (!value)
+        return value.error();
+      selector.matchLabels[key] = *value;
+    }
+  }
+  const YAML::Node& expressions = node["matchExpressions"];
+  if (!expressions.IsDefined() || expressions.IsNull())
+    return selector;
+  if (!expressions.IsSequence())
+    return fieldError(field + ".matchExpressions", "not a list");
+  for (size_t i = 0; i < expressions.size(); ++i) {
+    std::string f = at(field + ".matchExpressions", i);
+    if (auto ok = onlyFields(expressions[i], f, {"key", "operator", "values"}); !ok)
+      return ok.error();
+    LabelRequirementDecl r;
+    auto key = stringField(expressions[i]["key"], f + ".key", true);
+    auto op = stringField(expressions[i]["operator"], f + ".operator", true);
+    for (auto* part : {&key, &op})
+      if (!*part)
+        return part->error();
+    r.key = *key;
+    r.op = *op;
+    if (const YAML::Node& values = expressions[i]["values"];
+        values.IsDefined() && !values.IsNull()) {
+      if (!values.IsSequence())
+        return fieldError(f + ".values", "not a list");
+      for (size_t j = 0; j < values.size(); ++j) {
+        auto value = stringField(values[j], at(f + ".values", j), true);
+        if (!value)
+          return value.error();
+        r.values.push_back(*value);
+      }
+    }
+    selector.matchExpressions.push_back(std::move(r));
+  }
+  return selector;
+}
+
+Result<PodsDecl> parsePods(const YAML::Node& node, const std::string& field) {
+  if (auto ok = onlyFields(node, field, {"namespaceSelector", "podSelector"}); !ok)
+    return ok.error();
+  PodsDecl pods;
+  auto ns = parseLabelSelector(node["namespaceSelector"], field + ".namespaceSelector");
+  if (!ns)
+    return ns.error();
+  auto pod = parseLabelSelector(node["podSelector"], field + ".podSelector");
+  if (!pod)
+    return pod.error();
+  pods.namespaceSelector = std::move(*ns);
+  pods.podSelector = std::move(*pod);
+  return pods;
+}
+
 Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::string& field) {
   if (auto ok = onlyFields(node, field, {"map", "mode", "entries"}); !ok)
     return ok.error();
@@ -115,7 +180,13 @@ Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::str
         return fieldError(f + ".key", "required");
       if (!entries[i]["value"].IsDefined())
         return fieldError(f + ".value", "required");
-      m.entries.push_back(btf::MapArgEntry{entries[i]["key"], entries[i]["value"]});
+      auto key = btf::argValueFromYaml(entries[i]["key"], f + ".key");
+      if (!key)
+        return key.error();
+      auto value = btf::argValueFromYaml(entries[i]["value"], f + ".value");
+      if (!value)
+        return value.error();
+      m.entries.push_back(btf::MapArgEntry{std::move(*key), std::move(*value)});
     }
   }
   return m;
@@ -302,9 +373,10 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
       return selector.error();
     c.interfaces = std::move(*selector);
   } else {
-    if (auto ok = onlyFields(pods, field + ".pods", {"namespaceSelector", "podSelector"}); !ok)
-      return ok.error();
-    c.pods = YAML::Clone(pods);
+    auto parsed = parsePods(pods, field + ".pods");
+    if (!parsed)
+      return parsed.error();
+    c.pods = std::move(*parsed);
   }
   const YAML::Node& programs = node["programs"];
   if (!programs.IsDefined() || !programs.IsSequence() || programs.size() == 0)

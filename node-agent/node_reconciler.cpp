@@ -49,7 +49,7 @@ std::string specDigest(const ChainDecl& chain) {
     for (const auto& a : p.mapArgs) {
       out << a.map << (a.mode == btf::MapArgMode::Replace ? "replace" : "merge");
       for (const auto& e : a.entries)
-        out << e.key << e.value;
+        out << btf::argValueToYaml(e.key) << btf::argValueToYaml(e.value);
     }
     out << YAML::EndSeq << YAML::EndSeq;
   }
@@ -77,9 +77,8 @@ YAML::Node programToYaml(const dataplane::ProgramSpec& p) {
     arg["entries"] = YAML::Node(YAML::NodeType::Sequence);
     for (const auto& e : a.entries) {
       YAML::Node entry;
-      entry["key"] = YAML::Clone(e.key); // a plain assignment would tie this temporary
-                                         // document to the spec's nodes: never freed
-      entry["value"] = YAML::Clone(e.value);
+      entry["key"] = btf::argValueToYaml(e.key);
+      entry["value"] = btf::argValueToYaml(e.value);
       arg["entries"].push_back(entry);
     }
     n["mapArgs"].push_back(arg);
@@ -104,21 +103,16 @@ dataplane::ProgramSpec programFromYaml(const YAML::Node& n) {
     arg.map = a["map"].as<std::string>();
     arg.mode =
         a["mode"].as<std::string>() == "merge" ? btf::MapArgMode::Merge : btf::MapArgMode::Replace;
-    for (const auto& e : a["entries"])
-      arg.entries.push_back(btf::MapArgEntry{YAML::Clone(e["key"]), YAML::Clone(e["value"])});
+    for (const auto& e : a["entries"]) {
+      auto key = btf::argValueFromYaml(e["key"], "key");
+      auto value = btf::argValueFromYaml(e["value"], "value");
+      if (!key || !value)
+        throw YAML::Exception(YAML::Mark::null_mark(), "mapArgs entry without key or value");
+      arg.entries.push_back(btf::MapArgEntry{std::move(*key), std::move(*value)});
+    }
     p.mapArgs.push_back(std::move(arg));
   }
   return p;
-}
-
-bool sameSpecs(const std::vector<dataplane::ProgramSpec>& a,
-               const std::vector<dataplane::ProgramSpec>& b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (YAML::Dump(programToYaml(a[i])) != YAML::Dump(programToYaml(b[i])))
-      return false;
-  return true;
 }
 
 std::string instanceKey(int ifindex, dataplane::Hook hook) {
@@ -473,7 +467,7 @@ void NodeReconciler::applyChains(Instance& inst, const std::vector<const ChainDe
       continue;
     auto current = inst.applied.find(c->name);
     if (current != inst.applied.end() && current->second.generation == c->generation &&
-        sameSpecs(current->second.programs, *next->second)) {
+        current->second.programs == *next->second) {
       if (current->second.revision != c->revision) { // adopted from an older agent's state
         current->second.revision = c->revision;
         inst.stateSaved = false;
