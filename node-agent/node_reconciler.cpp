@@ -9,6 +9,7 @@
 
 #include "agent_socket/agent_socket.h"
 #include "node-agent/agent_metrics.h"
+#include "node-agent/metrics_view.h"
 #include "system/log.h"
 
 namespace bpfchain::agent {
@@ -35,7 +36,8 @@ const ChainDecl* findChain(const std::vector<ChainDecl>& chains, const std::stri
 
 NodeReconciler::NodeReconciler(ReconcilerOptions options, ProgramResolver& resolver,
                                AgentMetrics* metrics)
-    : options_(std::move(options)), resolver_(resolver), metrics_(metrics) {}
+    : options_(std::move(options)), resolver_(resolver), metrics_(metrics),
+      metricsView_(metrics ? std::make_unique<MetricsView>(*metrics) : nullptr) {}
 
 NodeReconciler::~NodeReconciler() = default;
 
@@ -62,7 +64,7 @@ Result<std::unique_ptr<NodeReconciler>> NodeReconciler::create(ReconcilerOptions
     Instance* inst = instances.find(key);
     return inst ? &inst->chain : nullptr;
   });
-  r->publishMetrics();
+  r->refreshViews();
   return r;
 }
 
@@ -172,7 +174,7 @@ NodeReconciler::reconcile(const NodeSpec& spec, const PodSelector& selectsPod,
   std::map<std::string, double> applySeconds;
   converge(plan, resolved, scope, failures, applySeconds);
   recordOutcome(failures, applySeconds, now);
-  publishMetrics();
+  refreshViews();
   if (scope == ReconcileScope::Full)
     collectPackages();
   return buildStatus();
@@ -480,7 +482,7 @@ Result<std::vector<PodChain>, ApplyFailure> NodeReconciler::attachPod(const PodR
   }
   pods_->save(pod);
   if (loaded)
-    publishMetrics();
+    refreshViews();
   return result;
 }
 
@@ -558,24 +560,9 @@ void NodeReconciler::detachAll() {
     keys.push_back(key);
   for (const auto& key : keys)
     instances_->remove(key);
-  publishMetrics();
+  refreshViews();
 }
 namespace {
-
-// chain.h's stats map of a running program, by its naming convention (a map called *_stats).
-std::optional<FD> openStatsMap(const dataplane::Chain& chain, const std::string& programId,
-                               const std::string& dir) {
-  std::error_code ec;
-  for (const auto& pin : fs::directory_iterator(dir + "/maps", ec)) {
-    std::string name = pin.path().filename().string();
-    if (name.size() > 6 && name.ends_with("_stats")) {
-      auto fd = chain.openMap(programId, name);
-      if (fd && AgentMetrics::isStatsMap(fd->get()))
-        return std::move(*fd);
-    }
-  }
-  return std::nullopt;
-}
 
 std::string attachModeName(const std::optional<dataplane::Attachment>& attachment) {
   if (!attachment)
@@ -636,61 +623,11 @@ std::vector<HookInspection> NodeReconciler::inspect() const {
   return hooks;
 }
 
-void NodeReconciler::publishMetrics() {
-  if (!metrics_)
-    return;
-  monitorProblems_.clear();
-  std::vector<ExportedAttachment> exported;
-  for (const auto& [key, inst] : instances_->all()) {
-    ExportedAttachment e;
-    e.interface = inst->ifname.empty() ? inst->key : inst->ifname; // pods/<hook>/<set>
-    e.hook = std::string(dataplane::hookName(inst->hook));
-    e.root = std::make_shared<FD>(dup(inst->chain.rootFd()));
-    std::map<std::string, std::string> dirs; // running program id -> instance dir
-    for (const auto& p : inst->chain.programs())
-      dirs[p.id] = p.dir;
-    for (const auto& [chain, applied] : inst->applied) {
-      for (size_t i = 0; i < applied.programs.size(); ++i) {
-        const auto& p = applied.programs[i];
-        if (!dirs.contains(p.id))
-          continue;
-        ExportedProgram program;
-        program.chain = chain;
-        program.program = p.id.substr(chainKey(chain).size() + 1);
-        if (auto stats = openStatsMap(inst->chain, p.id, dirs[p.id]))
-          program.stats = std::make_shared<FD>(std::move(*stats));
-        if (i < applied.monitors.size()) {
-          for (const auto& decl : applied.monitors[i]) {
-            ExportedMonitor m{decl, {}, nullptr, {}, ""};
-            auto fd = inst->chain.openMap(p.id, decl.map);
-            auto key = fd ? AgentMetrics::encodeKey(fd->get(), decl.key)
-                          : Result<std::vector<uint8_t>>(fd.error());
-            auto fields = fd ? AgentMetrics::valueFields(fd->get())
-                             : Result<std::vector<ValueField>>(fd.error());
-            if (fd && key && fields) {
-              m.map = std::make_shared<FD>(std::move(*fd));
-              m.key = std::move(*key);
-              m.fields = std::move(*fields);
-            } else {
-              m.error = !key ? key.error().message() : fields.error().message();
-              // A monitor map that cannot be read does not fail the chain: the status says so,
-              // and the log and the error counter once.
-              std::string line = "monitorMaps of " + p.id + ": map " + decl.map + ": " + m.error;
-              monitorProblems_.try_emplace(chain, line + "; not exported");
-              if (monitorErrors_.insert(line).second) {
-                log::warning("monitor map not exported", {{"chain", chain}, {"problem", line}});
-                metrics_->countError(chain, "MonitorMapInvalid");
-              }
-            }
-            program.monitors.push_back(std::move(m));
-          }
-        }
-        e.programs.push_back(std::move(program));
-      }
-    }
-    exported.push_back(std::move(e));
-  }
-  metrics_->publish(std::move(exported));
+void NodeReconciler::refreshViews() {
+  // Status asks the kernel itself; the metrics view only exports.
+  monitorProblems_ = monitorProblems(instances_->all());
+  if (metricsView_)
+    metricsView_->publish(instances_->all());
 }
 
 } // namespace bpfchain::agent

@@ -59,6 +59,7 @@
 namespace bpfchain::agent {
 
 class AgentMetrics;
+class MetricsView;
 
 struct ReconcilerOptions {
   std::string bpffsRoot = "/sys/fs/bpf/bpfchain";
@@ -198,7 +199,8 @@ private:
   void noteUncarried(const ApplyOutcome& outcome);
   NodeStatus buildStatus() const;
   ChainStatus chainStatus(const ChainDecl& c) const;
-  void publishMetrics();
+  // The monitor problems status reports, then the metrics view, after what runs changed.
+  void refreshViews();
   // Removes the cached packages that neither a running program nor a chain of the spec uses;
   // runs when that set changes.
   void collectPackages();
@@ -221,9 +223,9 @@ private:
   std::map<std::string, InvalidChain> invalid_;
   // When to try again to read the revision of each chain whose revision is unavailable.
   std::map<std::string, RevisionRetry> unavailable_;
-  std::set<std::string> monitorErrors_; // logged and counted already
-  // Per chain, the first of its monitorMaps that cannot be exported (from the last
-  // publishMetrics): the chain runs, its status says what is not exported.
+  std::unique_ptr<MetricsView> metricsView_; // null without metrics
+  // Per chain, the first of its monitorMaps that cannot be exported (monitorProblems() as of
+  // the last refreshViews): the chain runs, its status says what is not exported.
   std::map<std::string, std::string> monitorProblems_;
   // Per chain, the maps its running generation did not carry from the previous version of a
   // program (dataplane::ApplyReport::uncarried, "<program>: <map> (<reason>)"): they started
