@@ -192,19 +192,7 @@ Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::str
   return m;
 }
 
-Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& field) {
-  if (auto ok = onlyFields(node, field,
-                           {"name", "package", "entry", "nextMap", "enabled", "globalData",
-                            "freshState", "freshMaps", "mapArgs", "monitorMaps"});
-      !ok)
-    return ok.error();
-  ProgramDecl p;
-  auto name = stringField(node["name"], field + ".name", true);
-  if (!name)
-    return name.error();
-  if (!std::regex_match(*name, kDnsLabel) || name->size() > 63)
-    return fieldError(field + ".name", "\"" + *name + "\" is not a DNS label");
-  p.name = *name;
+Result<void> parsePackage(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   const YAML::Node& package = node["package"];
   if (!package.IsDefined())
     return fieldError(field + ".package", "required");
@@ -223,28 +211,10 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
     return fieldError(field + ".package.sha256", "not 64 lowercase hex digits");
   p.url = *url;
   p.sha256 = *sha;
-  for (auto [member, out] : {std::pair{"entry", &p.entry}, std::pair{"nextMap", &p.nextMap}}) {
-    auto v = stringField(node[member], field + "." + member, false);
-    if (!v)
-      return v.error();
-    if (!v->empty() && !std::regex_match(*v, kCIdentifier))
-      return fieldError(field + "." + member, "\"" + *v + "\" is not a C identifier");
-    *out = *v;
-  }
-  if (const YAML::Node& enabled = node["enabled"]; enabled.IsDefined() && !enabled.IsNull()) {
-    if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, p.enabled))
-      return fieldError(field + ".enabled", "not true or false");
-  }
-  if (const YAML::Node& globals = node["globalData"]; globals.IsDefined() && !globals.IsNull()) {
-    if (!globals.IsMap())
-      return fieldError(field + ".globalData", "not a map");
-    for (const auto& kv : globals) {
-      std::string key = kv.first.as<std::string>();
-      if (!kv.second.IsScalar())
-        return fieldError(field + ".globalData." += key, "not a string");
-      p.globalData[key] = kv.second.Scalar();
-    }
-  }
+  return {};
+}
+
+Result<void> parseFreshState(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   if (const YAML::Node& fresh = node["freshState"]; fresh.IsDefined() && !fresh.IsNull()) {
     if (!fresh.IsScalar() || !YAML::convert<bool>::decode(fresh, p.freshState))
       return fieldError(field + ".freshState", "not true or false");
@@ -265,6 +235,11 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
       p.freshMaps.push_back(map);
     }
   }
+  return {};
+}
+
+// mapArgs and monitorMaps.
+Result<void> parseMaps(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   std::set<std::string> maps;
   if (const YAML::Node& args = node["mapArgs"]; args.IsDefined() && !args.IsNull()) {
     if (!args.IsSequence())
@@ -289,6 +264,50 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
       p.monitorMaps.push_back(std::move(*m));
     }
   }
+  return {};
+}
+
+Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& field) {
+  if (auto ok = onlyFields(node, field,
+                           {"name", "package", "entry", "nextMap", "enabled", "globalData",
+                            "freshState", "freshMaps", "mapArgs", "monitorMaps"});
+      !ok)
+    return ok.error();
+  ProgramDecl p;
+  auto name = stringField(node["name"], field + ".name", true);
+  if (!name)
+    return name.error();
+  if (!std::regex_match(*name, kDnsLabel) || name->size() > 63)
+    return fieldError(field + ".name", "\"" + *name + "\" is not a DNS label");
+  p.name = *name;
+  if (auto ok = parsePackage(node, field, p); !ok)
+    return ok.error();
+  for (auto [member, out] : {std::pair{"entry", &p.entry}, std::pair{"nextMap", &p.nextMap}}) {
+    auto v = stringField(node[member], field + "." + member, false);
+    if (!v)
+      return v.error();
+    if (!v->empty() && !std::regex_match(*v, kCIdentifier))
+      return fieldError(field + "." + member, "\"" + *v + "\" is not a C identifier");
+    *out = *v;
+  }
+  if (const YAML::Node& enabled = node["enabled"]; enabled.IsDefined() && !enabled.IsNull()) {
+    if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, p.enabled))
+      return fieldError(field + ".enabled", "not true or false");
+  }
+  if (const YAML::Node& globals = node["globalData"]; globals.IsDefined() && !globals.IsNull()) {
+    if (!globals.IsMap())
+      return fieldError(field + ".globalData", "not a map");
+    for (const auto& kv : globals) {
+      std::string key = kv.first.as<std::string>();
+      if (!kv.second.IsScalar())
+        return fieldError(field + ".globalData." += key, "not a string");
+      p.globalData[key] = kv.second.Scalar();
+    }
+  }
+  if (auto ok = parseFreshState(node, field, p); !ok)
+    return ok.error();
+  if (auto ok = parseMaps(node, field, p); !ok)
+    return ok.error();
   return p;
 }
 
