@@ -26,6 +26,7 @@ struct MonitorMapDecl {
   std::string map;
   std::string key = "0";
   Aggregator aggregator = Aggregator::Scalar;
+  bool operator==(const MonitorMapDecl&) const = default;
 };
 
 struct ProgramDecl {
