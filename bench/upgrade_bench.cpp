@@ -59,8 +59,10 @@ ProgramSpec limiter(const Options& o, int version, bool fresh) {
   spec.mapArgs.push_back(
       {.map = "ratelimit_config",
        .mode = bpfchain::btf::MapArgMode::Replace,
-       .entries = {{YAML::Load("0"), YAML::Load("{rate_pps: " + std::to_string(o.rate) +
-                                                ", burst: " + std::to_string(o.burst) + "}")}}});
+       .entries = {{btf::ArgValue::text("0"),
+                    *btf::parseArgValue("{rate_pps: " + std::to_string(o.rate) +
+                                            ", burst: " + std::to_string(o.burst) + "}",
+                                        "value")}}});
   spec.freshState = fresh;
   return spec;
 }

@@ -1,5 +1,7 @@
 #include "node-agent/agent.h"
 
+#include <utility>
+
 #include "node-agent/agent_metrics.h"
 
 namespace bpfchain::agent {
@@ -11,125 +13,125 @@ constexpr std::chrono::seconds kStatusRetry{5};
 // Pod ADDs and DELs come in bursts; their status goes out at most this often (each report is
 // a write of the whole node status: a file, or a request to kube-apiserver).
 constexpr std::chrono::milliseconds kStatusInterval{200};
+
+const std::string kFull = "full";
+const std::string kLinks = "links";
+const std::string kStatus = "status";
+const std::string kResync = "resync";
+const std::string kRetry = "retry";
 } // namespace
 
+Agent::Agent(SpecSource& source, AgentMetrics* metrics, std::chrono::seconds resync)
+    : source_(source), metrics_(metrics), resync_(resync) {
+  queue_.add(kFull); // the first pass
+}
+
+void Agent::addAt(const std::string& key, Clock::time_point at) {
+  queue_.addAfter(key, at - Clock::now());
+}
+
 void Agent::run(NodeReconciler& reconciler) {
-  bool statusPending = false; // the source refused the last report: retry it
-  NodeStatus lastStatus;
-  Clock::time_point lastReport{};
-  Clock::time_point nextResync = Clock::now() + resync_;
-  // After a full pass the source always hears (it may have news of its own, such as a config
-  // error); otherwise only a changed status is rendered and sent: with many pods, rendering is
-  // the costliest part of a pass.
-  auto report = [&](const NodeStatus& status, bool always) {
-    if (!always && !statusPending && status == lastStatus)
-      return;
-    lastStatus = status;
-    statusPending = !source_.report(status);
-    lastReport = Clock::now();
-  };
-  while (true) {
-    enum class Work { None, Full, Links, Status } work = Work::None;
-    std::optional<Interfaces> links;
-    {
-      std::unique_lock lock(mu_);
-      // Every wake-up (a trigger or a deadline) decides afresh; nothing moves the resync.
-      auto deadline = nextResync;
-      if (auto retry = reconciler.nextRetry(); retry && *retry < deadline)
-        deadline = *retry;
-      if (statusPending)
-        deadline = std::min(deadline, lastReport + kStatusRetry);
-      if (statusOnly_)
-        deadline = std::min(deadline, lastReport + kStatusInterval);
-      uint64_t seen = wakeups_;
-      wake_.wait_until(lock, deadline,
-                       [&] { return triggered_ || linksOnly_ || stopping_ || wakeups_ != seen; });
-      if (stopping_)
-        return;
-      auto now = Clock::now();
+  nextResync_ = Clock::now() + resync_;
+  addAt(kResync, nextResync_);
+  while (auto key = queue_.get()) {
+    auto now = Clock::now();
+    if (*key == kFull) {
+      reconcile(reconciler, Pass::Full, std::nullopt);
+    } else if (*key == kLinks) {
+      std::optional<Interfaces> links;
+      {
+        std::lock_guard lock(mu_);
+        links = std::exchange(links_, std::nullopt);
+      }
+      if (links) // not taken by a full pass since
+        reconcile(reconciler, Pass::Links, links);
+    } else if (*key == kResync || *key == kRetry) {
+      // Every wake-up decides afresh: a full pass since may have moved the deadline.
       auto retry = reconciler.nextRetry();
-      if (triggered_ || now >= nextResync || (retry && *retry <= now))
-        work = Work::Full;
-      else if (linksOnly_)
-        work = Work::Links; // woken by links alone: a pass that leaves running chains alone
-      else if ((statusOnly_ && now >= lastReport + kStatusInterval) ||
-               (statusPending && now >= lastReport + kStatusRetry))
-        work = Work::Status;
-      if (work == Work::None)
-        continue;
-      if (work != Work::Status) {
-        triggered_ = false;
-        linksOnly_ = false;
-        if (work == Work::Links)
-          links = links_; // a full pass lists the links from the kernel
-      }
-      statusOnly_ = false;
+      if (now >= nextResync_ || (retry && *retry <= now))
+        reconcile(reconciler, Pass::Full, std::nullopt);
+      else if (*key == kResync)
+        addAt(kResync, nextResync_);
+    } else if (*key == kStatus) {
+      if (lastReport_ + kStatusInterval > now)
+        addAt(kStatus, lastReport_ + kStatusInterval); // at most every 200 ms
+      else
+        reportStatus(reconciler);
     }
-    if (work == Work::Status) {
-      if (reconciler.applied())
-        report(reconciler.status(), false);
-      else if (statusPending)
-        report(lastStatus, true);
-      continue;
-    }
-    passStartedNs_ = Clock::now().time_since_epoch().count();
-    if (auto spec = source_.current()) {
-      NodeStatus status = reconciler.reconcile(
-          *spec, source_.podSelector(), source_.expectedPods(),
-          work == Work::Full ? ReconcileScope::Full : ReconcileScope::Links, links);
-      reconciled_ = true;
-      if (metrics_) {
-        std::vector<ChainState> chains;
-        chains.reserve(status.chains.size());
-        for (const auto& c : status.chains)
-          chains.push_back({c.name, c.generation, c.phase, c.reason});
-        metrics_->setChains(chains);
-      }
-      report(status, work == Work::Full);
-    } else if (statusPending) {
-      report(lastStatus, true);
-    }
-    if (work == Work::Full)
-      nextResync = Clock::now() + resync_;
-    passStartedNs_ = 0;
+    if (auto retry = reconciler.nextRetry())
+      addAt(kRetry, *retry);
+    if (statusPending_)
+      addAt(kStatus, lastReport_ + kStatusRetry);
+    queue_.done(*key);
   }
+}
+
+void Agent::reconcile(NodeReconciler& reconciler, Pass pass,
+                      const std::optional<Interfaces>& links) {
+  if (pass == Pass::Full) {
+    std::lock_guard lock(mu_);
+    links_.reset(); // a full pass lists the links from the kernel
+  }
+  passStartedNs_ = Clock::now().time_since_epoch().count();
+  if (auto spec = source_.current()) {
+    NodeStatus status = reconciler.reconcile(
+        *spec, source_.podSelector(), source_.expectedPods(),
+        pass == Pass::Full ? ReconcileScope::Full : ReconcileScope::Links, links);
+    reconciled_ = true;
+    if (metrics_) {
+      std::vector<ChainState> chains;
+      chains.reserve(status.chains.size());
+      for (const auto& c : status.chains)
+        chains.push_back({c.name, c.generation, c.phase, c.reason});
+      metrics_->setChains(chains);
+    }
+    // After a full pass the source always hears (it may have news of its own, such as a
+    // config error); otherwise only a changed status is rendered and sent: with many pods,
+    // rendering is the costliest part of a pass.
+    report(status, pass == Pass::Full);
+  } else if (statusPending_) {
+    report(lastStatus_, true);
+  }
+  if (pass == Pass::Full) {
+    nextResync_ = Clock::now() + resync_;
+    addAt(kResync, nextResync_);
+  }
+  passStartedNs_ = 0;
+}
+
+void Agent::report(const NodeStatus& status, bool always) {
+  if (!always && !statusPending_ && status == lastStatus_)
+    return;
+  lastStatus_ = status;
+  statusPending_ = !source_.report(status);
+  lastReport_ = Clock::now();
+}
+
+void Agent::reportStatus(NodeReconciler& reconciler) {
+  if (reconciler.applied())
+    report(reconciler.status(), false);
+  else if (statusPending_)
+    report(lastStatus_, true);
 }
 
 void Agent::triggerLinks(Interfaces links) {
   {
     std::lock_guard lock(mu_);
-    linksOnly_ = true;
     links_ = std::move(links);
-    ++wakeups_;
   }
-  wake_.notify_all();
+  queue_.add(kLinks);
 }
 
 void Agent::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    ++wakeups_;
-  }
-  wake_.notify_all();
+  queue_.shutDown();
 }
 
 void Agent::refreshStatus() {
-  {
-    std::lock_guard lock(mu_);
-    statusOnly_ = true;
-    ++wakeups_;
-  }
-  wake_.notify_all();
+  queue_.add(kStatus);
 }
 
 void Agent::trigger() {
-  {
-    std::lock_guard lock(mu_);
-    triggered_ = true;
-    ++wakeups_;
-  }
-  wake_.notify_all();
+  queue_.add(kFull);
 }
 
 std::optional<std::string> Agent::notReady() const {

@@ -13,6 +13,7 @@
 #include "k8s/label_selector.h"
 #include "k8s/object.h"
 #include "node-agent/chain_revisions.h"
+#include "node-agent/label_selector_decl.h"
 #include "system/file.h"
 #include "system/log.h"
 #include "system/time.h"
@@ -501,10 +502,8 @@ PodSelector ClusterSource::podSelector() {
       std::lock_guard lock(*parsedMu);
       auto it = parsed->find(chain.name);
       if (it == parsed->end()) {
-        auto nsSelector = k8s::LabelSelector::parse(toJson(chain.pods["namespaceSelector"]),
-                                                    "pods.namespaceSelector");
-        auto podSelector =
-            k8s::LabelSelector::parse(toJson(chain.pods["podSelector"]), "pods.podSelector");
+        auto nsSelector = labelSelectorOf(chain.pods.namespaceSelector, "pods.namespaceSelector");
+        auto podSelector = labelSelectorOf(chain.pods.podSelector, "pods.podSelector");
         Parsed p;
         if (nsSelector && podSelector)
           p.emplace(std::move(*nsSelector), std::move(*podSelector));

@@ -86,6 +86,71 @@ Result<MonitorMapDecl> parseMonitorMap(const YAML::Node& node, const std::string
   return m;
 }
 
+Result<LabelSelectorDecl> parseLabelSelector(const YAML::Node& node, const std::string& field) {
+  LabelSelectorDecl selector;
+  if (!node.IsDefined() || node.IsNull())
+    return selector;
+  if (auto ok = onlyFields(node, field, {"matchLabels", "matchExpressions"}); !ok)
+    return ok.error();
+  if (const YAML::Node& labels = node["matchLabels"]; labels.IsDefined() && !labels.IsNull()) {
+    if (!labels.IsMap())
+      return fieldError(field + ".matchLabels", "not a map");
+    for (const auto& kv : labels) {
+      std::string key = kv.first.as<std::string>();
+      auto value = stringField(kv.second, (field + ".matchLabels.") += key, true);
+      if (!value)
+        return value.error();
+      selector.matchLabels[key] = *value;
+    }
+  }
+  const YAML::Node& expressions = node["matchExpressions"];
+  if (!expressions.IsDefined() || expressions.IsNull())
+    return selector;
+  if (!expressions.IsSequence())
+    return fieldError(field + ".matchExpressions", "not a list");
+  for (size_t i = 0; i < expressions.size(); ++i) {
+    std::string f = at(field + ".matchExpressions", i);
+    if (auto ok = onlyFields(expressions[i], f, {"key", "operator", "values"}); !ok)
+      return ok.error();
+    LabelRequirementDecl r;
+    auto key = stringField(expressions[i]["key"], f + ".key", true);
+    auto op = stringField(expressions[i]["operator"], f + ".operator", true);
+    for (auto* part : {&key, &op})
+      if (!*part)
+        return part->error();
+    r.key = *key;
+    r.op = *op;
+    if (const YAML::Node& values = expressions[i]["values"];
+        values.IsDefined() && !values.IsNull()) {
+      if (!values.IsSequence())
+        return fieldError(f + ".values", "not a list");
+      for (size_t j = 0; j < values.size(); ++j) {
+        auto value = stringField(values[j], at(f + ".values", j), true);
+        if (!value)
+          return value.error();
+        r.values.push_back(*value);
+      }
+    }
+    selector.matchExpressions.push_back(std::move(r));
+  }
+  return selector;
+}
+
+Result<PodsDecl> parsePods(const YAML::Node& node, const std::string& field) {
+  if (auto ok = onlyFields(node, field, {"namespaceSelector", "podSelector"}); !ok)
+    return ok.error();
+  PodsDecl pods;
+  auto ns = parseLabelSelector(node["namespaceSelector"], field + ".namespaceSelector");
+  if (!ns)
+    return ns.error();
+  auto pod = parseLabelSelector(node["podSelector"], field + ".podSelector");
+  if (!pod)
+    return pod.error();
+  pods.namespaceSelector = std::move(*ns);
+  pods.podSelector = std::move(*pod);
+  return pods;
+}
+
 Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::string& field) {
   if (auto ok = onlyFields(node, field, {"map", "mode", "entries"}); !ok)
     return ok.error();
@@ -115,25 +180,19 @@ Result<dataplane::MapArgSpec> parseMapArg(const YAML::Node& node, const std::str
         return fieldError(f + ".key", "required");
       if (!entries[i]["value"].IsDefined())
         return fieldError(f + ".value", "required");
-      m.entries.push_back(btf::MapArgEntry{entries[i]["key"], entries[i]["value"]});
+      auto key = btf::argValueFromYaml(entries[i]["key"], f + ".key");
+      if (!key)
+        return key.error();
+      auto value = btf::argValueFromYaml(entries[i]["value"], f + ".value");
+      if (!value)
+        return value.error();
+      m.entries.push_back(btf::MapArgEntry{std::move(*key), std::move(*value)});
     }
   }
   return m;
 }
 
-Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& field) {
-  if (auto ok = onlyFields(node, field,
-                           {"name", "package", "entry", "nextMap", "enabled", "globalData",
-                            "freshState", "freshMaps", "mapArgs", "monitorMaps"});
-      !ok)
-    return ok.error();
-  ProgramDecl p;
-  auto name = stringField(node["name"], field + ".name", true);
-  if (!name)
-    return name.error();
-  if (!std::regex_match(*name, kDnsLabel) || name->size() > 63)
-    return fieldError(field + ".name", "\"" + *name + "\" is not a DNS label");
-  p.name = *name;
+Result<void> parsePackage(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   const YAML::Node& package = node["package"];
   if (!package.IsDefined())
     return fieldError(field + ".package", "required");
@@ -152,28 +211,10 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
     return fieldError(field + ".package.sha256", "not 64 lowercase hex digits");
   p.url = *url;
   p.sha256 = *sha;
-  for (auto [member, out] : {std::pair{"entry", &p.entry}, std::pair{"nextMap", &p.nextMap}}) {
-    auto v = stringField(node[member], field + "." + member, false);
-    if (!v)
-      return v.error();
-    if (!v->empty() && !std::regex_match(*v, kCIdentifier))
-      return fieldError(field + "." + member, "\"" + *v + "\" is not a C identifier");
-    *out = *v;
-  }
-  if (const YAML::Node& enabled = node["enabled"]; enabled.IsDefined() && !enabled.IsNull()) {
-    if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, p.enabled))
-      return fieldError(field + ".enabled", "not true or false");
-  }
-  if (const YAML::Node& globals = node["globalData"]; globals.IsDefined() && !globals.IsNull()) {
-    if (!globals.IsMap())
-      return fieldError(field + ".globalData", "not a map");
-    for (const auto& kv : globals) {
-      std::string key = kv.first.as<std::string>();
-      if (!kv.second.IsScalar())
-        return fieldError(field + ".globalData." += key, "not a string");
-      p.globalData[key] = kv.second.Scalar();
-    }
-  }
+  return {};
+}
+
+Result<void> parseFreshState(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   if (const YAML::Node& fresh = node["freshState"]; fresh.IsDefined() && !fresh.IsNull()) {
     if (!fresh.IsScalar() || !YAML::convert<bool>::decode(fresh, p.freshState))
       return fieldError(field + ".freshState", "not true or false");
@@ -194,6 +235,11 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
       p.freshMaps.push_back(map);
     }
   }
+  return {};
+}
+
+// mapArgs and monitorMaps.
+Result<void> parseMaps(const YAML::Node& node, const std::string& field, ProgramDecl& p) {
   std::set<std::string> maps;
   if (const YAML::Node& args = node["mapArgs"]; args.IsDefined() && !args.IsNull()) {
     if (!args.IsSequence())
@@ -218,6 +264,50 @@ Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& fiel
       p.monitorMaps.push_back(std::move(*m));
     }
   }
+  return {};
+}
+
+Result<ProgramDecl> parseProgram(const YAML::Node& node, const std::string& field) {
+  if (auto ok = onlyFields(node, field,
+                           {"name", "package", "entry", "nextMap", "enabled", "globalData",
+                            "freshState", "freshMaps", "mapArgs", "monitorMaps"});
+      !ok)
+    return ok.error();
+  ProgramDecl p;
+  auto name = stringField(node["name"], field + ".name", true);
+  if (!name)
+    return name.error();
+  if (!std::regex_match(*name, kDnsLabel) || name->size() > 63)
+    return fieldError(field + ".name", "\"" + *name + "\" is not a DNS label");
+  p.name = *name;
+  if (auto ok = parsePackage(node, field, p); !ok)
+    return ok.error();
+  for (auto [member, out] : {std::pair{"entry", &p.entry}, std::pair{"nextMap", &p.nextMap}}) {
+    auto v = stringField(node[member], field + "." + member, false);
+    if (!v)
+      return v.error();
+    if (!v->empty() && !std::regex_match(*v, kCIdentifier))
+      return fieldError(field + "." + member, "\"" + *v + "\" is not a C identifier");
+    *out = *v;
+  }
+  if (const YAML::Node& enabled = node["enabled"]; enabled.IsDefined() && !enabled.IsNull()) {
+    if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, p.enabled))
+      return fieldError(field + ".enabled", "not true or false");
+  }
+  if (const YAML::Node& globals = node["globalData"]; globals.IsDefined() && !globals.IsNull()) {
+    if (!globals.IsMap())
+      return fieldError(field + ".globalData", "not a map");
+    for (const auto& kv : globals) {
+      std::string key = kv.first.as<std::string>();
+      if (!kv.second.IsScalar())
+        return fieldError(field + ".globalData." += key, "not a string");
+      p.globalData[key] = kv.second.Scalar();
+    }
+  }
+  if (auto ok = parseFreshState(node, field, p); !ok)
+    return ok.error();
+  if (auto ok = parseMaps(node, field, p); !ok)
+    return ok.error();
   return p;
 }
 
@@ -302,9 +392,10 @@ Result<ChainDecl> parseChain(const YAML::Node& node, const std::string& field) {
       return selector.error();
     c.interfaces = std::move(*selector);
   } else {
-    if (auto ok = onlyFields(pods, field + ".pods", {"namespaceSelector", "podSelector"}); !ok)
-      return ok.error();
-    c.pods = YAML::Clone(pods);
+    auto parsed = parsePods(pods, field + ".pods");
+    if (!parsed)
+      return parsed.error();
+    c.pods = std::move(*parsed);
   }
   const YAML::Node& programs = node["programs"];
   if (!programs.IsDefined() || !programs.IsSequence() || programs.size() == 0)

@@ -26,6 +26,7 @@ struct MonitorMapDecl {
   std::string map;
   std::string key = "0";
   Aggregator aggregator = Aggregator::Scalar;
+  bool operator==(const MonitorMapDecl&) const = default;
 };
 
 struct ProgramDecl {
@@ -53,6 +54,28 @@ private:
   std::vector<std::regex> patterns_;
 };
 
+// A Kubernetes label selector as the chain gives it (metav1.LabelSelector); matching is the
+// source's (cluster mode: k8s::LabelSelector, which also judges the operators).
+struct LabelRequirementDecl {
+  std::string key;
+  std::string op; // In, NotIn, Exists, DoesNotExist
+  std::vector<std::string> values;
+  bool operator==(const LabelRequirementDecl&) const = default;
+};
+struct LabelSelectorDecl {
+  std::map<std::string, std::string> matchLabels;
+  std::vector<LabelRequirementDecl> matchExpressions;
+  bool empty() const { return matchLabels.empty() && matchExpressions.empty(); } // selects all
+  bool operator==(const LabelSelectorDecl&) const = default;
+};
+// A pods chain's selection: the pods matching podSelector in namespaces matching
+// namespaceSelector (absent or null selectors select everything).
+struct PodsDecl {
+  LabelSelectorDecl namespaceSelector;
+  LabelSelectorDecl podSelector;
+  bool operator==(const PodsDecl&) const = default;
+};
+
 struct ChainDecl {
   std::string name;
   int64_t generation = 0;
@@ -62,7 +85,7 @@ struct ChainDecl {
   // instead of first (it goes last only when every chain of the interface and hook asks).
   bool placeLast = false;
   std::optional<InterfaceSelector> interfaces; // exactly one of interfaces / pods
-  YAML::Node pods;                             // {namespaceSelector, podSelector} when set
+  PodsDecl pods;                               // when interfaces is not set
   std::vector<ProgramDecl> programs;
   // The chain revision (api::ChainRef::revision) this declaration was resolved from; "" for an
   // inline chain (the standalone file's, or an older operator's).

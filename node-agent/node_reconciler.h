@@ -25,6 +25,13 @@
 // declaration does not parse, its revision cannot be read or does not match) fails with the
 // reason of its kind and keeps running the last declaration that did (or the one the spec
 // gives with it); one whose revision is unavailable is retried with the same backoff.
+//
+// Structure (bpfman's fetch / compute / execute): reconcile() fetches the spec in force, the
+// links, the pods and each chain's programs; the pure planner (reconcile_plan.h) decides
+// which instance runs which chains and where each pod links; the executor
+// (instance_executor.h) and the pod attachments (pod_attachments.h) carry that out; the
+// state store (state_store.h) keeps the records; status is built from what runs, and the
+// metrics view (metrics_view.h) only exports it.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -40,13 +47,19 @@
 #include "dataplane/attachment.h"
 #include "dataplane/chain.h"
 #include "node-agent/apply_failure.h"
+#include "node-agent/instance_executor.h"
 #include "node-agent/link_monitor.h"
 #include "node-agent/node_config.h"
+#include "node-agent/pod_attachments.h"
+#include "node-agent/pod_ref.h"
 #include "node-agent/program_resolver.h"
+#include "node-agent/reconcile_plan.h"
+#include "node-agent/state_store.h"
 
 namespace bpfchain::agent {
 
 class AgentMetrics;
+class MetricsView;
 
 struct ReconcilerOptions {
   std::string bpffsRoot = "/sys/fs/bpf/bpfchain";
@@ -105,26 +118,6 @@ struct HookInspection {
   std::vector<ProgramInspection> programs; // in the order they run
 };
 
-// Full: everything is re-applied (map arguments rewritten); Links: a pass that only follows
-// interfaces and pods coming and going, and leaves running chains alone.
-enum class ReconcileScope { Full, Links };
-
-// Whether `chain` (a pods chain) selects the pod namespace/name.
-using PodSelector =
-    std::function<bool(const ChainDecl& chain, const std::string& ns, const std::string& name)>;
-
-// One CNI attachment: (network, container id, pod ifname) is its identity (a pod may be in
-// several networks, or have several interfaces in one).
-struct PodRef {
-  std::string containerId;
-  std::string ns;
-  std::string name;
-  std::string hostIfname;
-  int hostIfindex = 0;
-  std::string podIfname; // CNI_IFNAME
-  std::string network;   // the CNI network's name
-};
-
 struct PodChain {
   std::string chain;
   dataplane::Hook hook = dataplane::Hook::Xdp;
@@ -180,78 +173,34 @@ public:
   void detachAll();
 
   // Instances by key "<ifindex>/<hook>", for tests and metrics.
-  size_t instanceCount() const { return instances_.size(); }
+  size_t instanceCount() const { return instances_->all().size(); }
 
 private:
-  struct AppliedChain {
-    int64_t generation = 0;
-    std::string revision; // ChainDecl::revision
-    std::vector<dataplane::ProgramSpec> programs;
-    std::vector<std::vector<MonitorMapDecl>> monitors; // per program
-  };
-  struct Instance {
-    std::string key; // "<ifindex>/<hook>", or "pods/<hook>/<set digest>"
-    std::string dir;
-    int ifindex = 0;    // 0 for a pods instance
-    std::string ifname; // "" for a pods instance
-    dataplane::Hook hook = dataplane::Hook::Xdp;
-    dataplane::Chain chain;
-    std::optional<dataplane::Attachment> attachment;
-    std::map<std::string, AppliedChain> applied; // what runs, by BpfChain name
-    bool stateSaved = false;                     // `applied` is what its state file says
-    std::vector<uint32_t> ahead;                 // programs that run before the TCX root, in order
-  };
-  using Failure = ApplyFailure;
-  struct RetryState {
-    int64_t generation = 0;
-    std::string specDigest;
-    std::chrono::steady_clock::time_point notBefore;
-    std::chrono::seconds backoff{0};
-    Failure failure;
-  };
-
-  struct PodLink {
-    std::string instanceKey;
-    std::optional<dataplane::Attachment> attachment;
-  };
-  struct PodRecord {
-    PodRef ref;
-    std::map<dataplane::Hook, PodLink> links;
-  };
-  using Resolved = std::map<std::string, std::optional<std::vector<dataplane::ProgramSpec>>>;
-
   NodeReconciler(ReconcilerOptions options, ProgramResolver& resolver, AgentMetrics* metrics);
-  Result<void> adoptPinned();
-  Result<Instance*> instanceAt(const std::string& key, const std::string& dir, int ifindex,
-                               const std::string& ifname, dataplane::Hook hook);
-  // The chains of `spec_` that select the pod, by hook, in (priority, name) order.
-  std::map<dataplane::Hook, std::vector<const ChainDecl*>> podChains(const PodRef& pod) const;
-  std::string podInstanceKey(dataplane::Hook hook,
-                             const std::vector<const ChainDecl*>& chains) const;
-  // Loads and links every chain of `chains` into `inst` that it does not run at its current
-  // generation yet; failures by chain name.
-  void applyChains(Instance& inst, const std::vector<const ChainDecl*>& chains,
-                   const Resolved& resolved, std::map<std::string, ApplyFailure>& failures,
-                   std::map<std::string, double>* applySeconds);
+  // Fetch: the spec in force (invalid chains keep their last good declaration), and each
+  // chain's programs (packages fetched and verified) unless it is in backoff.
+  void acceptSpec(const NodeSpec& spec, Clock::time_point now);
+  Resolved resolveChains(Clock::time_point now, std::map<std::string, ApplyFailure>& failures);
+  // Execute: instances to their chains (and host roots attached), pods to their chain sets.
+  void converge(const NodePlan& plan, const Resolved& resolved, ReconcileScope scope,
+                std::map<std::string, ApplyFailure>& failures,
+                std::map<std::string, double>& applySeconds);
+  void convergeInstance(const std::string& key, const DesiredInstance& d, const Resolved& resolved,
+                        ReconcileScope scope, std::map<std::string, ApplyFailure>& failures,
+                        std::map<std::string, double>& applySeconds);
+  void followPods(const NodePlan& plan, ReconcileScope scope,
+                  std::map<std::string, ApplyFailure>& failures);
+  void recordOutcome(const std::map<std::string, ApplyFailure>& failures,
+                     const std::map<std::string, double>& applySeconds, Clock::time_point now);
+  // Loads the chain set `chains` of a pod's first ADD as instance `key`.
+  Result<void, ApplyFailure> loadPodSet(const std::string& key, dataplane::Hook hook,
+                                        const std::vector<const ChainDecl*>& chains);
   // Records (and logs) the maps of `chain` that an apply on `where` did not carry.
-  void noteUncarried(const ChainDecl& chain, const std::string& where,
-                     const std::vector<dataplane::UncarriedState>& uncarried);
-  // Points the pod's veth at `key`'s root for `hook` (attach, or replace atomically).
-  // `verify`: also check that an existing link still runs (a syscall per pod: not in the Links
-  // passes that run while pods are being added).
-  Result<void> linkPod(PodRecord& pod, dataplane::Hook hook, const std::string& key, bool verify);
-  void unlinkPod(PodRecord& pod, dataplane::Hook hook);
-  std::string podLinkPin(const PodRecord& pod, dataplane::Hook hook) const;
-  std::string podRecordPath(const std::string& key) const;
-  void savePod(const PodRecord& pod) const;
-  void forgetPod(const std::string& key) const;
-  void loadPods();
-  std::string stateFile(const std::string& key) const;
+  void noteUncarried(const ApplyOutcome& outcome);
   NodeStatus buildStatus() const;
-  void removeInstance(const std::string& key);
-  Result<void> saveState(const Instance& instance) const;
-  void loadState(Instance& instance) const;
-  void publishMetrics();
+  ChainStatus chainStatus(const ChainDecl& c) const;
+  // The monitor problems status reports, then the metrics view, after what runs changed.
+  void refreshViews();
   // Removes the cached packages that neither a running program nor a chain of the spec uses;
   // runs when that set changes.
   void collectPackages();
@@ -261,27 +210,22 @@ private:
   AgentMetrics* metrics_;
   uint64_t netnsInode_ = 0;
   mutable std::mutex mu_; // the reconcile loop and the CNI socket's threads
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<InstanceExecutor> instances_;
+  std::unique_ptr<PodAttachments> pods_;
   NodeSpec spec_;
   PodSelector selectsPod_;
   bool applied_ = false;
-  std::map<std::string, std::unique_ptr<Instance>> instances_;
-  std::map<std::string, PodRecord> pods_;        // by attachmentKey()
   std::map<std::string, RetryState> retries_;    // by chain name
   std::map<std::string, ApplyFailure> failures_; // of the last reconcile, by chain name
   // The spec's chains that did not parse, by name; spec_ holds their last good declaration
   // when they had one.
   std::map<std::string, InvalidChain> invalid_;
-  // When to try again to read the revision of each chain whose revision is unavailable (no
-  // watch event may come: a revision the agent may not read).
-  struct Unavailable {
-    std::string revision;
-    std::chrono::steady_clock::time_point notBefore;
-    std::chrono::seconds backoff{0};
-  };
-  std::map<std::string, Unavailable> unavailable_;
-  std::set<std::string> monitorErrors_; // logged and counted already
-  // Per chain, the first of its monitorMaps that cannot be exported (from the last
-  // publishMetrics): the chain runs, its status says what is not exported.
+  // When to try again to read the revision of each chain whose revision is unavailable.
+  std::map<std::string, RevisionRetry> unavailable_;
+  std::unique_ptr<MetricsView> metricsView_; // null without metrics
+  // Per chain, the first of its monitorMaps that cannot be exported (monitorProblems() as of
+  // the last refreshViews): the chain runs, its status says what is not exported.
   std::map<std::string, std::string> monitorProblems_;
   // Per chain, the maps its running generation did not carry from the previous version of a
   // program (dataplane::ApplyReport::uncarried, "<program>: <map> (<reason>)"): they started
@@ -293,7 +237,6 @@ private:
   std::map<std::string, Uncarried> uncarried_;
   // Each chain's resolved programs, by the digest of its declaration.
   std::map<std::string, std::pair<std::string, std::vector<dataplane::ProgramSpec>>> resolvedCache_;
-  ReconcileScope scope_ = ReconcileScope::Full;
   std::set<std::string> packagesInUse_; // digests, as of the last collectPackages
 };
 

@@ -155,15 +155,7 @@ bool StandaloneSource::report(const NodeStatus& status) {
 
 PodSelector StandaloneSource::podSelector() {
   return [](const ChainDecl& chain, const std::string&, const std::string&) {
-    for (const char* selector : {"namespaceSelector", "podSelector"}) {
-      const YAML::Node& s = chain.pods[selector];
-      if (!s.IsDefined() || s.IsNull())
-        continue;
-      for (const char* part : {"matchLabels", "matchExpressions"})
-        if (s[part].IsDefined() && s[part].size() > 0)
-          return false;
-    }
-    return true;
+    return chain.pods.namespaceSelector.empty() && chain.pods.podSelector.empty();
   };
 }
 

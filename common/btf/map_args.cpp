@@ -301,10 +301,10 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
   std::map<Bytes, size_t> listed; // key -> entry index
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string entryField = field + ".entries[" + std::to_string(i) + "]";
-    auto key = keySide->encode(entries[i].key, entryField + ".key");
+    auto key = keySide->encode(argValueToYaml(entries[i].key), entryField + ".key");
     if (!key)
       return std::move(key).error();
-    auto value = valueSide->encode(entries[i].value, entryField + ".value");
+    auto value = valueSide->encode(argValueToYaml(entries[i].value), entryField + ".value");
     if (!value)
       return std::move(value).error();
     if (auto [it, inserted] = listed.emplace(*key, i); !inserted)

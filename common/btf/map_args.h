@@ -18,8 +18,8 @@
 
 #include <string>
 #include <vector>
-#include <yaml-cpp/yaml.h>
 
+#include "btf/arg_value.h"
 #include "system/result.h"
 
 namespace bpfchain::btf {
@@ -27,8 +27,9 @@ namespace bpfchain::btf {
 enum class MapArgMode { Replace, Merge };
 
 struct MapArgEntry {
-  YAML::Node key;
-  YAML::Node value;
+  ArgValue key;
+  ArgValue value;
+  bool operator==(const MapArgEntry&) const = default;
 };
 
 // `field` prefixes errors ("mapArgs[0]"); entries are "<field>.entries[i]".

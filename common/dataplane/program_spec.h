@@ -14,6 +14,7 @@ struct MapArgSpec {
   std::string map;
   btf::MapArgMode mode = btf::MapArgMode::Replace;
   std::vector<btf::MapArgEntry> entries;
+  bool operator==(const MapArgSpec&) const = default;
 };
 
 struct ProgramSpec {
@@ -29,6 +30,7 @@ struct ProgramSpec {
   // part of the reload digest: they say how the next load starts, they do not cause one.
   bool freshState = false;
   std::vector<std::string> freshMaps;
+  bool operator==(const ProgramSpec&) const = default;
 };
 
 // The digest of everything whose change needs a new load: the object's content, entry, next

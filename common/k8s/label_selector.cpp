@@ -20,26 +20,38 @@ Result<LabelSelector> LabelSelector::parse(const Json& selector, const std::stri
       s.matchLabels_.emplace(key, value.as_string());
     }
   }
+  std::vector<Requirement> requirements;
   if (selector.has_field("matchExpressions")) {
     const Json& expressions = selector.at("matchExpressions");
     if (!expressions.is_array())
       return invalidError(field + ".matchExpressions: not a list");
-    size_t i = 0;
     for (const auto& e : expressions.as_array()) {
-      std::string at = field + ".matchExpressions[" + std::to_string(i++) + "]";
       Requirement r{stringAt(e, {"key"}), stringAt(e, {"operator"}), {}};
-      if (r.op != "In" && r.op != "NotIn" && r.op != "Exists" && r.op != "DoesNotExist")
-        return invalidError(at + ".operator: \"" + r.op +
-                            "\" is not one of In, NotIn, Exists, DoesNotExist");
       if (e.has_field("values") && e.at("values").is_array())
         for (const auto& v : e.at("values").as_array())
           if (v.is_string())
             r.values.push_back(v.as_string());
-      if ((r.op == "In" || r.op == "NotIn") && r.values.empty())
-        return invalidError(at + ".values: " + r.op + " needs values");
-      s.requirements_.push_back(std::move(r));
+      requirements.push_back(std::move(r));
     }
   }
+  return of(std::move(s.matchLabels_), std::move(requirements), field);
+}
+
+Result<LabelSelector> LabelSelector::of(std::map<std::string, std::string> matchLabels,
+                                        std::vector<Requirement> requirements,
+                                        const std::string& field) {
+  for (size_t i = 0; i < requirements.size(); ++i) {
+    const Requirement& r = requirements[i];
+    std::string at = field + ".matchExpressions[" + std::to_string(i) + "]";
+    if (r.op != "In" && r.op != "NotIn" && r.op != "Exists" && r.op != "DoesNotExist")
+      return invalidError(at + ".operator: \"" + r.op +
+                          "\" is not one of In, NotIn, Exists, DoesNotExist");
+    if ((r.op == "In" || r.op == "NotIn") && r.values.empty())
+      return invalidError(at + ".values: " + r.op + " needs values");
+  }
+  LabelSelector s;
+  s.matchLabels_ = std::move(matchLabels);
+  s.requirements_ = std::move(requirements);
   return s;
 }
 

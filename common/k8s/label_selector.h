@@ -21,6 +21,9 @@ public:
 
   // Parses a selector object; null or absent selects everything. Errors name `field`.
   static Result<LabelSelector> parse(const Json& selector, const std::string& field);
+  // One from its parts, judged as parse judges them (operators, values).
+  static Result<LabelSelector> of(std::map<std::string, std::string> matchLabels,
+                                  std::vector<Requirement> requirements, const std::string& field);
 
   bool matches(const std::map<std::string, std::string>& labels) const;
   bool empty() const { return matchLabels_.empty() && requirements_.empty(); }

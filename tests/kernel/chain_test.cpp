@@ -331,14 +331,15 @@ TEST_F(ChainOnVeth, ConfiguresAnL3afStyleMapLiveWithoutReload) {
                      .objectPath = kBpfDir + "/l3af_ratelimit.bpf.o",
                      .entry = "xdp_l3af_ratelimit",
                      .nextMap = "xdp_rl_ingress_next_prog"};
-    spec.mapArgs.push_back({.map = "rl_config_map",
-                            .mode = btf::MapArgMode::Replace,
-                            .entries = {{YAML::Load("0"), YAML::Load(std::to_string(rate))}}});
-    // A new window starts with the new rate: the 16-byte window slot is written as hex bytes.
     spec.mapArgs.push_back(
-        {.map = "rl_window_map",
+        {.map = "rl_config_map",
          .mode = btf::MapArgMode::Replace,
-         .entries = {{YAML::Load("0"), YAML::Load("0x" + std::string(32, '0'))}}});
+         .entries = {{btf::ArgValue::text("0"), btf::ArgValue::text(std::to_string(rate))}}});
+    // A new window starts with the new rate: the 16-byte window slot is written as hex bytes.
+    spec.mapArgs.push_back({.map = "rl_window_map",
+                            .mode = btf::MapArgMode::Replace,
+                            .entries = {{btf::ArgValue::text("0"),
+                                         btf::ArgValue::text("0x" + std::string(32, '0'))}}});
     return std::vector<ProgramSpec>{spec, counterSpec("b")};
   };
   auto report = chain->apply(limiter(3));
@@ -417,9 +418,10 @@ TEST_F(ChainOnVeth, BadInputLeavesTheRunningChainUntouched) {
   ProgramSpec noNextMap = counterSpec("n");
   noNextMap.nextMap = "no_such_map";
   ProgramSpec badMapArg = counterSpec("m");
-  badMapArg.mapArgs.push_back({.map = "counter_stats",
-                               .mode = btf::MapArgMode::Replace,
-                               .entries = {{YAML::Load("\"0\""), YAML::Load("notanumber")}}});
+  badMapArg.mapArgs.push_back(
+      {.map = "counter_stats",
+       .mode = btf::MapArgMode::Replace,
+       .entries = {{btf::ArgValue::text("0"), btf::ArgValue::text("notanumber")}}});
   ProgramSpec noEntry = counterSpec("e");
   noEntry.entry = "no_such_function";
   ProgramSpec invalid = counterSpec("i");

@@ -59,7 +59,7 @@ std::vector<MapArgEntry> entries(const std::vector<std::pair<std::string, std::s
   std::vector<MapArgEntry> out;
   out.reserve(items.size());
   for (auto& [key, value] : items)
-    out.push_back(MapArgEntry{YAML::Node(key), YAML::Node(value)});
+    out.push_back(MapArgEntry{ArgValue::text(key), ArgValue::text(value)});
   return out;
 }
 
@@ -202,9 +202,9 @@ TEST(MapArgs, StructKeysAndValues) {
   int fd = mapFd(obj, "flows");
   std::vector<MapArgEntry> flows = {
       // As a YAML map, and as the flow text a string field of the CRD carries.
-      {YAML::Load("{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 1234, dport: 80, proto: 6}"),
-       YAML::Load("{packets: 5, bytes: 0x100}")},
-      {YAML::Node("{saddr: 10.0.0.3, proto: 17}"), YAML::Node("{bytes: 1}")},
+      {*parseArgValue("{saddr: 10.0.0.1, daddr: 10.0.0.2, sport: 1234, dport: 80, proto: 6}", "k"),
+       *parseArgValue("{packets: 5, bytes: 0x100}", "v")},
+      {ArgValue::text("{saddr: 10.0.0.3, proto: 17}"), ArgValue::text("{bytes: 1}")},
   };
   auto done = applyMapArgs(fd, MapArgMode::Merge, flows, "m");
   ASSERT_TRUE(done) << done.error().message();

@@ -53,8 +53,10 @@ ProgramSpec ratelimitSpec(int version, const std::string& object = "ratelimit") 
   spec.mapArgs.push_back(
       {.map = "ratelimit_config",
        .mode = btf::MapArgMode::Replace,
-       .entries = {{YAML::Load("0"), YAML::Load("{rate_pps: " + std::to_string(kRatePps) +
-                                                ", burst: " + std::to_string(kBurst) + "}")}}});
+       .entries = {{btf::ArgValue::text("0"),
+                    *btf::parseArgValue("{rate_pps: " + std::to_string(kRatePps) +
+                                            ", burst: " + std::to_string(kBurst) + "}",
+                                        "value")}}});
   return spec;
 }
 

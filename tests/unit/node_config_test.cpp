@@ -5,6 +5,7 @@
 #include <fstream>
 #include <gtest/gtest.h>
 
+#include "btf/arg_value.h"
 #include "node-agent/agent_metrics.h"
 #include "node-agent/apply_failure.h"
 #include "node-agent/node_config.h"
@@ -82,7 +83,7 @@ TEST(NodeConfig, ParsesEveryField) {
   EXPECT_EQ(c.programs[0].globalData.at("rate_limit"), "1000");
   ASSERT_EQ(c.programs[0].mapArgs.size(), 1u);
   EXPECT_EQ(c.programs[0].mapArgs[0].mode, btf::MapArgMode::Merge);
-  EXPECT_EQ(c.programs[0].mapArgs[0].entries[0].key.Scalar(), "8080");
+  EXPECT_EQ(c.programs[0].mapArgs[0].entries[0].key.scalar, "8080");
   ASSERT_EQ(c.programs[0].monitorMaps.size(), 1u);
   EXPECT_EQ(c.programs[0].monitorMaps[0].aggregator, Aggregator::MaxRate);
   EXPECT_FALSE(c.programs[1].enabled);
@@ -361,6 +362,55 @@ TEST(ApplyFailure, MessageTextCannotChangeTheReason) {
   EXPECT_EQ(classifyApplyFailure(wrapped, "eth0").reason, "VerifierRejected");
   EXPECT_EQ(classifyApplyFailure(Error(EINVAL, "x").withKind(ErrorKind::MapArgInvalid), "").reason,
             "MapArgInvalid");
+}
+
+// The model holds typed values: pods selectors and map arguments compare by what they say.
+TEST(NodeConfig, PodSelectorsAndMapArgumentsAreTypedValues) {
+  auto spec = parse(kValid);
+  ASSERT_TRUE(spec) << spec.error().message();
+  const ChainDecl& pods = spec->chains[1];
+  ASSERT_TRUE(pods.forPods());
+  EXPECT_EQ(pods.pods.podSelector.matchLabels,
+            (std::map<std::string, std::string>{{"app", "web"}}));
+  EXPECT_TRUE(pods.pods.namespaceSelector.empty());
+  auto other = parse(
+      std::string(kValid).replace(std::string(kValid).find("{app: web}"), 10, "{app: \"web\"}"));
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->chains[1].pods, pods.pods);
+  auto exprs = parse(R"(
+chains:
+- name: p
+  hook: xdp
+  pods:
+    namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod, "1"]}]}
+  programs: [{name: a, package: {url: "file:///a", sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}]
+)");
+  ASSERT_TRUE(exprs) << exprs.error().message();
+  ASSERT_EQ(exprs->chains.size(), 1u) << exprs->invalid[0].message;
+  ASSERT_EQ(exprs->chains[0].pods.namespaceSelector.matchExpressions.size(), 1u);
+  EXPECT_EQ(exprs->chains[0].pods.namespaceSelector.matchExpressions[0],
+            (LabelRequirementDecl{"env", "In", {"prod", "1"}}));
+  // A map argument written as flow or block, quoted or not, is the same value.
+  auto flow = btf::parseArgValue("{saddr: 10.0.0.1, ports: [80, 443]}", "v");
+  auto block = btf::parseArgValue("saddr: \"10.0.0.1\"\nports:\n- 80\n- '443'\n", "v");
+  ASSERT_TRUE(flow && block);
+  EXPECT_EQ(*flow, *block);
+  EXPECT_NE(*flow, *btf::parseArgValue("{saddr: 10.0.0.1, ports: [80, 444]}", "v"));
+  EXPECT_EQ(btf::argValueFromYaml(btf::argValueToYaml(*flow), "v").value(), *flow);
+}
+
+TEST(NodeConfig, PodSelectorErrorsNameTheField) {
+  auto chainWith = [](const std::string& pods) {
+    return "chains:\n- name: p\n  hook: xdp\n  pods: " + pods +
+           "\n  programs: [{name: a, package: {url: \"file:///a\", sha256: "
+           "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}}]\n";
+  };
+  EXPECT_EQ(errorOf(chainWith("{podSelector: {matchLabel: {app: web}}}")),
+            "test.yaml: chains[0].pods.podSelector.matchLabel: unknown field");
+  EXPECT_EQ(errorOf(chainWith("{podSelector: {matchLabels: [app]}}")),
+            "test.yaml: chains[0].pods.podSelector.matchLabels: not a map");
+  EXPECT_EQ(errorOf(chainWith("{podSelector: {matchExpressions: [{key: a}]}}")),
+            "test.yaml: chains[0].pods.podSelector.matchExpressions[0].operator: required");
 }
 
 } // namespace
