@@ -150,6 +150,12 @@ TEST_F(LogTo, ConcurrentLinesStayWhole) {
   EXPECT_EQ(lines, 2000u);
 }
 
+TEST(Quote, EscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(quote("plain"), "\"plain\"");
+  EXPECT_EQ(quote(std::string("a\"b\\c\n\x7f\0d", 9)), "\"a\\\"b\\\\c\\x0a\\x7f\\x00d\"");
+  EXPECT_EQ(quote("\xc3\xbc"), "\"\xc3\xbc\""); // other bytes as they are
+}
+
 TEST(Utf8, WellFormedSequencesOnly) {
   EXPECT_EQ(utf8SequenceLength("a", 0), 1u);
   EXPECT_EQ(utf8SequenceLength("\xc3\xbc", 0), 2u);
