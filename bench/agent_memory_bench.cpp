@@ -62,11 +62,9 @@ struct Options {
   std::vector<std::string> agentArgs; // passed on, e.g. --resync-seconds 5
 };
 
-const bench::CommandLine kCommandLine{"bpfchain-bench-agent-memory",
-                                      "[--runs R] [--chains C] [--interfaces I]\n"
-                                      "         [--scrape-s S] [--scrape-ms MS] "
-                                      "[--shapes idle,mixed,max]\n"
-                                      "         [--agent-arg ARG]..."};
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-agent-memory",
+    "A standalone agent's resident memory with --chains chains on --interfaces interfaces (root)."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;

@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
   int pods = 200;
   std::string hook = "xdp";
   bool churn = false;
-  const bench::CommandLine commandLine{"bpfchain-bench-cni-add",
-                                       "[--pods N] [--hook xdp|tc-ingress] [--churn]"};
+  const bench::CommandLine commandLine{
+      "bpfchain-bench-cni-add",
+      "Pod ADD latency: bridge alone against bridge + bpfchain-cni with a real agent (root)."};
   commandLine.parse(argc, argv, [&](CLI::App& app) {
     app.add_option("--pods", pods, "pods to add")->capture_default_str();
     app.add_option("--hook", hook, "the chain's hook")

@@ -69,9 +69,7 @@ struct Options {
 
 const bench::CommandLine kCommandLine{
     "bpfchain-bench-k8s-informer",
-    "--kubeconfig PATH [--objects N] [--changes M]\n"
-    "         [--runs R] [--page-size P] [--writers W] [--first-list-from-cache]"
-    " [--delete]"};
+    "The informer at scale against the control plane of --kubeconfig."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;

@@ -133,20 +133,20 @@ RunResult runOnce(const bench::CommandLine& cl, const Options& o, bool fresh, in
 
 int main(int argc, char** argv) {
   bench::CommandLine cl("bpfchain-bench-upgrades",
-                        "[--upgrades N] [--runs N] [--rate PPS] [--burst N]");
+                        "Upgrades of a rate limiter under a BPF_PROG_TEST_RUN flood (root).");
   Options o;
   cl.parse(argc, argv, [&](CLI::App& app) {
     app.add_option("--upgrades", o.upgrades, "upgrades per run")
-        ->check(CLI::PositiveNumber)
+        ->check(cli::integerIn(1, 1000000))
         ->capture_default_str();
     app.add_option("--runs", o.runs, "runs per mode")
-        ->check(CLI::PositiveNumber)
+        ->check(cli::integerIn(1, 1000000))
         ->capture_default_str();
     app.add_option("--rate", o.rate, "the limiter's rate, packets/s")
-        ->check(CLI::PositiveNumber)
+        ->check(cli::integerIn(1, 1000000000))
         ->capture_default_str();
     app.add_option("--burst", o.burst, "the limiter's burst, packets")
-        ->check(CLI::PositiveNumber)
+        ->check(cli::integerIn(1, 1000000000))
         ->capture_default_str();
   });
 
