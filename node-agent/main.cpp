@@ -123,6 +123,32 @@ CLI::Validator oneOf(const std::vector<std::string>& values) {
       "");
 }
 
+// What the flags of a run (not `status`) cannot be together, as a usage error; nullopt when
+// they fit.
+std::optional<std::string> checkFlags(const Flags& f) {
+  if (f.config.empty() == f.nodeName.empty())
+    return "give exactly one of --config FILE and --node-name NAME";
+  if (!f.kubeconfig.empty() && f.nodeName.empty())
+    return "--kubeconfig needs --node-name";
+  if (!f.revisionNamespace.empty() && f.nodeName.empty())
+    return "--revision-namespace needs --node-name";
+  if (f.resyncSeconds < 1)
+    return "--resync-seconds: must be at least 1";
+  if (f.heartbeatSeconds < 1)
+    return "--heartbeat-seconds: must be at least 1";
+  if (f.cniConfDir.empty() &&
+      (!f.cniFailurePolicy.empty() || !f.cniOwner.empty() || f.cniUninstallOnExit))
+    return "--cni-failure-policy, --cni-owner and --cni-uninstall-on-exit need "
+           "--cni-conf-dir";
+  if (!f.cniFailurePolicy.empty() && f.cniFailurePolicy != "fail" && f.cniFailurePolicy != "ignore")
+    return "--cni-failure-policy: want fail or ignore, not " + f.cniFailurePolicy;
+  if (!f.cniOwner.empty() && f.nodeName.empty())
+    return "--cni-owner needs --node-name (cluster mode)";
+  if (!f.cniOwner.empty() && !splitOwner(f.cniOwner))
+    return "--cni-owner: want NAMESPACE/NAME (the agent's DaemonSet), not " + f.cniOwner;
+  return std::nullopt;
+}
+
 // The command line (DESIGN.md section 10): nullopt to run (`status` says whether the status
 // command was asked for), else the exit status.
 std::optional<int> parseFlags(int argc, char** argv, Flags& f, StatusFlags& status,
@@ -195,27 +221,8 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f, StatusFlags& stat
   statusCommand = statusApp->parsed();
   if (statusCommand)
     return std::nullopt;
-  if (f.config.empty() == f.nodeName.empty())
-    return cl.usageError("give exactly one of --config FILE and --node-name NAME");
-  if (!f.kubeconfig.empty() && f.nodeName.empty())
-    return cl.usageError("--kubeconfig needs --node-name");
-  if (!f.revisionNamespace.empty() && f.nodeName.empty())
-    return cl.usageError("--revision-namespace needs --node-name");
-  if (f.resyncSeconds < 1)
-    return cl.usageError("--resync-seconds: must be at least 1");
-  if (f.heartbeatSeconds < 1)
-    return cl.usageError("--heartbeat-seconds: must be at least 1");
-  if (f.cniConfDir.empty() &&
-      (!f.cniFailurePolicy.empty() || !f.cniOwner.empty() || f.cniUninstallOnExit))
-    return cl.usageError("--cni-failure-policy, --cni-owner and --cni-uninstall-on-exit need "
-                         "--cni-conf-dir");
-  if (!f.cniFailurePolicy.empty() && f.cniFailurePolicy != "fail" && f.cniFailurePolicy != "ignore")
-    return cl.usageError("--cni-failure-policy: want fail or ignore, not " + f.cniFailurePolicy);
-  if (!f.cniOwner.empty() && f.nodeName.empty())
-    return cl.usageError("--cni-owner needs --node-name (cluster mode)");
-  if (!f.cniOwner.empty() && !splitOwner(f.cniOwner))
-    return cl.usageError("--cni-owner: want NAMESPACE/NAME (the agent's DaemonSet), not " +
-                         f.cniOwner);
+  if (auto problem = checkFlags(f))
+    return cl.usageError(*problem);
   return std::nullopt;
 }
 
