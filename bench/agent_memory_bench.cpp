@@ -62,40 +62,24 @@ struct Options {
   std::vector<std::string> agentArgs; // passed on, e.g. --resync-seconds 5
 };
 
-const bench::CommandLine kCommandLine{"bpfchain-bench-agent-memory",
-                                      "[--runs R] [--chains C] [--interfaces I]\n"
-                                      "         [--scrape-s S] [--scrape-ms MS] "
-                                      "[--shapes idle,mixed,max]\n"
-                                      "         [--agent-arg ARG]..."};
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-agent-memory",
+    "A standalone agent's resident memory with --chains chains on --interfaces interfaces (root)."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  kCommandLine.parse(argc, argv,
-                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
-                       if (arg == "--runs")
-                         o.runs = std::stoi(value());
-                       else if (arg == "--chains")
-                         o.chains = std::stoi(value());
-                       else if (arg == "--interfaces")
-                         o.interfaces = std::stoi(value());
-                       else if (arg == "--scrape-s")
-                         o.scrapeS = std::stoi(value());
-                       else if (arg == "--scrape-ms")
-                         o.scrapeMs = std::stoi(value());
-                       else if (arg == "--agent-arg")
-                         o.agentArgs.push_back(value());
-                       else if (arg == "--shapes") {
-                         o.shapes.clear();
-                         std::stringstream list(value());
-                         for (std::string s; std::getline(list, s, ',');) {
-                           if (s != "idle" && s != "mixed" && s != "max")
-                             kCommandLine.usage();
-                           o.shapes.push_back(s);
-                         }
-                       } else
-                         return false;
-                       return true;
-                     });
+  kCommandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--runs", o.runs, "runs per shape")->capture_default_str();
+    app.add_option("--chains", o.chains, "chains in the max shape")->capture_default_str();
+    app.add_option("--interfaces", o.interfaces, "interfaces (1..100)")->capture_default_str();
+    app.add_option("--scrape-s", o.scrapeS, "seconds of /metrics scrapes")->capture_default_str();
+    app.add_option("--scrape-ms", o.scrapeMs, "ms between scrapes")->capture_default_str();
+    app.add_option("--shapes", o.shapes, "comma-separated")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"idle", "mixed", "max"}));
+    app.add_option("--agent-arg", o.agentArgs, "passed on to the agent, repeatable")
+        ->type_name("ARG");
+  });
   if (o.runs < 1 || o.chains < 1 || o.interfaces < 1 || o.interfaces > 100 || o.scrapeS < 0 ||
       o.scrapeMs < 0 || o.shapes.empty())
     kCommandLine.usage();

@@ -103,33 +103,17 @@ const bench::CommandLine kCommandLine{"bpfchain-bench-agent-rollout",
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  kCommandLine.parse(argc, argv,
-                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
-                       if (arg == "--nodes") {
-                         o.nodes.clear();
-                         std::stringstream list(value());
-                         for (std::string n; std::getline(list, n, ',');)
-                           o.nodes.push_back(std::stoi(n));
-                       } else if (arg == "--runs")
-                         o.runs = std::stoi(value());
-                       else if (arg == "--pause-ms")
-                         o.pauseMs = std::stoi(value());
-                       else if (arg == "--timeout-s")
-                         o.timeoutS = std::stoi(value());
-                       else if (arg == "--quiet-wait-s")
-                         o.quietWaitS = std::stoi(value());
-                       else if (arg == "--quiet-cores")
-                         o.quietCores = std::stod(value());
-                       else if (arg == "--log-dir")
-                         o.logDir = value();
-                       else if (arg == "--operator")
-                         o.operatorPath = value();
-                       else if (arg == "--operator-arg")
-                         o.operatorArgs.push_back(value());
-                       else
-                         return false;
-                       return true;
-                     });
+  kCommandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--nodes", o.nodes)->delimiter(',');
+    app.add_option("--runs", o.runs)->capture_default_str();
+    app.add_option("--pause-ms", o.pauseMs)->capture_default_str();
+    app.add_option("--timeout-s", o.timeoutS)->capture_default_str();
+    app.add_option("--quiet-wait-s", o.quietWaitS)->capture_default_str();
+    app.add_option("--quiet-cores", o.quietCores)->capture_default_str();
+    app.add_option("--log-dir", o.logDir);
+    app.add_option("--operator", o.operatorPath);
+    app.add_option("--operator-arg", o.operatorArgs);
+  });
   if (o.operatorPath.empty()) {
     o.operatorPath = std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator";
     o.operatorArgs.insert(o.operatorArgs.begin(), {"--metrics-address", "127.0.0.1:0"});

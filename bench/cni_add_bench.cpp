@@ -56,20 +56,16 @@ int main(int argc, char** argv) {
   int pods = 200;
   std::string hook = "xdp";
   bool churn = false;
-  const bench::CommandLine commandLine{"bpfchain-bench-cni-add",
-                                       "[--pods N] [--hook xdp|tc-ingress] [--churn]"};
-  commandLine.parse(argc, argv,
-                    [&](const std::string& arg, const bench::CommandLine::Value& value) {
-                      if (arg == "--churn")
-                        churn = true;
-                      else if (arg == "--pods")
-                        pods = std::atoi(value().c_str());
-                      else if (arg == "--hook")
-                        hook = value();
-                      else
-                        return false;
-                      return true;
-                    });
+  const bench::CommandLine commandLine{
+      "bpfchain-bench-cni-add",
+      "Pod ADD latency: bridge alone against bridge + bpfchain-cni with a real agent (root)."};
+  commandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--pods", pods, "pods to add")->capture_default_str();
+    app.add_option("--hook", hook, "the chain's hook")
+        ->check(CLI::IsMember({"xdp", "tc-ingress"}))
+        ->capture_default_str();
+    app.add_flag("--churn", churn, "also delete and re-add pods while measuring");
+  });
   bool xdp = hook == "xdp";
   auto tools = checkCommand({std::string(BPFCHAIN_SOURCE_DIR) + "/tools/envtest/build.sh"});
   if (!tools)

@@ -1,5 +1,6 @@
-// The command line the benchmarks share: "--flag VALUE" and "--switch" arguments, a usage text,
-// and their exits: 1 when a run fails (die), 2 when the command line is wrong (usage).
+// The command line the benchmarks share, on the binaries' one (system/command_line.h, CLI11):
+// --help, --version, --flag=value and --flag value; and their exits: 1 when a run fails (die),
+// 2 when the command line is wrong (a usage error naming the flag, or usage()).
 #pragma once
 #include <cstdio>
 #include <cstdlib>
@@ -7,44 +8,40 @@
 #include <string>
 #include <utility>
 
+#include "system/command_line.h"
+
 namespace bpfchain::bench {
 
 class CommandLine {
 public:
-  // The next argument, as the current flag's value; usage() when there is none.
-  using Value = std::function<std::string()>;
-
-  CommandLine(std::string program, std::string usage)
-      : program_(std::move(program)), usage_(std::move(usage)) {}
+  // `synopsis`: the help's lines after "usage: <program> [OPTIONS]".
+  CommandLine(std::string program, std::string synopsis)
+      : program_(std::move(program)), synopsis_(std::move(synopsis)) {}
 
   [[noreturn]] void die(const std::string& message) const {
     std::fprintf(stderr, "%s: %s\n", program_.c_str(), message.c_str());
     std::exit(1);
   }
 
-  [[noreturn]] void usage() const {
-    std::fprintf(stderr, "usage: %s %s\n", program_.c_str(), usage_.c_str());
-    std::exit(2);
+  // A usage error found after parse() (values that do not fit together).
+  [[noreturn]] void usage(const std::string& why = "flags out of range") const {
+    std::fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", program_.c_str(), why.c_str(),
+                 program_.c_str());
+    std::exit(cli::kExitUsage);
   }
 
-  // Calls `flag(argument, value)` for each argument in turn; an argument it does not know
-  // (it returns false) is a usage error.
-  void parse(int argc, char** argv,
-             const std::function<bool(const std::string&, const Value&)>& flag) const {
-    for (int i = 1; i < argc; ++i) {
-      Value value = [&]() -> std::string {
-        if (i + 1 >= argc)
-          usage();
-        return argv[++i];
-      };
-      if (!flag(argv[i], value))
-        usage();
-    }
+  // `flags` declares the flags on the CLI11 app; then the arguments are parsed into them. Exits
+  // 0 after --help or --version, 2 on a usage error.
+  void parse(int argc, char** argv, const std::function<void(CLI::App&)>& flags) const {
+    cli::CommandLine commandLine(program_, synopsis_);
+    flags(commandLine.app());
+    if (auto exit = commandLine.parse(argc, argv))
+      std::exit(*exit);
   }
 
 private:
   std::string program_;
-  std::string usage_;
+  std::string synopsis_;
 };
 
 } // namespace bpfchain::bench

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "command_line.h"
 #include "dataplane/chain.h"
 #include "monolithic.skel.h"
 
@@ -118,16 +119,19 @@ double perHop(const std::vector<Sample>& s, int n) {
 
 int main(int argc, char** argv) {
   Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    int value = std::atoi(argv[i + 1]);
-    if (flag == "--max-hops")
-      options.maxHops = std::clamp(value, 1, 30);
-    else if (flag == "--runs")
-      options.runs = std::max(value, 3);
-    else if (flag == "--repeat")
-      options.repeat = std::max(value, 1000);
-  }
+  bench::CommandLine("bpfchain-bench-dataplane",
+                     "Chain overhead per hop: bpfchain, l3af, monolithic and empty chains.")
+      .parse(argc, argv, [&](CLI::App& app) {
+        app.add_option("--max-hops", options.maxHops, "chains of 0..N hops (1..30)")
+            ->capture_default_str();
+        app.add_option("--runs", options.runs, "samples per point (at least 3)")
+            ->capture_default_str();
+        app.add_option("--repeat", options.repeat, "packets per sample (at least 1000)")
+            ->capture_default_str();
+      });
+  options.maxHops = std::clamp(options.maxHops, 1, 30);
+  options.runs = std::max(options.runs, 3);
+  options.repeat = std::max(options.repeat, 1000u);
 
   // A private bpffs: the benchmark's pins never meet anyone else's.
   char dirTemplate[] = "/tmp/bpfchain-bench.XXXXXX";

@@ -69,36 +69,26 @@ struct Options {
 
 const bench::CommandLine kCommandLine{
     "bpfchain-bench-k8s-informer",
-    "--kubeconfig PATH [--objects N] [--changes M]\n"
-    "         [--runs R] [--page-size P] [--writers W] [--first-list-from-cache]"
-    " [--delete]"};
+    "The informer at scale against the control plane of --kubeconfig."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
-  kCommandLine.parse(argc, argv,
-                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
-                       if (arg == "--kubeconfig")
-                         o.kubeconfig = value();
-                       else if (arg == "--objects")
-                         o.objects = std::stoi(value());
-                       else if (arg == "--changes")
-                         o.changes = std::stoi(value());
-                       else if (arg == "--runs")
-                         o.runs = std::stoi(value());
-                       else if (arg == "--page-size")
-                         o.pageSize = std::stoll(value());
-                       else if (arg == "--writers")
-                         o.writers = std::stoi(value());
-                       else if (arg == "--first-list-from-cache")
-                         o.firstListFromCache = true;
-                       else if (arg == "--delete")
-                         o.deleteAtEnd = true;
-                       else if (arg == "--measure-once")
-                         o.measureOnce = true;
-                       else
-                         return false;
-                       return true;
-                     });
+  kCommandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--kubeconfig", o.kubeconfig, "the control plane")
+        ->type_name("PATH")
+        ->required();
+    app.add_option("--objects", o.objects, "objects to create")->capture_default_str();
+    app.add_option("--changes", o.changes, "objects to patch (at most --objects)")
+        ->capture_default_str();
+    app.add_option("--runs", o.runs, "runs, each in a process of its own")->capture_default_str();
+    app.add_option("--page-size", o.pageSize, "the list's page size")->capture_default_str();
+    app.add_option("--writers", o.writers, "concurrent writers")->capture_default_str();
+    app.add_flag("--first-list-from-cache", o.firstListFromCache,
+                 "the first list served from the watch cache");
+    app.add_flag("--delete", o.deleteAtEnd, "delete the objects at the end");
+    app.add_flag("--measure-once", o.measureOnce, "internal: one run, in this process")
+        ->group(""); // hidden
+  });
   if (o.kubeconfig.empty() || o.objects < 1 || o.changes < 0 || o.changes > o.objects ||
       o.runs < 1 || o.writers < 1)
     kCommandLine.usage();

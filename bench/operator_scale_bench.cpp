@@ -90,28 +90,16 @@ std::string selfDir() {
 Options parseOptions(int argc, char** argv) {
   Options o;
   o.operatorPath = selfDir() + "/bpfchain-operator";
-  kCommandLine.parse(argc, argv,
-                     [&](const std::string& arg, const bench::CommandLine::Value& value) {
-                       if (arg == "--nodes")
-                         o.nodes = std::stoi(value());
-                       else if (arg == "--chains")
-                         o.chains = std::stoi(value());
-                       else if (arg == "--runs")
-                         o.runs = std::stoi(value());
-                       else if (arg == "--agent-threads")
-                         o.agentThreads = std::stoi(value());
-                       else if (arg == "--kubeconfig")
-                         o.kubeconfig = value();
-                       else if (arg == "--operator")
-                         o.operatorPath = value();
-                       else if (arg == "--operator-log")
-                         o.operatorLog = value();
-                       else if (arg == "--operator-arg")
-                         o.operatorArgs.push_back(value());
-                       else
-                         return false;
-                       return true;
-                     });
+  kCommandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--nodes", o.nodes)->capture_default_str();
+    app.add_option("--chains", o.chains)->capture_default_str();
+    app.add_option("--runs", o.runs)->capture_default_str();
+    app.add_option("--agent-threads", o.agentThreads)->capture_default_str();
+    app.add_option("--kubeconfig", o.kubeconfig);
+    app.add_option("--operator", o.operatorPath)->capture_default_str();
+    app.add_option("--operator-log", o.operatorLog);
+    app.add_option("--operator-arg", o.operatorArgs);
+  });
   if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1)
     kCommandLine.usage();
   return o;

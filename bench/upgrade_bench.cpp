@@ -135,30 +135,21 @@ RunResult runOnce(const bench::CommandLine& cl, const Options& o, bool fresh, in
 
 int main(int argc, char** argv) {
   bench::CommandLine cl("bpfchain-bench-upgrades",
-                        "[--upgrades N] [--runs N] [--rate PPS] [--burst N]");
+                        "Upgrades of a rate limiter under a BPF_PROG_TEST_RUN flood (root).");
   Options o;
-  cl.parse(argc, argv, [&](const std::string& flag, const bench::CommandLine::Value& value) {
-    auto number = [&] {
-      std::string v = value();
-      try {
-        long long n = std::stoll(v);
-        if (n > 0)
-          return n;
-      } catch (const std::exception&) {
-      }
-      cl.usage();
-    };
-    if (flag == "--upgrades")
-      o.upgrades = static_cast<int>(number());
-    else if (flag == "--runs")
-      o.runs = static_cast<int>(number());
-    else if (flag == "--rate")
-      o.rate = static_cast<uint64_t>(number());
-    else if (flag == "--burst")
-      o.burst = static_cast<uint64_t>(number());
-    else
-      return false;
-    return true;
+  cl.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--upgrades", o.upgrades, "upgrades per run")
+        ->check(cli::integerIn(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--runs", o.runs, "runs per mode")
+        ->check(cli::integerIn(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--rate", o.rate, "the limiter's rate, packets/s")
+        ->check(cli::integerIn(1, 1000000000))
+        ->capture_default_str();
+    app.add_option("--burst", o.burst, "the limiter's burst, packets")
+        ->check(cli::integerIn(1, 1000000000))
+        ->capture_default_str();
   });
 
   std::printf("%d runs x %d upgrades of ratelimit -> counter under a BPF_PROG_TEST_RUN flood; "

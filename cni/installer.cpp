@@ -236,73 +236,30 @@ Result<UninstallReport> uninstall(const InstallOptions& options) {
   return report;
 }
 
-int installerMain(const std::vector<std::string>& args) {
-  auto usage = [] {
-    std::fputs("usage: bpfchain-cni install --bin-dir DIR --conf-dir DIR [--socket PATH]\n"
-               "                            [--failure-policy fail|ignore] [--log-file PATH]\n"
-               "       bpfchain-cni uninstall --bin-dir DIR --conf-dir DIR\n",
-               stderr);
-    return 2;
-  };
-  if (args.empty())
-    return usage();
-  const std::string& command = args[0];
-  InstallOptions options;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    if (auto eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      std::fprintf(stderr, "bpfchain-cni %s: %s needs a value\n", command.c_str(), flag.c_str());
-      return usage();
-    }
-    if (flag == "--bin-dir")
-      options.binDir = value;
-    else if (flag == "--conf-dir")
-      options.confDir = value;
-    else if (flag == "--socket" && command == "install")
-      options.socketPath = value;
-    else if (flag == "--failure-policy" && command == "install")
-      options.failurePolicy = value;
-    else if (flag == "--log-file" && command == "install")
-      options.logFile = value;
-    else {
-      std::fprintf(stderr, "bpfchain-cni %s: unknown flag %s\n", command.c_str(), flag.c_str());
-      return usage();
-    }
+int installCommand(const InstallOptions& options) {
+  auto report = install(options);
+  if (!report) {
+    std::fprintf(stderr, "bpfchain-cni install: %s\n", report.error().message().c_str());
+    return 1;
   }
-  if (options.binDir.empty() || options.confDir.empty())
-    return usage();
+  std::printf("%s %s/%s\n", report->binaryChanged ? "installed" : "unchanged",
+              options.binDir.c_str(), std::string(kBinaryName).c_str());
+  std::printf("%s %s\n", report->confChanged ? "configured" : "unchanged",
+              report->confFile.c_str());
+  return 0;
+}
 
-  if (command == "install") {
-    auto report = install(options);
-    if (!report) {
-      std::fprintf(stderr, "bpfchain-cni install: %s\n", report.error().message().c_str());
-      return 1;
-    }
-    std::printf("%s %s/%s\n", report->binaryChanged ? "installed" : "unchanged",
-                options.binDir.c_str(), std::string(kBinaryName).c_str());
-    std::printf("%s %s\n", report->confChanged ? "configured" : "unchanged",
-                report->confFile.c_str());
-    return 0;
+int uninstallCommand(const InstallOptions& options) {
+  auto report = uninstall(options);
+  if (!report) {
+    std::fprintf(stderr, "bpfchain-cni uninstall: %s\n", report.error().message().c_str());
+    return 1;
   }
-  if (command == "uninstall") {
-    auto report = uninstall(options);
-    if (!report) {
-      std::fprintf(stderr, "bpfchain-cni uninstall: %s\n", report.error().message().c_str());
-      return 1;
-    }
-    for (const auto& file : report->confFiles)
-      std::printf("removed from %s\n", file.c_str());
-    if (report->binaryRemoved)
-      std::printf("removed %s/%s\n", options.binDir.c_str(), std::string(kBinaryName).c_str());
-    return 0;
-  }
-  return usage();
+  for (const auto& file : report->confFiles)
+    std::printf("removed from %s\n", file.c_str());
+  if (report->binaryRemoved)
+    std::printf("removed %s/%s\n", options.binDir.c_str(), std::string(kBinaryName).c_str());
+  return 0;
 }
 
 } // namespace bpfchain::cni

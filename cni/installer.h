@@ -43,7 +43,9 @@ struct UninstallReport {
 // Removes every bpfchain-cni entry from confDir's configurations, then the binary from binDir.
 Result<UninstallReport> uninstall(const InstallOptions& options);
 
-// The command line: argv[0] is "install" or "uninstall". Returns the exit code.
-int installerMain(const std::vector<std::string>& args);
+// `bpfchain-cni install|uninstall`: does it, prints what changed on stdout or the error on
+// stderr; returns the exit status (0, or 1 on failure).
+int installCommand(const InstallOptions& options);
+int uninstallCommand(const InstallOptions& options);
 
 } // namespace bpfchain::cni

@@ -6,11 +6,10 @@
 #include <cstdlib>
 #include <string>
 #include <unistd.h>
-#include <vector>
 
 #include "cni/installer.h"
 #include "cni/plugin.h"
-#include "system/version.h"
+#include "system/command_line.h"
 
 namespace {
 
@@ -34,23 +33,46 @@ bool readStdin(std::string& out) {
   }
 }
 
+// `bpfchain-cni install|uninstall ...`, --help, --version: the command line of a person or the
+// agent's DaemonSet. Returns the exit status.
+int commandLine(int argc, char** argv) {
+  namespace cni = bpfchain::cni;
+  bpfchain::cli::CommandLine cl(
+      "bpfchain-cni",
+      "A CNI plugin: the container runtime runs it with CNI_COMMAND set and the network\n"
+      "configuration on stdin, and without arguments. With arguments, it installs or removes\n"
+      "itself on a node.\n");
+  CLI::App& app = cl.app();
+  app.require_subcommand(1);
+  cni::InstallOptions options;
+  CLI::App* install = app.add_subcommand(
+      "install", "copies the binary into --bin-dir and adds its entry to the configuration");
+  CLI::App* uninstall = app.add_subcommand(
+      "uninstall", "removes every bpfchain-cni entry from --conf-dir, then the binary");
+  for (CLI::App* command : {install, uninstall}) {
+    command->add_option("--bin-dir", options.binDir, "where the runtime looks for plugins")
+        ->type_name("DIR")
+        ->required();
+    command->add_option("--conf-dir", options.confDir, "the runtime's network configurations")
+        ->type_name("DIR")
+        ->required();
+  }
+  install->add_option("--socket", options.socketPath, "the agent's socket (socketPath)")
+      ->type_name("PATH");
+  install->add_option("--failure-policy", options.failurePolicy, "failurePolicy")
+      ->type_name("fail|ignore");
+  install->add_option("--log-file", options.logFile, "the plugin's per-call log (logFile)")
+      ->type_name("PATH");
+  if (auto exit = cl.parse(argc, argv))
+    return *exit;
+  return install->parsed() ? cni::installCommand(options) : cni::uninstallCommand(options);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  if (bpfchain::answerVersion(argc, argv, "bpfchain-cni"))
-    return 0;
-  if (argc > 1) {
-    std::vector<std::string> args(argv + 1, argv + argc);
-    if (args[0] == "install" || args[0] == "uninstall")
-      return bpfchain::cni::installerMain(args);
-    std::fputs("bpfchain-cni is a CNI plugin: the container runtime runs it with CNI_COMMAND set "
-               "and the network configuration on stdin.\n"
-               "usage: bpfchain-cni install --bin-dir DIR --conf-dir DIR [--socket PATH]\n"
-               "                            [--failure-policy fail|ignore] [--log-file PATH]\n"
-               "       bpfchain-cni uninstall --bin-dir DIR --conf-dir DIR\n",
-               stderr);
-    return args[0] == "--help" || args[0] == "-h" ? 0 : 2;
-  }
+  if (argc > 1)
+    return commandLine(argc, argv);
 
   bpfchain::cni::Invocation invocation;
   for (const char* key :

@@ -12,7 +12,7 @@
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "kubectl-plugin/status_view.h"
-#include "system/version.h"
+#include "system/command_line.h"
 
 namespace {
 
@@ -24,9 +24,8 @@ namespace plugin = bpfchain::plugin;
 const k8s::Resource& kChains = api::kBpfChains;
 const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 
-constexpr const char* kUsage =
-    "usage: kubectl bpfchain status [CHAIN] [-o wide] [--kubeconfig FILE]\n"
-    "       kubectl bpfchain nodes [-o wide] [--kubeconfig FILE]\n";
+constexpr const char* kSynopsis = "kubectl bpfchain status [CHAIN] [-o wide] [--kubeconfig FILE]\n"
+                                  "kubectl bpfchain nodes [-o wide] [--kubeconfig FILE]\n";
 
 int64_t int64At(const Json& obj, const char* a, const char* b) {
   if (!obj.has_field(a) || !obj.at(a).has_field(b) || !obj.at(a).at(b).is_number())
@@ -69,42 +68,28 @@ plugin::NodeView nodeView(const Json& n) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (bpfchain::answerVersion(argc, argv, "kubectl-bpfchain"))
-    return 0;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  std::string kubeconfig, command, chain;
-  bool wide = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if ((a == "-o" || a == "--output") && i + 1 < args.size()) {
-      std::string format = args[++i];
-      if (format != "wide") {
-        std::cerr << "kubectl-bpfchain: -o " << format << ": only -o wide is supported\n";
-        return 2;
-      }
-      wide = true;
-    } else if (a == "-owide" || a == "-o=wide" || a == "--output=wide") {
-      wide = true;
-    } else if (a == "--kubeconfig" && i + 1 < args.size()) {
-      kubeconfig = args[++i];
-    } else if (a.rfind("--kubeconfig=", 0) == 0) {
-      kubeconfig = a.substr(13);
-    } else if (a == "-h" || a == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (command.empty()) {
-      command = a;
-    } else if (command == "status" && chain.empty() && a[0] != '-') {
-      chain = a;
-    } else {
-      std::cerr << "kubectl-bpfchain: unexpected argument \"" << a << "\"\n" << kUsage;
-      return 2;
-    }
-  }
-  if (command != "status" && command != "nodes") {
-    std::cerr << kUsage;
-    return 2;
-  }
+  bpfchain::cli::CommandLine cl("kubectl-bpfchain", kSynopsis);
+  CLI::App& app = cl.app();
+  app.require_subcommand(1);
+  app.fallthrough(); // -o and --kubeconfig after the command too
+  std::string kubeconfig, output, chain;
+  app.add_option("--kubeconfig", kubeconfig,
+                 "the API server (default: $KUBECONFIG, ~/.kube/config, else in-cluster)")
+      ->type_name("FILE");
+  app.add_option("-o,--output", output, "wide: more columns")
+      ->type_name("wide")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v == "wide" ? std::string() : "only -o wide is supported"; },
+          ""));
+  CLI::App* status = app.add_subcommand(
+      "status", "per chain: generation, READY, status, and its nodes grouped by generation, "
+                "phase and reason");
+  status->add_option("CHAIN", chain, "one chain (default: every chain)");
+  app.add_subcommand("nodes", "per node: agent version, chains ready and failed");
+  if (auto exit = cl.parse(argc, argv))
+    return *exit;
+  bool wide = output == "wide";
+  std::string command = status->parsed() ? "status" : "nodes";
   auto config = k8s::defaultConfig(kubeconfig);
   if (!config) {
     std::cerr << "kubectl-bpfchain: " << config.error().message() << "\n";

@@ -1,6 +1,5 @@
 #include "node-agent/link_monitor.h"
 
-#include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -11,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "system/netlink.h"
 
 namespace bpfchain::agent {
 
@@ -33,21 +34,8 @@ std::map<int, LinkState> currentLinks() {
 }
 
 LinkState parseLink(const nlmsghdr* h) {
-  LinkState state;
-  const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
-  int len = static_cast<int>(h->nlmsg_len) - static_cast<int>(NLMSG_LENGTH(sizeof(*info)));
-  for (const auto* a = IFLA_RTA(info); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-    if (a->rta_type == IFLA_IFNAME) {
-      state.name = std::string(static_cast<const char*>(RTA_DATA(a)));
-    } else if (a->rta_type == IFLA_XDP) {
-      int nestedLen = static_cast<int>(RTA_PAYLOAD(a));
-      for (const auto* x = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(x, nestedLen);
-           x = RTA_NEXT(x, nestedLen))
-        if (x->rta_type == IFLA_XDP_PROG_ID && RTA_PAYLOAD(x) >= sizeof(uint32_t))
-          state.xdpProgId = *static_cast<const uint32_t*>(RTA_DATA(x));
-    }
-  }
-  return state;
+  netlink::Link link = netlink::parseLink(h).value_or(netlink::Link{});
+  return {std::move(link.name), link.xdpProgId};
 }
 
 } // namespace
@@ -64,14 +52,10 @@ Interfaces listInterfaces() {
 
 Result<std::unique_ptr<LinkMonitor>>
 LinkMonitor::start(std::function<void(Interfaces links)> changed) {
-  FD sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
-  if (!sock)
-    return systemError(errno, "open an rtnetlink socket");
-  sockaddr_nl addr{};
-  addr.nl_family = AF_NETLINK;
-  addr.nl_groups = RTMGRP_LINK;
-  if (bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    return systemError(errno, "subscribe to link changes");
+  auto subscribed = netlink::subscribeRouteEvents(RTMGRP_LINK);
+  if (!subscribed)
+    return std::move(subscribed).error().context("subscribe to link changes");
+  FD sock = std::move(*subscribed);
   FD stop(eventfd(0, EFD_CLOEXEC));
   if (!stop)
     return systemError(errno, "eventfd");

@@ -28,6 +28,7 @@
 // --log-level and --log-format: the one logger's (system/log.h), as in every binary.
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -56,6 +57,7 @@
 #include "node-agent/standalone_source.h"
 #include "node-agent/status_view.h"
 #include "packages/package_cache.h"
+#include "system/command_line.h"
 #include "system/log.h"
 #include "system/version.h"
 
@@ -94,118 +96,134 @@ struct Flags {
   bool cniUninstallOnExit = false;
 };
 
-const char* kUsage =
-    "usage: bpfchain-agent (--config FILE | --node-name NAME [--kubeconfig FILE]\n"
-    "                       [--revision-namespace NS])\n"
-    "         [--metrics-address HOST:PORT] [--socket PATH] [--state-dir DIR] [--bpffs DIR]\n"
-    "         [--trusted-key FILE]... [--require-signatures] [--detach-on-exit]\n"
-    "         [--resync-seconds N] [--heartbeat-seconds N] [--tc-priority N] [--netns PATH]\n"
-    "         [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-plugin PATH]\n"
-    "          [--cni-failure-policy fail|ignore]\n"
-    "          [--cni-uninstall-on-exit | --cni-owner NAMESPACE/DAEMONSET]]\n"
-    "       bpfchain-agent status [--socket PATH] [-o text|json]\n"
-    "--revision-namespace: where the operator's chain revisions are (default: $POD_NAMESPACE,\n"
-    "else bpfchain-system)\n";
+constexpr const char* kSynopsis =
+    "Runs a node's chains. One of:\n"
+    "  --config FILE                  standalone: FILE is a BpfNodeConfig spec (YAML)\n"
+    "  --node-name NAME [--kubeconfig FILE] [--revision-namespace NS]\n"
+    "                                 cluster mode: the BpfNodeConfig called NAME\n"
+    "  status [--socket PATH] [-o text|json]\n"
+    "                                 what the running agent runs on each interface hook\n";
 
-Result<Flags> parseFlags(int argc, char** argv) {
-  Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    // --flag=value, as Kubernetes manifests usually write it, is --flag value.
-    std::optional<std::string> inlineValue;
-    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      inlineValue = arg.substr(eq + 1);
-      arg.resize(eq);
-    }
-    if (arg == "--require-signatures") {
-      f.requireSignatures = true;
-      continue;
-    }
-    if (arg == "--detach-on-exit") {
-      f.detachOnExit = true;
-      continue;
-    }
-    if (arg == "--cni-uninstall-on-exit") {
-      f.cniUninstallOnExit = true;
-      continue;
-    }
-    if (arg == "--help" || arg == "-h")
-      return invalidError("help");
-    if (!inlineValue && i + 1 >= argc)
-      return invalidError(arg + ": needs a value");
-    std::string v = inlineValue ? *inlineValue : argv[++i];
-    auto number = [&](int& out) -> Result<void> {
-      char* end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end || n < 0 || n > 1000000)
-        return invalidError(arg + ": not a number: " += v);
-      out = static_cast<int>(n);
-      return {};
-    };
-    if (arg == "--config")
-      f.config = v;
-    else if (arg == "--node-name")
-      f.nodeName = v;
-    else if (arg == "--kubeconfig")
-      f.kubeconfig = v;
-    else if (arg == "--revision-namespace")
-      f.revisionNamespace = v;
-    else if (arg == "--metrics-address")
-      f.metricsAddress = v;
-    else if (arg == "--socket")
-      f.socket = v;
-    else if (arg == "--state-dir")
-      f.stateDir = v;
-    else if (arg == "--bpffs")
-      f.bpffs = v;
-    else if (arg == "--netns")
-      f.netns = v;
-    else if (arg == "--cni-conf-dir")
-      f.cniConfDir = v;
-    else if (arg == "--cni-bin-dir")
-      f.cniBinDir = v;
-    else if (arg == "--cni-plugin")
-      f.cniPlugin = v;
-    else if (arg == "--cni-failure-policy")
-      f.cniFailurePolicy = v;
-    else if (arg == "--cni-owner")
-      f.cniOwner = v;
-    else if (arg == "--trusted-key")
-      f.trustedKeys.push_back(v);
-    else if (arg == "--resync-seconds") {
-      if (auto r = number(f.resyncSeconds); !r)
-        return r.error();
-    } else if (arg == "--heartbeat-seconds") {
-      if (auto r = number(f.heartbeatSeconds); !r)
-        return r.error();
-    } else if (arg == "--tc-priority") {
-      if (auto r = number(f.tcPriority); !r)
-        return r.error();
-    } else
-      return invalidError("unknown flag " + arg);
-  }
+// `bpfchain-agent status`'s flags.
+struct StatusFlags {
+  std::string socket = Flags{}.socket;
+  std::string output = "text";
+};
+
+CLI::Validator oneOf(const std::vector<std::string>& values) {
+  return CLI::Validator(
+      [values](std::string& value) -> std::string {
+        if (std::find(values.begin(), values.end(), value) != values.end())
+          return {};
+        std::string want = "want " + values.front();
+        for (size_t i = 1; i < values.size(); ++i)
+          want += (i + 1 == values.size() ? " or " : ", ") + values[i];
+        return want + ", not \"" + value + "\"";
+      },
+      "");
+}
+
+// What the flags of a run (not `status`) cannot be together, as a usage error; nullopt when
+// they fit.
+std::optional<std::string> checkFlags(const Flags& f) {
   if (f.config.empty() == f.nodeName.empty())
-    return invalidError("give exactly one of --config FILE and --node-name NAME");
+    return "give exactly one of --config FILE and --node-name NAME";
   if (!f.kubeconfig.empty() && f.nodeName.empty())
-    return invalidError("--kubeconfig needs --node-name");
+    return "--kubeconfig needs --node-name";
   if (!f.revisionNamespace.empty() && f.nodeName.empty())
-    return invalidError("--revision-namespace needs --node-name");
+    return "--revision-namespace needs --node-name";
   if (f.resyncSeconds < 1)
-    return invalidError("--resync-seconds: must be at least 1");
+    return "--resync-seconds: must be at least 1";
   if (f.heartbeatSeconds < 1)
-    return invalidError("--heartbeat-seconds: must be at least 1");
+    return "--heartbeat-seconds: must be at least 1";
   if (f.cniConfDir.empty() &&
       (!f.cniFailurePolicy.empty() || !f.cniOwner.empty() || f.cniUninstallOnExit))
-    return invalidError("--cni-failure-policy, --cni-owner and --cni-uninstall-on-exit need "
-                        "--cni-conf-dir");
+    return "--cni-failure-policy, --cni-owner and --cni-uninstall-on-exit need "
+           "--cni-conf-dir";
   if (!f.cniFailurePolicy.empty() && f.cniFailurePolicy != "fail" && f.cniFailurePolicy != "ignore")
-    return invalidError("--cni-failure-policy: want fail or ignore, not " + f.cniFailurePolicy);
+    return "--cni-failure-policy: want fail or ignore, not " + f.cniFailurePolicy;
   if (!f.cniOwner.empty() && f.nodeName.empty())
-    return invalidError("--cni-owner needs --node-name (cluster mode)");
+    return "--cni-owner needs --node-name (cluster mode)";
   if (!f.cniOwner.empty() && !splitOwner(f.cniOwner))
-    return invalidError("--cni-owner: want NAMESPACE/NAME (the agent's DaemonSet), not " +
-                        f.cniOwner);
-  return f;
+    return "--cni-owner: want NAMESPACE/NAME (the agent's DaemonSet), not " + f.cniOwner;
+  return std::nullopt;
+}
+
+// The command line (DESIGN.md section 10): nullopt to run (`status` says whether the status
+// command was asked for), else the exit status.
+std::optional<int> parseFlags(int argc, char** argv, Flags& f, StatusFlags& status,
+                              bool& statusCommand) {
+  cli::CommandLine cl("bpfchain-agent", kSynopsis);
+  CLI::App& app = cl.app();
+  CLI::App* statusApp = app.add_subcommand(
+      "status", "asks the running agent over its socket what runs on each interface hook");
+  statusApp->add_option("--socket", status.socket, "the agent's socket")
+      ->type_name("PATH")
+      ->capture_default_str();
+  statusApp->add_option("-o,--output", status.output, "text or json")
+      ->type_name("FORMAT")
+      ->check(oneOf({"text", "json"}));
+
+  auto seconds = [](CLI::Option* option) {
+    return option->type_name("N")->check(cli::integerIn(0, 1000000))->capture_default_str();
+  };
+  app.add_option("--config", f.config, "standalone: a BpfNodeConfig spec (YAML)")
+      ->type_name("FILE");
+  app.add_option("--node-name", f.nodeName, "cluster mode: the BpfNodeConfig called NAME")
+      ->type_name("NAME");
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "cluster mode: the API server (default: $KUBECONFIG, else in-cluster)")
+      ->type_name("FILE");
+  app.add_option("--revision-namespace", f.revisionNamespace,
+                 "cluster mode: where the operator's chain revisions are (default: "
+                 "$POD_NAMESPACE, else bpfchain-system)")
+      ->type_name("NS");
+  app.add_option("--metrics-address", f.metricsAddress, "/metrics, /healthz and /readyz")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--socket", f.socket, "the socket for bpfchain-cni and `status`")
+      ->type_name("PATH")
+      ->capture_default_str();
+  app.add_option("--state-dir", f.stateDir, "state files and the package cache")
+      ->type_name("DIR")
+      ->capture_default_str();
+  app.add_option("--bpffs", f.bpffs, "where pins go (mounted when no bpffs is)")
+      ->type_name("DIR")
+      ->capture_default_str();
+  app.add_option("--trusted-key", f.trustedKeys, "a package signing key (repeatable)")
+      ->type_name("FILE");
+  app.add_flag("--require-signatures", f.requireSignatures, "refuse unsigned packages");
+  app.add_flag("--detach-on-exit", f.detachOnExit, "detach and unpin everything on exit");
+  seconds(app.add_option("--resync-seconds", f.resyncSeconds, "the longest gap between passes"));
+  seconds(app.add_option("--heartbeat-seconds", f.heartbeatSeconds,
+                         "cluster mode: how often status.agent.heartbeatTime is refreshed"));
+  seconds(app.add_option("--tc-priority", f.tcPriority,
+                         "cls_bpf filter priority where TCX is missing"));
+  app.add_option("--netns", f.netns, "manage that network namespace's interfaces")
+      ->type_name("PATH");
+  app.add_option("--cni-conf-dir", f.cniConfDir,
+                 "keep bpfchain-cni's entry in that CNI configuration while running")
+      ->type_name("DIR");
+  app.add_option("--cni-bin-dir", f.cniBinDir, "where the plugin binary goes")
+      ->type_name("DIR")
+      ->capture_default_str();
+  app.add_option("--cni-plugin", f.cniPlugin, "the plugin (default: bpfchain-cni beside this)")
+      ->type_name("PATH");
+  app.add_option("--cni-failure-policy", f.cniFailurePolicy, "written into the entry")
+      ->type_name("fail|ignore");
+  app.add_option("--cni-owner", f.cniOwner,
+                 "cluster mode: the agent's DaemonSet; its removal removes the entry")
+      ->type_name("NAMESPACE/NAME");
+  app.add_flag("--cni-uninstall-on-exit", f.cniUninstallOnExit, "remove the entry on exit");
+  cl.logFlags();
+  if (auto exit = cl.parse(argc, argv))
+    return exit;
+  statusCommand = statusApp->parsed();
+  if (statusCommand)
+    return std::nullopt;
+  if (auto problem = checkFlags(f))
+    return cl.usageError(*problem);
+  return std::nullopt;
 }
 
 int fail(const Error& e) {
@@ -213,43 +231,10 @@ int fail(const Error& e) {
   return 1;
 }
 
-constexpr const char* kStatusUsage =
-    "usage: bpfchain-agent status [--socket PATH] [-o text|json]\n";
-
-// `bpfchain-agent status`: 0 when the agent answered, 1 when it could not be asked, 2 on bad
-// flags.
-int runStatus(int argc, char** argv) {
-  std::string socket = Flags{}.socket;
-  std::string output = "text";
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::optional<std::string> value;
-    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-    } else if (arg.size() > 2 && arg.rfind("-o", 0) == 0) {
-      value = arg.substr(2);
-      arg = "-o";
-    }
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kStatusUsage;
-      return 0;
-    }
-    if (arg != "--socket" && arg != "-o" && arg != "--output") {
-      std::cerr << "bpfchain-agent status: unknown flag " << arg << "\n" << kStatusUsage;
-      return 2;
-    }
-    if (!value && i + 1 >= argc) {
-      std::cerr << "bpfchain-agent status: " << arg << ": needs a value\n" << kStatusUsage;
-      return 2;
-    }
-    std::string v = value ? *value : argv[++i];
-    (arg == "--socket" ? socket : output) = v;
-  }
-  if (output != "text" && output != "json") {
-    std::cerr << "bpfchain-agent status: -o: want text or json, not " << output << "\n";
-    return 2;
-  }
+// `bpfchain-agent status`: 0 when the agent answered, 1 when it could not be asked.
+int runStatus(const StatusFlags& flags) {
+  const std::string& socket = flags.socket;
+  const std::string& output = flags.output;
   v1::Request request;
   request.mutable_status();
   auto response = AgentClient::call(socket, request, std::chrono::seconds(10));
@@ -272,35 +257,27 @@ int runStatus(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (answerVersion(argc, argv, "bpfchain-agent"))
-    return 0;
-  if (argc >= 2 && std::string_view(argv[1]) == "status")
-    return runStatus(argc, argv);
-  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
-    std::cerr << "bpfchain-agent: " << logging.error().message() << "\n" << kUsage;
-    return 2;
-  }
-  auto flags = parseFlags(argc, argv);
-  if (!flags) {
-    if (flags.error().message() != "help")
-      std::cerr << "bpfchain-agent: " << flags.error().message() << "\n";
-    std::cerr << kUsage << log::kFlagsUsage;
-    return flags.error().message() == "help" ? 0 : 2;
-  }
+  Flags flags;
+  StatusFlags statusFlags;
+  bool statusCommand = false;
+  if (auto exit = parseFlags(argc, argv, flags, statusFlags, statusCommand))
+    return *exit;
+  if (statusCommand)
+    return runStatus(statusFlags);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
 
   std::error_code ec;
-  std::filesystem::create_directories(flags->stateDir, ec);
+  std::filesystem::create_directories(flags.stateDir, ec);
   if (ec)
-    return fail(Error(ec.value(), "create --state-dir " + flags->stateDir + ": " + ec.message()));
+    return fail(Error(ec.value(), "create --state-dir " + flags.stateDir + ": " + ec.message()));
   const auto& features = dataplane::kernelFeatures();
 
   packages::CacheOptions cacheOptions;
-  cacheOptions.trustedKeyFiles = flags->trustedKeys;
-  cacheOptions.requireSignatures = flags->requireSignatures;
-  auto cache = packages::PackageCache::open(flags->stateDir + "/packages", cacheOptions);
+  cacheOptions.trustedKeyFiles = flags.trustedKeys;
+  cacheOptions.requireSignatures = flags.requireSignatures;
+  auto cache = packages::PackageCache::open(flags.stateDir + "/packages", cacheOptions);
   if (!cache)
     return fail(cache.error());
 
@@ -312,28 +289,28 @@ int main(int argc, char** argv) {
 
   k8s::setRequestMetrics(metrics.requestMetrics());
   std::unique_ptr<SpecSource> source;
-  if (!flags->config.empty()) {
-    auto standalone = StandaloneSource::create(flags->config, flags->stateDir + "/status.yaml");
+  if (!flags.config.empty()) {
+    auto standalone = StandaloneSource::create(flags.config, flags.stateDir + "/status.yaml");
     if (!standalone)
       return fail(standalone.error());
     source = std::move(*standalone);
   } else {
-    std::string revisionNamespace = flags->revisionNamespace;
+    std::string revisionNamespace = flags.revisionNamespace;
     if (const char* podNamespace = std::getenv("POD_NAMESPACE");
         revisionNamespace.empty() && podNamespace && *podNamespace)
       revisionNamespace = podNamespace;
     if (revisionNamespace.empty())
       revisionNamespace = "bpfchain-system";
-    auto cluster = ClusterSource::create({flags->nodeName, flags->kubeconfig, BPFCHAIN_VERSION,
-                                          std::chrono::seconds(flags->heartbeatSeconds),
-                                          revisionNamespace, flags->stateDir});
+    auto cluster = ClusterSource::create({flags.nodeName, flags.kubeconfig, BPFCHAIN_VERSION,
+                                          std::chrono::seconds(flags.heartbeatSeconds),
+                                          revisionNamespace, flags.stateDir});
     if (!cluster)
       return fail(cluster.error());
     source = std::move(*cluster);
   }
   std::unique_ptr<CniOwner> cniOwner;
-  if (!flags->cniOwner.empty()) {
-    auto owner = CniOwner::create(flags->kubeconfig, flags->cniOwner);
+  if (!flags.cniOwner.empty()) {
+    auto owner = CniOwner::create(flags.kubeconfig, flags.cniOwner);
     if (!owner)
       return fail(owner.error());
     cniOwner = std::move(*owner);
@@ -341,32 +318,32 @@ int main(int argc, char** argv) {
 
   // After every check of the command line, the keys and the kubeconfig: a bad flag must not
   // leave a mount behind.
-  auto bpffs = ensureBpffs(flags->bpffs);
+  auto bpffs = ensureBpffs(flags.bpffs);
   if (!bpffs)
     return fail(bpffs.error());
   if (bpffs->mountPoint.empty())
-    log::info("pins on a bpffs", {{"bpffs", flags->bpffs}});
+    log::info("pins on a bpffs", {{"bpffs", flags.bpffs}});
   else
     log::info("mounted a bpffs (none was mounted there); it stays mounted after the agent exits",
-              {{"mountPoint", bpffs->mountPoint}, {"bpffs", flags->bpffs}});
+              {{"mountPoint", bpffs->mountPoint}, {"bpffs", flags.bpffs}});
   // Package downloads use the agent's own network (the host's), not --netns's.
   FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!ownNetns)
     return fail(systemError(errno, "open /proc/thread-self/ns/net"));
-  ProgramResolver resolver(*cache, flags->netns.empty() ? -1 : ownNetns.get());
+  ProgramResolver resolver(*cache, flags.netns.empty() ? -1 : ownNetns.get());
   ReconcilerOptions options;
-  options.bpffsRoot = flags->bpffs;
-  options.stateDir = flags->stateDir;
-  options.attach.tcPriority = static_cast<uint32_t>(flags->tcPriority);
+  options.bpffsRoot = flags.bpffs;
+  options.stateDir = flags.stateDir;
+  options.attach.tcPriority = static_cast<uint32_t>(flags.tcPriority);
   FD netns;
-  if (!flags->netns.empty()) {
-    netns = FD(open(flags->netns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!flags.netns.empty()) {
+    netns = FD(open(flags.netns.c_str(), O_RDONLY | O_CLOEXEC));
     if (!netns)
-      return fail(systemError(errno, "--netns " + flags->netns));
+      return fail(systemError(errno, "--netns " + flags.netns));
   }
 
-  Agent agent(*source, &metrics, std::chrono::seconds(flags->resyncSeconds));
-  auto server = metrics::MetricsServer::start(flags->metricsAddress);
+  Agent agent(*source, &metrics, std::chrono::seconds(flags.resyncSeconds));
+  auto server = metrics::MetricsServer::start(flags.metricsAddress);
   if (!server)
     return fail(server.error());
   for (const auto& c : metrics.collectables())
@@ -382,7 +359,7 @@ int main(int argc, char** argv) {
   auto startedFuture = started.get_future();
   std::thread loop([&] {
     if (netns && setns(netns.get(), CLONE_NEWNET) != 0) {
-      started.set_value(systemError(errno, "enter --netns " + flags->netns));
+      started.set_value(systemError(errno, "enter --netns " + flags.netns));
       return;
     }
     auto reconciler = NodeReconciler::create(options, resolver, &metrics);
@@ -397,17 +374,17 @@ int main(int argc, char** argv) {
     }
     // Started here so that its threads, too, are in the managed namespace (pod veths).
     CniHandler cni(
-        **reconciler, *source, flags->nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); },
+        **reconciler, *source, flags.nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); },
         &metrics);
-    auto socket = AgentSocketServer::start(flags->socket, cni);
+    auto socket = AgentSocketServer::start(flags.socket, cni);
     if (!socket) {
-      started.set_value(std::move(socket).error().context("--socket " + flags->socket));
+      started.set_value(std::move(socket).error().context("--socket " + flags.socket));
       return;
     }
     started.set_value({});
     agent.run(**reconciler);
     (*socket)->stop();
-    if (flags->detachOnExit) {
+    if (flags.detachOnExit) {
       (*reconciler)->detachAll();
       log::info("detached every chain (--detach-on-exit)");
     } else {
@@ -420,14 +397,14 @@ int main(int argc, char** argv) {
   }
   // The CNI entry only once the socket serves: a pod ADD it lets in finds this agent.
   std::unique_ptr<CniConfigKeeper> cniKeeper;
-  if (!flags->cniConfDir.empty()) {
+  if (!flags.cniConfDir.empty()) {
     cni::InstallOptions install;
-    install.confDir = flags->cniConfDir;
-    install.binDir = flags->cniBinDir;
-    install.socketPath = flags->socket;
-    install.selfPath = flags->cniPlugin;
-    if (!flags->cniFailurePolicy.empty())
-      install.failurePolicy = flags->cniFailurePolicy;
+    install.confDir = flags.cniConfDir;
+    install.binDir = flags.cniBinDir;
+    install.socketPath = flags.socket;
+    install.selfPath = flags.cniPlugin;
+    if (!flags.cniFailurePolicy.empty())
+      install.failurePolicy = flags.cniFailurePolicy;
     if (install.selfPath.empty())
       install.selfPath =
           (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "bpfchain-cni")
@@ -443,8 +420,8 @@ int main(int argc, char** argv) {
   }
   source->start([&] { agent.trigger(); });
   log::info("running", {{"version", BPFCHAIN_VERSION},
-                        {flags->config.empty() ? "node" : "config",
-                         flags->config.empty() ? flags->nodeName : flags->config},
+                        {flags.config.empty() ? "node" : "config",
+                         flags.config.empty() ? flags.nodeName : flags.config},
                         {"kernel", features.kernelRelease},
                         {"tcx", features.tcx},
                         {"xdpLink", features.xdpLink},
@@ -454,12 +431,12 @@ int main(int argc, char** argv) {
   log::info("stopping");
   if (cniKeeper) {
     std::optional<ObjectLookup> daemonSet, nameSpace;
-    if (cniOwner && !flags->cniUninstallOnExit) {
+    if (cniOwner && !flags.cniUninstallOnExit) {
       daemonSet = cniOwner->daemonSet();
       if (daemonSet->status == 200 && !daemonSet->deleting)
         nameSpace = cniOwner->nameSpace();
     }
-    auto exit = decideCniExit(flags->cniUninstallOnExit, flags->cniOwner, daemonSet, nameSpace);
+    auto exit = decideCniExit(flags.cniUninstallOnExit, flags.cniOwner, daemonSet, nameSpace);
     log::info(exit.removeEntry ? "removing the bpfchain-cni entry"
                                : "keeping the bpfchain-cni entry",
               {{"why", exit.why}});

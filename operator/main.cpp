@@ -24,7 +24,6 @@
 // controller-runtime does); a second signal exits at once.
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
 #include <iostream>
 #include <optional>
 #include <signal.h>
@@ -37,6 +36,7 @@
 #include "metrics/process_collector.h"
 #include "operator/controller.h"
 #include "operator/metrics.h"
+#include "system/command_line.h"
 #include "system/log.h"
 #include "system/version.h"
 
@@ -66,67 +66,49 @@ struct Flags {
   int agentStale = 180;
 };
 
-constexpr const char* kUsage = R"(usage: bpfchain-operator [--kubeconfig FILE] [--leader-elect]
-         [--lease-namespace NS] [--metrics-address HOST:PORT] [--revision-namespace NS]
-         [--cleanup-deadline SECONDS] [--write-concurrency N] [--progress-deadline SECONDS]
-Rolls BpfChains out to per-node BpfNodeConfigs. Flags take --flag value or --flag=value.
-  --kubeconfig FILE         the API server to use (default: $KUBECONFIG, else in-cluster)
-  --leader-elect            act only while holding the Lease bpfchain-operator
-  --lease-namespace NS      the Lease's namespace (default bpfchain-system)
-  --revision-namespace NS   where chain revisions are kept (default bpfchain-system)
-  --metrics-address ADDR    /metrics, /healthz and /readyz (default :9451)
-  --cleanup-deadline S      how long a deleted chain waits for the agents (default 300)
-  --write-concurrency N     workers: node writes in flight at once (default 8)
-  --progress-deadline S     nodes with no progress this long are named (default 600)
-  --version                 print the version and exit
-  --help                    print this and exit
-)";
+constexpr const char* kSynopsis =
+    "Rolls BpfChains out to per-node BpfNodeConfigs. With --leader-elect, only the replica\n"
+    "holding the Lease bpfchain-operator in --lease-namespace acts.\n";
 
-Result<Flags> parseFlags(int argc, char** argv) {
-  Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    // --flag=value, as Kubernetes manifests usually write it, is --flag value.
-    std::optional<std::string> inlineValue;
-    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      inlineValue = arg.substr(eq + 1);
-      arg.resize(eq);
-    }
-    if (arg == "--leader-elect") {
-      f.leaderElect = inlineValue.value_or("true") != "false";
-      continue;
-    }
-    if (arg != "--kubeconfig" && arg != "--lease-namespace" && arg != "--revision-namespace" &&
-        arg != "--cleanup-deadline" && arg != "--metrics-address" && arg != "--write-concurrency" &&
-        arg != "--progress-deadline" && arg != "--agent-stale-seconds")
-      return invalidError("unknown flag " + arg);
-    if (!inlineValue && i + 1 >= argc)
-      return invalidError(arg + " needs a value");
-    std::string v = inlineValue ? *inlineValue : argv[++i];
-    if (arg == "--kubeconfig") {
-      f.kubeconfig = v;
-    } else if (arg == "--lease-namespace") {
-      f.leaseNamespace = v;
-    } else if (arg == "--revision-namespace") {
-      f.revisionNamespace = v;
-    } else if (arg == "--metrics-address") {
-      f.metricsAddress = v;
-    } else {
-      char* end = nullptr;
-      long number = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || number < 0 || number > 1000000 ||
-          ((arg == "--write-concurrency" || arg == "--progress-deadline" ||
-            arg == "--agent-stale-seconds") &&
-           number < 1))
-        return invalidError(arg.append(" needs a number, not \"").append(v).append("\""));
-      int& field = arg == "--cleanup-deadline"      ? f.cleanupDeadline
-                   : arg == "--progress-deadline"   ? f.progressDeadline
-                   : arg == "--agent-stale-seconds" ? f.agentStale
-                                                    : f.writeConcurrency;
-      field = static_cast<int>(number);
-    }
-  }
-  return f;
+// The command line (DESIGN.md section 10): nullopt to run, else the exit status.
+std::optional<int> parseFlags(int argc, char** argv, Flags& f) {
+  cli::CommandLine cl("bpfchain-operator", kSynopsis);
+  CLI::App& app = cl.app();
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "the API server to use (default: $KUBECONFIG, else in-cluster)")
+      ->type_name("FILE");
+  app.add_flag("--leader-elect", f.leaderElect, "act only while holding the Lease");
+  app.add_option("--lease-namespace", f.leaseNamespace, "the Lease's namespace")
+      ->type_name("NS")
+      ->capture_default_str();
+  app.add_option("--revision-namespace", f.revisionNamespace, "where chain revisions are kept")
+      ->type_name("NS")
+      ->capture_default_str();
+  app.add_option("--metrics-address", f.metricsAddress, "/metrics, /healthz and /readyz")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--cleanup-deadline", f.cleanupDeadline,
+                 "seconds a deleted chain waits for the agents")
+      ->type_name("SECONDS")
+      ->check(cli::integerIn(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--write-concurrency", f.writeConcurrency,
+                 "workers: node writes in flight at once")
+      ->type_name("N")
+      ->check(cli::integerIn(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--progress-deadline", f.progressDeadline,
+                 "seconds with no node finishing before the nodes are named")
+      ->type_name("SECONDS")
+      ->check(cli::integerIn(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--agent-stale-seconds", f.agentStale,
+                 "a node whose agent's heartbeat is older is not Ready")
+      ->type_name("SECONDS")
+      ->check(cli::integerIn(1, 1000000))
+      ->capture_default_str();
+  cl.logFlags();
+  return cl.parse(argc, argv);
 }
 
 std::string hostname() {
@@ -169,25 +151,12 @@ private:
 } // namespace
 
 int main(int argc, char** argv) {
-  if (answerVersion(argc, argv, "bpfchain-operator"))
-    return 0;
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
-      std::cout << kUsage << log::kFlagsUsage;
-      return 0;
-    }
-  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
-    std::cerr << "bpfchain-operator: " << logging.error().message() << "\n";
-    return 2;
-  }
-  auto flags = parseFlags(argc, argv);
-  if (!flags) {
-    std::cerr << "bpfchain-operator: " << flags.error().message() << "\n";
-    return 2;
-  }
+  Flags flags;
+  if (auto exit = parseFlags(argc, argv, flags))
+    return *exit;
   log::info("starting bpfchain-operator",
-            {{"version", BPFCHAIN_VERSION}, {"leaderElect", flags->leaderElect}});
-  auto config = k8s::defaultConfig(flags->kubeconfig);
+            {{"version", BPFCHAIN_VERSION}, {"leaderElect", flags.leaderElect}});
+  auto config = k8s::defaultConfig(flags.kubeconfig);
   if (!config) {
     log::error("cannot configure the API client", {{"error", config.error().message()}});
     return 1;
@@ -202,18 +171,18 @@ int main(int argc, char** argv) {
 
   // Declared before the server, whose checks use them, so they outlive it on every path.
   op::OperatorMetrics metrics(BPFCHAIN_VERSION);
-  metrics.setLeader(!flags->leaderElect);
+  metrics.setLeader(!flags.leaderElect);
   ControllerSlot slot;
-  std::atomic<bool> leading{!flags->leaderElect};
+  std::atomic<bool> leading{!flags.leaderElect};
   std::atomic<std::chrono::steady_clock::rep> lastTick{
       std::chrono::steady_clock::now().time_since_epoch().count()};
-  auto server = metrics::MetricsServer::start(flags->metricsAddress);
+  auto server = metrics::MetricsServer::start(flags.metricsAddress);
   if (!server) {
     log::error("cannot serve metrics", {{"error", server.error().message()}});
     return 1;
   }
   log::info("serving metrics",
-            {{"address", flags->metricsAddress.substr(0, flags->metricsAddress.rfind(':')) + ":" +
+            {{"address", flags.metricsAddress.substr(0, flags.metricsAddress.rfind(':')) + ":" +
                              std::to_string((*server)->port())}});
   (*server)->add(metrics.registry());
   (*server)->add(metrics.workQueueInFlight());
@@ -235,13 +204,13 @@ int main(int argc, char** argv) {
   });
 
   std::atomic<bool> failed{false};
-  op::ControllerOptions options{.revisionNamespace = flags->revisionNamespace,
-                                .cleanupDeadline = std::chrono::seconds(flags->cleanupDeadline),
+  op::ControllerOptions options{.revisionNamespace = flags.revisionNamespace,
+                                .cleanupDeadline = std::chrono::seconds(flags.cleanupDeadline),
                                 .metrics = &metrics,
                                 .eventHost = hostname(),
-                                .writeConcurrency = flags->writeConcurrency,
-                                .progressDeadline = std::chrono::seconds(flags->progressDeadline),
-                                .agentStale = std::chrono::seconds(flags->agentStale)};
+                                .writeConcurrency = flags.writeConcurrency,
+                                .progressDeadline = std::chrono::seconds(flags.progressDeadline),
+                                .agentStale = std::chrono::seconds(flags.agentStale)};
   // Runs the controller until `stop`; false when it could not start.
   auto runController = [&](const std::stop_token& stop) {
     op::Controller controller(*client, options);
@@ -272,7 +241,7 @@ int main(int argc, char** argv) {
     }
   };
 
-  if (!flags->leaderElect) {
+  if (!flags.leaderElect) {
     std::stop_source stop;
     std::thread work([&] { runController(stop.get_token()); });
     mainLoop([] { return false; });
@@ -282,12 +251,12 @@ int main(int argc, char** argv) {
     std::thread work;
     auto elector = k8s::LeaderElector::create(
         *client,
-        {.leaseNamespace = flags->leaseNamespace,
+        {.leaseNamespace = flags.leaseNamespace,
          .leaseName = "bpfchain-operator",
          .identity = identity()},
         {.onStartedLeading =
              [&](const std::stop_token& leadership) {
-               log::info("leading", {{"lease", flags->leaseNamespace + "/bpfchain-operator"}});
+               log::info("leading", {{"lease", flags.leaseNamespace + "/bpfchain-operator"}});
                leading = true;
                metrics.setLeader(true);
                work = std::thread([&, leadership] { runController(leadership); });
@@ -320,7 +289,7 @@ int main(int argc, char** argv) {
       work.join();
     if (end == k8s::ElectionEnd::LostLeadership) {
       log::error("lost the lease; exiting",
-                 {{"lease", flags->leaseNamespace + "/bpfchain-operator"}});
+                 {{"lease", flags.leaseNamespace + "/bpfchain-operator"}});
       failed = true;
     }
   }

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <set>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <vector>
@@ -12,8 +12,8 @@
 #include "packages/file_util.h"
 #include "packages/manifest.h"
 #include "packages/signature.h"
+#include "system/command_line.h"
 #include "system/log.h"
-#include "system/version.h"
 
 namespace {
 
@@ -22,134 +22,40 @@ using namespace bpfchain::packages;
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr uint64_t kMaxInputBytes = 64ull << 20;
 
-constexpr const char* kUsage = R"(usage: bpfchain-pkg <command> [options]
+constexpr const char* kSynopsis =
+    "Builds, hashes, signs and verifies bpfchain packages (.tar.gz with manifest.yaml and BPF\n"
+    "objects). Run 'bpfchain-pkg <command> --help' for a command's details. Exit status: 0\n"
+    "success, 1 failure (a log line on stderr), 2 usage error.\n";
 
-Builds, hashes, signs and verifies bpfchain packages (.tar.gz with manifest.yaml and BPF objects).
+constexpr const char* kBuildHelp =
+    R"(Writes a package: manifest.yaml and the objects (and extra files) at the archive's root,
+under their base names. The archive is deterministic: entries sorted, mtime 0, uid/gid 0,
+modes 0644 (0755 for executable extra files), so the same inputs give the same sha256, which
+is printed on stdout. One object may serve several programs.)";
 
-commands:
-  build   --name N --version V --program OBJECT:ENTRY:HOOK:NEXTMAP [--program ...]
-          [--file EXTRA ...] -o OUT.tar.gz
-          writes a deterministic package and prints its sha256
-  digest  FILE
-          prints the sha256 of FILE
-  keygen  --private PRIV.pem --public PUB.pem
-          generates an Ed25519 key pair (the private key file gets mode 0600)
-  sign    --key PRIV.pem FILE
-          writes FILE.sig (base64 Ed25519 signature of FILE's bytes)
-  verify  --key PUB.pem [--key ...] FILE [--sha256 HEX]
-          checks FILE.sig against the keys (and FILE's sha256); exit 0 when valid, 1 when not
+constexpr const char* kDigestHelp =
+    "Prints the lower-case hex sha256 of FILE (the digest a BpfChain names a package by).";
 
-Run 'bpfchain-pkg <command> --help' for a command's details. Exit status: 0 success, 1 failure,
-2 usage error.
-)";
+constexpr const char* kKeygenHelp =
+    R"(Generates an Ed25519 key pair: PRIV.pem (PKCS#8 PEM, mode 0600; an existing file is not
+overwritten) and PUB.pem (SubjectPublicKeyInfo PEM, for --trusted-key). Prints the public
+key's fingerprint (sha256 of the raw key).)";
 
-const std::map<std::string, std::string> kCommandHelp = {
-    {"build", R"(usage: bpfchain-pkg build --name N --version V --program OBJECT:ENTRY:HOOK:NEXTMAP
-                          [--program ...] [--file EXTRA ...] -o OUT.tar.gz
+constexpr const char* kSignHelp =
+    R"(Writes FILE.sig: one line, the base64 of the 64-byte Ed25519 signature of FILE's bytes.
+Publish it next to the package: the agent fetches <url>.sig.)";
 
-Writes a package: manifest.yaml and the objects (and extra files) at the archive's root, under
-their base names. The archive is deterministic: entries sorted, mtime 0, uid/gid 0, modes
-0644 (0755 for executable extra files), so the same inputs give the same sha256, which is
-printed on stdout.
+constexpr const char* kVerifyHelp =
+    R"(Checks that FILE.sig is a signature of FILE by one of the keys and, with --sha256, that
+FILE's sha256 is HEX. Exit status 0 when it is, 1 when it is not.)";
 
-  --name N          package name (manifest.yaml name)
-  --version V       package version (manifest.yaml version)
-  --program SPEC    OBJECT:ENTRY:HOOK:NEXTMAP, repeatable; OBJECT is a BPF ELF object file,
-                    ENTRY its program, HOOK xdp | tc-ingress | tc-egress, NEXTMAP the program's
-                    1-slot PROG_ARRAY. One object may serve several programs.
-  --file EXTRA      an extra file to include (documentation, a license), repeatable
-  -o, --output OUT  the archive to write
-)"},
-    {"digest", R"(usage: bpfchain-pkg digest FILE
-
-Prints the lower-case hex sha256 of FILE (the digest a BpfChain names a package by).
-)"},
-    {"keygen", R"(usage: bpfchain-pkg keygen --private PRIV.pem --public PUB.pem
-
-Generates an Ed25519 key pair: PRIV.pem (PKCS#8 PEM, mode 0600; an existing file is not
-overwritten) and PUB.pem (SubjectPublicKeyInfo PEM, for --trusted-key). Prints the public key's
-fingerprint (sha256 of the raw key).
-)"},
-    {"sign", R"(usage: bpfchain-pkg sign --key PRIV.pem FILE
-
-Writes FILE.sig: one line, the base64 of the 64-byte Ed25519 signature of FILE's bytes. Publish
-it next to the package: the agent fetches <url>.sig.
-)"},
-    {"verify", R"(usage: bpfchain-pkg verify --key PUB.pem [--key ...] FILE [--sha256 HEX]
-
-Checks that FILE.sig is a signature of FILE by one of the keys and, with --sha256, that FILE's
-sha256 is HEX. Exit status 0 when it is, 1 when it is not.
-)"},
-};
-
+// Every command's flags; each command reads its own.
 struct Args {
-  std::map<std::string, std::vector<std::string>> flags;
-  std::vector<std::string> positional;
-  bool help = false;
-
-  const std::string* one(const std::string& flag) const {
-    auto it = flags.find(flag);
-    return it == flags.end() || it->second.empty() ? nullptr : &it->second.back();
-  }
-  std::vector<std::string> all(const std::string& flag) const {
-    auto it = flags.find(flag);
-    return it == flags.end() ? std::vector<std::string>{} : it->second;
-  }
+  std::string name, version, output, privateKey, publicKey, sha256, file;
+  std::vector<std::string> programs, extraFiles, keys;
 };
-
-struct UsageError {
-  std::string message;
-};
-
-// --flag VALUE, --flag=VALUE; `aliases` maps short forms ("-o") to flags.
-Result<Args, UsageError> parseArgs(int argc, char** argv, int first,
-                                   const std::set<std::string>& valueFlags,
-                                   const std::map<std::string, std::string>& aliases = {}) {
-  Args args;
-  bool onlyPositional = false;
-  for (int i = first; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (onlyPositional || arg.empty() || arg[0] != '-' || arg == "-") {
-      args.positional.push_back(arg);
-      continue;
-    }
-    if (arg == "--") {
-      onlyPositional = true;
-      continue;
-    }
-    if (arg == "-h" || arg == "--help") {
-      args.help = true;
-      continue;
-    }
-    std::string name = arg, value;
-    bool hasValue = false;
-    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      hasValue = true;
-    }
-    if (auto alias = aliases.find(name); alias != aliases.end())
-      name = alias->second;
-    if (valueFlags.count(name) == 0)
-      return UsageError{"unknown option " + name};
-    if (!hasValue) {
-      if (i + 1 >= argc)
-        return UsageError{name + " needs a value"};
-      value = argv[++i];
-    }
-    args.flags[name].push_back(value);
-  }
-  return args;
-}
-
-int usageError(const std::string& command, const std::string& message) {
-  std::cerr << "bpfchain-pkg " << command << ": " << message << "\n"
-            << "Run 'bpfchain-pkg " << command << " --help' for usage.\n";
-  return kExitUsage;
-}
 
 int failed(const std::string& command, const std::string& message) {
   log::error("command failed", {{"command", command}, {"error", message}});
@@ -167,25 +73,13 @@ bool isElfData(const std::string& data) {
                                           "ELF") == 0;
 }
 
-int build(int argc, char** argv) {
-  auto parsed = parseArgs(argc, argv, 2, {"--name", "--version", "--program", "--file", "--output"},
-                          {{"-o", "--output"}});
-  if (!parsed)
-    return usageError("build", parsed.error().message);
-  const Args& args = *parsed;
-  if (args.help) {
-    std::cout << kCommandHelp.at("build");
-    return kExitOk;
-  }
-  if (!args.positional.empty())
-    return usageError("build", "unexpected argument " + args.positional.front());
-  for (const char* flag : {"--name", "--version", "--output"})
-    if (args.one(flag) == nullptr || args.one(flag)->empty())
-      return usageError("build", std::string(flag) + " is required");
-  if (args.all("--program").empty())
-    return usageError("build", "at least one --program OBJECT:ENTRY:HOOK:NEXTMAP is required");
+int build(const cli::CommandLine& cl, const Args& args) {
+  for (const auto& [flag, value] :
+       {std::pair{"--name", &args.name}, {"--version", &args.version}, {"--output", &args.output}})
+    if (value->empty())
+      return cl.usageError(std::string(flag) + " is required");
 
-  Manifest manifest{*args.one("--name"), *args.one("--version"), {}};
+  Manifest manifest{args.name, args.version, {}};
   std::map<std::string, std::string> sources; // archive name -> source path
   std::vector<ArchiveEntry> entries;
   auto addFile = [&](const std::string& flag, const std::string& source,
@@ -219,28 +113,28 @@ int build(int argc, char** argv) {
     return name;
   };
 
-  for (const std::string& spec : args.all("--program")) {
+  for (const std::string& spec : args.programs) {
     // OBJECT may contain ':'; the last three fields never do.
     size_t c3 = spec.rfind(':');
     size_t c2 = c3 == std::string::npos || c3 == 0 ? std::string::npos : spec.rfind(':', c3 - 1);
     size_t c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : spec.rfind(':', c2 - 1);
     if (c1 == std::string::npos)
-      return usageError("build", "--program " + spec + ": expected OBJECT:ENTRY:HOOK:NEXTMAP");
+      return cl.usageError("--program " + spec + ": expected OBJECT:ENTRY:HOOK:NEXTMAP");
     ManifestProgram p{spec.substr(0, c1), spec.substr(c1 + 1, c2 - c1 - 1),
                       spec.substr(c2 + 1, c3 - c2 - 1), spec.substr(c3 + 1)};
     if (p.object.empty() || p.entry.empty() || p.hook.empty() || p.nextMap.empty())
-      return usageError("build", "--program " + spec + ": OBJECT, ENTRY, HOOK and NEXTMAP " +
-                                     "must all be given");
+      return cl.usageError("--program " + spec + ": OBJECT, ENTRY, HOOK and NEXTMAP " +
+                           "must all be given");
     if (!validHook(p.hook))
-      return usageError("build", "--program " + spec + ": hook \"" + p.hook +
-                                     "\" is not one of xdp, tc-ingress, tc-egress");
+      return cl.usageError("--program " + spec + ": hook \"" + p.hook +
+                           "\" is not one of xdp, tc-ingress, tc-egress");
     auto name = addFile("--program", p.object, true);
     if (!name)
       return failed("build", name.error().message());
     p.object = *name;
     manifest.programs.push_back(std::move(p));
   }
-  for (const std::string& extra : args.all("--file")) {
+  for (const std::string& extra : args.extraFiles) {
     auto name = addFile("--file", extra, false);
     if (!name)
       return failed("build", name.error().message());
@@ -250,7 +144,7 @@ int build(int argc, char** argv) {
   m.data = manifestYaml(manifest);
   entries.push_back(std::move(m));
 
-  const std::string& out = *args.one("--output");
+  const std::string& out = args.output;
   if (auto w = writeArchive(out, std::move(entries)); !w)
     return failed("build", w.error().message());
   auto digest = sha256File(out);
@@ -260,39 +154,21 @@ int build(int argc, char** argv) {
   return kExitOk;
 }
 
-int digest(int argc, char** argv) {
-  auto parsed = parseArgs(argc, argv, 2, {});
-  if (!parsed)
-    return usageError("digest", parsed.error().message);
-  if (parsed->help) {
-    std::cout << kCommandHelp.at("digest");
-    return kExitOk;
-  }
-  if (parsed->positional.size() != 1)
-    return usageError("digest", "expected one FILE");
-  auto hex = sha256File(parsed->positional.front());
+int digest(const cli::CommandLine& cl, const Args& args) {
+  if (args.file.empty())
+    return cl.usageError("expected one FILE");
+  auto hex = sha256File(args.file);
   if (!hex)
     return failed("digest", hex.error().message());
   std::cout << *hex << "\n";
   return kExitOk;
 }
 
-int keygen(int argc, char** argv) {
-  auto parsed = parseArgs(argc, argv, 2, {"--private", "--public"});
-  if (!parsed)
-    return usageError("keygen", parsed.error().message);
-  if (parsed->help) {
-    std::cout << kCommandHelp.at("keygen");
-    return kExitOk;
-  }
-  if (!parsed->positional.empty())
-    return usageError("keygen", "unexpected argument " + parsed->positional.front());
-  const std::string* priv = parsed->one("--private");
-  const std::string* pub = parsed->one("--public");
-  if (priv == nullptr || pub == nullptr)
-    return usageError("keygen", "--private and --public are required");
+int keygen(const cli::CommandLine& cl, const Args& args) {
+  const std::string* priv = &args.privateKey;
+  const std::string* pub = &args.publicKey;
   if (*priv == *pub)
-    return usageError("keygen", "--private and --public must be different files");
+    return cl.usageError("--private and --public must be different files");
   if (auto r = generateKeyPair(*priv, *pub); !r)
     return failed("keygen", r.error().message());
   auto key = PublicKey::load(*pub);
@@ -302,20 +178,11 @@ int keygen(int argc, char** argv) {
   return kExitOk;
 }
 
-int sign(int argc, char** argv) {
-  auto parsed = parseArgs(argc, argv, 2, {"--key"});
-  if (!parsed)
-    return usageError("sign", parsed.error().message);
-  if (parsed->help) {
-    std::cout << kCommandHelp.at("sign");
-    return kExitOk;
-  }
-  if (parsed->one("--key") == nullptr)
-    return usageError("sign", "--key PRIV.pem is required");
-  if (parsed->positional.size() != 1)
-    return usageError("sign", "expected one FILE");
-  const std::string& file = parsed->positional.front();
-  auto key = PrivateKey::load(*parsed->one("--key"));
+int sign(const cli::CommandLine& cl, const Args& args) {
+  if (args.file.empty())
+    return cl.usageError("expected one FILE");
+  const std::string& file = args.file;
+  auto key = PrivateKey::load(args.keys.back());
   if (!key)
     return failed("sign", "--key " + key.error().message());
   auto signature = signFile(*key, file);
@@ -328,32 +195,23 @@ int sign(int argc, char** argv) {
   return kExitOk;
 }
 
-int verify(int argc, char** argv) {
-  auto parsed = parseArgs(argc, argv, 2, {"--key", "--sha256"});
-  if (!parsed)
-    return usageError("verify", parsed.error().message);
-  if (parsed->help) {
-    std::cout << kCommandHelp.at("verify");
-    return kExitOk;
-  }
-  if (parsed->all("--key").empty())
-    return usageError("verify", "at least one --key PUB.pem is required");
-  if (parsed->positional.size() != 1)
-    return usageError("verify", "expected one FILE");
+int verify(const cli::CommandLine& cl, const Args& args) {
+  if (args.file.empty())
+    return cl.usageError("expected one FILE");
   std::optional<std::string> expected;
-  if (const std::string* hex = parsed->one("--sha256")) {
-    expected = parseSha256(*hex);
+  if (!args.sha256.empty()) {
+    expected = parseSha256(args.sha256);
     if (!expected)
-      return usageError("verify", "--sha256 " + *hex + ": not 64 hex digits");
+      return cl.usageError("--sha256 " + args.sha256 + ": not 64 hex digits");
   }
   std::vector<PublicKey> keys;
-  for (const std::string& path : parsed->all("--key")) {
+  for (const std::string& path : args.keys) {
     auto key = PublicKey::load(path);
     if (!key)
       return failed("verify", "--key " + key.error().message());
     keys.push_back(std::move(*key));
   }
-  const std::string& file = parsed->positional.front();
+  const std::string& file = args.file;
   auto mapped = MappedFile::open(file);
   if (!mapped)
     return failed("verify", mapped.error().message());
@@ -378,32 +236,69 @@ int verify(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-  if (answerVersion(argc, argv, "bpfchain-pkg"))
-    return 0;
-  if (auto logging = log::configureFromArgs(argc, argv); !logging) {
-    std::cerr << "bpfchain-pkg: " << logging.error().message() << "\n" << kUsage;
-    return kExitUsage;
-  }
-  if (argc < 2) {
-    std::cerr << kUsage;
-    return kExitUsage;
-  }
-  std::string command = argv[1];
-  if (command == "-h" || command == "--help" || command == "help") {
-    std::cout << kUsage << "\nflags of every command (failures are log lines on stderr):\n"
-              << log::kFlagsUsage;
-    return kExitOk;
-  }
-  if (command == "build")
-    return build(argc, argv);
-  if (command == "digest")
-    return digest(argc, argv);
-  if (command == "keygen")
-    return keygen(argc, argv);
-  if (command == "sign")
-    return sign(argc, argv);
-  if (command == "verify")
-    return verify(argc, argv);
-  std::cerr << "bpfchain-pkg: unknown command " << command << "\n" << kUsage;
-  return kExitUsage;
+  cli::CommandLine cl("bpfchain-pkg", kSynopsis);
+  CLI::App& app = cl.app();
+  app.require_subcommand(1);
+  Args args;
+  CLI::App* buildApp =
+      app.add_subcommand("build", "writes a deterministic package and prints its sha256");
+  buildApp->footer(kBuildHelp);
+  buildApp->add_option("--name", args.name, "package name (manifest.yaml name)")
+      ->type_name("N")
+      ->required();
+  buildApp->add_option("--version", args.version, "package version (manifest.yaml version)")
+      ->type_name("V")
+      ->required();
+  buildApp
+      ->add_option("--program", args.programs,
+                   "repeatable; OBJECT is a BPF ELF object file, ENTRY its program, HOOK xdp | "
+                   "tc-ingress | tc-egress, NEXTMAP the program's 1-slot PROG_ARRAY")
+      ->type_name("OBJECT:ENTRY:HOOK:NEXTMAP")
+      ->required();
+  buildApp->add_option("--file", args.extraFiles, "an extra file (documentation, a license)")
+      ->type_name("EXTRA");
+  buildApp->add_option("-o,--output", args.output, "the archive to write")
+      ->type_name("OUT.tar.gz")
+      ->required();
+
+  CLI::App* digestApp = app.add_subcommand("digest", "prints the sha256 of FILE");
+  digestApp->footer(kDigestHelp);
+  digestApp->add_option("FILE", args.file, "the file");
+
+  CLI::App* keygenApp = app.add_subcommand("keygen", "generates an Ed25519 key pair");
+  keygenApp->footer(kKeygenHelp);
+  keygenApp->add_option("--private", args.privateKey, "the private key to write (mode 0600)")
+      ->type_name("PRIV.pem")
+      ->required();
+  keygenApp->add_option("--public", args.publicKey, "the public key to write")
+      ->type_name("PUB.pem")
+      ->required();
+
+  CLI::App* signApp =
+      app.add_subcommand("sign", "writes FILE.sig (base64 Ed25519 signature of FILE's bytes)");
+  signApp->footer(kSignHelp);
+  signApp->add_option("--key", args.keys, "the private key")->type_name("PRIV.pem")->required();
+  signApp->add_option("FILE", args.file, "the file to sign");
+
+  CLI::App* verifyApp = app.add_subcommand(
+      "verify", "checks FILE.sig against the keys (and FILE's sha256); exit 0 when valid");
+  verifyApp->footer(kVerifyHelp);
+  verifyApp->add_option("--key", args.keys, "a public key, repeatable")
+      ->type_name("PUB.pem")
+      ->required();
+  verifyApp->add_option("--sha256", args.sha256, "FILE's expected sha256")->type_name("HEX");
+  verifyApp->add_option("FILE", args.file, "the package");
+  cl.logFlags();
+  if (auto exit = cl.parse(argc, argv))
+    return *exit;
+
+  if (buildApp->parsed())
+    return build(cl, args);
+  if (digestApp->parsed())
+    return digest(cl, args);
+  if (keygenApp->parsed())
+    return keygen(cl, args);
+  if (signApp->parsed())
+    return sign(cl, args);
+  return verify(cl, args);
 }

@@ -12,6 +12,8 @@
 #include <optional>
 #include <utility>
 
+#include "system/escape.h"
+
 namespace bpfchain::btf {
 namespace {
 
@@ -56,23 +58,6 @@ bool isCharInt(const struct btf* btf, const btf_type* t) {
   // clang never sets BTF_INT_CHAR; plain `char` is told apart from __u8/__s8 by its name.
   return btf_is_int(t) && t->size == 1 &&
          ((btf_int_encoding(t) & BTF_INT_CHAR) != 0 || nameOf(btf, t) == "char");
-}
-
-std::string quote(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
 }
 
 std::string describe(const YAML::Node& node) {

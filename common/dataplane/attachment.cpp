@@ -3,19 +3,16 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 
 #include <algorithm>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "dataplane/features.h"
 #include "dataplane/libbpf_log.h"
 #include "dataplane/program_instance.h"
 #include "dataplane/tcx.h"
+#include "system/netlink.h"
 
 namespace bpfchain::dataplane {
 namespace {
@@ -68,59 +65,17 @@ Result<LinkTarget> linkTarget(int linkFd) {
 // namespace and picks one: O(links), milliseconds on a node with hundreds of pod veths, and
 // the agent asks on every pod ADD. One RTM_GETLINK for the ifindex is O(1).
 Result<uint32_t> xdpAttachedId(int ifindex) {
-  FD sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  auto sock = netlink::openRouteSocket(std::chrono::seconds(5));
   if (!sock)
-    return systemError(errno, "open an rtnetlink socket");
-  timeval timeout{5, 0};
-  (void)setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  struct {
-    nlmsghdr header;
-    ifinfomsg info;
-  } request{};
-  request.header.nlmsg_len = sizeof request;
-  request.header.nlmsg_type = RTM_GETLINK;
-  request.header.nlmsg_flags = NLM_F_REQUEST;
-  request.header.nlmsg_seq = 1;
-  request.info.ifi_family = AF_UNSPEC;
-  request.info.ifi_index = ifindex;
-  if (send(sock.get(), &request, sizeof request, 0) < 0)
-    return systemError(errno, "RTM_GETLINK ifindex " + std::to_string(ifindex));
-  alignas(nlmsghdr) char buffer[32768];
-  ssize_t n = recv(sock.get(), buffer, sizeof buffer, 0);
-  if (n < 0)
-    return systemError(errno, "RTM_GETLINK ifindex " + std::to_string(ifindex));
-  int len = static_cast<int>(n);
-  for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-    if (h->nlmsg_type == NLMSG_ERROR) {
-      const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-      return systemError(-e->error, "RTM_GETLINK ifindex " + std::to_string(ifindex));
-    }
-    if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
-      continue;
-    const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
-    int attrLen = static_cast<int>(h->nlmsg_len) - static_cast<int>(NLMSG_LENGTH(sizeof(*info)));
-    for (const auto* a = IFLA_RTA(info); RTA_OK(a, attrLen); a = RTA_NEXT(a, attrLen)) {
-      if (a->rta_type != IFLA_XDP)
-        continue;
-      uint32_t id = 0;
-      uint8_t mode = XDP_ATTACHED_NONE;
-      int nestedLen = static_cast<int>(RTA_PAYLOAD(a));
-      for (const auto* x = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(x, nestedLen);
-           x = RTA_NEXT(x, nestedLen)) {
-        if (x->rta_type == IFLA_XDP_ATTACHED && RTA_PAYLOAD(x) >= 1)
-          mode = *static_cast<const uint8_t*>(RTA_DATA(x));
-        else if (x->rta_type == IFLA_XDP_PROG_ID && RTA_PAYLOAD(x) >= sizeof(uint32_t))
-          id = *static_cast<const uint32_t*>(RTA_DATA(x));
-      }
-      // As bpf_xdp_query_id with no mode flag: programs in several modes at once are ambiguous.
-      if (mode == XDP_ATTACHED_MULTI)
-        return systemError(EINVAL, "ifindex " + std::to_string(ifindex) +
-                                       " has XDP programs in several modes");
-      return id;
-    }
-    return 0u;
-  }
-  return systemError(EPROTO, "RTM_GETLINK ifindex " + std::to_string(ifindex) + ": no answer");
+    return std::move(sock).error();
+  auto link = netlink::getLink(sock->get(), ifindex);
+  if (!link)
+    return std::move(link).error();
+  // As bpf_xdp_query_id with no mode flag: programs in several modes at once are ambiguous.
+  if (link->xdpAttached == XDP_ATTACHED_MULTI)
+    return systemError(EINVAL,
+                       "ifindex " + std::to_string(ifindex) + " has XDP programs in several modes");
+  return link->xdpProgId;
 }
 
 // Why an XDP attach found the hook taken: an interface has one XDP program (or link), and

@@ -1,9 +1,9 @@
 #include "dataplane/program_spec.h"
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <openssl/evp.h>
+
+#include "system/file.h"
 
 namespace bpfchain::dataplane {
 namespace {
@@ -21,10 +21,9 @@ std::string hex(const unsigned char* bytes, unsigned size) {
 } // namespace
 
 Result<std::string> reloadDigest(const ProgramSpec& spec) {
-  std::ifstream in(spec.objectPath, std::ios::binary);
-  if (!in)
-    return systemError(errno, "read " + spec.objectPath);
-  std::string object((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto object = readFile(spec.objectPath, kNoSizeLimit);
+  if (!object)
+    return std::move(object).error();
 
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
@@ -34,7 +33,7 @@ Result<std::string> reloadDigest(const ProgramSpec& spec) {
     EVP_DigestUpdate(ctx.get(), &size, sizeof size);
     EVP_DigestUpdate(ctx.get(), field.data(), field.size());
   };
-  add(object);
+  add(*object);
   add(spec.entry);
   add(spec.nextMap);
   for (const auto& [name, value] : spec.globalData) {

@@ -2,14 +2,14 @@
 
 #include <cstdlib>
 #include <dirent.h>
-#include <fstream>
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
-#include <sstream>
 #include <string>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
+
+#include "system/file.h"
 
 namespace bpfchain::metrics {
 namespace {
@@ -36,11 +36,10 @@ Result<double> number(const std::vector<std::string_view>& fields, size_t field,
   return v;
 }
 
-std::string readFile(const char* path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+// A /proc file's text; "" when it cannot be read (parseProcessStat then names the file).
+std::string procText(const char* path) {
+  auto text = readFile(path, size_t{1} << 20);
+  return text ? std::move(*text) : std::string();
 }
 
 double openFds() {
@@ -71,7 +70,7 @@ class ProcessCollector final : public prometheus::Collectable {
 public:
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> families;
-    auto stat = parseProcessStat(readFile("/proc/self/stat"), readFile("/proc/stat"),
+    auto stat = parseProcessStat(procText("/proc/self/stat"), procText("/proc/stat"),
                                  ::sysconf(_SC_CLK_TCK), ::sysconf(_SC_PAGESIZE));
     if (stat) {
       families.push_back(gauge("process_cpu_seconds_total",

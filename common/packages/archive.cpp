@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "packages/file_util.h"
+#include "system/escape.h"
 #include "system/fd.h"
 
 namespace bpfchain::packages {
@@ -48,20 +49,6 @@ uint64_t saturatingMul(uint64_t a, uint64_t b) {
   return b != 0 && a > std::numeric_limits<uint64_t>::max() / b
              ? std::numeric_limits<uint64_t>::max()
              : a * b;
-}
-
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "system/fd.h"
+#include "system/file.h"
 
 namespace bpfchain::packages {
 
@@ -44,22 +45,13 @@ std::string sha256Hex(std::string_view data) {
 }
 
 Result<std::string> sha256File(const std::string& path) {
-  FD fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
-    return systemError(errno, "open " + path);
   Sha256 hash;
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return systemError(errno, "read " + path);
-    }
-    if (n == 0)
-      break;
-    hash.update(buf, static_cast<size_t>(n));
-  }
+  auto read = readFileChunks(path, [&](std::string_view chunk) {
+    hash.update(chunk);
+    return true;
+  });
+  if (!read)
+    return std::move(read).error();
   return hash.hexDigest();
 }
 

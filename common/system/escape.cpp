@@ -1,5 +1,7 @@
 #include "system/escape.h"
 
+#include <cstdio>
+
 namespace bpfchain {
 
 size_t utf8SequenceLength(std::string_view text, size_t at) {
@@ -85,6 +87,23 @@ void appendJsonString(std::string& out, std::string_view text) {
     }
   }
   out += '"';
+}
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 } // namespace bpfchain

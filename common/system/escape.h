@@ -16,4 +16,8 @@ size_t utf8SequenceLength(std::string_view text, size_t at);
 // valid JSON.
 void appendJsonString(std::string& out, std::string_view text);
 
+// `text` in double quotes for an error message, safe to print whatever it holds: '"' and '\\'
+// escaped with a backslash, control characters as \xNN, other bytes as they are.
+std::string quote(std::string_view text);
+
 } // namespace bpfchain

@@ -10,11 +10,11 @@
 
 namespace bpfchain {
 
-Result<std::string> readFile(const std::string& path, uint64_t maxBytes) {
+Result<void> readFileChunks(const std::string& path,
+                            const std::function<bool(std::string_view chunk)>& chunk) {
   FD fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd)
     return systemError(errno, "open " + path);
-  std::string out;
   char buf[64 * 1024];
   for (;;) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
@@ -23,12 +23,25 @@ Result<std::string> readFile(const std::string& path, uint64_t maxBytes) {
         continue;
       return systemError(errno, "read " + path);
     }
-    if (n == 0)
-      return out;
-    if (out.size() + static_cast<size_t>(n) > maxBytes)
-      return invalidError(path + ": larger than " + std::to_string(maxBytes) + " bytes");
-    out.append(buf, static_cast<size_t>(n));
+    if (n == 0 || !chunk(std::string_view(buf, static_cast<size_t>(n))))
+      return {};
   }
+}
+
+Result<std::string> readFile(const std::string& path, uint64_t maxBytes) {
+  std::string out;
+  bool tooLarge = false;
+  auto read = readFileChunks(path, [&](std::string_view chunk) {
+    tooLarge = out.size() + chunk.size() > maxBytes;
+    if (!tooLarge)
+      out.append(chunk);
+    return !tooLarge;
+  });
+  if (!read)
+    return std::move(read).error();
+  if (tooLarge)
+    return invalidError(path + ": larger than " + std::to_string(maxBytes) + " bytes");
+  return out;
 }
 
 Result<void> writeAll(int fd, std::string_view data, const std::string& what) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -16,6 +17,12 @@ inline constexpr uint64_t kNoSizeLimit = std::numeric_limits<uint64_t>::max();
 // The whole file, or an error when it is larger than maxBytes ("open <path>: <strerror>",
 // "read <path>: ...", "<path>: larger than <n> bytes").
 Result<std::string> readFile(const std::string& path, uint64_t maxBytes);
+
+// Reads the file from start to end, handing each piece to `chunk` in turn, until the end or
+// until `chunk` returns false (for files read once and not kept, such as a digest's input);
+// errors as readFile's.
+Result<void> readFileChunks(const std::string& path,
+                            const std::function<bool(std::string_view chunk)>& chunk);
 
 // Writes all of `data` to `fd` (retrying short writes and EINTR); errors name `what`.
 Result<void> writeAll(int fd, std::string_view data, const std::string& what);

@@ -164,45 +164,4 @@ void write(Level level, std::string_view message, std::span<const Field> fields)
   (void)writeAll(currentFd.load(), line, "the log"); // nowhere to say it failed
 }
 
-Result<void> configureFromArgs(int& argc, char** argv) {
-  Options o = options();
-  int kept = 1;
-  int i = 1;
-  for (; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--")
-      break;
-    std::string_view name = arg.substr(0, arg.find('='));
-    if (name != "--log-level" && name != "--log-format") {
-      argv[kept++] = argv[i];
-      continue;
-    }
-    std::string_view value;
-    if (name.size() < arg.size())
-      value = arg.substr(name.size() + 1);
-    else if (i + 1 < argc)
-      value = argv[++i];
-    else
-      return invalidError(std::string(name) + " needs a value");
-    if (name == "--log-level") {
-      auto level = parseLevel(value);
-      if (!level)
-        return invalidError("--log-level: want error, warning, info or debug, not \"" +
-                            std::string(value) + "\"");
-      o.level = *level;
-    } else {
-      auto format = parseFormat(value);
-      if (!format)
-        return invalidError("--log-format: want text or json, not \"" + std::string(value) + "\"");
-      o.format = *format;
-    }
-  }
-  for (; i < argc; ++i)
-    argv[kept++] = argv[i];
-  argv[kept] = nullptr;
-  argc = kept;
-  configure(o);
-  return {};
-}
-
 } // namespace bpfchain::log

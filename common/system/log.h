@@ -22,8 +22,6 @@
 #include <string>
 #include <string_view>
 
-#include "system/result.h"
-
 namespace bpfchain::log {
 
 enum class Level { Error, Warning, Info, Debug };
@@ -85,15 +83,5 @@ inline void info(std::string_view message, std::initializer_list<Field> fields =
 inline void debug(std::string_view message, std::initializer_list<Field> fields = {}) {
   write(Level::Debug, message, fields);
 }
-
-// Takes --log-level LEVEL and --log-format FORMAT (also --flag=value) out of argv (up to a
-// "--"), so each binary's own flag parsing never sees them, and configures the logger. An
-// error names the flag; the binary reports it as a usage error.
-Result<void> configureFromArgs(int& argc, char** argv);
-
-// The flags' lines for a binary's --help.
-inline constexpr const char* kFlagsUsage =
-    "  --log-level LEVEL         error, warning, info (default) or debug\n"
-    "  --log-format FORMAT       text (default) or json (one object per line)\n";
 
 } // namespace bpfchain::log

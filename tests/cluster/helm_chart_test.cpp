@@ -849,7 +849,7 @@ TEST_F(HelmChart, TheAgentAcceptsTheChartsCommandLine) {
     auto out = run(argv);
     EXPECT_EQ(out.exitCode, 1) << describeCommand(argv) << "\n" << out.err;
     EXPECT_NE(out.err.find("trusted key"), std::string::npos) << out.err;
-    EXPECT_EQ(out.err.find("unknown flag"), std::string::npos) << out.err;
+    EXPECT_EQ(out.err.find("unknown option"), std::string::npos) << out.err;
   }
 }
 

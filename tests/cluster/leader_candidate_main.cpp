@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "k8s/leader_election.h"
+#include "system/command_line.h"
 
 namespace {
 
@@ -37,17 +38,14 @@ void say(const std::string& line) {
   std::fflush(stdout);
 }
 
-int usage(const char* why) {
-  std::fprintf(stderr,
-               "leader-candidate: %s\nusage: bpfchain-test-leader-candidate --kubeconfig F "
-               "--identity X --lease NAME [--namespace NS] [--lease-duration s] "
-               "[--renew-deadline s] [--retry-period s]\n",
-               why);
-  return 2;
-}
-
-std::chrono::milliseconds seconds(const char* text) {
-  return std::chrono::milliseconds(static_cast<int64_t>(std::strtod(text, nullptr) * 1000.0));
+// Seconds, fractions allowed.
+CLI::Option* seconds(CLI::App& app, const char* name, std::chrono::milliseconds& out) {
+  return app
+      .add_option_function<double>(
+          name,
+          [&out](double s) { out = std::chrono::milliseconds(static_cast<int64_t>(s * 1000.0)); },
+          "seconds")
+      ->type_name("S");
 }
 
 } // namespace
@@ -61,28 +59,18 @@ int main(int argc, char** argv) {
   std::string kubeconfig;
   k8s::LeaderElectionConfig config;
   config.leaseNamespace = "default";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    const char* value = argv[i + 1];
-    if (flag == "--kubeconfig")
-      kubeconfig = value;
-    else if (flag == "--identity")
-      config.identity = value;
-    else if (flag == "--lease")
-      config.leaseName = value;
-    else if (flag == "--namespace")
-      config.leaseNamespace = value;
-    else if (flag == "--lease-duration")
-      config.leaseDuration = seconds(value);
-    else if (flag == "--renew-deadline")
-      config.renewDeadline = seconds(value);
-    else if (flag == "--retry-period")
-      config.retryPeriod = seconds(value);
-    else
-      return usage(("unknown flag " + flag).c_str());
-  }
-  if (argc % 2 == 0 || kubeconfig.empty())
-    return usage("--kubeconfig, --identity and --lease take a value each");
+  cli::CommandLine cl("bpfchain-test-leader-candidate",
+                      "One leader-election candidate, for tests; one line per event on stdout.");
+  CLI::App& app = cl.app();
+  app.add_option("--kubeconfig", kubeconfig, "the API server")->required();
+  app.add_option("--identity", config.identity, "the candidate's identity")->required();
+  app.add_option("--lease", config.leaseName, "the Lease's name")->required();
+  app.add_option("--namespace", config.leaseNamespace, "the Lease's namespace");
+  seconds(app, "--lease-duration", config.leaseDuration);
+  seconds(app, "--renew-deadline", config.renewDeadline);
+  seconds(app, "--retry-period", config.retryPeriod);
+  if (auto exit = cl.parse(argc, argv))
+    return *exit;
 
   // Signals go to one thread that turns them into a stop; blocked before any thread starts so
   // that every thread inherits the mask.
@@ -95,10 +83,10 @@ int main(int argc, char** argv) {
 
   auto kube = k8s::loadKubeconfig(kubeconfig);
   if (!kube)
-    return usage(kube.error().message().c_str());
+    return cl.usageError(kube.error().message());
   auto client = k8s::Client::create(*kube);
   if (!client)
-    return usage(client.error().message().c_str());
+    return cl.usageError(client.error().message());
   auto elector = k8s::LeaderElector::create(
       **client, config,
       {.onStartedLeading =
@@ -106,7 +94,7 @@ int main(int argc, char** argv) {
        .onStoppedLeading = [] { say("stopped " + std::to_string(monotonicMs())); },
        .onNewLeader = [](const std::string& identity) { say("leader " + identity); }});
   if (!elector)
-    return usage(elector.error().message().c_str());
+    return cl.usageError(elector.error().message());
 
   std::thread signalWaiter([&] {
     int signal = 0;

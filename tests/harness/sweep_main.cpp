@@ -1,13 +1,19 @@
 // bpfchain-test-sweep [--fail-on-leftovers]
 // Runs before the test suite (clears what killed runs left) and after it, with
 // --fail-on-leftovers, to fail the run when any test leaked a resource.
-#include <cstring>
 #include <iostream>
 
 #include "harness/sweep.h"
+#include "system/command_line.h"
 
 int main(int argc, char** argv) {
-  bool failOnLeftovers = argc > 1 && std::strcmp(argv[1], "--fail-on-leftovers") == 0;
+  bool failOnLeftovers = false;
+  bpfchain::cli::CommandLine cl("bpfchain-test-sweep",
+                                "Removes what test runs that died left behind.");
+  cl.app().add_flag("--fail-on-leftovers", failOnLeftovers,
+                    "exit 1 when anything was left (after the suite)");
+  if (auto exit = cl.parse(argc, argv))
+    return *exit;
   auto report = bpfchain::testing::sweepStaleResources();
   for (const auto& item : report.removed)
     std::cout << (failOnLeftovers ? "left behind, removed: " : "removed stale ") << item << "\n";

@@ -57,6 +57,29 @@ TEST_F(ReadFile, AMissingFileIsASystemError) {
   EXPECT_EQ(r.error().message(), "open " + dir_ + "/missing: No such file or directory");
 }
 
+TEST_F(ReadFile, ChunksComeInOrderUntilTheEndOrUntilRefused) {
+  std::string content(200000, 'y');
+  content[150000] = 'z';
+  std::ofstream(dir_ + "/f", std::ios::binary) << content;
+  std::string seen;
+  int calls = 0;
+  ASSERT_TRUE(readFileChunks(dir_ + "/f", [&](std::string_view chunk) {
+                ++calls;
+                seen.append(chunk);
+                return true;
+              }).ok());
+  EXPECT_EQ(seen, content);
+  EXPECT_GT(calls, 1);
+  calls = 0;
+  ASSERT_TRUE(readFileChunks(dir_ + "/f", [&](std::string_view) {
+                ++calls;
+                return false;
+              }).ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(readFileChunks(dir_ + "/missing", [](std::string_view) { return true; }).error().code(),
+            ENOENT);
+}
+
 using WriteFileAtomic = ReadFile;
 
 TEST_F(WriteFileAtomic, ReplacesTheFileWithExactlyItsModeAndLeavesNoTemporaryFile) {

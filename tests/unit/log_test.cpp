@@ -150,47 +150,10 @@ TEST_F(LogTo, ConcurrentLinesStayWhole) {
   EXPECT_EQ(lines, 2000u);
 }
 
-std::vector<std::string> argvOf(int argc, char** argv) {
-  return {argv, argv + argc};
-}
-
-TEST_F(LogTo, FlagsAreTakenOutOfTheCommandLine) {
-  std::vector<std::string> args = {
-      "bin",   "--kubeconfig", "k",  "--log-format=json", "--log-level",
-      "debug", "--other",      "--", "--log-level",       "x"};
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int argc = static_cast<int>(args.size());
-  ASSERT_TRUE(log::configureFromArgs(argc, argv.data()));
-  EXPECT_EQ(
-      argvOf(argc, argv.data()),
-      (std::vector<std::string>{"bin", "--kubeconfig", "k", "--other", "--", "--log-level", "x"}));
-  EXPECT_EQ(argv[static_cast<size_t>(argc)], nullptr);
-  EXPECT_EQ(log::options().format, log::Format::Json);
-  EXPECT_EQ(log::options().level, log::Level::Debug);
-}
-
-TEST_F(LogTo, BadFlagsNameTheFlag) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  for (const Case& c : std::vector<Case>{
-           {{"bin", "--log-level", "verbose"}, "--log-level: want error, warning, info or debug"},
-           {{"bin", "--log-format=xml"}, "--log-format: want text or json, not \"xml\""},
-           {{"bin", "--log-format"}, "--log-format needs a value"}}) {
-    std::vector<std::string> args = c.args;
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int argc = static_cast<int>(args.size());
-    auto r = log::configureFromArgs(argc, argv.data());
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().message().rfind(c.message, 0), 0u) << r.error().message();
-  }
+TEST(Quote, EscapesQuotesBackslashesAndControlCharacters) {
+  EXPECT_EQ(quote("plain"), "\"plain\"");
+  EXPECT_EQ(quote(std::string("a\"b\\c\n\x7f\0d", 9)), "\"a\\\"b\\\\c\\x0a\\x7f\\x00d\"");
+  EXPECT_EQ(quote("\xc3\xbc"), "\"\xc3\xbc\""); // other bytes as they are
 }
 
 TEST(Utf8, WellFormedSequencesOnly) {

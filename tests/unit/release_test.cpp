@@ -18,6 +18,10 @@ namespace {
 const std::string kSource = BPFCHAIN_SOURCE_DIR;
 const std::string kBin = BPFCHAIN_BIN_DIR;
 
+std::string binary(const std::string& name) {
+  return std::string(kBin).append("/").append(name);
+}
+
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
     s.pop_back();
@@ -42,12 +46,83 @@ TEST(Release, EveryBinaryAnswersVersionWithTheProjectVersion) {
 
 // Usage on stdout or stderr (each binary's habit), exit 0.
 TEST(Release, EveryBinaryAnswersHelpWithItsUsage) {
-  for (const char* binary :
-       {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg"}) {
+  for (const char* binary : {"bpfchain-operator", "bpfchain-agent", "bpfchain-cni", "bpfchain-pkg",
+                             "kubectl-bpfchain"}) {
     auto r = checkCommand({kBin + "/" + binary, "--help"});
     ASSERT_TRUE(r.ok()) << binary << ": " << r.error().message();
     EXPECT_NE((r->out + r->err).find(std::string("usage: ") + binary), std::string::npos)
         << binary << ": " << r->out << r->err;
+  }
+}
+
+// Every binary and benchmark has the one command line (system/command_line.h): --help and
+// --version on stdout with exit 0, and an unknown flag refused by name with exit 2, in its
+// --flag=value form too; each of the binary's commands as well.
+TEST(Release, EveryCommandLineAnswersHelpVersionAndRefusesAnUnknownFlag) {
+  std::vector<std::vector<std::string>> commands = {
+      {"bpfchain-operator"},          {"bpfchain-agent"},
+      {"bpfchain-agent", "status"},   {"bpfchain-cni", "install"},
+      {"bpfchain-cni", "uninstall"},  {"bpfchain-pkg", "build"},
+      {"bpfchain-pkg", "digest"},     {"bpfchain-pkg", "keygen"},
+      {"bpfchain-pkg", "sign"},       {"bpfchain-pkg", "verify"},
+      {"kubectl-bpfchain", "status"}, {"kubectl-bpfchain", "nodes"}};
+  for (const char* bench : {"dataplane", "k8s-informer", "operator-scale", "agent-rollout",
+                            "agent-memory", "cni-add", "upgrades"})
+    commands.push_back({std::string("bpfchain-bench-") + bench});
+  for (const auto& command : commands) {
+    std::string name = command[0];
+    std::vector<std::string> argv = command;
+    argv[0] = binary(name);
+    std::string shown = command.size() > 1 ? name + " " + command[1] : name;
+    SCOPED_TRACE(shown);
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> args = argv;
+      args.insert(args.end(), extra.begin(), extra.end());
+      auto r = runCommand(args);
+      EXPECT_TRUE(r.ok()) << r.error().message();
+      return r.ok() ? *r : CommandOutput{};
+    };
+    auto help = with({"--help"});
+    EXPECT_EQ(help.exitCode, 0) << help.err;
+    EXPECT_EQ(help.out.rfind("usage: " + shown + " [OPTIONS]", 0), 0u) << help.out;
+    if (command.size() == 1) {
+      auto version = with({"--version"});
+      EXPECT_EQ(version.exitCode, 0) << version.err;
+      EXPECT_EQ(version.out, name + " " + BPFCHAIN_VERSION + "\n");
+    }
+    for (const std::string& bad :
+         {std::string("--no-such-flag"), std::string("--no-such-flag=1")}) {
+      auto refused = with({bad});
+      EXPECT_EQ(refused.exitCode, 2) << bad;
+      EXPECT_EQ(refused.err.rfind(shown + ": unknown option --no-such-flag\n", 0), 0u)
+          << bad << ": " << refused.err;
+      EXPECT_EQ(refused.out, "");
+    }
+  }
+}
+
+// A flag's value after "=" or as the next argument is the same value: here a missing file,
+// which each binary names when it fails to read it.
+TEST(Release, EveryFlagTakesItsValueInBothForms) {
+  TempDir tmp = TempDir::create("release").value();
+  std::string missing = tmp.path() + "/missing";
+  for (const auto& [name, args] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"bpfchain-operator", {"--metrics-address", "127.0.0.1:0", "--kubeconfig"}},
+           {"kubectl-bpfchain", {"nodes", "--kubeconfig"}},
+           {"bpfchain-agent",
+            {"--state-dir", tmp.path(), "--bpffs", tmp.path() + "/bpffs", "--config"}}}) {
+    for (bool inlineValue : {false, true}) {
+      std::vector<std::string> argv{binary(name)};
+      argv.insert(argv.end(), args.begin(), args.end());
+      if (inlineValue)
+        argv.back() += "=" + missing;
+      else
+        argv.push_back(missing);
+      auto r = runCommand(argv);
+      ASSERT_TRUE(r.ok()) << r.error().message();
+      EXPECT_EQ(r->exitCode, 1) << describeCommand(argv) << "\n" << r->err;
+      EXPECT_NE(r->err.find(missing), std::string::npos) << describeCommand(argv) << "\n" << r->err;
+    }
   }
 }
 
