@@ -12,6 +12,9 @@
 // watch has not shown yet is read with a GET of at most 1 s (a failed one at most every 5 s). The
 // revision each chain last resolved to is kept under <stateDir>/revisions/, so that an agent
 // restarted while its revisions cannot be read keeps running what it ran.
+// Membership entries follow their chain's published rollout (BpfChain.status.published): one
+// watch on the BpfChains; only a change of what a chain publishes starts a pass, not the
+// counts the operator writes beside it.
 #pragma once
 #include <chrono>
 #include <memory>

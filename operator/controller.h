@@ -4,9 +4,14 @@
 // feed a work queue of keys ("chain/<name>", "node/<name>"); writeConcurrency workers
 // reconcile keys from the caches and the current state of the world, whatever events led
 // there, never one key twice at once.
-//   chain/<name>  decides each node's reference to the chain (api::ChainRef: the
+//   chain/<name>  decides which revision each node runs (api::ChainRef: the
 //                 ControllerRevision of a generation and its digest) by the rollout policy
-//                 (rollout.h), and sums the agents' reports up in the chain's status.
+//                 (rollout.h) and publishes it in the chain's status.published
+//                 (api/published_rollout.h: a partition by node name, so a batch of any size
+//                 is one status write); a node's spec.chains gets a membership entry that
+//                 follows it, written only when the node's membership changes (an explicit
+//                 reference only where the published rollout cannot say what the policy
+//                 decided). It sums the agents' reports up in the chain's status.
 //                 Chain reconciles run one at a time (chainMu_).
 //   node/<name>   a Node has a BpfNodeConfig of the same name, whose spec.chains is written
 //                 in one merge patch with every decision made for it meanwhile; a deleted
@@ -83,8 +88,10 @@ private:
   // What reconciles need of one chain's entries in one BpfNodeConfig.
   struct ChainOnNode {
     bool inSpec = false;             // an entry in spec.chains...
-    std::optional<int64_t> assigned; // ...with this generation
+    bool membership = false;         // ...that follows the chain's published rollout, or
+    std::optional<int64_t> assigned; // ...with this generation (a reference or a copy)
     bool reference = false;          // a reference (an operator before them wrote copies)
+    std::string revision;            // the reference's revision
     bool inStatus = false;           // an entry in status.chains...
     std::optional<int64_t> reported; // ...with this generation
     std::string phase, reason, message;
@@ -96,9 +103,9 @@ private:
   // "expectations"). Chain reconciles decide; node reconciles write, once per node for every
   // chain decided meanwhile, so the creation of 20 chains is not 20 writes per node.
   struct Pending {
-    std::optional<api::ChainRef> want; // nullopt: remove the chain from the node
-    uint64_t seq = 0;                  // which decision (a newer one replaces it)
-    int64_t writtenRevision = 0;       // the resourceVersion of the write; 0: not written yet
+    std::optional<k8s::Json> want; // the entry (membership or reference); nullopt: remove it
+    uint64_t seq = 0;              // which decision (a newer one replaces it)
+    int64_t writtenRevision = 0;   // the resourceVersion of the write; 0: not written yet
   };
   // The last status this process wrote per chain: the informer's copy can lag behind it.
   struct Written {
@@ -126,7 +133,7 @@ private:
   k8s::ApiResult<api::ChainRef> refAt(const k8s::Json& chain, int64_t generation);
   // Decides `node`'s entry of `chain` (nullopt: none) and queues the node's write. Takes
   // indexMu_.
-  void decide(const std::string& node, const std::string& chain, std::optional<api::ChainRef> want);
+  void decide(const std::string& node, const std::string& chain, std::optional<k8s::Json> want);
   // The decision on `node`'s entry of `chain` that the index has not caught up with, or
   // nullptr (forgetting it once the index shows its write). The caller holds indexMu_.
   const Pending* pendingFor(const std::string& chain, const std::string& node);

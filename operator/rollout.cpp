@@ -191,6 +191,34 @@ std::string chainPhase(const RolloutDecision& d, bool problem) {
   return d.failed > 0 || problem ? "Degraded" : "Ready";
 }
 
+api::PublishedRollout publish(const api::PublishedRollout& before, const RolloutDecision& d,
+                              const api::ChainRef& target,
+                              const std::optional<api::ChainRef>& stable) {
+  api::PublishedRollout p = before;
+  p.stable = stable;
+  auto isTarget = [&](const api::Wave& w) { return w.target.revision == target.revision; };
+  if (d.memory.rolledBack) {
+    std::erase_if(p.waves, isTarget);
+  } else if (d.complete && d.failed == 0) {
+    p.waves.clear(); // stable is the target now
+  } else {
+    std::optional<std::string> last;
+    for (const auto& [node, generation] : d.assign)
+      if (generation == target.generation)
+        last = node; // std::map: the last one is the greatest name
+    if (last) {
+      if (p.waves.empty() || !isTarget(p.waves.front())) {
+        std::erase_if(p.waves, isTarget);
+        p.waves.insert(p.waves.begin(), api::Wave{target, *last});
+      } else if (*last > p.waves.front().partition) {
+        p.waves.front().partition = *last;
+      }
+    }
+  }
+  api::dropShadowed(p);
+  return p;
+}
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now) {
@@ -203,7 +231,8 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   if (memory.generation != target) // a new target starts a new rollout
     d.memory = {.generation = target,
                 .stableGeneration = memory.stableGeneration,
-                .staleNodes = memory.staleNodes};
+                .staleNodes = memory.staleNodes,
+                .published = memory.published};
   d.matched = static_cast<int>(sorted.size());
 
   // Nodes that reported Ready (whatever generation) and whose agent stopped reporting; the

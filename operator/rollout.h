@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "api/published_rollout.h"
+
 namespace bpfchain::op {
 
 enum class FailurePolicy { Halt, Continue, Rollback };
@@ -67,6 +69,8 @@ struct RolloutMemory {
   // Nodes that report `generation` Failed (sorted): a NodeFailed Event was sent as each joined.
   // Kept as it was once the generation is rolled back (its nodes no longer run it).
   std::vector<std::string> failedNodes;
+  // What agents follow (BpfChain.status.published): which nodes run which revision.
+  api::PublishedRollout published;
 };
 
 // One matched node, as its BpfNodeConfig shows it.
@@ -130,6 +134,17 @@ std::string describeStale(const std::vector<std::string>& nodes);
 // complete Ready, or Degraded when nodes failed (Continue), `problem` (cleanup timed out) or
 // an agent stopped reporting (stale nodes, also mid-rollout).
 std::string chainPhase(const RolloutDecision& d, bool problem);
+
+// The published rollout after decision `d` (api/published_rollout.h), which makes every node
+// that `d` moves to the target run it: the target's wave (newest first) grows to the last
+// such node in name order (planRollout takes nodes in name order, so the wave covers exactly
+// the nodes it moved and those that run the target already). A rollback drops the target's
+// wave, so its nodes follow `stable` again: one write, whatever the number of nodes. A rollout
+// complete with no failure publishes `stable` (then the target) alone. `stable` is the ref of
+// d.memory.stableGeneration (nullopt: none).
+api::PublishedRollout publish(const api::PublishedRollout& before, const RolloutDecision& d,
+                              const api::ChainRef& target,
+                              const std::optional<api::ChainRef>& stable);
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,

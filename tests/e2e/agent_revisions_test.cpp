@@ -95,6 +95,8 @@ protected:
         "metadata: {name: e2e-revisions-agent}\nrules:\n"
         "- apiGroups: [bpfchain.io]\n  resources: [bpfnodeconfigs]\n"
         "  verbs: [get, list, watch]\n"
+        "- apiGroups: [bpfchain.io]\n  resources: [bpfchains]\n"
+        "  verbs: [get, list, watch]\n"
         "- apiGroups: [bpfchain.io]\n  resources: [bpfnodeconfigs/status]\n"
         "  verbs: [get, patch, update]\n"
         "- apiGroups: [\"\"]\n  resources: [pods, namespaces]\n"
