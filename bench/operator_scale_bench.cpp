@@ -18,7 +18,9 @@
 // It starts a control plane of its own (tests/harness, scripts/local-cluster.sh) unless
 // --kubeconfig names one, which must be empty of bpfchain objects:
 //   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
-//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4] [--operator-log FILE]
+//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4] [--agent-status-write
+//       apply|merge]
+//       [--operator-log FILE]
 //       [--operator-arg ARG]...
 #include <algorithm>
 #include <atomic>
@@ -67,6 +69,8 @@ struct Options {
   int chains = 20;
   int runs = 5;
   int agentThreads = 4;
+  bool agentApply = true; // the agents' status writes: server-side apply (as the agent's), or
+                          // with --agent-status-write merge a merge patch, to compare
   std::string kubeconfig;
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
@@ -77,6 +81,7 @@ const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
+    " [--agent-status-write apply|merge]"
     " [--operator-arg ARG]..."};
 
 std::string selfDir() {
@@ -101,6 +106,8 @@ Options parseOptions(int argc, char** argv) {
                          o.runs = std::stoi(value());
                        else if (arg == "--agent-threads")
                          o.agentThreads = std::stoi(value());
+                       else if (arg == "--agent-status-write")
+                         o.agentApply = value() != "merge";
                        else if (arg == "--kubeconfig")
                          o.kubeconfig = value();
                        else if (arg == "--operator")
@@ -233,8 +240,8 @@ Json chainObject(int i) {
 // server's fan-out of chain status events to 1,000 agents is not part of this benchmark.
 class SimulatedAgents {
 public:
-  SimulatedAgents(k8s::Client& client, int threads)
-      : client_(client), informer_(client, api::kBpfNodeConfigs),
+  SimulatedAgents(k8s::Client& client, int threads, bool apply)
+      : client_(client), apply_(apply), informer_(client, api::kBpfNodeConfigs),
         revisions_(client, api::kControllerRevisions,
                    {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}),
         chains_(client, api::kBpfChains, {.stripManagedFields = true}) {
@@ -378,9 +385,25 @@ private:
       return;
     ++publishes_;
     known = std::move(**published);
-    for (const auto& [node, entries] : raw_)
-      if (entries.contains(name))
-        refresh(node);
+    // Only this chain's entry of each node can change: re-resolve that one, not the node's
+    // every entry (1,000 nodes at every batch).
+    for (const auto& [node, entries] : raw_) {
+      auto entry = entries.find(name);
+      if (entry == entries.end())
+        continue;
+      auto ref = api::entryRef(entry->second, node, &known, "spec.chains[]");
+      auto& chains = spec_[node];
+      if (ref && *ref)
+        chains[name] = Entry{(*ref)->generation, **ref};
+      else if (api::isMembership(entry->second))
+        chains.erase(name);
+      const auto& reported = reported_[node];
+      auto at = reported.find(name);
+      auto now = chains.find(name);
+      if ((now == chains.end()) != (at == reported.end()) ||
+          (now != chains.end() && at->second != now->second.generation))
+        queue(node);
+    }
   }
 
   // The node's entries as it runs them, by the shared rule; a membership entry whose chain's
@@ -503,7 +526,14 @@ private:
         s["reason"] = Json::string(verdicts[chain].second);
       }
       statusBytes_ += body.serialize().size();
-      auto applied = client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status");
+      // As the agent (cluster_source.cpp): a server-side apply of the status subresource, or
+      // with --agent-status-write merge, a merge patch.
+      Json patch = Json::object();
+      patch["status"] = body["status"];
+      auto applied =
+          apply_ ? client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status")
+                 : client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
+                                 {.fieldManager = "bench-agent", .subresource = "status"});
       ++writes_;
       if (!applied && !applied.error().notFound())
         std::fprintf(stderr, "agent %s: %s\n", node.c_str(), applied.error().describe().c_str());
@@ -511,6 +541,7 @@ private:
   }
 
   k8s::Client& client_;
+  bool apply_ = false;
   k8s::Informer informer_;
   k8s::Informer revisions_;
   k8s::Informer chains_;
@@ -618,7 +649,7 @@ int main(int argc, char** argv) {
   });
   std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
 
-  SimulatedAgents agents(client, o.agentThreads);
+  SimulatedAgents agents(client, o.agentThreads, o.agentApply);
 
   auto logDir = bpfchain::testing::TempDir::create("operator-bench");
   if (!logDir)

@@ -200,6 +200,25 @@ Json withoutTransitionTimes(Json status) {
   return status;
 }
 
+// A status without what changes with every node's report: the counts, the messages that quote
+// them, and the progress deadline's bookkeeping. Two statuses equal here differ in nothing an
+// agent follows or a condition's state says.
+Json withoutCounts(Json status) {
+  status = withoutTransitionTimes(std::move(status));
+  for (const char* key : {"nodes", "ready"})
+    if (status.has_field(key))
+      status.erase(key);
+  if (status.has_field("rollout") && status.at("rollout").is_object())
+    for (const char* key : {"finishedNodes", "waitingSince"})
+      if (status.at("rollout").has_field(key))
+        status["rollout"].erase(key);
+  if (status.has_field("conditions") && status.at("conditions").is_array())
+    for (auto& c : status.at("conditions").as_array())
+      if (c.is_object() && c.has_field("message"))
+        c.erase("message");
+  return status;
+}
+
 // A resourceVersion as etcd's revision. The API conventions call it opaque; every apiserver
 // backed by etcd makes it this number, which is how we tell whether the cache has seen our
 // own write. nullopt when it is not a number (then the cache is trusted).
@@ -1011,6 +1030,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   // Node entries: a membership entry where the published rollout gives the node what the
   // policy decided; an explicit reference (or none) only where it cannot, and for a node whose
   // reference (or an earlier operator's copy) the published rollout does not give yet.
+  // Written after the status that publishes what they follow: a membership entry that
+  // replaces a pin must never meet the rollout published before.
+  std::vector<std::pair<std::string, std::optional<Json>>> decisions;
   for (const auto& view : views) {
     const Have& h = have.at(view.node);
     auto follows = api::refFor(d.memory.published, view.node);
@@ -1045,16 +1067,19 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
                      : h.kind == Have::Pinned && h.revision == k8s::stringAt(**want, {"revision"}))
               : h.kind == Have::None;
     if (!same)
-      decide(view.node, name, std::move(*want));
+      decisions.emplace_back(view.node, std::move(*want));
   }
-  releaseEverywhere(name, matched);
 
   const Json* previous = previousStatus(chain);
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
-  if (auto r = writeStatus(chain, d, {}); !r)
+  std::optional<std::chrono::milliseconds> deferred;
+  if (auto r = writeStatus(chain, d, {}, &deferred); !r)
     return std::move(r).error();
   written_[name].uid = uid;
   written_[name].memory = d.memory;
+  for (auto& [node, want] : decisions)
+    decide(node, name, std::move(want));
+  releaseEverywhere(name, matched);
   recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
   // What nodes refer to and what a rollback can still need: the current generation, the
   // stable one, and every generation a node's spec or a pending decision names (an agent that
@@ -1088,6 +1113,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;
+  if (deferred) // the counts go out then (if nothing else wrote them meanwhile)
+    outcome.requeueAfter = std::min(outcome.requeueAfter.value_or(*deferred), *deferred);
   return outcome;
 }
 
@@ -1115,7 +1142,8 @@ const Json* Controller::previousStatus(const Json& chain) const {
 }
 
 ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
-                                        const Problem& problem) {
+                                        const Problem& problem,
+                                        std::optional<std::chrono::milliseconds>* deferred) {
   int64_t generation = k8s::generationOf(chain);
   const Json* previous = previousStatus(chain);
   Json status = Json::object();
@@ -1210,6 +1238,15 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   std::string name = k8s::nameOf(chain);
   if (previous && withoutTransitionTimes(*previous) == withoutTransitionTimes(status))
     return {}; // nothing new: no request, no event for every watcher
+  if (auto last = written_.find(name); deferred && previous && last != written_.end() &&
+                                       &last->second.status == previous &&
+                                       withoutCounts(*previous) == withoutCounts(status)) {
+    auto since = std::chrono::steady_clock::now() - last->second.at;
+    if (since < kCountsInterval) {
+      *deferred = std::chrono::ceil<std::chrono::milliseconds>(kCountsInterval - since);
+      return {};
+    }
+  }
   Json body = Json::object();
   body["apiVersion"] = Json::string("bpfchain.io/v1alpha1");
   body["kind"] = Json::string("BpfChain");
@@ -1224,6 +1261,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   written.uid = k8s::metadataString(chain, "uid");
   written.status = std::move(status);
   written.resourceVersion = applied ? revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
+  written.at = std::chrono::steady_clock::now();
   return {};
 }
 

@@ -111,8 +111,9 @@ private:
   struct Written {
     std::string uid; // of the object written: a chain created again under its name starts anew
     RolloutMemory memory;
-    k8s::Json status;            // as sent
-    int64_t resourceVersion = 0; // of the chain after the write; 0 = unknown
+    k8s::Json status;                           // as sent
+    int64_t resourceVersion = 0;                // of the chain after the write; 0 = unknown
+    std::chrono::steady_clock::time_point at{}; // when it was sent
   };
   static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
   void onNodeConfig(const k8s::Json* now, const std::string& name);
@@ -147,8 +148,14 @@ private:
   struct Problem {
     std::string reason, message;
   };
+  // A status that differs from the last one written only in its counts (and the messages that
+  // quote them) waits until kCountsInterval has passed since that write: every agent watches
+  // the chains, and a rollout changes the counts with every node's report. `deferred` (when
+  // given) says how long it waits; a reconcile then comes back.
+  static constexpr std::chrono::milliseconds kCountsInterval{1000};
   k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
-                                   const Problem& problem);
+                                   const Problem& problem,
+                                   std::optional<std::chrono::milliseconds>* deferred = nullptr);
   void recordTransitions(const k8s::Json& chain, const RolloutMemory& before,
                          const k8s::Json* previous, const RolloutDecision& d);
   void event(const k8s::Json& chain, k8s::EventType type, const std::string& reason,

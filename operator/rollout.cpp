@@ -373,6 +373,14 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
 
   // A node whose agent stopped reporting is unavailable, as a DaemonSet counts it.
   int budget = policy.maxUnavailable - applying - unavailable;
+  // Batches, not a sliding window: each batch is a write of the chain's status that every
+  // agent receives, so the next one waits until half of maxUnavailable is free again (or
+  // every node left fits), which bounds a rollout to about 2 x nodes / maxUnavailable writes.
+  int behind = 0;
+  for (size_t i = canaries; i < sorted.size(); ++i)
+    behind += states[i] == State::Behind;
+  if (budget < std::min(behind, (policy.maxUnavailable + 1) / 2))
+    budget = 0;
   for (size_t i = canaries; i < sorted.size() && budget > 0; ++i) {
     if (states[i] != State::Behind)
       continue;

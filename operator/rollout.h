@@ -4,8 +4,10 @@
 //
 // Nodes are taken in name order. The first `canaryNodes` take the target generation first;
 // the others wait until every canary reports Ready and `pauseSeconds` have passed, then move
-// in batches so that at most `maxUnavailable` nodes are applying at once. A node that reports
-// Failed for the target generation stops the rollout (Halt: the remaining nodes keep what
+// in batches so that at most `maxUnavailable` nodes are applying at once; a batch goes when at
+// least half of maxUnavailable is free (or every node left fits), not whenever one node
+// finishes: each batch is one write of the chain's status, which every agent receives. A node that
+// reports Failed for the target generation stops the rollout (Halt: the remaining nodes keep what
 // they run), is passed over (Continue), or makes every node that took the target go back to
 // the last generation that was Ready everywhere (Rollback; without one, the chain is removed
 // from them).

@@ -623,3 +623,29 @@ TEST(PublishedRollout, ANewGenerationMidRolloutLeavesTheMovedNodesWhereTheyAre) 
 
 } // namespace
 } // namespace bpfchain::op
+
+namespace bpfchain::op {
+namespace {
+
+// One node finishing out of a batch of 4 does not move a fifth: the next batch waits until
+// half of maxUnavailable is free, so a rollout is a few status writes, not one per node.
+TEST(Rollout, ABatchWaitsUntilHalfOfMaxUnavailableIsFree) {
+  Cluster c(10);
+  RolloutPolicy policy{.maxUnavailable = 4, .canaryNodes = 0};
+  RolloutDecision first = c.step(2, policy);
+  EXPECT_EQ(first.assign.size(), 4u);
+  // node-00 reports; the other three of the batch are still applying.
+  for (auto& n : c.nodes)
+    if (n.node != "node-00" && n.assigned == 2) {
+      n.reported = 1;
+      n.phase = "Ready";
+    }
+  EXPECT_TRUE(planRollout(2, policy, c.memory, c.nodes, c.now).assign.empty());
+  c.nodes[1].reported = 2; // node-01 too: 2 of 4 free
+  RolloutDecision next = planRollout(2, policy, c.memory, c.nodes, c.now);
+  EXPECT_EQ(next.assign.size(), 2u);
+  EXPECT_TRUE(next.assign.contains("node-04") && next.assign.contains("node-05"));
+}
+
+} // namespace
+} // namespace bpfchain::op
