@@ -18,10 +18,8 @@
 // It starts a control plane of its own (tests/harness, scripts/local-cluster.sh) unless
 // --kubeconfig names one, which must be empty of bpfchain objects:
 //   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
-//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4] [--agent-status-write
-//       apply|merge]
-//       [--operator-log FILE]
-//       [--operator-arg ARG]...
+//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4]
+//       [--agent-status-write apply|merge] [--operator-log FILE] [--operator-arg ARG]...
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
