@@ -19,7 +19,7 @@
 // --kubeconfig names one, which must be empty of bpfchain objects:
 //   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
 //       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4]
-//       [--agent-status-write apply|merge] [--operator-log FILE] [--operator-arg ARG]...
+//       [--agent-status-write merge|apply] [--operator-log FILE] [--operator-arg ARG]...
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -67,8 +67,8 @@ struct Options {
   int chains = 20;
   int runs = 5;
   int agentThreads = 4;
-  bool agentApply = true; // the agents' status writes: server-side apply (as the agent's), or
-                          // with --agent-status-write merge a merge patch, to compare
+  bool agentApply = false; // the agents' status writes: a merge patch (as the agent's), or
+                           // with --agent-status-write apply a server-side apply, to compare
   std::string kubeconfig;
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
@@ -79,7 +79,7 @@ const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
-    " [--agent-status-write apply|merge]"
+    " [--agent-status-write merge|apply]"
     " [--operator-arg ARG]..."};
 
 std::string selfDir() {
@@ -105,7 +105,7 @@ Options parseOptions(int argc, char** argv) {
                        else if (arg == "--agent-threads")
                          o.agentThreads = std::stoi(value());
                        else if (arg == "--agent-status-write")
-                         o.agentApply = value() != "merge";
+                         o.agentApply = value() == "apply";
                        else if (arg == "--kubeconfig")
                          o.kubeconfig = value();
                        else if (arg == "--operator")
@@ -524,8 +524,8 @@ private:
         s["reason"] = Json::string(verdicts[chain].second);
       }
       statusBytes_ += body.serialize().size();
-      // As the agent (cluster_source.cpp): a server-side apply of the status subresource, or
-      // with --agent-status-write merge, a merge patch.
+      // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
+      // --agent-status-write apply, a server-side apply.
       Json patch = Json::object();
       patch["status"] = body["status"];
       auto applied =

@@ -495,7 +495,15 @@ bool ClusterSource::report(const NodeStatus& status) {
       now - impl_->lastHeartbeat < impl_->options.heartbeat - impl_->options.heartbeat / 10)
     return true;
   body["status"]["agent"]["heartbeatTime"] = k8s::Json::string(rfc3339Now());
-  auto written = impl_->client->apply(kNodeConfigs, body, "bpfchain-agent", true, "status");
+  // A merge patch, not a server-side apply: the agent is the status's one writer and sends all
+  // of it (lists are replaced whole), and the API server parses an apply body as YAML and
+  // merges managed fields, about a fifth of its CPU per status write in a 1,000-node change
+  // (pprof); every node writes once per change.
+  k8s::Json patch = k8s::Json::object();
+  patch["status"] = body["status"];
+  auto written =
+      impl_->client->patch(kNodeConfigs, "", impl_->options.nodeName, k8s::PatchType::Merge, patch,
+                           {.fieldManager = "bpfchain-agent", .subresource = "status"});
   if (!written) {
     log::warning("cannot write the node's status; will retry",
                  {{"node", impl_->options.nodeName}, {"error", written.error().message}});

@@ -1,6 +1,6 @@
 // Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
 // fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
-// goes back to its status subresource by server-side apply (field manager bpfchain-agent),
+// goes back to its status subresource by a merge patch (field manager bpfchain-agent),
 // The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
 // too, for pods chains' label selectors; a label change moves a pod's chains.
 // only when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried
