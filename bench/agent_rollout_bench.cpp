@@ -68,6 +68,9 @@
 #include "k8s/object.h"
 #include "statistics.h"
 
+// After gtest (through the harness): cpprest defines a macro U that gtest's headers use.
+#include "api/published_rollout.h"
+
 using namespace bpfchain;
 using namespace bpfchain::testing;
 using k8s::Json;
@@ -331,11 +334,13 @@ private:
     std::lock_guard lock(mu_);
     withConfig_.insert(node);
     bool hasChain = false;
+    entries_.erase(node);
     if (config.has_field("spec") && config.at("spec").has_field("chains"))
       for (const auto& c : config.at("spec").at("chains").as_array())
         if (k8s::stringAt(c, {"name"}) == kChainName) {
           hasChain = true;
-          assignedAt_[node].try_emplace(c.at("generation").as_number().to_int64(), now);
+          entries_[node] = c;
+          noteAssigned(node, now);
         }
     if (config.has_field("status") && config.at("status").has_field("chains"))
       for (const auto& c : config.at("status").at("chains").as_array())
@@ -359,12 +364,29 @@ private:
     changed_.notify_all();
   }
 
+  // Under mu_: when `node` was first given each generation, by the rule its agent follows
+  // (api::entryRef: its entry, and for a membership entry the chain's status.published).
+  void noteAssigned(const std::string& node, SteadyClock::time_point now) {
+    auto entry = entries_.find(node);
+    if (entry == entries_.end())
+      return;
+    auto ref = api::entryRef(entry->second, node, published_ ? &*published_ : nullptr, node);
+    if (ref && *ref)
+      assignedAt_[node].try_emplace((*ref)->generation, now);
+  }
+
   void onChain(const Json& chain) {
     auto now = SteadyClock::now();
     if (k8s::nameOf(chain) != kChainName)
       return;
     std::lock_guard lock(mu_);
     seenAt_.try_emplace(k8s::generationOf(chain), now);
+    if (auto published = api::publishedOf(chain);
+        published && *published && (!published_ || *published_ != **published)) {
+      published_ = std::move(**published);
+      for (const auto& [node, entry] : entries_)
+        noteAssigned(node, now);
+    }
     if (!chain.has_field("status"))
       return;
     const Json& s = chain.at("status");
@@ -381,6 +403,8 @@ private:
   k8s::Informer configs_;
   k8s::Informer chains_;
   std::mutex mu_;
+  std::map<std::string, Json> entries_;            // node -> its entry of the chain
+  std::optional<api::PublishedRollout> published_; // the chain's status.published
   std::condition_variable changed_;
   int expected_ = 0;
   std::map<std::string, std::map<int64_t, SteadyClock::time_point>> assignedAt_, reportedAt_;

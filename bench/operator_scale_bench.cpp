@@ -18,8 +18,8 @@
 // It starts a control plane of its own (tests/harness, scripts/local-cluster.sh) unless
 // --kubeconfig names one, which must be empty of bpfchain objects:
 //   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
-//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4] [--operator-log FILE]
-//       [--operator-arg ARG]...
+//       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4]
+//       [--agent-status-write merge|apply] [--operator-log FILE] [--operator-arg ARG]...
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -49,6 +49,7 @@
 
 // After gtest (through the harness): cpprest defines a macro U that gtest's headers use.
 #include "api/chain_ref.h"
+#include "api/published_rollout.h"
 #include "api/resources.h"
 
 using namespace bpfchain;
@@ -66,6 +67,8 @@ struct Options {
   int chains = 20;
   int runs = 5;
   int agentThreads = 4;
+  bool agentApply = false; // the agents' status writes: a merge patch (as the agent's), or
+                           // with --agent-status-write apply a server-side apply, to compare
   std::string kubeconfig;
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
@@ -76,6 +79,7 @@ const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
+    " [--agent-status-write merge|apply]"
     " [--operator-arg ARG]..."};
 
 std::string selfDir() {
@@ -95,6 +99,10 @@ Options parseOptions(int argc, char** argv) {
     app.add_option("--chains", o.chains)->capture_default_str();
     app.add_option("--runs", o.runs)->capture_default_str();
     app.add_option("--agent-threads", o.agentThreads)->capture_default_str();
+    app.add_option_function<std::string>(
+           "--agent-status-write", [&](const std::string& v) { o.agentApply = v == "apply"; },
+           "how simulated agents write status: merge (default) or apply")
+        ->check(CLI::IsMember({"merge", "apply"}));
     app.add_option("--kubeconfig", o.kubeconfig);
     app.add_option("--operator", o.operatorPath)->capture_default_str();
     app.add_option("--operator-log", o.operatorLog);
@@ -211,16 +219,20 @@ Json chainObject(int i) {
 }
 
 // The agents of every node, and the bench's view of every BpfNodeConfig's spec. As real
-// agents, they resolve each reference to its ControllerRevision and check its digest
-// (api::mismatch) before they report a generation: Ready, or Failed with the reason (a node
-// told to fail a generation reports VerifierRejected). A reference whose revision the watch
-// has not delivered yet waits for it.
+// agents, they take each entry's revision by the shared rule (api::entryRef: a reference as
+// it is, a membership entry from its BpfChain's status.published, watched), resolve it to its
+// ControllerRevision and check its digest (api::mismatch) before they report a generation:
+// Ready, or Failed with the reason (a node told to fail a generation reports
+// VerifierRejected). A reference whose revision the watch has not delivered yet waits for it.
+// One process plays every agent: one watch per resource, not one per node, so the API
+// server's fan-out of chain status events to 1,000 agents is not part of this benchmark.
 class SimulatedAgents {
 public:
-  SimulatedAgents(k8s::Client& client, int threads)
-      : client_(client), informer_(client, api::kBpfNodeConfigs),
+  SimulatedAgents(k8s::Client& client, int threads, bool apply)
+      : client_(client), apply_(apply), informer_(client, api::kBpfNodeConfigs),
         revisions_(client, api::kControllerRevisions,
-                   {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}) {
+                   {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}),
+        chains_(client, api::kBpfChains, {.stripManagedFields = true}) {
     informer_.addEventHandler({
         .onAdd = [this](const Json& o) { observe(o); },
         .onUpdate = [this](const Json&, const Json& o) { observe(o); },
@@ -231,8 +243,15 @@ public:
         .onUpdate = [this](const Json&, const Json& o) { onRevision(o); },
         .onDelete = [](const Json&) {},
     });
+    chains_.addEventHandler({
+        .onAdd = [this](const Json& o) { onChain(o); },
+        .onUpdate = [this](const Json&, const Json& o) { onChain(o); },
+        .onDelete = [](const Json&) {},
+    });
     revisions_.start();
     revisions_.waitForSync(60s);
+    chains_.start();
+    chains_.waitForSync(60s);
     informer_.start();
     for (int t = 0; t < threads; ++t)
       workers_.emplace_back([this] { work(); });
@@ -247,6 +266,7 @@ public:
       t.join();
     informer_.stop();
     revisions_.stop();
+    chains_.stop();
   }
 
   // Blocks until `done` holds (checked under the lock every 20 ms); false after `timeout`.
@@ -288,6 +308,9 @@ public:
     });
   }
   uint64_t statusWrites() const { return writes_; }
+  // Status writes of the BpfChains the watch showed, and those that changed what they publish.
+  uint64_t chainStatusWrites() const { return chainWrites_; }
+  uint64_t publishes() const { return publishes_; }
   // Spec writes the watch showed (a node's entries changed) and their objects' sizes.
   uint64_t specChanges() const { return specChanges_; }
   uint64_t specBytes() const { return specBytes_; }
@@ -338,16 +361,63 @@ private:
     }
   }
 
-  void observe(const Json& config) {
+  void onChain(const Json& chain) {
+    auto published = api::publishedOf(chain);
+    if (!published || !*published)
+      return;
+    std::string name = k8s::nameOf(chain);
+    std::lock_guard lock(mu_);
+    ++chainWrites_;
+    auto& known = published_[name];
+    if (known == **published)
+      return;
+    ++publishes_;
+    known = std::move(**published);
+    // Only this chain's entry of each node can change: re-resolve that one, not the node's
+    // every entry (1,000 nodes at every batch).
+    for (const auto& [node, entries] : raw_) {
+      auto entry = entries.find(name);
+      if (entry == entries.end())
+        continue;
+      auto ref = api::entryRef(entry->second, node, &known, "spec.chains[]");
+      auto& chains = spec_[node];
+      if (ref && *ref)
+        chains[name] = Entry{(*ref)->generation, **ref};
+      else if (api::isMembership(entry->second))
+        chains.erase(name);
+      const auto& reported = reported_[node];
+      auto at = reported.find(name);
+      auto now = chains.find(name);
+      if ((now == chains.end()) != (at == reported.end()) ||
+          (now != chains.end() && at->second != now->second.generation))
+        queue(node);
+    }
+  }
+
+  // The node's entries as it runs them, by the shared rule; a membership entry whose chain's
+  // rollout gives the node nothing (or is not known yet) is not on the node.
+  std::map<std::string, Entry> effective(const std::string& node) const {
     std::map<std::string, Entry> chains;
+    auto it = raw_.find(node);
+    if (it == raw_.end())
+      return chains;
+    for (const auto& [name, entry] : it->second) {
+      auto p = published_.find(name);
+      auto ref =
+          api::entryRef(entry, node, p == published_.end() ? nullptr : &p->second, "spec.chains[]");
+      if (ref && *ref)
+        chains[name] = Entry{(*ref)->generation, **ref};
+      else if (!ref && !api::isMembership(entry) && entry.has_field("generation"))
+        chains[name] = Entry{entry.at("generation").as_number().to_int64(), std::nullopt};
+    }
+    return chains;
+  }
+
+  void observe(const Json& config) {
+    std::map<std::string, Json> entries;
     if (config.has_field("spec") && config.at("spec").has_field("chains"))
-      for (const auto& entry : config.at("spec").at("chains").as_array()) {
-        Entry e{entry.at("generation").as_number().to_int64(), std::nullopt};
-        if (api::isReference(entry))
-          if (auto ref = api::chainRefFromJson(entry, "spec.chains[]"))
-            e.ref = std::move(*ref);
-        chains[k8s::stringAt(entry, {"name"})] = std::move(e);
-      }
+      for (const auto& entry : config.at("spec").at("chains").as_array())
+        entries[k8s::stringAt(entry, {"name"})] = entry;
     std::map<std::string, int64_t> reported, ready;
     if (config.has_field("status") && config.at("status").has_field("chains"))
       for (const auto& entry : config.at("status").at("chains").as_array()) {
@@ -358,12 +428,21 @@ private:
       }
     std::string node = k8s::nameOf(config);
     std::lock_guard lock(mu_);
-    if (spec_[node] != chains) {
+    if (raw_[node] != entries) {
       ++specChanges_;
       specBytes_ += config.serialize().size();
     }
-    spec_[node] = chains;
+    raw_[node] = std::move(entries);
     status_[node] = ready;
+    reported_[node] = std::move(reported);
+    refresh(node);
+  }
+
+  // Under mu_: the node's effective entries, queued for a report when it is behind them.
+  void refresh(const std::string& node) {
+    std::map<std::string, Entry> chains = effective(node);
+    spec_[node] = chains;
+    const auto& reported = reported_[node];
     bool behind = chains.size() != reported.size();
     for (const auto& [chain, e] : chains)
       behind = behind || !reported.contains(chain) || reported.at(chain) != e.generation;
@@ -435,7 +514,14 @@ private:
         s["reason"] = Json::string(verdicts[chain].second);
       }
       statusBytes_ += body.serialize().size();
-      auto applied = client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status");
+      // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
+      // --agent-status-write apply, a server-side apply.
+      Json patch = Json::object();
+      patch["status"] = body["status"];
+      auto applied =
+          apply_ ? client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status")
+                 : client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
+                                 {.fieldManager = "bench-agent", .subresource = "status"});
       ++writes_;
       if (!applied && !applied.error().notFound())
         std::fprintf(stderr, "agent %s: %s\n", node.c_str(), applied.error().describe().c_str());
@@ -443,9 +529,14 @@ private:
   }
 
   k8s::Client& client_;
+  bool apply_ = false;
   k8s::Informer informer_;
   k8s::Informer revisions_;
+  k8s::Informer chains_;
   mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, Json>> raw_;         // node -> chain -> spec entry
+  std::map<std::string, std::map<std::string, int64_t>> reported_; // node -> chain -> gen
+  std::map<std::string, api::PublishedRollout> published_;         // by chain
   std::condition_variable dirtyCv_;
   std::map<std::string, std::map<std::string, Entry>> spec_;     // node -> chain -> entry
   std::map<std::string, std::map<std::string, int64_t>> status_; // node -> chain -> Ready gen
@@ -460,6 +551,7 @@ private:
   size_t maxApplying_ = 0;
   std::chrono::milliseconds applyTime_{0};
   std::atomic<uint64_t> writes_{0}, specChanges_{0}, specBytes_{0}, statusBytes_{0};
+  std::atomic<uint64_t> chainWrites_{0}, publishes_{0};
   std::vector<std::thread> workers_;
 };
 
@@ -545,7 +637,7 @@ int main(int argc, char** argv) {
   });
   std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
 
-  SimulatedAgents agents(client, o.agentThreads);
+  SimulatedAgents agents(client, o.agentThreads, o.agentApply);
 
   auto logDir = bpfchain::testing::TempDir::create("operator-bench");
   if (!logDir)
@@ -631,7 +723,7 @@ int main(int argc, char** argv) {
   // Changes: one chain at a time.
   std::vector<double> written, ready;
   std::vector<CpuUse> changeCpu;
-  std::vector<double> specWrites, specKiB, statusWrites, statusKiB;
+  std::vector<double> specWrites, specKiB, statusWrites, statusKiB, chainWrites, publishes;
   for (int r = 0; r < o.runs; ++r) {
     std::string name = chainName(r % o.chains);
     Json patch = Json::object();
@@ -639,6 +731,7 @@ int main(int argc, char** argv) {
     CpuUse cpu0 = cpuNow();
     uint64_t spec0 = agents.specChanges(), specBytes0 = agents.specBytes();
     uint64_t status0 = agents.statusWrites(), statusBytes0 = agents.statusBytes();
+    uint64_t chain0 = agents.chainStatusWrites(), published0 = agents.publishes();
     std::string startedClock = wallClock();
     auto changedAt = SteadyClock::now();
     auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
@@ -661,6 +754,8 @@ int main(int argc, char** argv) {
     specWrites.push_back(static_cast<double>(specN));
     statusWrites.push_back(static_cast<double>(statusN));
     specKiB.push_back(specN ? (agents.specBytes() - specBytes0) / 1024.0 / specN : 0);
+    chainWrites.push_back(static_cast<double>(agents.chainStatusWrites() - chain0));
+    publishes.push_back(static_cast<double>(agents.publishes() - published0));
     statusKiB.push_back(statusN ? (agents.statusBytes() - statusBytes0) / 1024.0 / statusN : 0);
     std::fprintf(stderr, "change %d (%s generation %lld, at %s): written %s, Ready %s; %s\n", r + 1,
                  name.c_str(), static_cast<long long>(generation), startedClock.c_str(),
@@ -773,6 +868,10 @@ int main(int argc, char** argv) {
               "of %.1f KiB each as returned; agents' status %.0f (%.0f - %.0f) of %.2f KiB each "
               "as sent\n",
               sw.median, sw.min, sw.max, sk.median, tw.median, tw.min, tw.max, tk.median);
+  Stats cw = stats(chainWrites), pw = stats(publishes);
+  std::printf("BpfChain status writes per change, median (min - max): %.0f (%.0f - %.0f), of "
+              "which changed status.published (what agents follow): %.0f (%.0f - %.0f)\n",
+              cw.median, cw.min, cw.max, pw.median, pw.min, pw.max);
   std::printf("simulated agent status writes in all: %llu\n",
               static_cast<unsigned long long>(agents.statusWrites()));
   return 0;

@@ -378,6 +378,23 @@ BPFCHAIN_SPEC = obj(
     },
 )
 
+# A chain revision as the operator publishes it (api::ChainRef).
+CHAIN_REF = obj(
+    "A revision of this chain: the ControllerRevision, in the operator's namespace, that holds "
+    "the spec at generation, and the digest the agent checks.",
+    {
+        "name": string("The BpfChain's name.", maxLength=253),
+        "generation": integer("The BpfChain generation.", format="int64"),
+        "revision": string("The ControllerRevision.", maxLength=253),
+        "digest": string(
+            "sha256:<hex> of the revision's data in canonical JSON.",
+            pattern="^sha256:[0-9a-f]{64}$",
+        ),
+        "priority": integer("The chain's spec.priority at that generation."),
+    },
+    required=["name", "generation", "revision", "digest"],
+)
+
 BPFCHAIN_STATUS = obj(
     "What the operator observed of the chain's rollout.",
     {
@@ -446,6 +463,27 @@ BPFCHAIN_STATUS = obj(
                 ),
             },
         ),
+        "published": obj(
+            "What the nodes run (the agents follow this; api/published_rollout.h): a node runs "
+            "the target of the first wave whose partition its name sorts at or below (byte "
+            "order), else stable, else not the chain.",
+            {
+                "stable": CHAIN_REF,
+                "waves": array(
+                    "Newest first.",
+                    obj(
+                        "Nodes up to partition run target.",
+                        {
+                            "target": CHAIN_REF,
+                            "partition": string("The last node name this wave moves.",
+                                                maxLength=253),
+                        },
+                        required=["target", "partition"],
+                    ),
+                    maxItems=64,
+                ),
+            },
+        ),
         "failures": array(
             "The first node failures, for kubectl describe.",
             obj(
@@ -461,22 +499,17 @@ BPFCHAIN_STATUS = obj(
     },
 )
 
-# An entry is a reference to a chain revision (what the operator writes) or, in the standalone
-# agent's hand-written file (and from operators before references), the chain inline.
-NODE_CHAIN_RULE = {
-    "rule": "has(self.revision) ? (has(self.digest) && !has(self.hook) && !has(self.programs) "
-    "&& !has(self.interfaces) && !has(self.pods)) : (has(self.hook) && has(self.programs) && "
-    "has(self.interfaces) != has(self.pods))",
-    "message": "an entry is either a reference (revision and digest, nothing of the chain's "
-    "spec) or an inline chain (hook, programs and exactly one of interfaces and pods)",
-}
-
 NODE_CHAIN = obj(
     "One chain this node must run: a reference to the immutable revision of the BpfChain's "
     "spec at one generation (what the operator writes), or the chain inline (the standalone "
     "agent's file).",
     {
         "name": string("The BpfChain's name.", maxLength=253),
+        "follow": {
+            "type": "boolean",
+            "description": "true: the node runs what the BpfChain's status.published gives it "
+            "(by node name); the entry has nothing else but the name.",
+        },
         "generation": integer("The BpfChain generation this node must run.", format="int64"),
         "revision": string(
             "The ControllerRevision, in the operator's namespace, that holds the chain's spec "
@@ -497,8 +530,15 @@ NODE_CHAIN = obj(
         "pods": pods(rules=False),
         "programs": PROGRAMS,
     },
-    required=["name", "generation"],
-    **{"x-kubernetes-validations": [NODE_CHAIN_RULE]},
+    required=["name"],
+    # An entry is a membership entry ({name, follow: true}, what the operator writes), a
+    # reference (generation, revision, digest: where the published rollout cannot say, and
+    # what operators before membership entries wrote) or an inline chain (the standalone file,
+    # operators before references). No CEL rule says so: the API server evaluates a CRD's CEL
+    # rules on every update of the object, the agents' status writes included, and such a rule
+    # on 20 entries was 19% of kube-apiserver's CPU during a 1,000-node change (pprof). One
+    # writer (the operator) writes the entries; the agent refuses a malformed one alone
+    # (SpecInvalid or RevisionUnavailable).
 )
 
 BPFNODECONFIG_SPEC = obj(

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "api/chain_ref.h"
+#include "api/published_rollout.h"
 
 namespace bpfchain::agent {
 
@@ -54,8 +55,8 @@ std::optional<ChainDecl> lastGood(const std::string& chain, const k8s::Json& obj
 } // namespace
 
 Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& source,
-                                     const RevisionLookup& lookup,
-                                     const LastResolved& lastResolved) {
+                                     const RevisionLookup& lookup, const LastResolved& lastResolved,
+                                     const std::string& node, const PublishedLookup& published) {
   ResolvedSpec out;
   if (!spec.is_object() || !spec.has_field("chains") || !spec.at("chains").is_array()) {
     auto parsed = parseJsonSpec(spec, source); // no references; parseNodeSpec says what is wrong
@@ -83,7 +84,41 @@ Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& s
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = entries.at(i);
     std::string field = "chains[" + std::to_string(i) + "]";
-    if (!api::isReference(entry)) {
+    auto keepRunning = [&](const std::string& chain) {
+      if (auto kept = lastResolved(chain))
+        if (auto decl = lastGood(chain, *kept, source))
+          fallbacks.push_back(std::move(*decl));
+    };
+    std::optional<api::ChainRef> followed;
+    if (api::isMembership(entry)) {
+      std::string chain = k8s::stringAt(entry, {"name"});
+      Result<std::optional<api::PublishedRollout>> rollout =
+          published ? published(chain)
+                    : Result<std::optional<api::PublishedRollout>>(
+                          Error(ErrorKind::RevisionUnavailable, 0,
+                                "BpfChain " + chain + ": chains are not watched here"));
+      if (rollout && !*rollout) { // nothing published yet: keep what runs, else not yet here
+        keepRunning(chain);
+        continue;
+      }
+      Result<std::optional<api::ChainRef>> ref =
+          rollout ? api::entryRef(entry, node, &**rollout, field)
+                  : Result<std::optional<api::ChainRef>>(rollout.error());
+      if (!ref) {
+        InvalidChain bad;
+        bad.name = chain.empty() ? field : chain;
+        bad.kind = ref.error().kind() == ErrorKind::RevisionUnavailable
+                       ? ErrorKind::RevisionUnavailable
+                       : ErrorKind::SpecInvalid;
+        bad.message = ref.error().context(source).message();
+        unresolved.push_back(std::move(bad));
+        keepRunning(chain);
+        continue;
+      }
+      if (!*ref)
+        continue; // the rollout gives this node nothing (yet)
+      followed = std::move(**ref);
+    } else if (!api::isReference(entry)) {
       chains[kept++] = entry;
       continue;
     }
@@ -92,7 +127,7 @@ Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& s
     k8s::Json refEntry = entry;
     if (refEntry.is_object() && refEntry.has_field("placement"))
       refEntry.erase("placement");
-    auto ref = api::chainRefFromJson(refEntry, field);
+    auto ref = followed ? Result<api::ChainRef>(*followed) : api::chainRefFromJson(refEntry, field);
     if (!ref) {
       // A reference this agent cannot read (a newer operator's?): it fails alone.
       std::string name = entry.has_field("name") && entry.at("name").is_string()

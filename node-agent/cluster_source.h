@@ -1,6 +1,6 @@
 // Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
 // fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
-// goes back to its status subresource by server-side apply (field manager bpfchain-agent),
+// goes back to its status subresource by a merge patch (field manager bpfchain-agent),
 // The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
 // too, for pods chains' label selectors; a label change moves a pod's chains.
 // only when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried
@@ -12,6 +12,9 @@
 // watch has not shown yet is read with a GET of at most 1 s (a failed one at most every 5 s). The
 // revision each chain last resolved to is kept under <stateDir>/revisions/, so that an agent
 // restarted while its revisions cannot be read keeps running what it ran.
+// Membership entries follow their chain's published rollout (BpfChain.status.published): one
+// watch on the BpfChains; only a change of what a chain publishes starts a pass, not the
+// counts the operator writes beside it.
 #pragma once
 #include <chrono>
 #include <memory>

@@ -64,8 +64,10 @@ void logNodeWrite(const std::string& node, const Json& before, const Json& after
   };
   auto was = byName(before);
   auto now = byName(after);
+  // A membership entry has no generation: the chain's published rollout gives it.
   auto add = [](std::string& to, const std::string& chain, const Json* entry) {
-    to += (to.empty() ? "" : ",") + chain + "@" + std::to_string(generationIn(entry).value_or(0));
+    to += (to.empty() ? "" : ",") + chain +
+          (api::isMembership(*entry) ? "" : "@" + std::to_string(generationIn(entry).value_or(0)));
   };
   std::string added, changed, removed;
   for (const auto& [chain, entry] : now) {
@@ -133,6 +135,11 @@ RolloutMemory memoryOf(const Json& chain) {
   if (r->has_field("stableGeneration") && r->at("stableGeneration").is_number())
     m.stableGeneration = r->at("stableGeneration").as_number().to_int64();
   m.rolledBack = r->has_field("rolledBack") && r->at("rolledBack").as_bool();
+  if (auto published = api::publishedOf(chain); published && *published)
+    m.published = std::move(**published);
+  else if (!published) // only this operator writes it: start from nothing published
+    log::warning("status.published ignored",
+                 {{"chain", k8s::nameOf(chain)}, {"error", published.error().message()}});
   m.waitingSince = parseRfc3339(k8s::stringAt(*r, {"waitingSince"}));
   if (r->has_field("finishedNodes") && r->at("finishedNodes").is_number())
     m.finished = r->at("finishedNodes").as_integer();
@@ -193,6 +200,25 @@ Json withoutTransitionTimes(Json status) {
   return status;
 }
 
+// A status without what changes with every node's report: the counts, the messages that quote
+// them, and the progress deadline's bookkeeping. Two statuses equal here differ in nothing an
+// agent follows or a condition's state says.
+Json withoutCounts(Json status) {
+  status = withoutTransitionTimes(std::move(status));
+  for (const char* key : {"nodes", "ready"})
+    if (status.has_field(key))
+      status.erase(key);
+  if (status.has_field("rollout") && status.at("rollout").is_object())
+    for (const char* key : {"finishedNodes", "waitingSince"})
+      if (status.at("rollout").has_field(key))
+        status["rollout"].erase(key);
+  if (status.has_field("conditions") && status.at("conditions").is_array())
+    for (auto& c : status.at("conditions").as_array())
+      if (c.is_object() && c.has_field("message"))
+        c.erase("message");
+  return status;
+}
+
 // A resourceVersion as etcd's revision. The API conventions call it opaque; every apiserver
 // backed by etcd makes it this number, which is how we tell whether the cache has seen our
 // own write. nullopt when it is not a number (then the cache is trusted).
@@ -203,6 +229,17 @@ std::optional<int64_t> revisionOf(const std::string& resourceVersion) {
   if (ec != std::errc() || end != resourceVersion.data() + resourceVersion.size())
     return std::nullopt;
   return value;
+}
+
+// "a, b, c, d, e and 995 more": log lines stay short with 1,000 nodes.
+std::string describeNodes(const std::vector<std::string>& nodes) {
+  constexpr size_t kShown = 5;
+  std::string out;
+  for (size_t i = 0; i < nodes.size() && i < kShown; ++i)
+    out += (out.empty() ? "" : ",") + nodes[i];
+  if (nodes.size() > kShown)
+    out += " and " + std::to_string(nodes.size() - kShown) + " more";
+  return out;
 }
 
 std::string reasonOf(const Json* condition) {
@@ -315,8 +352,10 @@ Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
     for (const auto& item : list->as_array()) {
       auto& entry = index[k8s::stringAt(item, {"name"})];
       entry.inSpec = true;
+      entry.membership = api::isMembership(item);
       entry.assigned = generationIn(&item);
       entry.reference = api::isReference(item);
+      entry.revision = k8s::stringAt(item, {"revision"});
     }
   }
   if (const Json* list = field(nodeConfig, {"status", "chains"}); list && list->is_array())
@@ -522,7 +561,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
         if (p.writtenRevision != 0 && configRevisions_[name] >= p.writtenRevision)
           continue; // the cache shows it
         if (p.want)
-          entries[chain] = api::toJson(*p.want);
+          entries[chain] = *p.want;
         else
           entries.erase(chain);
         carried[chain] = p.seq;
@@ -573,7 +612,7 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
 }
 
 void Controller::decide(const std::string& node, const std::string& chain,
-                        std::optional<api::ChainRef> want) {
+                        std::optional<Json> want) {
   {
     std::lock_guard lock(indexMu_);
     pending_[node][chain] = Pending{std::move(want), ++pendingSeq_, 0};
@@ -778,6 +817,7 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
     return std::move(r).error();
   if (!waiting.empty()) {
     RolloutDecision none;
+    none.memory.published = memoryOf(chain).published;
     std::string nodes;
     for (const auto& n : waiting)
       nodes += (nodes.empty() ? "" : ", ") + n;
@@ -849,6 +889,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
     // status, once, instead of a reconcile that fails forever without saying why.
     RolloutDecision refused;
+    refused.memory.published = memoryOf(chain).published; // what nodes follow stays
     refused.halted = true;
     refused.waitingFor = "a shorter name";
     (void)writeStatus(
@@ -869,6 +910,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     // Admission refuses what it can; what is left is a terminal error: said once in status,
     // not retried (a new generation is needed).
     RolloutDecision refused;
+    refused.memory = memoryOf(chain); // what nodes follow stays
     refused.halted = true;
     refused.waitingFor = "a valid spec.nodeSelector";
     log::error("chain not rolled out: invalid spec.nodeSelector",
@@ -880,9 +922,21 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     return Outcome{};
   }
 
+  RolloutMemory memory = memoryOf(chain);
+  if (auto it = written_.find(name);
+      it != written_.end() && it->second.memory.generation >= memory.generation)
+    memory = it->second.memory;
+
+  // What each matched node's entry is now (this process's pending decision, else the cache's),
+  // and so which generation it runs by the published rollout.
+  struct Have {
+    enum Kind { None, Member, Pinned, Copy } kind = None; // Copy: of an operator before references
+    std::optional<int64_t> generation;                    // Pinned, Copy
+    std::string revision;                                 // Pinned
+  };
   std::vector<NodeView> views;
+  std::map<std::string, Have> have;
   std::set<std::string> matched;
-  std::vector<std::pair<std::string, int64_t>> copies; // node, generation
   {
     std::lock_guard lock(indexMu_);
     for (const auto& [nodeName, labels] : nodeLabels_) {
@@ -890,64 +944,142 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
         continue;
       matched.insert(nodeName);
       NodeView view{nodeName, std::nullopt, std::nullopt, "", "", ""};
-      if (auto config = configs_.find(nodeName); config != configs_.end())
+      Have h;
+      auto config = configs_.find(nodeName);
+      if (config != configs_.end())
         if (auto entry = config->second.find(name); entry != config->second.end()) {
-          view.assigned = entry->second.assigned;
           view.reported = entry->second.reported;
           view.phase = entry->second.phase;
           view.reason = entry->second.reason;
           view.message = entry->second.message;
+          if (entry->second.inSpec) {
+            h.kind = entry->second.membership  ? Have::Member
+                     : entry->second.reference ? Have::Pinned
+                                               : Have::Copy;
+            h.generation = entry->second.assigned;
+            h.revision = entry->second.revision;
+            if (h.kind != Have::Member && !h.generation)
+              h.kind = Have::None; // no generation: nothing this operator can keep
+          }
         }
       if (auto beat = heartbeats_.find(nodeName); beat != heartbeats_.end())
         view.heartbeat = beat->second;
-      if (const Pending* pending = pendingFor(name, nodeName))
-        view.assigned = pending->want ? std::optional(pending->want->generation) : std::nullopt;
-      else if (auto config = configs_.find(nodeName); config != configs_.end())
-        if (auto entry = config->second.find(name);
-            entry != config->second.end() && entry->second.inSpec && !entry->second.reference &&
-            entry->second.assigned)
-          copies.emplace_back(nodeName, *entry->second.assigned); // an operator before references
+      if (const Pending* pending = pendingFor(name, nodeName)) {
+        h = Have{};
+        if (pending->want && api::isMembership(*pending->want)) {
+          h.kind = Have::Member;
+        } else if (pending->want) {
+          h.kind = Have::Pinned;
+          h.generation = generationIn(&*pending->want);
+          h.revision = k8s::stringAt(*pending->want, {"revision"});
+        }
+      }
+      if (h.kind == Have::Member) {
+        auto ref = api::refFor(memory.published, nodeName);
+        view.assigned = ref ? std::optional(ref->generation) : std::nullopt;
+      } else {
+        view.assigned = h.generation;
+      }
+      have[nodeName] = h;
       views.push_back(std::move(view));
     }
   }
 
-  RolloutMemory memory = memoryOf(chain);
-  if (auto it = written_.find(name);
-      it != written_.end() && it->second.memory.generation >= memory.generation)
-    memory = it->second.memory;
   RolloutDecision d = planRollout(generation,
                                   policyOf(spec, static_cast<int>(views.size()),
                                            options_.progressDeadline, options_.agentStale),
                                   memory, views, Clock::now());
-  // A copy of an operator before references becomes the reference to the same generation.
-  for (const auto& [node, copied] : copies)
-    if (!d.assign.contains(node))
-      d.assign[node] = copied;
+  // Publish: the nodes the decision moves follow the chain's status, one write for all.
   std::map<int64_t, api::ChainRef> refs;
-  for (const auto& [node, assigned] : d.assign) {
-    if (!assigned) {
-      decide(node, name, std::nullopt);
-      continue;
+  auto refOf = [&](int64_t g) -> ApiResult<api::ChainRef> {
+    if (auto it = refs.find(g); it != refs.end())
+      return it->second;
+    if (memory.published.stable && memory.published.stable->generation == g)
+      return refs[g] = *memory.published.stable;
+    auto ref = refAt(chain, g);
+    if (!ref)
+      return std::move(ref).error();
+    return refs[g] = std::move(*ref);
+  };
+  auto target = refOf(generation);
+  if (!target)
+    return std::move(target).error();
+  std::optional<api::ChainRef> stable;
+  if (d.memory.stableGeneration) {
+    auto ref = refOf(*d.memory.stableGeneration);
+    if (!ref)
+      return std::move(ref).error();
+    stable = std::move(*ref);
+  }
+  d.memory.published = publish(memory.published, d, *target, stable);
+  if (d.memory.published != memory.published) {
+    std::vector<log::Field> fields{{"chain", name}, {"generation", generation}};
+    if (d.memory.published.stable)
+      fields.emplace_back("stable", d.memory.published.stable->generation);
+    if (!d.memory.published.waves.empty()) {
+      fields.emplace_back("target", d.memory.published.waves.front().target.generation);
+      fields.emplace_back("partition", d.memory.published.waves.front().partition);
     }
-    if (!refs.contains(*assigned)) {
-      auto ref = refAt(chain, *assigned);
+    std::vector<std::string> moved;
+    for (const auto& [node, assigned] : d.assign)
+      moved.push_back(node);
+    if (!moved.empty())
+      fields.emplace_back("moved", describeNodes(moved));
+    log::write(log::Level::Info, "published rollout", fields);
+  }
+  // Node entries: a membership entry where the published rollout gives the node what the
+  // policy decided; an explicit reference (or none) only where it cannot, and for a node whose
+  // reference (or an earlier operator's copy) the published rollout does not give yet.
+  // Written after the status that publishes what they follow: a membership entry that
+  // replaces a pin must never meet the rollout published before.
+  std::vector<std::pair<std::string, std::optional<Json>>> decisions;
+  for (const auto& view : views) {
+    const Have& h = have.at(view.node);
+    auto follows = api::refFor(d.memory.published, view.node);
+    std::optional<int64_t> followed = follows ? std::optional(follows->generation) : std::nullopt;
+    std::optional<std::optional<Json>> want; // unset: leave the entry as it is
+    if (auto moved = d.assign.find(view.node); moved != d.assign.end()) {
+      if (followed == moved->second) {
+        want = std::optional(api::membershipEntry(name));
+      } else if (moved->second) {
+        auto ref = refOf(*moved->second);
+        if (!ref)
+          return std::move(ref).error();
+        want = std::optional(api::toJson(*ref));
+      } else {
+        want = std::optional<Json>();
+      }
+    } else if (h.kind == Have::None ||
+               ((h.kind == Have::Pinned || h.kind == Have::Copy) && followed == h.generation &&
+                (h.kind == Have::Copy || follows->revision == h.revision))) {
+      want = std::optional(api::membershipEntry(name)); // joined, or the pin is what it follows
+    } else if (h.kind == Have::Copy) {
+      auto ref = refOf(*h.generation); // a copy becomes the reference to its generation
       if (!ref)
         return std::move(ref).error();
-      refs[*assigned] = std::move(*ref);
+      want = std::optional(api::toJson(*ref));
     }
-    decide(node, name, refs.at(*assigned));
+    if (!want)
+      continue;
+    bool same =
+        *want ? (api::isMembership(**want)
+                     ? h.kind == Have::Member
+                     : h.kind == Have::Pinned && h.revision == k8s::stringAt(**want, {"revision"}))
+              : h.kind == Have::None;
+    if (!same)
+      decisions.emplace_back(view.node, std::move(*want));
   }
-  if (!d.assign.empty())
-    log::info("nodes to move",
-              {{"chain", name}, {"generation", generation}, {"nodes", d.assign.size()}});
-  releaseEverywhere(name, matched);
 
   const Json* previous = previousStatus(chain);
   Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
-  if (auto r = writeStatus(chain, d, {}); !r)
+  std::optional<std::chrono::milliseconds> deferred;
+  if (auto r = writeStatus(chain, d, {}, &deferred); !r)
     return std::move(r).error();
   written_[name].uid = uid;
   written_[name].memory = d.memory;
+  for (auto& [node, want] : decisions)
+    decide(node, name, std::move(want));
+  releaseEverywhere(name, matched);
   recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
   // What nodes refer to and what a rollback can still need: the current generation, the
   // stable one, and every generation a node's spec or a pending decision names (an agent that
@@ -955,6 +1087,10 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   std::set<int64_t> keep{generation};
   if (d.memory.stableGeneration)
     keep.insert(*d.memory.stableGeneration);
+  if (d.memory.published.stable) // what agents follow, and will resolve after a restart
+    keep.insert(d.memory.published.stable->generation);
+  for (const auto& wave : d.memory.published.waves)
+    keep.insert(wave.target.generation);
   for (const auto& view : views)
     if (view.assigned)
       keep.insert(*view.assigned);
@@ -977,6 +1113,8 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   Outcome outcome;
   if (d.requeueAfter)
     outcome.requeueAfter = *d.requeueAfter;
+  if (deferred) // the counts go out then (if nothing else wrote them meanwhile)
+    outcome.requeueAfter = std::min(outcome.requeueAfter.value_or(*deferred), *deferred);
   return outcome;
 }
 
@@ -1004,7 +1142,8 @@ const Json* Controller::previousStatus(const Json& chain) const {
 }
 
 ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
-                                        const Problem& problem) {
+                                        const Problem& problem,
+                                        std::optional<std::chrono::milliseconds>* deferred) {
   int64_t generation = k8s::generationOf(chain);
   const Json* previous = previousStatus(chain);
   Json status = Json::object();
@@ -1037,6 +1176,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   if (d.memory.waitingSince)
     status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
   status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
+  status["published"] = api::toJson(d.memory.published);
   Json staleNodes = Json::array();
   for (size_t i = 0; i < d.memory.staleNodes.size(); ++i)
     staleNodes[i] = Json::string(d.memory.staleNodes[i]);
@@ -1098,6 +1238,15 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   std::string name = k8s::nameOf(chain);
   if (previous && withoutTransitionTimes(*previous) == withoutTransitionTimes(status))
     return {}; // nothing new: no request, no event for every watcher
+  if (auto last = written_.find(name); deferred && previous && last != written_.end() &&
+                                       &last->second.status == previous &&
+                                       withoutCounts(*previous) == withoutCounts(status)) {
+    auto since = std::chrono::steady_clock::now() - last->second.at;
+    if (since < kCountsInterval) {
+      *deferred = std::chrono::ceil<std::chrono::milliseconds>(kCountsInterval - since);
+      return {};
+    }
+  }
   Json body = Json::object();
   body["apiVersion"] = Json::string("bpfchain.io/v1alpha1");
   body["kind"] = Json::string("BpfChain");
@@ -1112,6 +1261,7 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   written.uid = k8s::metadataString(chain, "uid");
   written.status = std::move(status);
   written.resourceVersion = applied ? revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
+  written.at = std::chrono::steady_clock::now();
   return {};
 }
 

@@ -4,9 +4,14 @@
 // feed a work queue of keys ("chain/<name>", "node/<name>"); writeConcurrency workers
 // reconcile keys from the caches and the current state of the world, whatever events led
 // there, never one key twice at once.
-//   chain/<name>  decides each node's reference to the chain (api::ChainRef: the
+//   chain/<name>  decides which revision each node runs (api::ChainRef: the
 //                 ControllerRevision of a generation and its digest) by the rollout policy
-//                 (rollout.h), and sums the agents' reports up in the chain's status.
+//                 (rollout.h) and publishes it in the chain's status.published
+//                 (api/published_rollout.h: a partition by node name, so a batch of any size
+//                 is one status write); a node's spec.chains gets a membership entry that
+//                 follows it, written only when the node's membership changes (an explicit
+//                 reference only where the published rollout cannot say what the policy
+//                 decided). It sums the agents' reports up in the chain's status.
 //                 Chain reconciles run one at a time (chainMu_).
 //   node/<name>   a Node has a BpfNodeConfig of the same name, whose spec.chains is written
 //                 in one merge patch with every decision made for it meanwhile; a deleted
@@ -83,8 +88,10 @@ private:
   // What reconciles need of one chain's entries in one BpfNodeConfig.
   struct ChainOnNode {
     bool inSpec = false;             // an entry in spec.chains...
-    std::optional<int64_t> assigned; // ...with this generation
+    bool membership = false;         // ...that follows the chain's published rollout, or
+    std::optional<int64_t> assigned; // ...with this generation (a reference or a copy)
     bool reference = false;          // a reference (an operator before them wrote copies)
+    std::string revision;            // the reference's revision
     bool inStatus = false;           // an entry in status.chains...
     std::optional<int64_t> reported; // ...with this generation
     std::string phase, reason, message;
@@ -96,16 +103,17 @@ private:
   // "expectations"). Chain reconciles decide; node reconciles write, once per node for every
   // chain decided meanwhile, so the creation of 20 chains is not 20 writes per node.
   struct Pending {
-    std::optional<api::ChainRef> want; // nullopt: remove the chain from the node
-    uint64_t seq = 0;                  // which decision (a newer one replaces it)
-    int64_t writtenRevision = 0;       // the resourceVersion of the write; 0: not written yet
+    std::optional<k8s::Json> want; // the entry (membership or reference); nullopt: remove it
+    uint64_t seq = 0;              // which decision (a newer one replaces it)
+    int64_t writtenRevision = 0;   // the resourceVersion of the write; 0: not written yet
   };
   // The last status this process wrote per chain: the informer's copy can lag behind it.
   struct Written {
     std::string uid; // of the object written: a chain created again under its name starts anew
     RolloutMemory memory;
-    k8s::Json status;            // as sent
-    int64_t resourceVersion = 0; // of the chain after the write; 0 = unknown
+    k8s::Json status;                           // as sent
+    int64_t resourceVersion = 0;                // of the chain after the write; 0 = unknown
+    std::chrono::steady_clock::time_point at{}; // when it was sent
   };
   static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
   void onNodeConfig(const k8s::Json* now, const std::string& name);
@@ -126,7 +134,7 @@ private:
   k8s::ApiResult<api::ChainRef> refAt(const k8s::Json& chain, int64_t generation);
   // Decides `node`'s entry of `chain` (nullopt: none) and queues the node's write. Takes
   // indexMu_.
-  void decide(const std::string& node, const std::string& chain, std::optional<api::ChainRef> want);
+  void decide(const std::string& node, const std::string& chain, std::optional<k8s::Json> want);
   // The decision on `node`'s entry of `chain` that the index has not caught up with, or
   // nullptr (forgetting it once the index shows its write). The caller holds indexMu_.
   const Pending* pendingFor(const std::string& chain, const std::string& node);
@@ -140,8 +148,14 @@ private:
   struct Problem {
     std::string reason, message;
   };
+  // A status that differs from the last one written only in its counts (and the messages that
+  // quote them) waits until kCountsInterval has passed since that write: every agent watches
+  // the chains, and a rollout changes the counts with every node's report. `deferred` (when
+  // given) says how long it waits; a reconcile then comes back.
+  static constexpr std::chrono::milliseconds kCountsInterval{1000};
   k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
-                                   const Problem& problem);
+                                   const Problem& problem,
+                                   std::optional<std::chrono::milliseconds>* deferred = nullptr);
   void recordTransitions(const k8s::Json& chain, const RolloutMemory& before,
                          const k8s::Json* previous, const RolloutDecision& d);
   void event(const k8s::Json& chain, k8s::EventType type, const std::string& reason,

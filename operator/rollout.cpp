@@ -191,6 +191,34 @@ std::string chainPhase(const RolloutDecision& d, bool problem) {
   return d.failed > 0 || problem ? "Degraded" : "Ready";
 }
 
+api::PublishedRollout publish(const api::PublishedRollout& before, const RolloutDecision& d,
+                              const api::ChainRef& target,
+                              const std::optional<api::ChainRef>& stable) {
+  api::PublishedRollout p = before;
+  p.stable = stable;
+  auto isTarget = [&](const api::Wave& w) { return w.target.revision == target.revision; };
+  if (d.memory.rolledBack) {
+    std::erase_if(p.waves, isTarget);
+  } else if (d.complete && d.failed == 0) {
+    p.waves.clear(); // stable is the target now
+  } else {
+    std::optional<std::string> last;
+    for (const auto& [node, generation] : d.assign)
+      if (generation == target.generation)
+        last = node; // std::map: the last one is the greatest name
+    if (last) {
+      if (p.waves.empty() || !isTarget(p.waves.front())) {
+        std::erase_if(p.waves, isTarget);
+        p.waves.insert(p.waves.begin(), api::Wave{target, *last});
+      } else if (*last > p.waves.front().partition) {
+        p.waves.front().partition = *last;
+      }
+    }
+  }
+  api::dropShadowed(p);
+  return p;
+}
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now) {
@@ -203,7 +231,8 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   if (memory.generation != target) // a new target starts a new rollout
     d.memory = {.generation = target,
                 .stableGeneration = memory.stableGeneration,
-                .staleNodes = memory.staleNodes};
+                .staleNodes = memory.staleNodes,
+                .published = memory.published};
   d.matched = static_cast<int>(sorted.size());
 
   // Nodes that reported Ready (whatever generation) and whose agent stopped reporting; the
@@ -344,6 +373,14 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
 
   // A node whose agent stopped reporting is unavailable, as a DaemonSet counts it.
   int budget = policy.maxUnavailable - applying - unavailable;
+  // Batches, not a sliding window: each batch is a write of the chain's status that every
+  // agent receives, so the next one waits until half of maxUnavailable is free again (or
+  // every node left fits), which bounds a rollout to about 2 x nodes / maxUnavailable writes.
+  int behind = 0;
+  for (size_t i = canaries; i < sorted.size(); ++i)
+    behind += states[i] == State::Behind;
+  if (budget < std::min(behind, (policy.maxUnavailable + 1) / 2))
+    budget = 0;
   for (size_t i = canaries; i < sorted.size() && budget > 0; ++i) {
     if (states[i] != State::Behind)
       continue;

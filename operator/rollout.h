@@ -4,8 +4,10 @@
 //
 // Nodes are taken in name order. The first `canaryNodes` take the target generation first;
 // the others wait until every canary reports Ready and `pauseSeconds` have passed, then move
-// in batches so that at most `maxUnavailable` nodes are applying at once. A node that reports
-// Failed for the target generation stops the rollout (Halt: the remaining nodes keep what
+// in batches so that at most `maxUnavailable` nodes are applying at once; a batch goes when at
+// least half of maxUnavailable is free (or every node left fits), not whenever one node
+// finishes: each batch is one write of the chain's status, which every agent receives. A node that
+// reports Failed for the target generation stops the rollout (Halt: the remaining nodes keep what
 // they run), is passed over (Continue), or makes every node that took the target go back to
 // the last generation that was Ready everywhere (Rollback; without one, the chain is removed
 // from them).
@@ -17,6 +19,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "api/published_rollout.h"
 
 namespace bpfchain::op {
 
@@ -67,6 +71,8 @@ struct RolloutMemory {
   // Nodes that report `generation` Failed (sorted): a NodeFailed Event was sent as each joined.
   // Kept as it was once the generation is rolled back (its nodes no longer run it).
   std::vector<std::string> failedNodes;
+  // What agents follow (BpfChain.status.published): which nodes run which revision.
+  api::PublishedRollout published;
 };
 
 // One matched node, as its BpfNodeConfig shows it.
@@ -130,6 +136,17 @@ std::string describeStale(const std::vector<std::string>& nodes);
 // complete Ready, or Degraded when nodes failed (Continue), `problem` (cleanup timed out) or
 // an agent stopped reporting (stale nodes, also mid-rollout).
 std::string chainPhase(const RolloutDecision& d, bool problem);
+
+// The published rollout after decision `d` (api/published_rollout.h), which makes every node
+// that `d` moves to the target run it: the target's wave (newest first) grows to the last
+// such node in name order (planRollout takes nodes in name order, so the wave covers exactly
+// the nodes it moved and those that run the target already). A rollback drops the target's
+// wave, so its nodes follow `stable` again: one write, whatever the number of nodes. A rollout
+// complete with no failure publishes `stable` (then the target) alone. `stable` is the ref of
+// d.memory.stableGeneration (nullopt: none).
+api::PublishedRollout publish(const api::PublishedRollout& before, const RolloutDecision& d,
+                              const api::ChainRef& target,
+                              const std::optional<api::ChainRef>& stable);
 
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,

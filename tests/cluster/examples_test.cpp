@@ -428,7 +428,7 @@ TEST_F(Examples, AnAgentMayWriteItsOwnNodesStatusAndNoOther) {
       },
       20000); // a new policy takes effect within a second or so
   EXPECT_TRUE(refused);
-  // RBAC: the agent reads its BpfNodeConfig and pods, and writes nothing else.
+  // RBAC: the agent reads its BpfNodeConfig, the BpfChains and pods, and writes nothing else.
   auto watch = kubectlAs(asN1, {"auth", "can-i", "watch", "bpfnodeconfigs.bpfchain.io"});
   EXPECT_EQ(watch.exitCode, 0) << watch.out << watch.err;
   auto pods = kubectlAs(asN1, {"auth", "can-i", "list", "pods", "--all-namespaces"});
@@ -436,8 +436,15 @@ TEST_F(Examples, AnAgentMayWriteItsOwnNodesStatusAndNoOther) {
   auto spec = kubectlAs(asN1, {"patch", "bpfnodeconfig", "examples-n1", "--type=merge", "-p",
                                R"({"spec":{"chains":[]}})"});
   EXPECT_NE(spec.exitCode, 0) << "an agent must not write a spec";
+  // It reads the BpfChains (the rollout each publishes, which its membership entries follow)
+  // and writes none of them.
   auto chains = kubectlAs(asN1, {"get", "bpfchains"});
-  EXPECT_NE(chains.exitCode, 0) << "an agent has no business with BpfChains";
+  EXPECT_EQ(chains.exitCode, 0) << chains.out << chains.err;
+  auto chainStatus =
+      kubectlAs(asN1, {"auth", "can-i", "patch", "bpfchains.bpfchain.io", "--subresource=status"});
+  EXPECT_NE(chainStatus.exitCode, 0) << "an agent must not write a chain's status";
+  auto chainDelete = kubectlAs(asN1, {"auth", "can-i", "delete", "bpfchains.bpfchain.io"});
+  EXPECT_NE(chainDelete.exitCode, 0) << "an agent must not delete chains";
 }
 
 } // namespace

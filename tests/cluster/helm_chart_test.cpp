@@ -656,7 +656,10 @@ TEST_F(HelmChart, InAnotherNamespaceItsRbacGrantsWhatTheBinariesNeedAndNoMore) {
       {agent, {"patch", "bpfnodeconfigs.bpfchain.io", "--subresource=status"}, true},
       {agent, {"list", "pods", "--all-namespaces"}, true},
       {agent, {"patch", "bpfnodeconfigs.bpfchain.io"}, false},
-      {agent, {"get", "bpfchains.bpfchain.io"}, false},
+      // The rollouts its node's membership entries follow: read-only.
+      {agent, {"watch", "bpfchains.bpfchain.io"}, true},
+      {agent, {"patch", "bpfchains.bpfchain.io", "--subresource=status"}, false},
+      {agent, {"update", "bpfchains.bpfchain.io"}, false},
       {agent, {"get", "secrets", "-n", kEdgeNs}, false},
       // The chain revisions its node refers to, in the release namespace only, read-only.
       {agent, {"watch", "controllerrevisions.apps", "-n", kEdgeNs}, true},

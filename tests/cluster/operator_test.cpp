@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/chain_ref.h"
+#include "api/published_rollout.h"
 #include "api/resources.h"
 #include "harness/control_plane.h"
 #include "harness/process.h"
@@ -34,6 +35,32 @@ using namespace std::chrono_literals;
 const k8s::Resource& kChains = api::kBpfChains;
 const k8s::Resource& kNodeConfigs = api::kBpfNodeConfigs;
 const std::string kSha(64, 'a');
+
+// The revision `node` runs for its spec.chains[] `entry`, by the rule the agents follow
+// (api::entryRef: a reference as it is, a membership entry from the chain's published
+// rollout); nullopt when the chain is not on the node (or its rollout not yet known).
+std::optional<api::ChainRef> refOfEntry(const Json& entry, const std::string& node,
+                                        const std::map<std::string, Json>& chains) {
+  std::optional<api::PublishedRollout> published;
+  if (auto c = chains.find(k8s::stringAt(entry, {"name"})); c != chains.end())
+    if (auto p = api::publishedOf(c->second); p && *p)
+      published = **p;
+  auto ref = api::entryRef(entry, node, published ? &*published : nullptr, node);
+  if (!ref && !api::isReference(entry) && !api::isMembership(entry) &&
+      entry.has_field("generation")) { // an inline copy of an operator before references
+    return api::ChainRef{k8s::stringAt(entry, {"name"}),
+                         entry.at("generation").as_number().to_int64(), "", "", 100};
+  }
+  return ref ? *ref : std::nullopt;
+}
+
+std::map<std::string, Json> chainsByName(k8s::Client& client) {
+  std::map<std::string, Json> out;
+  if (auto list = client.list(api::kBpfChains, ""))
+    for (auto& c : list->items)
+      out[k8s::nameOf(c)] = std::move(c);
+  return out;
+}
 
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -92,9 +119,10 @@ private:
     while (!stop_) {
       auto configs = client_.list(kNodeConfigs, "");
       if (configs) {
+        auto chains = chainsByName(client_);
         int applying = 0;
         for (const auto& config : configs->items)
-          applying += report(config);
+          applying += report(config, chains);
         std::lock_guard lock(mu_);
         maxApplying_ = std::max(maxApplying_, applying);
       }
@@ -103,7 +131,7 @@ private:
   }
 
   // Returns how many chains on this node are still applying.
-  int report(const Json& config) {
+  int report(const Json& config, const std::map<std::string, Json>& chainObjects) {
     std::string node = k8s::nameOf(config);
     {
       std::lock_guard lock(mu_);
@@ -117,7 +145,10 @@ private:
     if (config.has_field("spec") && config.at("spec").has_field("chains")) {
       for (const auto& entry : config.at("spec").at("chains").as_array()) {
         std::string chain = k8s::stringAt(entry, {"name"});
-        int64_t generation = entry.at("generation").as_number().to_int64();
+        auto ref = refOfEntry(entry, node, chainObjects);
+        if (!ref)
+          continue; // not on this node (yet)
+        int64_t generation = ref->generation;
         std::lock_guard lock(mu_);
         auto key = std::make_tuple(node, chain, generation);
         if (!seen_.contains(key)) {
@@ -264,8 +295,7 @@ protected:
     for (const auto& e : config->at("spec").at("chains").as_array()) {
       if (k8s::stringAt(e, {"name"}) != chain)
         continue;
-      auto ref = api::chainRefFromJson(e, node);
-      EXPECT_TRUE(ref) << ref.error().message();
+      auto ref = refOfEntry(e, node, chainsByName(*client_));
       if (!ref)
         return "";
       auto object = client_->get(api::kControllerRevisions, "bpfchain-system", ref->revision);
@@ -288,8 +318,10 @@ protected:
     if (!config || !config->has_field("spec") || !config->at("spec").has_field("chains"))
       return -1;
     for (const auto& e : config->at("spec").at("chains").as_array())
-      if (k8s::stringAt(e, {"name"}) == chain)
-        return e.at("generation").as_number().to_int64();
+      if (k8s::stringAt(e, {"name"}) == chain) {
+        auto ref = refOfEntry(e, node, chainsByName(*client_));
+        return ref ? ref->generation : -1;
+      }
     return -1;
   }
 
@@ -453,8 +485,9 @@ TEST_F(Operator, HaltStopsAtTheFirstFailureAndSaysSo) {
   // And as the operator's log tells it: each node write, and the halt with its node and reason.
   std::string log = readFile(logDir_->path() + "/operator.log");
   for (const std::string line :
-       {"INFO wrote node config node=halt-1 changed=halting@2\n",
-        "INFO wrote node config node=halt-3 added=halting@1\n",
+       {"INFO published rollout chain=halting generation=2 stable=1 target=2 partition=halt-1 "
+        "moved=halt-1\n",
+        "INFO wrote node config node=halt-3 added=halting\n",
         "WARNING event chain=halting reason=RolloutHalted message=\"generation 2 halted: node "
         "halt-1 failed: VerifierRejected: R1 invalid"})
     EXPECT_NE(log.find(line), std::string::npos) << line << " not in:\n" << log;
@@ -992,7 +1025,8 @@ TEST_F(OperatorRestarts, AnOperatorKilledMidRolloutIsResumedByTheNextOne) {
 }
 
 // An operator before references wrote each node a copy of the chain's spec. The new operator
-// rewrites such a copy as a reference to the same generation: no new generation, no rollout.
+// rewrites such a copy as an entry that gives the node the same generation (a membership
+// entry, as the chain's published rollout says generation 1): no new generation, no rollout.
 TEST_F(OperatorRestarts, ACopyOfAnOperatorBeforeReferencesBecomesAReference) {
   addNode("legacy-0", "legacy");
   ASSERT_TRUE(client_
@@ -1029,8 +1063,10 @@ TEST_F(OperatorRestarts, ACopyOfAnOperatorBeforeReferencesBecomesAReference) {
   EXPECT_TRUE(eventually(
       [&] {
         auto entry = entryOf();
-        return entry && api::isReference(*entry) &&
-               entry->at("generation").as_number().to_int64() == 1;
+        if (!entry || !(api::isReference(*entry) || api::isMembership(*entry)))
+          return false;
+        auto ref = refOfEntry(*entry, "legacy-0", chainsByName(*client_));
+        return ref && ref->generation == 1;
       },
       60s))
       << (entryOf() ? entryOf()->serialize() : "no entry");

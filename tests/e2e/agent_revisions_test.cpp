@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "api/chain_ref.h"
+#include "api/published_rollout.h"
 #include "api/resources.h"
 #include "harness/agent_process.h"
 #include "harness/bpffs.h"
@@ -33,13 +34,14 @@ using k8s::Json;
 const std::string kNs = "chain-revisions";
 const std::string kAgentSa = "agent";
 const std::string kRevisionRole = "agent-revisions";
+const std::string kChainsRole = "e2e-revisions-agent-chains";
 // A BpfChain uid, as revisionName() takes it.
 const std::string kUid = "5e1f00d2-1111-2222-3333-444455556666";
 constexpr int kLongWait = 120000; // informer backoff (<= 30 s + jitter), then a pass
 
 class AgentRevisions : public ::testing::Test {
 protected:
-  static constexpr size_t kNodes = 3; // one per test: each starts from nothing
+  static constexpr size_t kNodes = 4; // one per test: each starts from nothing
 
   static ControlPlane& plane() { return ControlPlaneEnvironment::get(); }
 
@@ -54,6 +56,15 @@ protected:
     return "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: " +
            kRevisionRole + ", namespace: " + kNs +
            "}\nrules:\n- apiGroups: [apps]\n  resources: [controllerrevisions]\n"
+           "  verbs: [get, list, watch]\n";
+  }
+
+  // The agent's read access to the BpfChains (the rollouts membership entries follow), apart
+  // so that a test can take it away.
+  static std::string chainsRole() {
+    return "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: " +
+           kChainsRole +
+           "}\nrules:\n- apiGroups: [bpfchain.io]\n  resources: [bpfchains]\n"
            "  verbs: [get, list, watch]\n";
   }
 
@@ -95,6 +106,7 @@ protected:
         "metadata: {name: e2e-revisions-agent}\nrules:\n"
         "- apiGroups: [bpfchain.io]\n  resources: [bpfnodeconfigs]\n"
         "  verbs: [get, list, watch]\n"
+
         "- apiGroups: [bpfchain.io]\n  resources: [bpfnodeconfigs/status]\n"
         "  verbs: [get, patch, update]\n"
         "- apiGroups: [\"\"]\n  resources: [pods, namespaces]\n"
@@ -103,7 +115,12 @@ protected:
         "metadata: {name: e2e-revisions-agent}\nroleRef: {apiGroup: "
         "rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-revisions-agent}\n"
         "subjects: [{kind: ServiceAccount, name: " +
-        kAgentSa + ", namespace: " + kNs + "}]\n---\n" + revisionRole() +
+        kAgentSa + ", namespace: " + kNs + "}]\n---\n" + chainsRole() +
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+        "metadata: {name: " +
+        kChainsRole + "}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, " +
+        "name: " + kChainsRole + "}\nsubjects: [{kind: ServiceAccount, name: " + kAgentSa +
+        ", namespace: " + kNs + "}]\n---\n" + revisionRole() +
         "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n"
         "metadata: {name: " +
         kRevisionRole + ", namespace: " + kNs +
@@ -439,6 +456,84 @@ TEST_F(AgentRevisions, WithoutPermissionToReadRevisionsTheOldGenerationKeepsRunn
   EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 runs";
   referNothing(node);
   EXPECT_TRUE(eventually([&] { return chainStatus(node, chain).is_null(); }));
+}
+
+// A membership entry ({name, follow: true}) runs what its BpfChain publishes for the node
+// (api::refFor): the stable revision while the partition has not reached the node, the
+// target once it has. Without permission to read the BpfChains (an agent restarted after its
+// ClusterRole went) the chain fails alone with RevisionUnavailable naming the BpfChain, and
+// the revision it ran keeps running, unreloaded; once the permission is back it is Ready.
+TEST_F(AgentRevisions, AMembershipEntryFollowsThePartitionAndKeepsItsRevisionWithoutTheChain) {
+  const size_t node = 3;
+  const std::string chain = "rev-follow";
+  api::ChainRef g1 = createRevision(chain, 1, chainSpec(true), chainSpec(true));
+  api::ChainRef g2 = createRevision(chain, 2, chainSpec(false), chainSpec(false));
+  Json object = Json::object();
+  object["apiVersion"] = Json::string("bpfchain.io/v1alpha1");
+  object["kind"] = Json::string("BpfChain");
+  object["metadata"]["name"] = Json::string(chain);
+  object["spec"] = chainSpec(true);
+  auto created = client_->create(api::kBpfChains, object);
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  // What the operator publishes: generation 1 stable, 2 up to `partition`.
+  auto publish = [&](const std::string& partition) {
+    Json patch = Json::object();
+    patch["status"]["published"] = api::toJson(api::PublishedRollout{g1, {{g2, partition}}});
+    auto patched = client_->patch(api::kBpfChains, "", chain, k8s::PatchType::Merge, patch,
+                                  {.subresource = "status"});
+    ASSERT_TRUE(patched.ok()) << patched.error().describe();
+  };
+  publish("a"); // sorts before every node name: no node moved yet
+  startAgent(node);
+  Json body = Json::object();
+  body["apiVersion"] = Json::string("bpfchain.io/v1alpha1");
+  body["kind"] = Json::string("BpfNodeConfig");
+  body["metadata"]["name"] = Json::string(nodeName(node));
+  body["spec"]["chains"][0] = api::membershipEntry(chain);
+  auto applied = client_->apply(api::kBpfNodeConfigs, body, "e2e-operator", true);
+  ASSERT_TRUE(applied.ok()) << applied.error().describe();
+  waitFor(node, chain, 1, "Ready");
+  EXPECT_EQ(k8s::stringAt(chainStatus(node, chain), {"revision"}), g1.revision);
+  EXPECT_EQ(delivered(node, 9999, 50), 0u) << "generation 1's filter drops 9999";
+
+  publish(nodeName(node)); // the partition reaches the node: one write of the chain's status
+  waitFor(node, chain, 2, "Ready");
+  EXPECT_EQ(k8s::stringAt(chainStatus(node, chain), {"runningRevision"}), g2.revision);
+  EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 runs";
+  std::vector<int64_t> ids = programIds(node, chain);
+  ASSERT_EQ(ids.size(), 2u);
+  agent_->process().stop();
+  agent_.reset();
+
+  auto removed = plane().kubectl({"delete", "clusterrole", kChainsRole});
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  ASSERT_TRUE(eventually([&] {
+    auto can = plane().kubectlOutput({"auth", "can-i", "list", "bpfchains.bpfchain.io", "--as",
+                                      "system:serviceaccount:" + kNs + ":" + kAgentSa});
+    return can.ok() && can->out.find("no") == 0;
+  }));
+  startAgent(node);
+  bool failed = eventually([&] {
+    Json s = chainStatus(node, chain);
+    return k8s::stringAt(s, {"phase"}) == "Failed" &&
+           k8s::stringAt(s, {"reason"}) == "RevisionUnavailable";
+  });
+  Json s = chainStatus(node, chain);
+  ASSERT_TRUE(failed) << s.serialize() << "\n" << agent_->log();
+  std::string message = k8s::stringAt(s, {"message"});
+  EXPECT_NE(message.find("BpfChain " + chain), std::string::npos) << message;
+  EXPECT_NE(message.find("forbidden"), std::string::npos) << message;
+  EXPECT_EQ(intAt(s, "runningGeneration"), 2) << s.serialize();
+  EXPECT_EQ(k8s::stringAt(s, {"runningRevision"}), g2.revision) << s.serialize();
+  EXPECT_EQ(programIds(node, chain), ids) << "generation 2 must keep running, unreloaded";
+  EXPECT_EQ(delivered(node, 9999, 50), 50u) << "generation 2 still runs";
+
+  kubectlApply(chainsRole());
+  waitFor(node, chain, 2, "Ready", "", kLongWait);
+  EXPECT_EQ(programIds(node, chain), ids);
+  referNothing(node);
+  EXPECT_TRUE(eventually([&] { return chainStatus(node, chain).is_null(); }));
+  (void)client_->remove(api::kBpfChains, "", chain);
 }
 
 } // namespace

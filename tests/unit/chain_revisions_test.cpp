@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "api/chain_ref.h"
+#include "api/published_rollout.h"
 #include "api/resources.h"
 #include "node-agent/chain_revisions.h"
 
@@ -283,3 +284,78 @@ TEST(ChainRevisions, ASpecWithoutReferencesIsParseNodeSpecs) {
 }
 
 } // namespace
+
+namespace {
+
+using Published = std::map<std::string, std::optional<api::PublishedRollout>>;
+
+// A lookup of published rollouts answering from `chains`; a chain not in it cannot be read.
+PublishedLookup publishedIn(const Published& chains) {
+  return [chains](const std::string& chain) -> Result<std::optional<api::PublishedRollout>> {
+    if (auto it = chains.find(chain); it != chains.end())
+      return it->second;
+    return Error(ErrorKind::RevisionUnavailable, 0, "BpfChain " + chain + ": 403 Forbidden");
+  };
+}
+
+} // namespace
+
+// A membership entry runs what the chain's published rollout gives this node: the target up
+// to the partition, stable past it, nothing when there is no stable generation.
+TEST(ChainRevisions, AMembershipEntryFollowsThePublishedRolloutByNodeName) {
+  Json one = chainSpec("xdp_one"), two = chainSpec("xdp_two");
+  std::map<std::string, Json> store{{refTo("edge", 1, one).revision, revision("edge", 1, one)},
+                                    {refTo("edge", 2, two).revision, revision("edge", 2, two)}};
+  api::PublishedRollout rollout{refTo("edge", 1, one), {{refTo("edge", 2, two), "node-b"}}};
+  Json spec = specOf({api::membershipEntry("edge")});
+  for (const auto& [node, generation, entry] :
+       {std::tuple{"node-a", 2, "xdp_two"}, {"node-b", 2, "xdp_two"}, {"node-c", 1, "xdp_one"}}) {
+    auto resolved = resolveNodeSpec(spec, "test", lookupIn(store), nothingKept(), node,
+                                    publishedIn({{"edge", rollout}}));
+    ASSERT_TRUE(resolved) << resolved.error().message();
+    const ChainDecl* c = chainNamed(resolved->spec, "edge");
+    ASSERT_NE(c, nullptr) << node;
+    EXPECT_EQ(c->generation, generation) << node;
+    EXPECT_EQ(c->revision, refTo("edge", generation, generation == 1 ? one : two).revision);
+    EXPECT_EQ(c->programs.at(0).entry, entry);
+    EXPECT_TRUE(resolved->spec.invalid.empty());
+  }
+  rollout.stable.reset();
+  auto absent = resolveNodeSpec(spec, "test", lookupIn(store), nothingKept(), "node-c",
+                                publishedIn({{"edge", rollout}}));
+  ASSERT_TRUE(absent);
+  EXPECT_TRUE(absent->spec.chains.empty());
+  EXPECT_TRUE(absent->spec.invalid.empty());
+}
+
+// A chain that cannot be read fails alone and keeps its last resolved revision running; one
+// that has published nothing yet keeps it too, without a failure.
+TEST(ChainRevisions, AMembershipWhoseChainCannotBeReadKeepsItsLastRevision) {
+  Json one = chainSpec("xdp_one");
+  LastResolved kept = [&](const std::string& chain) -> std::optional<Json> {
+    if (chain == "edge")
+      return revision("edge", 1, one);
+    return std::nullopt;
+  };
+  Json spec = specOf({api::membershipEntry("edge")});
+  auto unreadable = resolveNodeSpec(spec, "test", lookupIn({}), kept, "node-a", publishedIn({}));
+  ASSERT_TRUE(unreadable);
+  const InvalidChain* bad = invalidNamed(unreadable->spec, "edge");
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(bad->kind, ErrorKind::RevisionUnavailable);
+  EXPECT_NE(bad->message.find("403 Forbidden"), std::string::npos) << bad->message;
+  const ChainDecl* running = chainNamed(unreadable->spec, "edge");
+  ASSERT_NE(running, nullptr);
+  EXPECT_EQ(running->generation, 1);
+
+  auto unpublished = resolveNodeSpec(spec, "test", lookupIn({}), kept, "node-a",
+                                     publishedIn({{"edge", std::nullopt}}));
+  ASSERT_TRUE(unpublished);
+  EXPECT_TRUE(unpublished->spec.invalid.empty());
+  ASSERT_NE(chainNamed(unpublished->spec, "edge"), nullptr);
+  auto nothing = resolveNodeSpec(spec, "test", lookupIn({}), nothingKept(), "node-a",
+                                 publishedIn({{"edge", std::nullopt}}));
+  ASSERT_TRUE(nothing);
+  EXPECT_TRUE(nothing->spec.chains.empty());
+  EXPECT_TRUE(nothing->spec.invalid.empty());
+}

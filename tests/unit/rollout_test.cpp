@@ -1,6 +1,7 @@
 // The rollout policy, driven against simulated nodes whose agents report one step after they
 // are assigned a generation: batch order and sizes, the canary and its pause, and each
-// failure policy.
+// failure policy. Nodes follow the published rollout (publish, then api::refFor per node), as
+// the operator and the agents do: what a node runs is what the rule gives it.
 #include <gtest/gtest.h>
 #include <set>
 
@@ -10,6 +11,11 @@ namespace bpfchain::op {
 namespace {
 
 using namespace std::chrono_literals;
+
+api::ChainRef refOf(int64_t generation) {
+  return {"c", generation, "c-0123abcd-" + std::to_string(generation),
+          "sha256:" + std::string(64, static_cast<char>('0' + generation % 10)), 100};
+}
 
 struct Cluster {
   std::vector<NodeView> nodes;
@@ -24,17 +30,27 @@ struct Cluster {
       std::string name = "node-" + std::string(i < 10 ? "0" : "") + std::to_string(i);
       nodes.push_back({name, running, running, running ? "Ready" : "", "", ""});
     }
-    if (running)
+    if (running) {
       memory.stableGeneration = *running;
+      memory.published.stable = refOf(*running);
+    }
   }
 
-  // One reconcile, then every agent catches up with what it was assigned.
+  // One reconcile, which publishes, then every agent catches up with what the published
+  // rollout gives its node.
   RolloutDecision step(int64_t target, const RolloutPolicy& policy) {
     RolloutDecision d = planRollout(target, policy, memory, nodes, now);
+    std::optional<api::ChainRef> stable;
+    if (d.memory.stableGeneration)
+      stable = refOf(*d.memory.stableGeneration);
+    d.memory.published = publish(memory.published, d, refOf(target), stable);
     memory = d.memory;
     for (auto& n : nodes) {
-      if (auto it = d.assign.find(n.node); it != d.assign.end())
-        n.assigned = it->second;
+      auto ref = api::refFor(memory.published, n.node);
+      n.assigned = ref ? std::optional(ref->generation) : std::nullopt;
+      if (auto it = d.assign.find(n.node); it != d.assign.end()) {
+        EXPECT_EQ(n.assigned, it->second) << n.node << ": the published rollout gives another";
+      }
       bool refuses = failing.contains(n.node) && n.assigned == badGeneration;
       n.reported = n.assigned;
       n.phase = n.assigned ? (refuses ? "Failed" : (idle.contains(n.node) ? "Idle" : "Ready")) : "";
@@ -527,6 +543,108 @@ TEST(AgentStale, AStaleNodeHoldsTheRolloutAndUsesTheUnavailableBudget) {
   d = c.step(2, policy);
   EXPECT_EQ(d.assign.size(), 1u);
   EXPECT_EQ(d.stale, 0);
+}
+
+} // namespace
+} // namespace bpfchain::op
+
+namespace bpfchain::op {
+namespace {
+
+// A whole batch moves by one write of the chain's status: the partition, a node name.
+TEST(PublishedRollout, TheCanaryAndEachBatchMoveThePartition) {
+  Cluster c(10);
+  RolloutPolicy policy{.maxUnavailable = 3, .canaryNodes = 1};
+  c.step(2, policy);
+  ASSERT_EQ(c.memory.published.waves.size(), 1u);
+  EXPECT_EQ(c.memory.published.waves[0].target, refOf(2));
+  EXPECT_EQ(c.memory.published.waves[0].partition, "node-00");
+  EXPECT_EQ(c.memory.published.stable, refOf(1));
+  c.step(2, policy);
+  EXPECT_EQ(c.memory.published.waves[0].partition, "node-03");
+  c.run(2, policy);
+  // Complete: the target is stable, and no wave is left.
+  EXPECT_EQ(c.memory.published, (api::PublishedRollout{refOf(2), {}}));
+}
+
+TEST(PublishedRollout, HaltKeepsThePartitionAndRollbackIsOneChange) {
+  Cluster c(6);
+  c.failing = {"node-02"};
+  c.badGeneration = 2;
+  RolloutPolicy halt{.maxUnavailable = 2, .canaryNodes = 1, .failurePolicy = FailurePolicy::Halt};
+  c.run(2, halt);
+  api::PublishedRollout halted = c.memory.published;
+  ASSERT_EQ(halted.waves.size(), 1u);
+  EXPECT_EQ(halted.waves[0].partition, "node-02");
+  c.step(2, halt);
+  EXPECT_EQ(c.memory.published, halted); // nothing moves
+  // The same failure under Rollback: the wave goes, every node follows stable again.
+  RolloutPolicy rollback = halt;
+  rollback.failurePolicy = FailurePolicy::Rollback;
+  RolloutDecision d = c.step(2, rollback);
+  EXPECT_TRUE(d.memory.rolledBack);
+  EXPECT_EQ(d.assign.size(), 3u);
+  EXPECT_EQ(c.memory.published, (api::PublishedRollout{refOf(1), {}}));
+  EXPECT_EQ(c.running(1), 6);
+}
+
+TEST(PublishedRollout, ContinueMovesThePartitionPastFailedNodes) {
+  Cluster c(4);
+  c.failing = {"node-01"};
+  c.badGeneration = 2;
+  RolloutPolicy policy{
+      .maxUnavailable = 1, .canaryNodes = 1, .failurePolicy = FailurePolicy::Continue};
+  c.run(2, policy);
+  EXPECT_TRUE(c.step(2, policy).complete);
+  // Not Ready everywhere: generation 1 stays stable, and the wave covers every node.
+  ASSERT_EQ(c.memory.published.waves.size(), 1u);
+  EXPECT_EQ(c.memory.published.waves[0].partition, "node-03");
+  EXPECT_EQ(c.memory.published.stable, refOf(1));
+  EXPECT_EQ(c.running(2), 4);
+}
+
+// Generation 3 comes while 2 has moved three nodes: those keep 2 until 3 reaches them (they
+// do not go back to 1 meanwhile), then 2's wave goes.
+TEST(PublishedRollout, ANewGenerationMidRolloutLeavesTheMovedNodesWhereTheyAre) {
+  Cluster c(6);
+  RolloutPolicy policy{.maxUnavailable = 2, .canaryNodes = 1};
+  c.step(2, policy);
+  c.step(2, policy);
+  EXPECT_EQ(c.running(2), 3);
+  c.step(3, policy);
+  EXPECT_EQ(c.running(3), 1);
+  EXPECT_EQ(c.running(2), 2);
+  EXPECT_EQ(c.running(1), 3);
+  ASSERT_EQ(c.memory.published.waves.size(), 2u);
+  c.run(3, policy);
+  EXPECT_EQ(c.running(3), 6);
+  EXPECT_EQ(c.memory.published, (api::PublishedRollout{refOf(3), {}}));
+}
+
+} // namespace
+} // namespace bpfchain::op
+
+namespace bpfchain::op {
+namespace {
+
+// One node finishing out of a batch of 4 does not move a fifth: the next batch waits until
+// half of maxUnavailable is free, so a rollout is a few status writes, not one per node.
+TEST(Rollout, ABatchWaitsUntilHalfOfMaxUnavailableIsFree) {
+  Cluster c(10);
+  RolloutPolicy policy{.maxUnavailable = 4, .canaryNodes = 0};
+  RolloutDecision first = c.step(2, policy);
+  EXPECT_EQ(first.assign.size(), 4u);
+  // node-00 reports; the other three of the batch are still applying.
+  for (auto& n : c.nodes)
+    if (n.node != "node-00" && n.assigned == 2) {
+      n.reported = 1;
+      n.phase = "Ready";
+    }
+  EXPECT_TRUE(planRollout(2, policy, c.memory, c.nodes, c.now).assign.empty());
+  c.nodes[1].reported = 2; // node-01 too: 2 of 4 free
+  RolloutDecision next = planRollout(2, policy, c.memory, c.nodes, c.now);
+  EXPECT_EQ(next.assign.size(), 2u);
+  EXPECT_TRUE(next.assign.contains("node-04") && next.assign.contains("node-05"));
 }
 
 } // namespace
