@@ -59,10 +59,10 @@ ProgramSpec limiter(const Options& o, int version, bool fresh) {
   spec.mapArgs.push_back(
       {.map = "ratelimit_config",
        .mode = bpfchain::btf::MapArgMode::Replace,
-       .entries = {{btf::ArgValue::text("0"),
-                    *btf::parseArgValue("{rate_pps: " + std::to_string(o.rate) +
-                                            ", burst: " + std::to_string(o.burst) + "}",
-                                        "value")}}});
+       .entries = {{bpfchain::btf::ArgValue::text("0"),
+                    *bpfchain::btf::parseArgValue("{rate_pps: " + std::to_string(o.rate) +
+                                                      ", burst: " + std::to_string(o.burst) + "}",
+                                                  "value")}}});
   spec.freshState = fresh;
   return spec;
 }
