@@ -331,17 +331,18 @@ void ClusterSource::start(std::function<void()> changed) {
   impl_->revisions->start();
   // The operator writes a chain's status often during a rollout (its counts); only what it
   // publishes for nodes to follow starts a pass.
-  auto publishedJson = [](const k8s::Json& chain) {
+  auto published = [](const k8s::Json& chain) -> const k8s::Json* {
     const k8s::Json* status = chain.has_field("status") ? &chain.at("status") : nullptr;
     return status && status->is_object() && status->has_field("published")
-               ? status->at("published").serialize()
-               : std::string();
+               ? &status->at("published")
+               : nullptr;
   };
   k8s::InformerEventHandler chainHandler;
   chainHandler.onAdd = [changed](const k8s::Json&) { changed(); };
-  chainHandler.onUpdate = [changed, publishedJson](const k8s::Json& oldObj,
-                                                   const k8s::Json& newObj) {
-    if (publishedJson(oldObj) != publishedJson(newObj))
+  chainHandler.onUpdate = [changed, published](const k8s::Json& oldObj, const k8s::Json& newObj) {
+    const k8s::Json* before = published(oldObj);
+    const k8s::Json* after = published(newObj);
+    if ((before == nullptr) != (after == nullptr) || (before && *before != *after))
       changed();
   };
   chainHandler.onDelete = [changed](const k8s::Json&) { changed(); };
