@@ -164,7 +164,7 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f, StatusFlags& stat
       ->type_name("FORMAT")
       ->check(oneOf({"text", "json"}));
 
-  auto seconds = [](CLI::Option* option) {
+  auto number = [](CLI::Option* option) {
     return option->type_name("N")->check(cli::integerIn(0, 1000000))->capture_default_str();
   };
   app.add_option("--config", f.config, "standalone: a BpfNodeConfig spec (YAML)")
@@ -194,11 +194,11 @@ std::optional<int> parseFlags(int argc, char** argv, Flags& f, StatusFlags& stat
       ->type_name("FILE");
   app.add_flag("--require-signatures", f.requireSignatures, "refuse unsigned packages");
   app.add_flag("--detach-on-exit", f.detachOnExit, "detach and unpin everything on exit");
-  seconds(app.add_option("--resync-seconds", f.resyncSeconds, "the longest gap between passes"));
-  seconds(app.add_option("--heartbeat-seconds", f.heartbeatSeconds,
-                         "cluster mode: how often status.agent.heartbeatTime is refreshed"));
-  seconds(app.add_option("--tc-priority", f.tcPriority,
-                         "cls_bpf filter priority where TCX is missing"));
+  number(app.add_option("--resync-seconds", f.resyncSeconds, "the longest gap between passes"));
+  number(app.add_option("--heartbeat-seconds", f.heartbeatSeconds,
+                        "cluster mode: how often status.agent.heartbeatTime is refreshed"));
+  number(app.add_option("--tc-priority", f.tcPriority,
+                        "cls_bpf filter priority where TCX is missing"));
   app.add_option("--netns", f.netns, "manage that network namespace's interfaces")
       ->type_name("PATH");
   app.add_option("--cni-conf-dir", f.cniConfDir,
