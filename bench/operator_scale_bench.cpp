@@ -40,6 +40,7 @@
 
 #include "command_line.h"
 #include "harness/control_plane.h"
+#include "harness/http.h"
 #include "harness/process.h"
 #include "harness/resources.h"
 #include "k8s/client.h"
@@ -144,6 +145,32 @@ double cpuSeconds(pid_t pid) {
     if (i == 14 || i == 15) // utime, stime
       ticks += std::stod(field);
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The operator's chain reconciles so far (every result), from its /metrics; -1 when unknown.
+double chainReconciles(uint16_t port) {
+  if (port == 0)
+    return -1;
+  auto r = bpfchain::testing::httpGet("127.0.0.1", port, "/metrics");
+  if (!r || r->status != 200)
+    return -1;
+  double sum = 0;
+  for (const char* result : {"success", "error", "requeue"})
+    sum += bpfchain::testing::metricValue(
+               r->body, "bpfchain_operator_reconciles_total",
+               {"controller=\"chain\"", std::string("result=\"") + result + "\""})
+               .value_or(0);
+  return sum;
+}
+
+// The port the operator serves /metrics on, from its log ("serving metrics address=H:P").
+uint16_t metricsPortFrom(const std::string& logFile) {
+  std::ifstream in(logFile);
+  for (std::string line; std::getline(in, line);)
+    if (auto at = line.find("serving metrics"); at != std::string::npos)
+      if (auto colon = line.find(':', line.find("address", at)); colon != std::string::npos)
+        return static_cast<uint16_t>(std::atoi(line.c_str() + colon + 1));
+  return 0;
 }
 
 pid_t pidFrom(const std::string& file) {
@@ -686,6 +713,7 @@ int main(int argc, char** argv) {
     kCommandLine.die("the operator did not create every BpfNodeConfig within 600 s");
   }
   double startupMs = msSince(startedAt);
+  uint16_t metricsPort = metricsPortFrom(log);
   std::this_thread::sleep_for(2s);
   auto [startRss, startHwm] = memoryOf(op->pid());
   std::fprintf(stderr, "startup: %zu BpfNodeConfigs %s after the operator started; RSS %s\n", n,
@@ -724,6 +752,7 @@ int main(int argc, char** argv) {
   std::vector<double> written, ready;
   std::vector<CpuUse> changeCpu;
   std::vector<double> specWrites, specKiB, statusWrites, statusKiB, chainWrites, publishes;
+  std::vector<double> reconciles;
   for (int r = 0; r < o.runs; ++r) {
     std::string name = chainName(r % o.chains);
     Json patch = Json::object();
@@ -732,6 +761,7 @@ int main(int argc, char** argv) {
     uint64_t spec0 = agents.specChanges(), specBytes0 = agents.specBytes();
     uint64_t status0 = agents.statusWrites(), statusBytes0 = agents.statusBytes();
     uint64_t chain0 = agents.chainStatusWrites(), published0 = agents.publishes();
+    double reconciles0 = chainReconciles(metricsPort);
     std::string startedClock = wallClock();
     auto changedAt = SteadyClock::now();
     auto patched = client.patch(kChains, "", name, k8s::PatchType::Merge, patch);
@@ -750,6 +780,10 @@ int main(int argc, char** argv) {
     }
     ready.push_back(msSince(changedAt));
     changeCpu.push_back(cpuSince(cpu0));
+    if (double now = chainReconciles(metricsPort); now >= 0 && reconciles0 >= 0)
+      reconciles.push_back(now - reconciles0);
+    if (!reconciles.empty())
+      std::fprintf(stderr, "change %d: %.0f chain reconciles\n", r + 1, reconciles.back());
     uint64_t specN = agents.specChanges() - spec0, statusN = agents.statusWrites() - status0;
     specWrites.push_back(static_cast<double>(specN));
     statusWrites.push_back(static_cast<double>(statusN));
@@ -872,6 +906,12 @@ int main(int argc, char** argv) {
   std::printf("BpfChain status writes per change, median (min - max): %.0f (%.0f - %.0f), of "
               "which changed status.published (what agents follow): %.0f (%.0f - %.0f)\n",
               cw.median, cw.min, cw.max, pw.median, pw.min, pw.max);
+  if (!reconciles.empty()) {
+    Stats rc = stats(reconciles);
+    std::printf("operator chain reconciles per change (change -> Ready), median (min - max): "
+                "%.0f (%.0f - %.0f)\n",
+                rc.median, rc.min, rc.max);
+  }
   std::printf("simulated agent status writes in all: %llu\n",
               static_cast<unsigned long long>(agents.statusWrites()));
   return 0;

@@ -269,6 +269,20 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
   return metadata;
 }
 
+// Whether a BpfChain changed in its status only: nothing a user decides (spec, deletion,
+// finalizers, the object itself) is different.
+bool statusOnly(const Json& old, const Json& now) {
+  auto finalizers = [](const Json& obj) {
+    const Json* list = field(obj, {"metadata", "finalizers"});
+    return list ? *list : Json::null();
+  };
+  return k8s::generationOf(old) == k8s::generationOf(now) &&
+         k8s::metadataString(old, "uid") == k8s::metadataString(now, "uid") &&
+         k8s::metadataString(old, "deletionTimestamp") ==
+             k8s::metadataString(now, "deletionTimestamp") &&
+         finalizers(old) == finalizers(now);
+}
+
 } // namespace
 
 Controller::Controller(k8s::Client& client, ControllerOptions options)
@@ -288,7 +302,16 @@ Controller::Controller(k8s::Client& client, ControllerOptions options)
             }
             queue_.add("chain/" + k8s::nameOf(o));
           },
-      .onUpdate = [this](const Json&, const Json& o) { queue_.add("chain/" + k8s::nameOf(o)); },
+      .onUpdate =
+          [this](const Json& old, const Json& now) {
+            // A change of status alone (ours, coming back; or an agent's report summed up)
+            // waits for the coalescing window with the agents' reports; the user's changes
+            // are reconciled at once.
+            if (statusOnly(old, now))
+              queueChainSoon(k8s::nameOf(now));
+            else
+              queue_.add("chain/" + k8s::nameOf(now));
+          },
       .onDelete =
           [this](const Json& o) {
             {
@@ -394,7 +417,10 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
     }
   }
   for (const auto& chain : changed)
-    queue_.add("chain/" + chain);
+    if (now)
+      queueChainSoon(chain);
+    else
+      queue_.add("chain/" + chain);
   onHeartbeat(now, name);
 }
 
@@ -468,6 +494,13 @@ std::optional<std::string> Controller::readiness() const {
   if (waiting.empty())
     return std::nullopt;
   return "informer caches not synced: " + waiting;
+}
+
+void Controller::queueChainSoon(const std::string& chain) {
+  if (options_.statusCoalesce.count() <= 0)
+    queue_.add("chain/" + chain);
+  else
+    queue_.addAfter("chain/" + chain, options_.statusCoalesce);
 }
 
 void Controller::enqueueAllChains() {
@@ -935,7 +968,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     std::string revision;                                 // Pinned
   };
   std::vector<NodeView> views;
-  std::map<std::string, Have> have;
+  std::vector<Have> have; // by the index in views
   std::set<std::string> matched;
   {
     std::lock_guard lock(indexMu_);
@@ -980,7 +1013,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
       } else {
         view.assigned = h.generation;
       }
-      have[nodeName] = h;
+      have.push_back(h);
       views.push_back(std::move(view));
     }
   }
@@ -1033,8 +1066,9 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   // Written after the status that publishes what they follow: a membership entry that
   // replaces a pin must never meet the rollout published before.
   std::vector<std::pair<std::string, std::optional<Json>>> decisions;
-  for (const auto& view : views) {
-    const Have& h = have.at(view.node);
+  for (size_t i = 0; i < views.size(); ++i) {
+    const NodeView& view = views[i];
+    const Have& h = have[i];
     auto follows = api::refFor(d.memory.published, view.node);
     std::optional<int64_t> followed = follows ? std::optional(follows->generation) : std::nullopt;
     std::optional<std::optional<Json>> want; // unset: leave the entry as it is

@@ -64,6 +64,11 @@ struct ControllerOptions {
   int writeConcurrency = 8; // workers: node writes in flight at once (chain reconciles take one)
   std::chrono::seconds progressDeadline{600}; // RolloutPolicy::progressDeadline
   std::chrono::seconds agentStale{180};       // RolloutPolicy::agentStale
+  // A chain queued by a report (a BpfNodeConfig's change, a change of the chain's status
+  // alone) is reconciled this much later, with every report that comes meanwhile: during a
+  // rollout 1,000 agents report within seconds, and each reconcile reads every node. The
+  // user's changes are reconciled at once. 0: at once too.
+  std::chrono::milliseconds statusCoalesce{100};
 };
 
 class Controller {
@@ -123,6 +128,8 @@ private:
   k8s::ApiResult<Outcome> reconcileNode(const std::string& name);
   k8s::ApiResult<Outcome> reconcileChain(const std::string& name);
   void enqueueAllChains();
+  // Queues a chain after options_.statusCoalesce (see there).
+  void queueChainSoon(const std::string& chain);
   // The spec a node must run for `generation` of the chain: the chain's own when current,
   // else the ControllerRevision kept for it.
   k8s::ApiResult<k8s::Json> specAt(const k8s::Json& chain, int64_t generation);
