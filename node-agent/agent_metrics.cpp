@@ -464,7 +464,10 @@ Result<std::vector<uint8_t>> AgentMetrics::encodeKey(int mapFd, const std::strin
                                                           btf__free);
   if (!types)
     return systemError(errno, "load the map's BTF");
-  return btf::encodeValue(types.get(), info.btf_key_type_id, YAML::Load(text), "key");
+  auto key = btf::parseArgValue(text, "key");
+  if (!key)
+    return std::move(key).error();
+  return btf::encodeValue(types.get(), info.btf_key_type_id, *key, "key");
 }
 
 } // namespace bpfchain::agent

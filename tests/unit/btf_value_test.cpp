@@ -10,7 +10,6 @@
 #include <random>
 #include <string>
 #include <vector>
-#include <yaml-cpp/yaml.h>
 
 #include "btf/global_data.h"
 #include "btf/value.h"
@@ -41,7 +40,10 @@ __u32 varType(const std::string& name) {
 
 Result<Bytes> encode(const std::string& var, const std::string& yaml,
                      const std::string& field = "f") {
-  return encodeValue(testBtf(), varType(var), YAML::Load(yaml), field);
+  auto value = parseArgValue(yaml, field);
+  if (!value)
+    return std::move(value).error();
+  return encodeValue(testBtf(), varType(var), *value, field);
 }
 
 Bytes zeros(size_t n) {
