@@ -106,6 +106,79 @@ Result<bool> installBinary(const InstallOptions& options) {
   return true;
 }
 
+// A network configuration file as JSON, refused unless it is an object of a CNI version
+// bpfchain-cni implements.
+Result<json::Value> readNetworkConfig(const std::string& file) {
+  auto text = readFile(file, kNoSizeLimit);
+  if (!text)
+    return std::move(text).error();
+  auto doc = json::parse(*text);
+  if (!doc)
+    return Error(EINVAL, file + ": " + doc.error().message());
+  if (!doc->isObject())
+    return Error(EINVAL, file + ": not a JSON object");
+  const json::Value* version = doc->find("cniVersion");
+  if (version == nullptr || !version->isString())
+    return Error(EINVAL, file + ": no cniVersion");
+  if (std::find(kSupportedVersions.begin(), kSupportedVersions.end(), version->text()) ==
+      kSupportedVersions.end())
+    return Error(EINVAL, file + ": the network uses CNI version " + version->text() +
+                             ", which bpfchain-cni does not implement");
+  return std::move(*doc);
+}
+
+// A plugin list to chain into, and the file it goes to.
+struct PluginList {
+  std::string file;
+  json::Value list;
+};
+
+// `doc` (read from `file`) as a plugin list. A single-plugin configuration (removed in spec
+// 1.0.0, still accepted by runtimes) becomes one beside it, as chaining needs a list.
+Result<PluginList> asPluginList(json::Value doc, const std::string& file) {
+  if (json::Value* plugins = doc.find("plugins")) {
+    if (!plugins->isArray())
+      return Error(EINVAL, file + ": \"plugins\" is not an array");
+    return PluginList{file, std::move(doc)};
+  }
+  if (doc.find("type") == nullptr)
+    return Error(EINVAL, file + ": neither a plugin list nor a plugin configuration");
+  std::string target = file.substr(0, file.find_last_of('.')) + ".conflist";
+  if (::access(target.c_str(), F_OK) == 0)
+    return Error(EEXIST, file + " is a single-plugin configuration and " + target +
+                             " exists: cannot convert it");
+  json::Value list = json::Value::object();
+  list.set("cniVersion", *doc.find("cniVersion"));
+  if (const json::Value* name = doc.find("name"))
+    list.set("name", *name);
+  json::Value plugin = std::move(doc);
+  plugin.erase("cniVersion");
+  plugin.erase("name");
+  json::Value single = json::Value::array();
+  single.items().push_back(std::move(plugin));
+  list.set("plugins", std::move(single));
+  return PluginList{std::move(target), std::move(list)};
+}
+
+// Adds bpfchain-cni's entry to the list's plugins, or updates it; whether the list changed.
+bool addEntry(json::Value& list, const InstallOptions& options) {
+  json::Value& plugins = *list.find("plugins");
+  auto ours = std::find_if(plugins.items().begin(), plugins.items().end(), isOurs);
+  if (ours != plugins.items().end())
+    return applyOptions(*ours, options);
+  json::Value entry = json::Value::object();
+  entry.set("type", json::Value::string(std::string(kBinaryName)));
+  applyOptions(entry, options);
+  plugins.items().push_back(std::move(entry));
+  return true;
+}
+
+// The permissions `file` has, for the file written in its place (0644 when it has none).
+mode_t modeOf(const std::string& file) {
+  struct stat st {};
+  return ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0644;
+}
+
 } // namespace
 
 Result<InstallReport> install(const InstallOptions& options) {
@@ -129,68 +202,22 @@ Result<InstallReport> install(const InstallOptions& options) {
     return Error(ENOENT, "no network configuration in " + options.confDir +
                              ": install the primary network plugin first");
   const std::string& file = files->front();
-  auto text = readFile(file, kNoSizeLimit);
-  if (!text)
-    return std::move(text).error();
-  auto doc = json::parse(*text);
+  auto doc = readNetworkConfig(file);
   if (!doc)
-    return Error(EINVAL, file + ": " + doc.error().message());
-  if (!doc->isObject())
-    return Error(EINVAL, file + ": not a JSON object");
-  const json::Value* version = doc->find("cniVersion");
-  if (version == nullptr || !version->isString())
-    return Error(EINVAL, file + ": no cniVersion");
-  if (std::find(kSupportedVersions.begin(), kSupportedVersions.end(), version->text()) ==
-      kSupportedVersions.end())
-    return Error(EINVAL, file + ": the network uses CNI version " + version->text() +
-                             ", which bpfchain-cni does not implement");
-
-  std::string target = file;
-  json::Value list;
-  if (json::Value* plugins = doc->find("plugins")) {
-    if (!plugins->isArray())
-      return Error(EINVAL, file + ": \"plugins\" is not an array");
-    list = std::move(*doc);
-  } else {
-    // A single-plugin configuration (removed in spec 1.0.0, still accepted by runtimes):
-    // chaining needs a list, so it becomes one beside it.
-    if (doc->find("type") == nullptr)
-      return Error(EINVAL, file + ": neither a plugin list nor a plugin configuration");
-    target = file.substr(0, file.find_last_of('.')) + ".conflist";
-    if (::access(target.c_str(), F_OK) == 0)
-      return Error(EEXIST, file + " is a single-plugin configuration and " + target +
-                               " exists: cannot convert it");
-    list = json::Value::object();
-    list.set("cniVersion", *doc->find("cniVersion"));
-    if (const json::Value* name = doc->find("name"))
-      list.set("name", *name);
-    json::Value plugin = std::move(*doc);
-    plugin.erase("cniVersion");
-    plugin.erase("name");
-    json::Value single = json::Value::array();
-    single.items().push_back(std::move(plugin));
-    list.set("plugins", std::move(single));
-  }
-
+    return std::move(doc).error();
+  auto list = asPluginList(std::move(*doc), file);
+  if (!list)
+    return std::move(list).error();
+  const std::string& target = list->file;
   bool changed = target != file;
-  json::Value& plugins = *list.find("plugins");
-  auto ours = std::find_if(plugins.items().begin(), plugins.items().end(), isOurs);
-  if (ours == plugins.items().end()) {
-    json::Value entry = json::Value::object();
-    entry.set("type", json::Value::string(std::string(kBinaryName)));
-    applyOptions(entry, options);
-    plugins.items().push_back(std::move(entry));
+  if (addEntry(list->list, options))
     changed = true;
-  } else if (applyOptions(*ours, options)) {
-    changed = true;
-  }
   report.confFile = target;
   if (!changed)
     return report;
 
-  struct stat st {};
-  mode_t mode = ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0644;
-  if (auto written = writeFileAtomic(target, json::serialize(list, 2) + "\n", {.mode = mode});
+  if (auto written =
+          writeFileAtomic(target, json::serialize(list->list, 2) + "\n", {.mode = modeOf(file)});
       !written)
     return std::move(written).error();
   if (target != file && ::unlink(file.c_str()) != 0)

@@ -139,6 +139,47 @@ CniResult<void> requireEnv(const Context& ctx, std::initializer_list<std::string
   return {};
 }
 
+// bpfchain-cni's own keys of the network configuration: socketPath, logFile, failurePolicy,
+// timeoutMs.
+CniResult<void> parseOptions(const json::Value& doc, PluginConfig& config) {
+  auto stringKey = [&doc](std::string_view key, std::string& out) -> CniResult<void> {
+    const json::Value* v = doc.find(key);
+    if (v == nullptr)
+      return {};
+    if (!v->isString() || v->text().empty() || v->text()[0] != '/')
+      return CniError{kInvalidNetworkConfig, std::string(key) + " must be an absolute path", ""};
+    out = v->text();
+    return {};
+  };
+  if (auto r = stringKey("socketPath", config.socketPath); !r)
+    return r;
+  if (auto r = stringKey("logFile", config.logFile); !r)
+    return r;
+  if (const json::Value* policy = doc.find("failurePolicy")) {
+    if (policy->isString() && policy->text() == "fail")
+      config.failurePolicy = FailurePolicy::Fail;
+    else if (policy->isString() && policy->text() == "ignore")
+      config.failurePolicy = FailurePolicy::Ignore;
+    else
+      return CniError{kInvalidNetworkConfig, "failurePolicy must be \"fail\" or \"ignore\"",
+                      "got " + serialize(*policy)};
+  }
+  if (const json::Value* timeout = doc.find("timeoutMs")) {
+    long ms = 0;
+    const std::string& text = timeout->text();
+    bool integer = timeout->isNumber() && !text.empty() && text.size() <= 7 &&
+                   text.find_first_not_of("0123456789") == std::string::npos;
+    if (integer)
+      ms = std::stol(text);
+    if (!integer || ms < 1 || ms > 600000)
+      return CniError{kInvalidNetworkConfig,
+                      "timeoutMs must be an integer number of milliseconds from 1 to 600000",
+                      "got " + serialize(*timeout)};
+    config.timeout = std::chrono::milliseconds(ms);
+  }
+  return {};
+}
+
 CniResult<void> parseConfig(Context& ctx) {
   auto doc = json::parse(ctx.inv.stdinText);
   if (!doc)
@@ -161,41 +202,8 @@ CniResult<void> parseConfig(Context& ctx) {
   if (const json::Value* name = ctx.doc.find("name"); name != nullptr && name->isString())
     ctx.config.name = name->text();
 
-  auto stringKey = [&](std::string_view key, std::string& out) -> CniResult<void> {
-    const json::Value* v = ctx.doc.find(key);
-    if (v == nullptr)
-      return {};
-    if (!v->isString() || v->text().empty() || v->text()[0] != '/')
-      return CniError{kInvalidNetworkConfig, std::string(key) + " must be an absolute path", ""};
-    out = v->text();
-    return {};
-  };
-  if (auto r = stringKey("socketPath", ctx.config.socketPath); !r)
-    return r;
-  if (auto r = stringKey("logFile", ctx.config.logFile); !r)
-    return r;
-  if (const json::Value* policy = ctx.doc.find("failurePolicy")) {
-    if (policy->isString() && policy->text() == "fail")
-      ctx.config.failurePolicy = FailurePolicy::Fail;
-    else if (policy->isString() && policy->text() == "ignore")
-      ctx.config.failurePolicy = FailurePolicy::Ignore;
-    else
-      return CniError{kInvalidNetworkConfig, "failurePolicy must be \"fail\" or \"ignore\"",
-                      "got " + serialize(*policy)};
-  }
-  if (const json::Value* timeout = ctx.doc.find("timeoutMs")) {
-    long ms = 0;
-    const std::string& text = timeout->text();
-    bool integer = timeout->isNumber() && !text.empty() && text.size() <= 7 &&
-                   text.find_first_not_of("0123456789") == std::string::npos;
-    if (integer)
-      ms = std::stol(text);
-    if (!integer || ms < 1 || ms > 600000)
-      return CniError{kInvalidNetworkConfig,
-                      "timeoutMs must be an integer number of milliseconds from 1 to 600000",
-                      "got " + serialize(*timeout)};
-    ctx.config.timeout = std::chrono::milliseconds(ms);
-  }
+  if (auto options = parseOptions(ctx.doc, ctx.config); !options)
+    return options;
   if (const json::Value* prev = ctx.doc.find("prevResult"); prev != nullptr && !prev->isNull()) {
     if (!prev->isObject())
       return CniError{kInvalidNetworkConfig, "prevResult is not a JSON object", ""};
@@ -215,6 +223,32 @@ struct HostInterface {
   int index = 0;
 };
 
+// The veth (or netkit) devices here among prevResult's interfaces without a sandbox; `listed`
+// gets the names of all of those interfaces.
+std::vector<HostInterface> prevResultCandidates(const Context& ctx, int sock,
+                                                std::vector<std::string>& listed) {
+  std::vector<HostInterface> candidates;
+  if (ctx.prevResult == nullptr)
+    return candidates;
+  const json::Value* interfaces = ctx.prevResult->find("interfaces");
+  if (interfaces == nullptr || !interfaces->isArray())
+    return candidates;
+  for (const auto& entry : interfaces->items()) {
+    const json::Value* name = entry.find("name");
+    const json::Value* sandbox = entry.find("sandbox");
+    if (name == nullptr || !name->isString() || name->text().empty())
+      continue;
+    if (sandbox != nullptr && !(sandbox->isString() && sandbox->text().empty()) &&
+        !sandbox->isNull())
+      continue;
+    listed.push_back(name->text());
+    auto link = linkByName(sock, name->text());
+    if (link && isPairDevice(*link))
+      candidates.push_back({link->name, link->index});
+  }
+  return candidates;
+}
+
 // The pod interface's host-side peer. First from prevResult: its interfaces without a sandbox
 // that are veth (or netkit) devices here; when that is not exactly one, from the pod's side:
 // the peer index of CNI_IFNAME inside CNI_NETNS, checked against the device it names here.
@@ -225,26 +259,8 @@ CniResult<HostInterface> findHostInterface(const Context& ctx) {
   if (!here)
     return CniError{kInternal, "cannot open a netlink socket: " + here.error().message(), ""};
 
-  std::vector<HostInterface> candidates;
   std::vector<std::string> listed;
-  if (ctx.prevResult != nullptr) {
-    if (const json::Value* interfaces = ctx.prevResult->find("interfaces");
-        interfaces != nullptr && interfaces->isArray()) {
-      for (const auto& entry : interfaces->items()) {
-        const json::Value* name = entry.find("name");
-        const json::Value* sandbox = entry.find("sandbox");
-        if (name == nullptr || !name->isString() || name->text().empty())
-          continue;
-        if (sandbox != nullptr && !(sandbox->isString() && sandbox->text().empty()) &&
-            !sandbox->isNull())
-          continue;
-        listed.push_back(name->text());
-        auto link = linkByName(here->get(), name->text());
-        if (link && isPairDevice(*link))
-          candidates.push_back({link->name, link->index});
-      }
-    }
-  }
+  std::vector<HostInterface> candidates = prevResultCandidates(ctx, here->get(), listed);
   if (candidates.size() == 1)
     return candidates.front();
 

@@ -196,8 +196,8 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
            m.decl.key;
   }
 
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    std::vector<prometheus::MetricFamily> families = registry->Collect();
+  // The families Collect() reads from the kernel and the agent's state at scrape time.
+  struct ScrapedFamilies {
     prometheus::MetricFamily runs{"bpfchain_root_runs_total",
                                   "Packets the chain's root program ran on (BPF_ENABLE_STATS).",
                                   prometheus::MetricType::Counter,
@@ -226,7 +226,29 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
                                      "Package requests: downloads, cache hits, failures.",
                                      prometheus::MetricType::Counter,
                                      {}};
+  };
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> families = registry->Collect();
+    ScrapedFamilies scraped;
     std::lock_guard lock(mu);
+    collectChains(scraped.chainInfo);
+    for (const auto& a : attachments) {
+      collectRoot(a, scraped.runs, scraped.runTime);
+      for (const auto& p : a.programs) {
+        collectPackets(a, p, scraped.packets);
+        for (const auto& mon : p.monitors)
+          collectMonitor(a, p, mon, scraped.monitors);
+      }
+    }
+    collectFetches(scraped.fetches);
+    for (auto* f : {&scraped.chainInfo, &scraped.runs, &scraped.runTime, &scraped.packets,
+                    &scraped.monitors, &scraped.fetches})
+      families.push_back(std::move(*f));
+    return families;
+  }
+
+  void collectChains(prometheus::MetricFamily& chainInfo) const {
     for (const auto& c : chainStates) {
       auto m = metric({{"chain", c.chain},
                        {"generation", std::to_string(c.generation)},
@@ -235,72 +257,79 @@ struct AgentMetrics::Impl : public prometheus::Collectable {
       m.gauge.value = 1;
       chainInfo.metric.push_back(m);
     }
-    for (const auto& a : attachments) {
-      bpf_prog_info info{};
-      __u32 len = sizeof(info);
-      if (a.root && bpf_obj_get_info_by_fd(a.root->get(), &info, &len) == 0) {
-        auto m = metric({{"interface", a.interface}, {"hook", a.hook}});
-        m.counter.value = static_cast<double>(info.run_cnt);
-        runs.metric.push_back(m);
-        m.counter.value = static_cast<double>(info.run_time_ns) / 1e9;
-        runTime.metric.push_back(m);
-      }
-      for (const auto& p : a.programs) {
-        if (p.stats) {
-          for (const auto& [verdict, count] : verdictCounts(p.stats->get(), a.hook)) {
-            auto m = metric({{"chain", p.chain},
-                             {"program", p.program},
-                             {"interface", a.interface},
-                             {"hook", a.hook},
-                             {"verdict", verdict}});
-            m.counter.value = static_cast<double>(count);
-            packets.metric.push_back(m);
-          }
-        }
-        for (const auto& mon : p.monitors) {
-          if (!mon.map)
-            continue;
-          for (const auto& f : mon.fields) {
-            auto values = readField(mon.map->get(), mon.key.data(), f);
-            if (!values)
-              continue;
-            double sum = 0;
-            for (uint64_t v : *values)
-              sum += static_cast<double>(v);
-            double value = sum;
-            if (mon.decl.aggregator == Aggregator::Avg)
-              value = sum / static_cast<double>(values->size());
-            if (mon.decl.aggregator == Aggregator::MaxRate) {
-              auto it = history.find(historyKey(a, p, mon) + "|" + f.name);
-              value = it == history.end() ? 0 : maxRate(it->second);
-            }
-            auto m = metric({{"chain", p.chain},
-                             {"program", p.program},
-                             {"interface", a.interface},
-                             {"hook", a.hook},
-                             {"map", mon.decl.map},
-                             {"key", mon.decl.key},
-                             {"field", f.name},
-                             {"aggregator", aggregatorName(mon.decl.aggregator)}});
-            m.gauge.value = value;
-            monitors.metric.push_back(m);
-          }
-        }
-      }
+  }
+
+  // The root program's run count and time (BPF_ENABLE_STATS).
+  static void collectRoot(const ExportedAttachment& a, prometheus::MetricFamily& runs,
+                          prometheus::MetricFamily& runTime) {
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (!a.root || bpf_obj_get_info_by_fd(a.root->get(), &info, &len) != 0)
+      return;
+    auto m = metric({{"interface", a.interface}, {"hook", a.hook}});
+    m.counter.value = static_cast<double>(info.run_cnt);
+    runs.metric.push_back(m);
+    m.counter.value = static_cast<double>(info.run_time_ns) / 1e9;
+    runTime.metric.push_back(m);
+  }
+
+  static void collectPackets(const ExportedAttachment& a, const ExportedProgram& p,
+                             prometheus::MetricFamily& packets) {
+    if (!p.stats)
+      return;
+    for (const auto& [verdict, count] : verdictCounts(p.stats->get(), a.hook)) {
+      auto m = metric({{"chain", p.chain},
+                       {"program", p.program},
+                       {"interface", a.interface},
+                       {"hook", a.hook},
+                       {"verdict", verdict}});
+      m.counter.value = static_cast<double>(count);
+      packets.metric.push_back(m);
     }
-    if (packageCounters) {
-      PackageCounters c = packageCounters();
-      for (auto [result, value] :
-           {std::pair{"downloaded", c.fetches}, std::pair{"cached", c.cacheHits},
-            std::pair{"failed", c.failures}}) {
-        auto m = metric({{"result", result}});
-        m.counter.value = static_cast<double>(value);
-        fetches.metric.push_back(m);
+  }
+
+  void collectMonitor(const ExportedAttachment& a, const ExportedProgram& p,
+                      const ExportedMonitor& mon, prometheus::MetricFamily& monitors) const {
+    if (!mon.map)
+      return;
+    for (const auto& f : mon.fields) {
+      auto values = readField(mon.map->get(), mon.key.data(), f);
+      if (!values)
+        continue;
+      double sum = 0;
+      for (uint64_t v : *values)
+        sum += static_cast<double>(v);
+      double value = sum;
+      if (mon.decl.aggregator == Aggregator::Avg)
+        value = sum / static_cast<double>(values->size());
+      if (mon.decl.aggregator == Aggregator::MaxRate) {
+        auto it = history.find(historyKey(a, p, mon) + "|" + f.name);
+        value = it == history.end() ? 0 : maxRate(it->second);
       }
+      auto m = metric({{"chain", p.chain},
+                       {"program", p.program},
+                       {"interface", a.interface},
+                       {"hook", a.hook},
+                       {"map", mon.decl.map},
+                       {"key", mon.decl.key},
+                       {"field", f.name},
+                       {"aggregator", aggregatorName(mon.decl.aggregator)}});
+      m.gauge.value = value;
+      monitors.metric.push_back(m);
     }
-    for (auto* f : {&chainInfo, &runs, &runTime, &packets, &monitors, &fetches})
-      families.push_back(std::move(*f));
-    return families;
+  }
+
+  void collectFetches(prometheus::MetricFamily& fetches) const {
+    if (!packageCounters)
+      return;
+    PackageCounters c = packageCounters();
+    for (auto [result, value] :
+         {std::pair{"downloaded", c.fetches}, std::pair{"cached", c.cacheHits},
+          std::pair{"failed", c.failures}}) {
+      auto m = metric({{"result", result}});
+      m.counter.value = static_cast<double>(value);
+      fetches.metric.push_back(m);
+    }
   }
 
   Info info_;
@@ -464,7 +493,10 @@ Result<std::vector<uint8_t>> AgentMetrics::encodeKey(int mapFd, const std::strin
                                                           btf__free);
   if (!types)
     return systemError(errno, "load the map's BTF");
-  return btf::encodeValue(types.get(), info.btf_key_type_id, YAML::Load(text), "key");
+  auto key = btf::parseArgValue(text, "key");
+  if (!key)
+    return std::move(key).error();
+  return btf::encodeValue(types.get(), info.btf_key_type_id, *key, "key");
 }
 
 } // namespace bpfchain::agent

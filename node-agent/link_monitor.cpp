@@ -38,6 +38,56 @@ LinkState parseLink(const nlmsghdr* h) {
   return {std::move(link.name), link.xdpProgId};
 }
 
+// Applies one batch of link messages to `links`; whether any calls for a pass.
+bool applyLinkMessages(char* buffer, int len, std::map<int, LinkState>& links) {
+  bool any = false;
+  for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+      continue;
+    int index = static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
+    if (h->nlmsg_type == RTM_DELLINK) {
+      any |= links.erase(index) > 0;
+    } else if (h->nlmsg_type == RTM_NEWLINK) {
+      LinkState state = parseLink(h);
+      auto [it, inserted] = links.try_emplace(index, state);
+      if (!inserted) {
+        // A program appearing is the agent's own attachment (or one it cannot remove): only a
+        // rename and a program removed or replaced call for a pass.
+        bool xdpLost = it->second.xdpProgId != 0 && state.xdpProgId != it->second.xdpProgId;
+        any |= state.name != it->second.name || xdpLost;
+        it->second = state;
+      }
+      any |= inserted;
+    }
+  }
+  return any;
+}
+
+// Reads every queued link message of `sock` into `links`; whether any calls for a pass.
+bool drainLinkEvents(int sock, std::map<int, LinkState>& links) {
+  alignas(nlmsghdr) char buffer[32768];
+  bool any = false;
+  while (true) {
+    ssize_t n = recv(sock, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == ENOBUFS) {
+      // We fell behind and lost events: start over from the kernel's list.
+      links = currentLinks();
+      any = true;
+      continue;
+    }
+    if (n <= 0)
+      return any;
+    any |= applyLinkMessages(buffer, static_cast<int>(n), links);
+  }
+}
+
+Interfaces byName(const std::map<int, LinkState>& links) {
+  Interfaces names;
+  for (const auto& [index, state] : links)
+    names[state.name] = index;
+  return names;
+}
+
 } // namespace
 
 Interfaces listInterfaces() {
@@ -61,56 +111,18 @@ LinkMonitor::start(std::function<void(Interfaces links)> changed) {
     return systemError(errno, "eventfd");
   std::unique_ptr<LinkMonitor> monitor(new LinkMonitor(std::move(sock), std::move(stop)));
   // Subscribed first, listed second: a change in between shows up as an event.
-  monitor->thread_ = std::thread([m = monitor.get(), changed = std::move(changed),
-                                  links = currentLinks()]() mutable {
-    alignas(nlmsghdr) char buffer[32768];
-    while (true) {
-      pollfd fds[2] = {{m->stop_.get(), POLLIN, 0}, {m->socket_.get(), POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR)
-        return;
-      if (fds[0].revents & POLLIN)
-        return;
-      bool any = false;
-      while (true) {
-        ssize_t n = recv(m->socket_.get(), buffer, sizeof(buffer), 0);
-        if (n < 0 && errno == ENOBUFS) {
-          // We fell behind and lost events: start over from the kernel's list.
-          links = currentLinks();
-          any = true;
-          continue;
+  monitor->thread_ = std::thread(
+      [m = monitor.get(), changed = std::move(changed), links = currentLinks()]() mutable {
+        while (true) {
+          pollfd fds[2] = {{m->stop_.get(), POLLIN, 0}, {m->socket_.get(), POLLIN, 0}};
+          if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            return;
+          if (fds[0].revents & POLLIN)
+            return;
+          if (drainLinkEvents(m->socket_.get(), links))
+            changed(byName(links));
         }
-        if (n <= 0)
-          break;
-        int len = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, len);
-             h = NLMSG_NEXT(h, len)) {
-          if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
-            continue;
-          int index = static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
-          if (h->nlmsg_type == RTM_DELLINK) {
-            any |= links.erase(index) > 0;
-          } else if (h->nlmsg_type == RTM_NEWLINK) {
-            LinkState state = parseLink(h);
-            auto [it, inserted] = links.try_emplace(index, state);
-            if (!inserted) {
-              // A program appearing is the agent's own attachment (or one it cannot remove):
-              // only a rename and a program removed or replaced call for a pass.
-              bool xdpLost = it->second.xdpProgId != 0 && state.xdpProgId != it->second.xdpProgId;
-              any |= state.name != it->second.name || xdpLost;
-              it->second = state;
-            }
-            any |= inserted;
-          }
-        }
-      }
-      if (any) {
-        Interfaces byName;
-        for (const auto& [index, state] : links)
-          byName[state.name] = index;
-        changed(std::move(byName));
-      }
-    }
-  });
+      });
   return monitor;
 }
 

@@ -254,6 +254,260 @@ int runStatus(const StatusFlags& flags) {
   return 0;
 }
 
+// The package cache under --state-dir, checking signatures as the flags say.
+Result<packages::PackageCache> openPackageCache(const Flags& flags) {
+  packages::CacheOptions cacheOptions;
+  cacheOptions.trustedKeyFiles = flags.trustedKeys;
+  cacheOptions.requireSignatures = flags.requireSignatures;
+  return packages::PackageCache::open(flags.stateDir + "/packages", cacheOptions);
+}
+
+ReconcilerOptions reconcilerOptions(const Flags& flags) {
+  ReconcilerOptions options;
+  options.bpffsRoot = flags.bpffs;
+  options.stateDir = flags.stateDir;
+  options.attach.tcPriority = static_cast<uint32_t>(flags.tcPriority);
+  return options;
+}
+
+// Where cluster mode finds the operator's chain revisions: --revision-namespace, else
+// $POD_NAMESPACE, else bpfchain-system.
+std::string revisionNamespaceOf(const Flags& flags) {
+  std::string revisionNamespace = flags.revisionNamespace;
+  if (const char* podNamespace = std::getenv("POD_NAMESPACE");
+      revisionNamespace.empty() && podNamespace && *podNamespace)
+    revisionNamespace = podNamespace;
+  if (revisionNamespace.empty())
+    revisionNamespace = "bpfchain-system";
+  return revisionNamespace;
+}
+
+// The chains to run: the --config file (standalone) or the node's BpfNodeConfig (cluster).
+Result<std::unique_ptr<SpecSource>> openSource(const Flags& flags) {
+  if (!flags.config.empty()) {
+    auto standalone = StandaloneSource::create(flags.config, flags.stateDir + "/status.yaml");
+    if (!standalone)
+      return standalone.error();
+    return std::unique_ptr<SpecSource>(std::move(*standalone));
+  }
+  auto cluster = ClusterSource::create({flags.nodeName, flags.kubeconfig, BPFCHAIN_VERSION,
+                                        std::chrono::seconds(flags.heartbeatSeconds),
+                                        revisionNamespaceOf(flags), flags.stateDir});
+  if (!cluster)
+    return cluster.error();
+  return std::unique_ptr<SpecSource>(std::move(*cluster));
+}
+
+// Pins go on a bpffs at --bpffs; one is mounted there when none is (and stays mounted).
+Result<void> prepareBpffs(const std::string& root) {
+  auto bpffs = ensureBpffs(root);
+  if (!bpffs)
+    return bpffs.error();
+  if (bpffs->mountPoint.empty())
+    log::info("pins on a bpffs", {{"bpffs", root}});
+  else
+    log::info("mounted a bpffs (none was mounted there); it stays mounted after the agent exits",
+              {{"mountPoint", bpffs->mountPoint}, {"bpffs", root}});
+  return {};
+}
+
+// --netns's namespace, or no descriptor when the agent manages its own.
+Result<FD> openManagedNetns(const std::string& path) {
+  if (path.empty())
+    return FD();
+  FD netns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!netns)
+    return systemError(errno, "--netns " + path);
+  return netns;
+}
+
+// /metrics with the agent's and the process's collectors, /readyz (source and data plane) and
+// /healthz (the reconcile loop).
+Result<std::unique_ptr<metrics::MetricsServer>>
+serveMetrics(const std::string& address, AgentMetrics& metrics, SpecSource& source, Agent& agent) {
+  auto server = metrics::MetricsServer::start(address);
+  if (!server)
+    return server;
+  for (const auto& c : metrics.collectables())
+    (*server)->add(c);
+  (*server)->add(metrics::processCollector());
+  (*server)->addReadinessCheck("source", [&source] { return source.notReady(); });
+  (*server)->addReadinessCheck("dataplane", [&agent] { return agent.notReady(); });
+  (*server)->addLivenessCheck("reconcile-loop",
+                              [&agent] { return agent.notAlive(std::chrono::seconds(300)); });
+  return server;
+}
+
+// What the data-plane thread works with; all of it outlives the thread.
+struct DataPlane {
+  const Flags& flags;
+  const ReconcilerOptions& options;
+  ProgramResolver& resolver;
+  AgentMetrics& metrics;
+  SpecSource& source;
+  Agent& agent;
+  const FD& netns;
+};
+
+// The data-plane thread: everything that names interfaces runs in the managed namespace.
+// `started` gets the outcome of the set-up; the agent then runs until it is stopped.
+void runDataPlane(const DataPlane& plane, std::promise<Result<void>>& started) {
+  const Flags& flags = plane.flags;
+  Agent& agent = plane.agent;
+  if (plane.netns && setns(plane.netns.get(), CLONE_NEWNET) != 0) {
+    started.set_value(systemError(errno, "enter --netns " + flags.netns));
+    return;
+  }
+  auto reconciler = NodeReconciler::create(plane.options, plane.resolver, &plane.metrics);
+  if (!reconciler) {
+    started.set_value(std::move(reconciler).error());
+    return;
+  }
+  auto links = LinkMonitor::start([&](Interfaces now) { agent.triggerLinks(std::move(now)); });
+  if (!links) {
+    started.set_value(std::move(links).error());
+    return;
+  }
+  // Started here so that its threads, too, are in the managed namespace (pod veths).
+  CniHandler cni(
+      **reconciler, plane.source, flags.nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); },
+      &plane.metrics);
+  auto socket = AgentSocketServer::start(flags.socket, cni);
+  if (!socket) {
+    started.set_value(std::move(socket).error().context("--socket " + flags.socket));
+    return;
+  }
+  started.set_value({});
+  agent.run(**reconciler);
+  (*socket)->stop();
+  if (flags.detachOnExit) {
+    (*reconciler)->detachAll();
+    log::info("detached every chain (--detach-on-exit)");
+  } else {
+    log::info("chains stay attached; the next agent adopts them");
+  }
+}
+
+// Keeps bpfchain-cni's entry in --cni-conf-dir while the agent runs, once the socket serves: a
+// pod ADD it lets in finds this agent. Nothing when the entry is not the agent's to keep, or
+// when it cannot be kept (the agent then stops).
+std::unique_ptr<CniConfigKeeper> keepCniEntry(const Flags& flags, metrics::MetricsServer& server) {
+  if (flags.cniConfDir.empty())
+    return nullptr;
+  cni::InstallOptions install;
+  install.confDir = flags.cniConfDir;
+  install.binDir = flags.cniBinDir;
+  install.socketPath = flags.socket;
+  install.selfPath = flags.cniPlugin;
+  if (!flags.cniFailurePolicy.empty())
+    install.failurePolicy = flags.cniFailurePolicy;
+  if (install.selfPath.empty()) {
+    std::error_code ec;
+    install.selfPath =
+        (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "bpfchain-cni")
+            .string();
+  }
+  auto keeper = CniConfigKeeper::start(install);
+  if (!keeper) {
+    stopRequested = true; // fall through to a clean stop of the loop
+    log::error("cannot keep the CNI entry; stopping", {{"error", keeper.error().message()}});
+    return nullptr;
+  }
+  server.add((*keeper)->collectable());
+  return std::move(*keeper);
+}
+
+// On exit the entry stays for the next agent (a restart or an upgrade) unless an uninstall
+// shows (cni_exit.h).
+void releaseCniEntry(const Flags& flags, CniConfigKeeper& keeper, CniOwner* owner) {
+  std::optional<ObjectLookup> daemonSet, nameSpace;
+  if (owner && !flags.cniUninstallOnExit) {
+    daemonSet = owner->daemonSet();
+    if (daemonSet->status == 200 && !daemonSet->deleting)
+      nameSpace = owner->nameSpace();
+  }
+  auto exit = decideCniExit(flags.cniUninstallOnExit, flags.cniOwner, daemonSet, nameSpace);
+  log::info(exit.removeEntry ? "removing the bpfchain-cni entry" : "keeping the bpfchain-cni entry",
+            {{"why", exit.why}});
+  keeper.stop(exit.removeEntry);
+}
+
+// Runs the agent until SIGTERM/SIGINT: the exit status.
+int run(const Flags& flags) {
+  std::error_code ec;
+  std::filesystem::create_directories(flags.stateDir, ec);
+  if (ec)
+    return fail(Error(ec.value(), "create --state-dir " + flags.stateDir + ": " + ec.message()));
+  const auto& features = dataplane::kernelFeatures();
+
+  auto cache = openPackageCache(flags);
+  if (!cache)
+    return fail(cache.error());
+
+  AgentMetrics metrics({BPFCHAIN_VERSION, features.kernelRelease, features.tcx, features.xdpLink});
+  metrics.setPackageCounters([&cache] {
+    auto s = cache->stats();
+    return PackageCounters{s.fetches, s.cacheHits, s.failures};
+  });
+  k8s::setRequestMetrics(metrics.requestMetrics());
+  auto source = openSource(flags);
+  if (!source)
+    return fail(source.error());
+  std::unique_ptr<CniOwner> cniOwner;
+  if (!flags.cniOwner.empty()) {
+    auto owner = CniOwner::create(flags.kubeconfig, flags.cniOwner);
+    if (!owner)
+      return fail(owner.error());
+    cniOwner = std::move(*owner);
+  }
+
+  // After every check of the command line, the keys and the kubeconfig: a bad flag must not
+  // leave a mount behind.
+  if (auto bpffs = prepareBpffs(flags.bpffs); !bpffs)
+    return fail(bpffs.error());
+  // Package downloads use the agent's own network (the host's), not --netns's.
+  FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!ownNetns)
+    return fail(systemError(errno, "open /proc/thread-self/ns/net"));
+  ProgramResolver resolver(*cache, flags.netns.empty() ? -1 : ownNetns.get());
+  const ReconcilerOptions options = reconcilerOptions(flags);
+  auto netns = openManagedNetns(flags.netns);
+  if (!netns)
+    return fail(netns.error());
+
+  Agent agent(**source, &metrics, std::chrono::seconds(flags.resyncSeconds));
+  auto server = serveMetrics(flags.metricsAddress, metrics, **source, agent);
+  if (!server)
+    return fail(server.error());
+
+  std::promise<Result<void>> started;
+  auto startedFuture = started.get_future();
+  const DataPlane plane{flags, options, resolver, metrics, **source, agent, *netns};
+  std::thread loop([&] { runDataPlane(plane, started); });
+  if (auto ok = startedFuture.get(); !ok) {
+    loop.join();
+    return fail(ok.error());
+  }
+  std::unique_ptr<CniConfigKeeper> cniKeeper = keepCniEntry(flags, **server);
+  (*source)->start([&] { agent.trigger(); });
+  log::info("running", {{"version", BPFCHAIN_VERSION},
+                        {flags.config.empty() ? "node" : "config",
+                         flags.config.empty() ? flags.nodeName : flags.config},
+                        {"kernel", features.kernelRelease},
+                        {"tcx", features.tcx},
+                        {"xdpLink", features.xdpLink},
+                        {"metricsPort", (*server)->port()}});
+  while (!stopRequested)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  log::info("stopping");
+  if (cniKeeper)
+    releaseCniEntry(flags, *cniKeeper, cniOwner.get());
+  (*source)->stop();
+  agent.stop();
+  loop.join();
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -267,183 +521,5 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGINT, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
-
-  std::error_code ec;
-  std::filesystem::create_directories(flags.stateDir, ec);
-  if (ec)
-    return fail(Error(ec.value(), "create --state-dir " + flags.stateDir + ": " + ec.message()));
-  const auto& features = dataplane::kernelFeatures();
-
-  packages::CacheOptions cacheOptions;
-  cacheOptions.trustedKeyFiles = flags.trustedKeys;
-  cacheOptions.requireSignatures = flags.requireSignatures;
-  auto cache = packages::PackageCache::open(flags.stateDir + "/packages", cacheOptions);
-  if (!cache)
-    return fail(cache.error());
-
-  AgentMetrics metrics({BPFCHAIN_VERSION, features.kernelRelease, features.tcx, features.xdpLink});
-  metrics.setPackageCounters([&cache] {
-    auto s = cache->stats();
-    return PackageCounters{s.fetches, s.cacheHits, s.failures};
-  });
-
-  k8s::setRequestMetrics(metrics.requestMetrics());
-  std::unique_ptr<SpecSource> source;
-  if (!flags.config.empty()) {
-    auto standalone = StandaloneSource::create(flags.config, flags.stateDir + "/status.yaml");
-    if (!standalone)
-      return fail(standalone.error());
-    source = std::move(*standalone);
-  } else {
-    std::string revisionNamespace = flags.revisionNamespace;
-    if (const char* podNamespace = std::getenv("POD_NAMESPACE");
-        revisionNamespace.empty() && podNamespace && *podNamespace)
-      revisionNamespace = podNamespace;
-    if (revisionNamespace.empty())
-      revisionNamespace = "bpfchain-system";
-    auto cluster = ClusterSource::create({flags.nodeName, flags.kubeconfig, BPFCHAIN_VERSION,
-                                          std::chrono::seconds(flags.heartbeatSeconds),
-                                          revisionNamespace, flags.stateDir});
-    if (!cluster)
-      return fail(cluster.error());
-    source = std::move(*cluster);
-  }
-  std::unique_ptr<CniOwner> cniOwner;
-  if (!flags.cniOwner.empty()) {
-    auto owner = CniOwner::create(flags.kubeconfig, flags.cniOwner);
-    if (!owner)
-      return fail(owner.error());
-    cniOwner = std::move(*owner);
-  }
-
-  // After every check of the command line, the keys and the kubeconfig: a bad flag must not
-  // leave a mount behind.
-  auto bpffs = ensureBpffs(flags.bpffs);
-  if (!bpffs)
-    return fail(bpffs.error());
-  if (bpffs->mountPoint.empty())
-    log::info("pins on a bpffs", {{"bpffs", flags.bpffs}});
-  else
-    log::info("mounted a bpffs (none was mounted there); it stays mounted after the agent exits",
-              {{"mountPoint", bpffs->mountPoint}, {"bpffs", flags.bpffs}});
-  // Package downloads use the agent's own network (the host's), not --netns's.
-  FD ownNetns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!ownNetns)
-    return fail(systemError(errno, "open /proc/thread-self/ns/net"));
-  ProgramResolver resolver(*cache, flags.netns.empty() ? -1 : ownNetns.get());
-  ReconcilerOptions options;
-  options.bpffsRoot = flags.bpffs;
-  options.stateDir = flags.stateDir;
-  options.attach.tcPriority = static_cast<uint32_t>(flags.tcPriority);
-  FD netns;
-  if (!flags.netns.empty()) {
-    netns = FD(open(flags.netns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!netns)
-      return fail(systemError(errno, "--netns " + flags.netns));
-  }
-
-  Agent agent(*source, &metrics, std::chrono::seconds(flags.resyncSeconds));
-  auto server = metrics::MetricsServer::start(flags.metricsAddress);
-  if (!server)
-    return fail(server.error());
-  for (const auto& c : metrics.collectables())
-    (*server)->add(c);
-  (*server)->add(metrics::processCollector());
-  (*server)->addReadinessCheck("source", [&] { return source->notReady(); });
-  (*server)->addReadinessCheck("dataplane", [&] { return agent.notReady(); });
-  (*server)->addLivenessCheck("reconcile-loop",
-                              [&] { return agent.notAlive(std::chrono::seconds(300)); });
-
-  // The data-plane thread: everything that names interfaces runs in the managed namespace.
-  std::promise<Result<void>> started;
-  auto startedFuture = started.get_future();
-  std::thread loop([&] {
-    if (netns && setns(netns.get(), CLONE_NEWNET) != 0) {
-      started.set_value(systemError(errno, "enter --netns " + flags.netns));
-      return;
-    }
-    auto reconciler = NodeReconciler::create(options, resolver, &metrics);
-    if (!reconciler) {
-      started.set_value(std::move(reconciler).error());
-      return;
-    }
-    auto links = LinkMonitor::start([&](Interfaces now) { agent.triggerLinks(std::move(now)); });
-    if (!links) {
-      started.set_value(std::move(links).error());
-      return;
-    }
-    // Started here so that its threads, too, are in the managed namespace (pod veths).
-    CniHandler cni(
-        **reconciler, *source, flags.nodeName, BPFCHAIN_VERSION, [&] { agent.refreshStatus(); },
-        &metrics);
-    auto socket = AgentSocketServer::start(flags.socket, cni);
-    if (!socket) {
-      started.set_value(std::move(socket).error().context("--socket " + flags.socket));
-      return;
-    }
-    started.set_value({});
-    agent.run(**reconciler);
-    (*socket)->stop();
-    if (flags.detachOnExit) {
-      (*reconciler)->detachAll();
-      log::info("detached every chain (--detach-on-exit)");
-    } else {
-      log::info("chains stay attached; the next agent adopts them");
-    }
-  });
-  if (auto ok = startedFuture.get(); !ok) {
-    loop.join();
-    return fail(ok.error());
-  }
-  // The CNI entry only once the socket serves: a pod ADD it lets in finds this agent.
-  std::unique_ptr<CniConfigKeeper> cniKeeper;
-  if (!flags.cniConfDir.empty()) {
-    cni::InstallOptions install;
-    install.confDir = flags.cniConfDir;
-    install.binDir = flags.cniBinDir;
-    install.socketPath = flags.socket;
-    install.selfPath = flags.cniPlugin;
-    if (!flags.cniFailurePolicy.empty())
-      install.failurePolicy = flags.cniFailurePolicy;
-    if (install.selfPath.empty())
-      install.selfPath =
-          (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "bpfchain-cni")
-              .string();
-    auto keeper = CniConfigKeeper::start(install);
-    if (!keeper) {
-      stopRequested = true; // fall through to a clean stop of the loop
-      log::error("cannot keep the CNI entry; stopping", {{"error", keeper.error().message()}});
-    } else {
-      cniKeeper = std::move(*keeper);
-      (*server)->add(cniKeeper->collectable());
-    }
-  }
-  source->start([&] { agent.trigger(); });
-  log::info("running", {{"version", BPFCHAIN_VERSION},
-                        {flags.config.empty() ? "node" : "config",
-                         flags.config.empty() ? flags.nodeName : flags.config},
-                        {"kernel", features.kernelRelease},
-                        {"tcx", features.tcx},
-                        {"xdpLink", features.xdpLink},
-                        {"metricsPort", (*server)->port()}});
-  while (!stopRequested)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  log::info("stopping");
-  if (cniKeeper) {
-    std::optional<ObjectLookup> daemonSet, nameSpace;
-    if (cniOwner && !flags.cniUninstallOnExit) {
-      daemonSet = cniOwner->daemonSet();
-      if (daemonSet->status == 200 && !daemonSet->deleting)
-        nameSpace = cniOwner->nameSpace();
-    }
-    auto exit = decideCniExit(flags.cniUninstallOnExit, flags.cniOwner, daemonSet, nameSpace);
-    log::info(exit.removeEntry ? "removing the bpfchain-cni entry"
-                               : "keeping the bpfchain-cni entry",
-              {{"why", exit.why}});
-    cniKeeper->stop(exit.removeEntry);
-  }
-  source->stop();
-  agent.stop();
-  loop.join();
-  return 0;
+  return run(flags);
 }

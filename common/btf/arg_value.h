@@ -2,8 +2,9 @@
 // a typed tree rather than a YAML document: a scalar's text, a map by member name in written
 // order, a sequence, or null. Two values are equal when they say the same thing (quoting and
 // flow/block style do not count), which is what decides whether a program's mapArgs changed.
-// YAML is only the outside form: parsed in (specs, state files) and rendered out (the BTF
-// encoder, btf/value.h, reads YAML), each a fresh tree owned by nobody else.
+// YAML is only the outside form: parsed in (specs, state files) and rendered out (state
+// files), each a fresh tree owned by nobody else; the BTF encoder (btf/value.h) reads the
+// ArgValue itself.
 #pragma once
 
 #include <string>

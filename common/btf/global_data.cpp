@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
-#include <yaml-cpp/yaml.h>
 
 #include "btf/value.h"
 
@@ -43,20 +42,17 @@ Error noSuchVariable(const std::string& where, const std::vector<Section>& secti
   return invalidError(message);
 }
 
-} // namespace
-
-Result<void> setGlobalData(struct bpf_object* obj, const std::map<std::string, std::string>& values,
-                           const std::string& field) {
-  if (values.empty())
-    return {};
-  const struct btf* btf = bpf_object__btf(obj);
-  if (!btf)
-    return invalidError(field + ": the object has no BTF, so its variables cannot be set");
-
-  // libbpf gives each internal map its DATASEC as BTF value type, with the offsets fixed up
-  // at open. .kconfig is libbpf's to fill; extern variables live elsewhere.
+// The object's global variables: each internal map (.rodata, .data, .bss, custom
+// .rodata.*/.data.*) with a copy of its initial value, and the variables its DATASEC lists.
+// libbpf gives each internal map its DATASEC as BTF value type, with the offsets fixed up at
+// open. .kconfig is libbpf's to fill; extern variables live elsewhere.
+struct Globals {
   std::vector<Section> sections;
   std::vector<Variable> variables;
+};
+
+Globals readGlobals(struct bpf_object* obj, const struct btf* btf) {
+  Globals globals;
   struct bpf_map* map = nullptr;
   bpf_object__for_each_map (map, obj) {
     if (!bpf_map__is_internal(map))
@@ -77,16 +73,55 @@ Result<void> setGlobalData(struct bpf_object* obj, const std::map<std::string, s
       const btf_type* var = btf__type_by_id(btf, info[i].type);
       if (!var || !btf_is_var(var) || btf_var(var)->linkage == BTF_VAR_GLOBAL_EXTERN)
         continue;
-      variables.push_back(Variable{btf__name_by_offset(btf, var->name_off), sections.size(),
-                                   var->type, info[i].offset, info[i].size});
+      globals.variables.push_back(Variable{btf__name_by_offset(btf, var->name_off),
+                                           globals.sections.size(), var->type, info[i].offset,
+                                           info[i].size});
     }
-    sections.push_back(std::move(section));
+    globals.sections.push_back(std::move(section));
   }
+  return globals;
+}
+
+// Encodes `text` into the copy of its variable's section.
+Result<void> patchVariable(const struct btf* btf, Globals& globals, const std::string& name,
+                           const std::string& text, const std::string& where) {
+  const Variable* found = nullptr;
+  for (const auto& variable : globals.variables) {
+    if (variable.name == name)
+      found = &variable;
+  }
+  if (!found)
+    return noSuchVariable(where, globals.sections, globals.variables);
+  Section& section = globals.sections[found->section];
+  auto bytes = encodeValue(btf, found->typeId, ArgValue::text(text), where);
+  if (!bytes)
+    return std::move(bytes).error();
+  if (bytes->size() != found->size ||
+      static_cast<size_t>(found->offset) + found->size > section.data.size())
+    return invalidError(where + ": BTF says " + std::to_string(found->size) + " bytes at " +
+                        std::to_string(found->offset) + " in " + section.name + " (" +
+                        std::to_string(section.data.size()) + " bytes), the type " +
+                        std::to_string(bytes->size()));
+  std::memcpy(section.data.data() + found->offset, bytes->data(), bytes->size());
+  section.changed = true;
+  return {};
+}
+
+} // namespace
+
+Result<void> setGlobalData(struct bpf_object* obj, const std::map<std::string, std::string>& values,
+                           const std::string& field) {
+  if (values.empty())
+    return {};
+  const struct btf* btf = bpf_object__btf(obj);
+  if (!btf)
+    return invalidError(field + ": the object has no BTF, so its variables cannot be set");
+  Globals globals = readGlobals(obj, btf);
 
   // libbpf 1.1 has no "loaded" query, and its bpf_map__set_initial_value() does not refuse a
   // loaded object: it fails with EINVAL for a frozen .rodata but writes straight into a live
   // .data. A created internal map is the sign that the object is loaded.
-  for (const auto& section : sections) {
+  for (const auto& section : globals.sections) {
     if (bpf_map__fd(section.map) >= 0)
       return Error(EBUSY, field + ": the object is already loaded; globals are set between open "
                                   "and load");
@@ -95,28 +130,11 @@ Result<void> setGlobalData(struct bpf_object* obj, const std::map<std::string, s
   for (const auto& [name, text] : values) {
     std::string where = field;
     where.append(field.empty() ? "" : ".").append(name);
-    const Variable* found = nullptr;
-    for (const auto& variable : variables) {
-      if (variable.name == name)
-        found = &variable;
-    }
-    if (!found)
-      return noSuchVariable(where, sections, variables);
-    Section& section = sections[found->section];
-    auto bytes = encodeValue(btf, found->typeId, YAML::Node(text), where);
-    if (!bytes)
-      return std::move(bytes).error();
-    if (bytes->size() != found->size ||
-        static_cast<size_t>(found->offset) + found->size > section.data.size())
-      return invalidError(where + ": BTF says " + std::to_string(found->size) + " bytes at " +
-                          std::to_string(found->offset) + " in " + section.name + " (" +
-                          std::to_string(section.data.size()) + " bytes), the type " +
-                          std::to_string(bytes->size()));
-    std::memcpy(section.data.data() + found->offset, bytes->data(), bytes->size());
-    section.changed = true;
+    if (auto patched = patchVariable(btf, globals, name, text, where); !patched)
+      return patched;
   }
 
-  for (auto& section : sections) {
+  for (auto& section : globals.sections) {
     if (!section.changed)
       continue;
     // Copies into libbpf's buffer; it refuses (EBUSY) once the object is loaded.

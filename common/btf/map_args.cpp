@@ -99,7 +99,7 @@ public:
     return side;
   }
 
-  Result<Bytes> encode(const YAML::Node& text, const std::string& field) const {
+  Result<Bytes> encode(const ArgValue& text, const std::string& field) const {
     if (btf_)
       return encodeValue(btf_, typeId_, text, field);
     return encodeHex(text, field);
@@ -115,14 +115,14 @@ public:
 private:
   Side(const struct btf* btf, __u32 typeId, __u32 size) : btf_(btf), typeId_(typeId), size_(size) {}
 
-  Result<Bytes> encodeHex(const YAML::Node& text, const std::string& field) const {
+  Result<Bytes> encodeHex(const ArgValue& text, const std::string& field) const {
     const size_t digits = size_t{size_} * 2;
     const std::string form = "a " + std::to_string(size_) +
                              "-byte side without BTF type is hex bytes in memory order: 0x and " +
                              std::to_string(digits) + " hex digits";
-    if (!text.IsScalar())
+    if (text.kind != ArgValue::Kind::Scalar)
       return invalidError(field + ": " + form);
-    const std::string& s = text.Scalar();
+    const std::string& s = text.scalar;
     auto notHex = [&] { return invalidError(field + ": \"" + s + "\" is not hex bytes; " + form); };
     if (s.size() < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
       return notHex();
@@ -234,12 +234,24 @@ Result<std::vector<Bytes>> listKeys(int fd, size_t keySize, __u32 maxEntries) {
   return keys;
 }
 
-} // namespace
+// The map applyMapArgs fills: its info, how each side is written, and the bytes of one value
+// (per-CPU maps hold one 8-byte aligned slot per possible CPU).
+struct Target {
+  int fd;
+  bpf_map_info info;
+  std::string where; // "<field>: map <name>", in front of the map's errors
+  BtfPtr btf;        // the map's BTF, when a side is typed by it
+  Side key;
+  Side value;
+  size_t cpus;
+  size_t stride;
 
-Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEntry>& entries,
-                          const std::string& field) {
-  // The kernel answers a program's or link's descriptor with that object's info, which would
-  // be read as garbage map info; the descriptor's inode says what it is.
+  size_t valueBytes() const { return stride * cpus; }
+};
+
+// The kernel answers a program's or link's descriptor with that object's info, which would be
+// read as garbage map info; the descriptor's inode says what it is.
+Result<void> checkIsMap(int mapFd, const std::string& field) {
   char target[64] = {};
   std::string link = "/proc/self/fd/" + std::to_string(mapFd);
   if (readlink(link.c_str(), target, sizeof target - 1) < 0)
@@ -247,42 +259,59 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
   if (std::strcmp(target, "anon_inode:bpf-map") != 0)
     return invalidError(field + ": descriptor " + std::to_string(mapFd) + " is not a BPF map (" +
                         target + ")");
+  return {};
+}
+
+// The map's BTF when its key or value has a BTF type (nothing otherwise), checked against the
+// map's key and value sizes.
+Result<BtfPtr> loadTypes(const bpf_map_info& info, const std::string& where) {
+  const bool keyTyped = info.btf_id != 0 && info.btf_key_type_id != 0;
+  const bool valueTyped = info.btf_id != 0 && info.btf_value_type_id != 0;
+  if (!keyTyped && !valueTyped)
+    return BtfPtr();
+  BtfPtr btf(btf__load_from_kernel_by_id(info.btf_id));
+  if (!btf)
+    return systemError(errno, where + ": load BTF " + std::to_string(info.btf_id));
+  const struct btf* types = btf.get();
+  if ((keyTyped && btf__resolve_size(types, info.btf_key_type_id) != info.key_size) ||
+      (valueTyped && btf__resolve_size(types, info.btf_value_type_id) != info.value_size))
+    return invalidError(
+        where + ": its BTF key/value types (" +
+        (keyTyped ? typeName(types, info.btf_key_type_id) : std::string("none")) + ", " +
+        (valueTyped ? typeName(types, info.btf_value_type_id) : std::string("none")) +
+        ") do not match its key/value sizes");
+  return btf;
+}
+
+// A side without a BTF type (key_size/value_size, L3AF's maps) is written by its size.
+Result<Side> sideOf(const struct btf* btf, __u32 typeId, __u32 size) {
+  if (btf && typeId != 0)
+    return Side::typed(btf, typeId);
+  return Side::sized(size);
+}
+
+Result<Target> openTarget(int mapFd, const std::string& field) {
+  if (auto isMap = checkIsMap(mapFd, field); !isMap)
+    return std::move(isMap).error();
   bpf_map_info info{};
   __u32 infoLen = sizeof info;
   if (bpf_obj_get_info_by_fd(mapFd, &info, &infoLen) != 0)
     return systemError(errno, field + ": get map info");
-  const std::string where = field + ": map " + info.name;
+  std::string where = field + ": map " + info.name;
   if (!isSupported(info.type))
     return invalidError(
         where + " is a " + mapTypeName(info.type) +
         " map; mapArgs can fill hash, array and LPM-trie maps (per-CPU and LRU too)");
-  // A side without a BTF type (key_size/value_size, L3AF's maps) is written by its size.
-  const bool keyTyped = info.btf_id != 0 && info.btf_key_type_id != 0;
-  const bool valueTyped = info.btf_id != 0 && info.btf_value_type_id != 0;
-  BtfPtr btf;
-  if (keyTyped || valueTyped) {
-    btf.reset(btf__load_from_kernel_by_id(info.btf_id));
-    if (!btf)
-      return systemError(errno, where + ": load BTF " + std::to_string(info.btf_id));
-    const struct btf* types = btf.get();
-    if ((keyTyped && btf__resolve_size(types, info.btf_key_type_id) != info.key_size) ||
-        (valueTyped && btf__resolve_size(types, info.btf_value_type_id) != info.value_size))
-      return invalidError(
-          where + ": its BTF key/value types (" +
-          (keyTyped ? typeName(types, info.btf_key_type_id) : std::string("none")) + ", " +
-          (valueTyped ? typeName(types, info.btf_value_type_id) : std::string("none")) +
-          ") do not match its key/value sizes");
-  }
-  auto keySide = keyTyped ? Result<Side>(Side::typed(btf.get(), info.btf_key_type_id))
-                          : Side::sized(info.key_size);
+  auto btf = loadTypes(info, where);
+  if (!btf)
+    return std::move(btf).error();
+  auto keySide = sideOf(btf->get(), info.btf_key_type_id, info.key_size);
   if (!keySide)
     return std::move(keySide).error().context(where);
-  auto valueSide = valueTyped ? Result<Side>(Side::typed(btf.get(), info.btf_value_type_id))
-                              : Side::sized(info.value_size);
+  auto valueSide = sideOf(btf->get(), info.btf_value_type_id, info.value_size);
   if (!valueSide)
     return std::move(valueSide).error().context(where);
 
-  // Per-CPU values are one 8-byte aligned slot per possible CPU.
   size_t cpus = 1;
   size_t stride = info.value_size;
   if (isPerCpu(info.type)) {
@@ -292,24 +321,34 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
     cpus = possible;
     stride = (static_cast<size_t>(info.value_size) + 7) / 8 * 8;
   }
-  const size_t valueBytes = stride * cpus;
+  return Target{
+      mapFd, info,  std::move(where), std::move(*btf), std::move(*keySide), std::move(*valueSide),
+      cpus,  stride};
+}
 
-  auto renderKey = [&](const Bytes& key) { return keySide->render(key); };
-
-  // Everything is encoded and checked before the first write.
-  std::vector<std::pair<Bytes, Bytes>> encoded;
+// The entries as the bytes the map holds, in the order listed.
+struct Encoded {
+  std::vector<std::pair<Bytes, Bytes>> entries;
   std::map<Bytes, size_t> listed; // key -> entry index
+};
+
+// Encodes and checks every entry (duplicate keys, array index range, capacity) before the
+// first write.
+Result<Encoded> encodeEntries(const Target& map, const std::vector<MapArgEntry>& entries,
+                              const std::string& field) {
+  const bpf_map_info& info = map.info;
+  Encoded encoded;
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string entryField = field + ".entries[" + std::to_string(i) + "]";
-    auto key = keySide->encode(argValueToYaml(entries[i].key), entryField + ".key");
+    auto key = map.key.encode(entries[i].key, entryField + ".key");
     if (!key)
       return std::move(key).error();
-    auto value = valueSide->encode(argValueToYaml(entries[i].value), entryField + ".value");
+    auto value = map.value.encode(entries[i].value, entryField + ".value");
     if (!value)
       return std::move(value).error();
-    if (auto [it, inserted] = listed.emplace(*key, i); !inserted)
+    if (auto [it, inserted] = encoded.listed.emplace(*key, i); !inserted)
       return invalidError(entryField + ".key: same key as entries[" + std::to_string(it->second) +
-                          "].key (" + renderKey(*key) + ")");
+                          "].key (" + map.key.render(*key) + ")");
     if (isArray(info.type)) {
       __u32 index = 0;
       std::memcpy(&index, key->data(), sizeof index);
@@ -318,76 +357,101 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
                             " is out of range for array map " + info.name + " (max_entries " +
                             std::to_string(info.max_entries) + ")");
     }
-    Bytes replicated(valueBytes, 0);
-    for (size_t cpu = 0; cpu < cpus; ++cpu)
-      std::memcpy(replicated.data() + cpu * stride, value->data(), value->size());
-    encoded.emplace_back(std::move(*key), std::move(replicated));
+    Bytes replicated(map.valueBytes(), 0);
+    for (size_t cpu = 0; cpu < map.cpus; ++cpu)
+      std::memcpy(replicated.data() + cpu * map.stride, value->data(), value->size());
+    encoded.entries.emplace_back(std::move(*key), std::move(replicated));
   }
   if (entries.size() > info.max_entries)
-    return invalidError(where + ": " + std::to_string(entries.size()) +
+    return invalidError(map.where + ": " + std::to_string(entries.size()) +
                         " entries do not fit (max_entries " + std::to_string(info.max_entries) +
                         ")");
+  return encoded;
+}
 
-  Journal journal(mapFd, valueBytes);
-  std::string failedKey;
-  auto failed = [&](const Error& error) -> Error {
-    std::string undone = journal.rollback();
-    std::string message = where + ": key " + failedKey + ": " + error.message();
-    message += undone.empty() ? "; the map was left as it was"
-                              : "; restoring the map failed too for keys " + undone;
-    return Error(error.code(), message);
-  };
-  // Writes `value` under `key`, remembering what was there.
-  auto write = [&](const Bytes& key, const Bytes& value) -> Result<void> {
-    failedKey = renderKey(key);
-    auto old = journal.lookup(key);
+// The writes to one map: each remembers what was there, and a failure takes them all back and
+// names the key it failed at.
+class Writes {
+public:
+  explicit Writes(const Target& map) : map_(map), journal_(map.fd, map.valueBytes()) {}
+
+  // Writes `value` under `key`.
+  Result<void> write(const Bytes& key, const Bytes& value) {
+    failedKey_ = map_.key.render(key);
+    auto old = journal_.lookup(key);
     if (!old)
       return std::move(old).error();
-    return journal.update(key, value, std::move(*old));
-  };
-  auto remove = [&](const Bytes& key) -> Result<void> {
-    failedKey = renderKey(key);
-    auto old = journal.lookup(key);
+    return journal_.update(key, value, std::move(*old));
+  }
+
+  // Deletes `key` if the map has it.
+  Result<void> remove(const Bytes& key) {
+    failedKey_ = map_.key.render(key);
+    auto old = journal_.lookup(key);
     if (!old)
       return std::move(old).error();
     if (!*old)
       return {};
-    return journal.remove(key, std::move(**old));
-  };
-
-  if (isArray(info.type)) {
-    for (const auto& [key, value] : encoded) {
-      if (auto done = write(key, value); !done)
-        return failed(std::move(done).error());
-    }
-    if (mode == MapArgMode::Replace) {
-      // Array slots cannot be deleted: an unlisted slot is reset to zero.
-      const Bytes zero(valueBytes, 0);
-      for (__u32 index = 0; index < info.max_entries; ++index) {
-        Bytes key(info.key_size, 0);
-        std::memcpy(key.data(), &index, sizeof index);
-        if (listed.count(key) != 0)
-          continue;
-        failedKey = std::to_string(index);
-        auto old = journal.lookup(key);
-        if (!old)
-          return failed(std::move(old).error());
-        if (!*old || allZero(**old))
-          continue;
-        if (auto done = journal.update(key, zero, std::move(*old)); !done)
-          return failed(std::move(done).error());
-      }
-    }
-    return {};
+    return journal_.remove(key, std::move(**old));
   }
 
-  auto existing = listKeys(mapFd, info.key_size, info.max_entries);
+  // Zeroes array slot `index` unless it is zero already (array slots cannot be deleted).
+  Result<void> zero(__u32 index) {
+    Bytes key(map_.info.key_size, 0);
+    std::memcpy(key.data(), &index, sizeof index);
+    failedKey_ = std::to_string(index);
+    auto old = journal_.lookup(key);
+    if (!old)
+      return std::move(old).error();
+    if (!*old || allZero(**old))
+      return {};
+    return journal_.update(key, Bytes(map_.valueBytes(), 0), std::move(*old));
+  }
+
+  // `error` of the last write, after every write was taken back.
+  Error failed(const Error& error) {
+    std::string undone = journal_.rollback();
+    std::string message = map_.where + ": key " + failedKey_ + ": " + error.message();
+    message += undone.empty() ? "; the map was left as it was"
+                              : "; restoring the map failed too for keys " + undone;
+    return Error(error.code(), message);
+  }
+
+private:
+  const Target& map_;
+  Journal journal_;
+  std::string failedKey_;
+};
+
+Result<void> fillArray(const Target& map, const Encoded& encoded, MapArgMode mode) {
+  Writes writes(map);
+  for (const auto& [key, value] : encoded.entries) {
+    if (auto done = writes.write(key, value); !done)
+      return writes.failed(std::move(done).error());
+  }
+  if (mode != MapArgMode::Replace)
+    return {};
+  // Array slots cannot be deleted: an unlisted slot is reset to zero.
+  for (__u32 index = 0; index < map.info.max_entries; ++index) {
+    Bytes key(map.info.key_size, 0);
+    std::memcpy(key.data(), &index, sizeof index);
+    if (encoded.listed.count(key) != 0)
+      continue;
+    if (auto done = writes.zero(index); !done)
+      return writes.failed(std::move(done).error());
+  }
+  return {};
+}
+
+Result<void> fillHash(const Target& map, const Encoded& encoded, MapArgMode mode) {
+  const bpf_map_info& info = map.info;
+  auto existing = listKeys(map.fd, info.key_size, info.max_entries);
   if (!existing)
-    return std::move(existing).error().context(where);
+    return std::move(existing).error().context(map.where);
   std::vector<Bytes> stale;
-  size_t added = encoded.size();
+  size_t added = encoded.entries.size();
   for (const auto& key : *existing) {
-    if (listed.count(key) != 0)
+    if (encoded.listed.count(key) != 0)
       --added;
     else if (mode == MapArgMode::Replace)
       stale.push_back(key);
@@ -398,31 +462,47 @@ Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEn
   bool staleFirst = false;
   if (!isLru(info.type) && existing->size() + added > info.max_entries) {
     if (existing->size() - stale.size() + added > info.max_entries)
-      return invalidError(where + ": no room for " + std::to_string(added) + " new entries (it " +
-                          "holds " + std::to_string(existing->size()) + ", max_entries " +
-                          std::to_string(info.max_entries) + ")");
+      return invalidError(map.where + ": no room for " + std::to_string(added) +
+                          " new entries (it holds " + std::to_string(existing->size()) +
+                          ", max_entries " + std::to_string(info.max_entries) + ")");
     staleFirst = true;
   }
+  Writes writes(map);
   auto removeStale = [&]() -> Result<void> {
     for (const auto& key : stale) {
-      if (auto done = remove(key); !done)
+      if (auto done = writes.remove(key); !done)
         return done;
     }
     return {};
   };
   if (staleFirst) {
     if (auto done = removeStale(); !done)
-      return failed(std::move(done).error());
+      return writes.failed(std::move(done).error());
   }
-  for (const auto& [key, value] : encoded) {
-    if (auto done = write(key, value); !done)
-      return failed(std::move(done).error());
+  for (const auto& [key, value] : encoded.entries) {
+    if (auto done = writes.write(key, value); !done)
+      return writes.failed(std::move(done).error());
   }
   if (!staleFirst) {
     if (auto done = removeStale(); !done)
-      return failed(std::move(done).error());
+      return writes.failed(std::move(done).error());
   }
   return {};
+}
+
+} // namespace
+
+Result<void> applyMapArgs(int mapFd, MapArgMode mode, const std::vector<MapArgEntry>& entries,
+                          const std::string& field) {
+  auto map = openTarget(mapFd, field);
+  if (!map)
+    return std::move(map).error();
+  auto encoded = encodeEntries(*map, entries, field);
+  if (!encoded)
+    return std::move(encoded).error();
+  if (isArray(map->info.type))
+    return fillArray(*map, *encoded, mode);
+  return fillHash(*map, *encoded, mode);
 }
 
 } // namespace bpfchain::btf

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <optional>
 #include <utility>
+#include <yaml-cpp/yaml.h>
 
 #include "system/escape.h"
 
@@ -60,20 +61,18 @@ bool isCharInt(const struct btf* btf, const btf_type* t) {
          ((btf_int_encoding(t) & BTF_INT_CHAR) != 0 || nameOf(btf, t) == "char");
 }
 
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-  case YAML::NodeType::Scalar:
-    return quote(node.Scalar());
-  case YAML::NodeType::Sequence:
+std::string describe(const ArgValue& value) {
+  switch (value.kind) {
+  case ArgValue::Kind::Scalar:
+    return quote(value.scalar);
+  case ArgValue::Kind::Sequence:
     return "a sequence";
-  case YAML::NodeType::Map:
+  case ArgValue::Kind::Map:
     return "a map";
-  case YAML::NodeType::Null:
-    return "null";
-  case YAML::NodeType::Undefined:
+  case ArgValue::Kind::Null:
     break;
   }
-  return "nothing";
+  return "null";
 }
 
 std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
@@ -376,16 +375,12 @@ Enumerators enumerators(const struct btf* btf, const btf_type* t) {
   return out;
 }
 
-std::optional<YAML::Node> reparse(const std::string& text) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::Exception&) {
-    return std::nullopt;
-  }
+bool isScalar(const ArgValue& value) {
+  return value.kind == ArgValue::Kind::Scalar;
 }
 
-bool looksLikeFlow(const YAML::Node& node, char open) {
-  return node.IsScalar() && !node.Scalar().empty() && node.Scalar().front() == open;
+bool looksLikeFlow(const ArgValue& value, char open) {
+  return isScalar(value) && !value.scalar.empty() && value.scalar.front() == open;
 }
 
 // ---- encoding ----
@@ -395,7 +390,7 @@ public:
   explicit Encoder(const struct btf* btf) : btf_(btf) {}
 
   // Writes `node` as type `id` at `out`, which is zeroed and as large as the type.
-  Result<void> encode(__u32 id, const YAML::Node& node, uint8_t* out, const std::string& field);
+  Result<void> encode(__u32 id, const ArgValue& node, uint8_t* out, const std::string& field);
 
 private:
   static Error fail(const std::string& field, const std::string& message) {
@@ -404,19 +399,19 @@ private:
   Result<void> reparsed(__u32 id, const std::string& text, uint8_t* out, const std::string& field);
   Result<uint64_t> integer(const std::string& text, IntRange range, bool allowBool,
                            const std::string& what, const std::string& field);
-  Result<void> encodeInt(const Type& type, const std::string& name, const YAML::Node& node,
+  Result<void> encodeInt(const Type& type, const std::string& name, const ArgValue& node,
                          uint8_t* out, const std::string& field);
   Result<uint64_t> enumValue(const Type& type, const std::string& name, const std::string& text,
                              unsigned bits, const std::string& field);
-  Result<void> encodeArray(const Type& type, const std::string& name, const YAML::Node& node,
+  Result<void> encodeArray(const Type& type, const std::string& name, const ArgValue& node,
                            uint8_t* out, const std::string& field);
   Result<void> encodeAddress(size_t width, const std::string& name, const std::string& text,
                              uint8_t* out, const std::string& field);
   Result<void> encodePrefix(const Type& type, __u32 addressType, const std::string& text,
                             uint8_t* out, const std::string& field);
-  Result<void> encodeComposite(const Type& type, const std::string& name, const YAML::Node& node,
+  Result<void> encodeComposite(const Type& type, const std::string& name, const ArgValue& node,
                                uint8_t* out, const std::string& field);
-  Result<void> encodeBitfield(const Member& member, const YAML::Node& node, uint8_t* base,
+  Result<void> encodeBitfield(const Member& member, const ArgValue& node, uint8_t* base,
                               const std::string& field);
 
   const struct btf* btf_;
@@ -424,10 +419,19 @@ private:
 
 Result<void> Encoder::reparsed(__u32 id, const std::string& text, uint8_t* out,
                                const std::string& field) {
-  auto node = reparse(text);
-  if (!node || node->IsScalar()) // a scalar again would loop
+  // Flow YAML in a string (a CRD string field carrying a struct or an array).
+  YAML::Node node;
+  try {
+    node = YAML::Load(text);
+  } catch (const YAML::Exception&) {
     return fail(field, quote(text) + " is not valid YAML");
-  return encode(id, *node, out, field);
+  }
+  if (node.IsScalar()) // a scalar again would loop
+    return fail(field, quote(text) + " is not valid YAML");
+  auto value = argValueFromYaml(node, field);
+  if (!value)
+    return std::move(value).error();
+  return encode(id, *value, out, field);
 }
 
 Result<uint64_t> Encoder::integer(const std::string& text, IntRange range, bool allowBool,
@@ -445,7 +449,7 @@ Result<uint64_t> Encoder::integer(const std::string& text, IntRange range, bool 
   return *bits;
 }
 
-Result<void> Encoder::encode(__u32 id, const YAML::Node& node, uint8_t* out,
+Result<void> Encoder::encode(__u32 id, const ArgValue& node, uint8_t* out,
                              const std::string& field) {
   auto type = resolve(btf_, id);
   if (!type)
@@ -471,12 +475,12 @@ Result<void> Encoder::encode(__u32 id, const YAML::Node& node, uint8_t* out,
   }
 }
 
-Result<void> Encoder::encodeInt(const Type& type, const std::string& name, const YAML::Node& node,
+Result<void> Encoder::encodeInt(const Type& type, const std::string& name, const ArgValue& node,
                                 uint8_t* out, const std::string& field) {
   const btf_type* t = type.t;
-  if (!node.IsScalar())
+  if (!isScalar(node))
     return fail(field, "expected " + name + ", got " + describe(node));
-  const std::string& text = node.Scalar();
+  const std::string& text = node.scalar;
   if (t->size != 1 && t->size != 2 && t->size != 4 && t->size != 8)
     return fail(field, name + " is " + std::to_string(t->size) +
                            " bytes; integers of 1, 2, 4 or 8 bytes are supported");
@@ -556,15 +560,15 @@ Result<void> Encoder::encodeAddress(size_t width, const std::string& name, const
   return {};
 }
 
-Result<void> Encoder::encodeArray(const Type& type, const std::string& name, const YAML::Node& node,
+Result<void> Encoder::encodeArray(const Type& type, const std::string& name, const ArgValue& node,
                                   uint8_t* out, const std::string& field) {
   const struct btf_array* array = btf_array(type.t);
   auto elem = resolve(btf_, array->type);
   long long elemSize = btf__resolve_size(btf_, array->type);
   if (!elem || elemSize <= 0)
     return fail(field, name + " has elements of no size");
-  if (node.IsScalar()) {
-    const std::string& text = node.Scalar();
+  if (isScalar(node)) {
+    const std::string& text = node.scalar;
     if (isCharInt(btf_, elem->t)) {
       if (text.size() >= array->nelems)
         return fail(field, quote(text) + " is " + std::to_string(text.size()) + " bytes; " + name +
@@ -587,13 +591,13 @@ Result<void> Encoder::encodeArray(const Type& type, const std::string& name, con
     if (looksLikeFlow(node, '['))
       return reparsed(type.id, text, out, field);
   }
-  if (!node.IsSequence())
+  if (!(node.kind == ArgValue::Kind::Sequence))
     return fail(field, "expected a sequence for " + name + ", got " + describe(node));
-  if (node.size() > array->nelems)
-    return fail(field, std::to_string(node.size()) + " elements do not fit " + name);
-  for (size_t i = 0; i < node.size(); ++i) {
-    auto done =
-        encode(array->type, node[i], out + i * elemSize, field + "[" + std::to_string(i) + "]");
+  if (node.items.size() > array->nelems)
+    return fail(field, std::to_string(node.items.size()) + " elements do not fit " + name);
+  for (size_t i = 0; i < node.items.size(); ++i) {
+    auto done = encode(array->type, node.items[i], out + i * elemSize,
+                       field + "[" + std::to_string(i) + "]");
     if (!done)
       return done;
   }
@@ -661,10 +665,10 @@ Result<void> Encoder::encodePrefix(const Type& type, __u32 addressType, const st
 }
 
 Result<void> Encoder::encodeComposite(const Type& type, const std::string& name,
-                                      const YAML::Node& node, uint8_t* out,
+                                      const ArgValue& node, uint8_t* out,
                                       const std::string& field) {
-  if (node.IsScalar()) {
-    const std::string& text = node.Scalar();
+  if (isScalar(node)) {
+    const std::string& text = node.scalar;
     if (looksLikeFlow(node, '{'))
       return reparsed(type.id, text, out, field);
     if (size_t width = addressWidth(btf_, type.id))
@@ -672,7 +676,7 @@ Result<void> Encoder::encodeComposite(const Type& type, const std::string& name,
     if (__u32 addressType = lpmAddressType(btf_, type.t))
       return encodePrefix(type, addressType, text, out, field);
   }
-  if (!node.IsMap())
+  if (!(node.kind == ArgValue::Kind::Map))
     return fail(field, "expected a map of members for " + name + ", got " + describe(node));
 
   std::vector<Member> members;
@@ -680,8 +684,9 @@ Result<void> Encoder::encodeComposite(const Type& type, const std::string& name,
   std::vector<const Member*> given;
   std::vector<std::string> givenNames;
   std::vector<std::string> unknown;
-  for (const auto& item : node) {
-    std::string key = item.first.IsScalar() ? item.first.Scalar() : describe(item.first);
+  const size_t count = std::min(node.names.size(), node.items.size());
+  for (size_t i = 0; i < count; ++i) {
+    const std::string& key = node.names[i];
     const Member* found = nullptr;
     for (const auto& member : members) {
       if (member.name == key)
@@ -712,22 +717,21 @@ Result<void> Encoder::encodeComposite(const Type& type, const std::string& name,
     }
   }
 
-  size_t i = 0;
-  for (const auto& item : node) {
-    const Member& member = *given[i++];
+  for (size_t i = 0; i < count; ++i) {
+    const Member& member = *given[i];
     std::string memberField = field.empty() ? member.name : field + "." + member.name;
     Result<void> done =
-        member.bitfieldSize ? encodeBitfield(member, item.second, out, memberField)
+        member.bitfieldSize ? encodeBitfield(member, node.items[i], out, memberField)
         : member.bitOffset % 8 != 0
             ? fail(memberField, "member is not byte-aligned")
-            : encode(member.typeId, item.second, out + member.bitOffset / 8, memberField);
+            : encode(member.typeId, node.items[i], out + member.bitOffset / 8, memberField);
     if (!done)
       return done;
   }
   return {};
 }
 
-Result<void> Encoder::encodeBitfield(const Member& member, const YAML::Node& node, uint8_t* base,
+Result<void> Encoder::encodeBitfield(const Member& member, const ArgValue& node, uint8_t* base,
                                      const std::string& field) {
   if (!kHostLittleEndian)
     return fail(field, "bitfields can only be set on little-endian hosts");
@@ -736,16 +740,16 @@ Result<void> Encoder::encodeBitfield(const Member& member, const YAML::Node& nod
   if (!type || !(btf_is_int(type->t) || btf_is_any_enum(type->t)))
     return fail(field, "bitfields of " + name + " are not supported");
   std::string what = std::to_string(member.bitfieldSize) + "-bit " + name + " bitfield";
-  if (!node.IsScalar())
+  if (!isScalar(node))
     return fail(field, "expected " + what + ", got " + describe(node));
   Result<uint64_t> value = uint64_t{0};
   if (btf_is_int(type->t)) {
     bool isSigned = (btf_int_encoding(type->t) & BTF_INT_SIGNED) != 0;
-    value = integer(node.Scalar(), IntRange{member.bitfieldSize, isSigned},
+    value = integer(node.scalar, IntRange{member.bitfieldSize, isSigned},
                     member.bitfieldSize == 1 || (btf_int_encoding(type->t) & BTF_INT_BOOL), what,
                     field);
   } else {
-    value = enumValue(*type, what, node.Scalar(), member.bitfieldSize, field);
+    value = enumValue(*type, what, node.scalar, member.bitfieldSize, field);
   }
   if (!value)
     return std::move(value).error();
@@ -987,8 +991,8 @@ std::string typeName(const struct btf* btf, __u32 typeId) {
   return "<type " + std::to_string(typeId) + ">";
 }
 
-Result<std::vector<uint8_t>> encodeValue(const struct btf* btf, __u32 typeId,
-                                         const YAML::Node& text, const std::string& field) {
+Result<std::vector<uint8_t>> encodeValue(const struct btf* btf, __u32 typeId, const ArgValue& value,
+                                         const std::string& field) {
   std::string prefix = field.empty() ? "" : field + ": ";
   if (!btf)
     return invalidError(prefix + "no BTF to type the value by");
@@ -996,7 +1000,7 @@ Result<std::vector<uint8_t>> encodeValue(const struct btf* btf, __u32 typeId,
   if (size <= 0)
     return invalidError(prefix + typeName(btf, typeId) + " has no size");
   std::vector<uint8_t> bytes(size);
-  auto done = Encoder(btf).encode(typeId, text, bytes.data(), field);
+  auto done = Encoder(btf).encode(typeId, value, bytes.data(), field);
   if (!done)
     return std::move(done).error();
   return bytes;

@@ -1,8 +1,9 @@
 // Values typed by BTF: the text a BpfChain gives for a global (globalData) or a map key or
 // value (mapArgs), turned into the bytes the program reads, and back.
 //
-// The text is YAML: a scalar for integers, enums, addresses, prefixes and strings, a map (by
-// member name) for a struct or union, a sequence for an array. A scalar that starts with `{`
+// The value is an ArgValue (btf/arg_value.h, parsed once from the spec's YAML): a scalar for
+// integers, enums, addresses, prefixes and strings, a map (by member name) for a struct or
+// union, a sequence for an array. A scalar that starts with `{`
 // or `[` is parsed as flow YAML first, so a plain string field can carry a struct. Missing
 // struct members, array elements and padding are zero. Every error is the caller's `field`,
 // the path inside the value and what is wrong with it:
@@ -32,21 +33,21 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-#include <yaml-cpp/yaml.h>
 
+#include "btf/arg_value.h"
 #include "system/result.h"
 
 struct btf; // libbpf's, declared here so that `struct btf` below never names a new type
 
 namespace bpfchain::btf {
 
-// The bytes of `text` as type `typeId` of `btf` (typedefs and const/volatile/restrict are
+// The bytes of `value` as type `typeId` of `btf` (typedefs and const/volatile/restrict are
 // looked through); the result is exactly btf__resolve_size(btf, typeId) bytes long.
-Result<std::vector<uint8_t>> encodeValue(const struct btf* btf, __u32 typeId,
-                                         const YAML::Node& text, const std::string& field);
+Result<std::vector<uint8_t>> encodeValue(const struct btf* btf, __u32 typeId, const ArgValue& value,
+                                         const std::string& field);
 
 // `size` bytes of type `typeId` rendered as flow YAML in the forms encodeValue accepts, so
-// that encodeValue(YAML::Load(decodeValue(...))) gives the same bytes back for any value
+// that encodeValue(parseArgValue(decodeValue(...))) gives the same bytes back for any value
 // encodeValue can produce (padding excepted: it is not shown). Bytes the usual form cannot say
 // fall back to one that can: an unterminated char array to a sequence of numbers, an LPM key
 // with host bits to its member map. A bool holding 2 is shown as 2, which encode refuses.

@@ -66,56 +66,86 @@ EventRecorder::~EventRecorder() {
   pending_->done.wait(lock, [&] { return pending_->writes == 0; });
 }
 
+namespace {
+
+// The object an Event is about, as involvedObject names it.
+struct Involved {
+  std::string apiVersion;
+  std::string kind;
+  std::string name;
+  std::string nameSpace;
+  std::string uid;
+  std::string resourceVersion;
+};
+
+Involved involvedOf(const Json& object) {
+  return Involved{stringAt(object, {"apiVersion"}),
+                  stringAt(object, {"kind"}),
+                  nameOf(object),
+                  namespaceOf(object),
+                  metadataString(object, "uid"),
+                  resourceVersionOf(object)};
+}
+
+// The Event's name: the object's and the time in nanoseconds, in hex, as client-go names it.
+std::string eventName(const std::string& objectName,
+                      std::chrono::system_clock::time_point wallNow) {
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, ".%llx",
+                static_cast<unsigned long long>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(wallNow.time_since_epoch())
+                        .count()));
+  return objectName + suffix;
+}
+
+} // namespace
+
+EventRecorder::Seen EventRecorder::remember(const std::string& key, const std::string& nameSpace,
+                                            const std::string& objectName,
+                                            std::chrono::system_clock::time_point wallNow,
+                                            bool& repeat) {
+  const Clock::time_point steadyNow = Clock::now();
+  std::lock_guard lock(mutex_);
+  auto it = seen_.find(key);
+  if (it != seen_.end() && steadyNow - it->second.last <= kAggregateInterval) {
+    repeat = true;
+    ++it->second.count;
+    it->second.last = steadyNow;
+    return it->second;
+  }
+  repeat = false;
+  if (it == seen_.end() && seen_.size() >= kMaxKeys) {
+    auto oldest = seen_.begin();
+    for (auto i = seen_.begin(); i != seen_.end(); ++i)
+      if (i->second.last < oldest->second.last)
+        oldest = i;
+    seen_.erase(oldest);
+  }
+  Seen entry{nameSpace.empty() ? "default" : nameSpace, eventName(objectName, wallNow), 1,
+             rfc3339(wallNow), steadyNow};
+  seen_[key] = entry;
+  return entry;
+}
+
 ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const std::string& reason,
                                       const std::string& message) {
-  const std::string apiVersion = stringAt(object, {"apiVersion"});
-  const std::string kind = stringAt(object, {"kind"});
-  const std::string name = nameOf(object);
-  if (apiVersion.empty() || kind.empty() || name.empty())
+  const Involved about = involvedOf(object);
+  if (about.apiVersion.empty() || about.kind.empty() || about.name.empty())
     return badRequest("the object needs apiVersion, kind and metadata.name");
   if (reason.empty())
     return badRequest("an event needs a reason");
-  const std::string objectNs = namespaceOf(object);
-  const std::string uid = metadataString(object, "uid");
   const std::string typeName = type == EventType::Warning ? "Warning" : "Normal";
 
   // client-go's getEventKey, less the fields this recorder never sets.
-  const std::string key = apiVersion + '\x1f' + kind + '\x1f' + objectNs + '\x1f' + name + '\x1f' +
-                          uid + '\x1f' + typeName + '\x1f' + reason + '\x1f' + message;
+  const std::string key = about.apiVersion + '\x1f' + about.kind + '\x1f' + about.nameSpace +
+                          '\x1f' + about.name + '\x1f' + about.uid + '\x1f' + typeName + '\x1f' +
+                          reason + '\x1f' + message;
   const auto wallNow = std::chrono::system_clock::now();
-  const std::string now = rfc3339(wallNow);
-  const Clock::time_point steadyNow = Clock::now();
 
   // The cache is updated before the write, as client-go's correlator does: a failed write leaves
   // a count that the next repeat's PATCH (or its re-create) carries forward.
-  Seen entry;
   bool repeat = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = seen_.find(key);
-    if (it != seen_.end() && steadyNow - it->second.last <= kAggregateInterval) {
-      repeat = true;
-      ++it->second.count;
-      it->second.last = steadyNow;
-      entry = it->second;
-    } else {
-      if (it == seen_.end() && seen_.size() >= kMaxKeys) {
-        auto oldest = seen_.begin();
-        for (auto i = seen_.begin(); i != seen_.end(); ++i)
-          if (i->second.last < oldest->second.last)
-            oldest = i;
-        seen_.erase(oldest);
-      }
-      char suffix[24];
-      std::snprintf(
-          suffix, sizeof suffix, ".%llx",
-          static_cast<unsigned long long>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(wallNow.time_since_epoch())
-                  .count()));
-      entry = Seen{objectNs.empty() ? "default" : objectNs, name + suffix, 1, now, steadyNow};
-      seen_[key] = entry;
-    }
-  }
+  const Seen entry = remember(key, about.nameSpace, about.name, wallNow, repeat);
 
   Json event = Json::object();
   event["apiVersion"] = Json::string("v1");
@@ -123,15 +153,15 @@ ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const 
   event["metadata"]["name"] = Json::string(entry.name);
   event["metadata"]["namespace"] = Json::string(entry.nameSpace);
   Json& involved = event["involvedObject"];
-  involved["apiVersion"] = Json::string(apiVersion);
-  involved["kind"] = Json::string(kind);
-  involved["name"] = Json::string(name);
-  if (!objectNs.empty())
-    involved["namespace"] = Json::string(objectNs);
-  if (!uid.empty())
-    involved["uid"] = Json::string(uid);
-  if (std::string rv = resourceVersionOf(object); !rv.empty())
-    involved["resourceVersion"] = Json::string(rv);
+  involved["apiVersion"] = Json::string(about.apiVersion);
+  involved["kind"] = Json::string(about.kind);
+  involved["name"] = Json::string(about.name);
+  if (!about.nameSpace.empty())
+    involved["namespace"] = Json::string(about.nameSpace);
+  if (!about.uid.empty())
+    involved["uid"] = Json::string(about.uid);
+  if (!about.resourceVersion.empty())
+    involved["resourceVersion"] = Json::string(about.resourceVersion);
   event["type"] = Json::string(typeName);
   event["reason"] = Json::string(reason);
   event["message"] = Json::string(message);
@@ -141,9 +171,16 @@ ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const 
   event["reportingComponent"] = Json::string(options_.component);
   event["reportingInstance"] = Json::string(options_.host);
   event["firstTimestamp"] = Json::string(entry.firstTimestamp);
-  event["lastTimestamp"] = Json::string(now);
+  event["lastTimestamp"] = Json::string(rfc3339(wallNow));
   event["count"] = Json::number(entry.count);
 
+  const std::string what =
+      "record event " + reason + " about " + about.kind + " " +
+      (about.nameSpace.empty() ? about.name : about.nameSpace + "/" + about.name);
+  return write(std::move(event), repeat, what);
+}
+
+ApiResult<Json> EventRecorder::write(Json event, bool repeat, const std::string& what) {
   // Bounded like the leader elector's attempts: a Client request cannot be cancelled, so the
   // caller stops waiting and the write's thread runs on, counted so the destructor waits for it.
   {
@@ -174,9 +211,8 @@ ApiResult<Json> EventRecorder::record(const Json& object, EventType type, const 
   std::unique_lock lock(slot->mutex);
   if (!slot->ready.wait_for(lock, options_.timeout, [&] { return slot->result.has_value(); }))
     return ApiError{0, "Timeout",
-                    "record event " + reason + " about " + kind + " " +
-                        (objectNs.empty() ? name : objectNs + "/" + name) + ": no answer within " +
-                        std::to_string(options_.timeout.count()) + " ms"};
+                    what + ": no answer within " + std::to_string(options_.timeout.count()) +
+                        " ms"};
   return std::move(*slot->result);
 }
 

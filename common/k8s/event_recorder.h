@@ -56,6 +56,14 @@ private:
   };
   struct Pending;
 
+  // The cache entry of `key` after this occurrence; `repeat` says whether it folds into an
+  // Event already written.
+  Seen remember(const std::string& key, const std::string& nameSpace, const std::string& objectName,
+                std::chrono::system_clock::time_point wallNow, bool& repeat);
+  // Writes `event` on its own thread and waits at most options_.timeout; `what` starts the
+  // timeout's message.
+  ApiResult<Json> write(Json event, bool repeat, const std::string& what);
+
   Client& client_;
   const EventRecorderOptions options_;
   std::mutex mutex_; // guards seen_

@@ -608,6 +608,26 @@ TEST_F(AgentStandalone, AMonitorMapThatCannotBeExportedIsInStatusAndMetrics) {
   EXPECT_EQ(blocked->received(), 0u);
 }
 
+// A monitor key that is not YAML (here an unclosed flow sequence) is that monitor's problem
+// alone: it once reached YAML::Load in the agent's metrics view, whose exception ended the agent.
+TEST_F(AgentStandalone, AMonitorKeyThatIsNotYamlIsInStatusAndTheAgentRuns) {
+  writeConfig(chainConfig(
+      program("count", counter_,
+              "    monitorMaps: [{map: counter_stats, key: \"0\", aggregator: sum},\n"
+              "                  {map: counter_stats, key: \"[0,\", aggregator: sum}]\n") +
+      program("filter", portfilter_, kBlock9999)));
+  startAgent();
+  waitFor("edge", "Ready");
+  ASSERT_TRUE(eventually([&] { return chainStatus("edge")["message"].IsDefined(); }))
+      << readFile(statusPath());
+  std::string message = chainStatus("edge")["message"].as<std::string>();
+  EXPECT_NE(message.find("map counter_stats: key: not YAML"), std::string::npos) << message;
+  auto t = traffic(7000);
+  t->sendAndWait(100);
+  EXPECT_EQ(t->received(), 100u);
+  EXPECT_EQ(metric("bpfchain_monitor_map_value", {"program=\"count\"", "field=\"packets\""}), 100);
+}
+
 // Issue #17: a new version of a program runs on its previous version's maps where they match,
 // so its monitored counters go on; a map whose layout changed starts empty and status says so.
 TEST_F(AgentStandalone, AnUpgradeCarriesTheProgramsStateAndStatusNamesTheMapsItCouldNot) {

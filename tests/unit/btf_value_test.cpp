@@ -9,9 +9,10 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
-#include <yaml-cpp/yaml.h>
 
+#include "btf/arg_value.h"
 #include "btf/global_data.h"
 #include "btf/value.h"
 
@@ -41,7 +42,10 @@ __u32 varType(const std::string& name) {
 
 Result<Bytes> encode(const std::string& var, const std::string& yaml,
                      const std::string& field = "f") {
-  return encodeValue(testBtf(), varType(var), YAML::Load(yaml), field);
+  auto value = parseArgValue(yaml, field);
+  if (!value)
+    return std::move(value).error();
+  return encodeValue(testBtf(), varType(var), *value, field);
 }
 
 Bytes zeros(size_t n) {
@@ -337,6 +341,41 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"Pointer", "g_ptr", "0",
                   "mapArgs[0].entries[2].key: a pointer (__u64*) cannot be set from text"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+
+// The encoder reads the typed ArgValue a spec was parsed into, built here without any YAML:
+// a struct by member name, an array member as a sequence, a flow-text scalar reparsed.
+TEST(BtfValue, EncodesATypedArgValueBuiltWithoutYaml) {
+  auto members = [](std::vector<std::pair<std::string, ArgValue>> items) {
+    ArgValue v;
+    v.kind = ArgValue::Kind::Map;
+    for (auto& [name, item] : items) {
+      v.names.push_back(name);
+      v.items.push_back(std::move(item));
+    }
+    return v;
+  };
+  ArgValue extra;
+  extra.kind = ArgValue::Kind::Sequence;
+  extra.items = {members({{"lo", ArgValue::text("1")}}), ArgValue::text("{hi: 2}")};
+  ArgValue rule = members({{"id", ArgValue::text("7")},
+                           {"ports", members({{"lo", ArgValue::text("80")}})},
+                           {"extra", extra}});
+  auto bytes = encodeValue(testBtf(), varType("g_rule"), rule, "v");
+  ASSERT_TRUE(bytes) << bytes.error().message();
+  auto expected = encode("g_rule", "{id: 7, ports: {lo: 80}, extra: [{lo: 1}, {hi: 2}]}");
+  ASSERT_TRUE(expected) << expected.error().message();
+  EXPECT_EQ(*bytes, *expected);
+
+  // A name given twice stays twice (as a parsed document has it) and is refused.
+  ArgValue ranges;
+  ranges.kind = ArgValue::Kind::Sequence;
+  ranges.items = {members({{"lo", ArgValue::text("1")}, {"lo", ArgValue::text("2")}})};
+  auto refused = encodeValue(testBtf(), varType("g_ranges"), ranges, "v");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message(), "v[0]: member lo is given twice");
+  EXPECT_EQ(encodeValue(testBtf(), varType("g_u16"), ArgValue{}, "v").error().message(),
+            "v: expected __u16, got null");
+}
 
 TEST(BtfValue, ErrorWithoutFieldHasNoPrefix) {
   auto bytes = encode("g_u16", "80x", "");
