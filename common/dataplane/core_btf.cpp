@@ -8,6 +8,7 @@
 #include <mutex>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <unordered_set>
 #include <vector>
 
 #include "system/fd.h"
@@ -208,12 +209,14 @@ Result<std::optional<BtfOwner>> coreBtfSubset(const ::btf* kernel,
   uint32_t count = btf__type_cnt(kernel);
   std::vector<bool> in(count, false);
   std::vector<uint32_t> todo;
-  std::set<std::string_view> found;
+  std::unordered_set<std::string_view> wanted(names.begin(), names.end()), found;
   for (uint32_t id = 1; id < count; ++id) {
-    std::string_view name = btf__name_by_offset(kernel, btf__type_by_id(kernel, id)->name_off);
-    auto essential = coreEssentialName(name);
-    if (auto it = names.find(std::string(essential)); it != names.end()) {
-      found.insert(*it);
+    uint32_t nameOff = btf__type_by_id(kernel, id)->name_off;
+    if (nameOff == 0)
+      continue; // anonymous: most of the kernel's types
+    auto essential = coreEssentialName(btf__name_by_offset(kernel, nameOff));
+    if (wanted.contains(essential)) {
+      found.insert(essential);
       in[id] = true;
       todo.push_back(id);
     }
