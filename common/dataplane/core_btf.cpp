@@ -96,7 +96,9 @@ std::string writeSubset(const std::set<std::string>& names, std::vector<FD>& fil
     done += static_cast<uint32_t>(n);
   }
   std::string path = "/proc/self/fd/" + std::to_string(file.get());
-  if (::access(path.c_str(), R_OK) != 0) // no /proc here
+  // The load must not fail for a file libbpf cannot read back (no /proc here, ...).
+  BtfOwner readBack(btf__parse(path.c_str(), nullptr), btf__free);
+  if (!readBack || btf__type_cnt(readBack.get()) != btf__type_cnt((*subset)->get()))
     return "";
   files.push_back(std::move(file));
   return path;
