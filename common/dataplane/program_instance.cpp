@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "btf/global_data.h"
+#include "dataplane/core_btf.h"
 #include "dataplane/libbpf_log.h"
 #include "dataplane/map_carry.h"
 
@@ -330,7 +331,11 @@ Result<ProgramInstance> ProgramInstance::loadFrom(const void* image, size_t size
 
   LibbpfLogCapture log;
   std::string pinRoot = dir + "/maps";
-  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot.c_str());
+  // A file's CO-RE relocations go against the kernel types they can see (core_btf.h), not
+  // against the whole kernel BTF that libbpf would read and parse for this one load.
+  std::string coreBtf = image ? "" : coreBtfPathFor(spec.objectPath);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot.c_str(),
+              .btf_custom_path = coreBtf.empty() ? nullptr : coreBtf.c_str());
   ObjectPtr obj(image ? bpf_object__open_mem(image, size, &opts)
                       : bpf_object__open_file(spec.objectPath.c_str(), &opts),
                 bpf_object__close);
