@@ -300,9 +300,7 @@ public:
     if (auto s = skip(remaining_ + padding_); !s)
       return s.error();
     remaining_ = padding_ = 0;
-    PaxValues pax;
-    std::optional<std::string> gnuName, gnuLink;
-    bool metadata = false;
+    Metadata meta;
     for (;;) {
       Block b;
       uint64_t at = offset_;
@@ -310,122 +308,27 @@ public:
       if (!r)
         return r.error();
       if (std::all_of(b.begin(), b.end(), [](char c) { return c == 0; })) {
-        if (metadata)
+        if (meta.seen)
           return corrupt(name_, "extended header at offset " + std::to_string(at) +
                                     " is not followed by an entry");
         return std::optional<ArchiveEntry>();
       }
-      if (++headers_ > saturatingAdd(saturatingMul(limits_.maxEntries, 4), 16))
-        return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
-      auto stored = parseNumber(b, kChksum);
-      unsigned sum = headerSum(b);
-      int signedSum = 0;
-      for (size_t i = 0; i < kBlock; ++i)
-        signedSum += (i >= kChksum.offset && i < kChksum.offset + kChksum.size)
-                         ? ' '
-                         : static_cast<signed char>(b[i]);
-      if (!stored || (*stored != sum && static_cast<int64_t>(*stored) != signedSum))
-        return corrupt(name_, "tar header checksum mismatch at offset " + std::to_string(at));
-      auto size = parseNumber(b, kSize);
+      auto size = checkHeader(b, at);
       if (!size)
-        return corrupt(name_, "invalid size field in the header at offset " + std::to_string(at));
+        return size.error();
       char type = b[kType.offset];
       if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
-        if (*size > kMaxMetadataBytes)
-          return unsafe(name_, "extended header at offset " + std::to_string(at) + " has " +
-                                   std::to_string(*size) + " bytes (limit " +
-                                   std::to_string(kMaxMetadataBytes) + ")");
-        std::string data(*size, '\0');
-        if (auto d = readExact(data.data(), data.size(), "an extended header"); !d)
-          return d.error();
-        if (auto s = skip(pad(*size)); !s)
-          return s.error();
-        metadata = true;
-        if (type == 'x') {
-          if (auto p = parsePax(data, pax, at); !p)
-            return p.error();
-        } else if (type == 'L') {
-          gnuName = data.substr(0, strnlen(data.data(), data.size()));
-        } else if (type == 'K') {
-          gnuLink = data.substr(0, strnlen(data.data(), data.size()));
-        } // 'g': global pax headers carry nothing we restore
+        if (auto m = readMetadata(type, *size, at, meta); !m)
+          return m.error();
         continue;
       }
-
-      bool posix = std::memcmp(b.data() + kMagic.offset, "ustar", 6) == 0;
-      ArchiveEntry e;
-      if (pax.path) {
-        e.path = *pax.path;
-      } else if (gnuName) {
-        e.path = *gnuName;
-      } else {
-        e.path = fieldString(b, kName);
-        std::string prefix = posix ? fieldString(b, kPrefix) : "";
-        if (!prefix.empty())
-          e.path = prefix + "/" + e.path;
-      }
-      e.linkTarget = pax.linkpath ? *pax.linkpath : gnuLink ? *gnuLink : fieldString(b, kLinkname);
-      uint64_t dataSize = pax.size ? *pax.size : *size;
-      auto mode = parseNumber(b, kMode);
-      auto uid = parseNumber(b, kUid);
-      auto gid = parseNumber(b, kGid);
-      auto mtime = parseNumber(b, kMtime);
-      if (!mode || !uid || !gid || !mtime)
-        return corrupt(name_, "invalid numeric field in the header of " + quote(e.path));
-      e.mode = static_cast<uint32_t>(*mode & 07777);
-      e.uid = static_cast<uint32_t>(*uid);
-      e.gid = static_cast<uint32_t>(*gid);
-      e.mtime = *mtime;
-      switch (type) {
-      case '0':
-      case '7':
-        e.type = EntryType::File;
-        break;
-      case '\0':
-        e.type = !e.path.empty() && e.path.back() == '/' ? EntryType::Directory : EntryType::File;
-        break;
-      case '1':
-        e.type = EntryType::Hardlink;
-        break;
-      case '2':
-        e.type = EntryType::Symlink;
-        break;
-      case '3':
-      case '4': {
-        e.type = type == '3' ? EntryType::CharDevice : EntryType::BlockDevice;
-        auto major = parseNumber(b, kDevMajor);
-        auto minor = parseNumber(b, kDevMinor);
-        e.devMajor = major ? static_cast<uint32_t>(*major) : 0;
-        e.devMinor = minor ? static_cast<uint32_t>(*minor) : 0;
-        break;
-      }
-      case '5':
-        e.type = EntryType::Directory;
-        break;
-      case '6':
-        e.type = EntryType::Fifo;
-        break;
-      default: {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(type));
-        return unsafe(name_, quote(e.path) + ": unsupported tar entry type " +
-                                 (type > 0x20 && type < 0x7f ? std::string("'") + type + "'"
-                                                             : std::string(buf)));
-      }
-      }
-      if (++entries_ > limits_.maxEntries)
-        return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
-      if (e.type == EntryType::File) {
-        fileBytes_ = saturatingAdd(fileBytes_, dataSize);
-        if (fileBytes_ > limits_.maxExtractedBytes)
-          return unsafe(name_, "files add up to more than " +
-                                   std::to_string(limits_.maxExtractedBytes) + " bytes (at " +
-                                   quote(e.path) + ", " + std::to_string(dataSize) + " bytes)");
-      }
-      remaining_ = currentSize_ = dataSize;
-      padding_ = pad(dataSize);
-      current_ = e.path;
-      return std::optional<ArchiveEntry>(std::move(e));
+      uint64_t dataSize = meta.pax.size ? *meta.pax.size : *size;
+      auto e = entryFromHeader(b, meta);
+      if (!e)
+        return e.error();
+      if (auto a = admit(*e, dataSize); !a)
+        return a.error();
+      return std::optional<ArchiveEntry>(std::move(*e));
     }
   }
 
@@ -459,6 +362,150 @@ public:
   }
 
 private:
+  // What the extended headers before an entry said about it.
+  struct Metadata {
+    PaxValues pax;
+    std::optional<std::string> gnuName, gnuLink;
+    bool seen = false; // an extended header must be followed by an entry
+  };
+
+  // Counts the header against the entry limit, then checks its checksum (unsigned, or signed
+  // as old tars wrote it) and returns its size field.
+  Result<uint64_t, PackageError> checkHeader(const Block& b, uint64_t at) {
+    if (++headers_ > saturatingAdd(saturatingMul(limits_.maxEntries, 4), 16))
+      return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
+    auto stored = parseNumber(b, kChksum);
+    unsigned sum = headerSum(b);
+    int signedSum = 0;
+    for (size_t i = 0; i < kBlock; ++i)
+      signedSum += (i >= kChksum.offset && i < kChksum.offset + kChksum.size)
+                       ? ' '
+                       : static_cast<signed char>(b[i]);
+    if (!stored || (*stored != sum && static_cast<int64_t>(*stored) != signedSum))
+      return corrupt(name_, "tar header checksum mismatch at offset " + std::to_string(at));
+    auto size = parseNumber(b, kSize);
+    if (!size)
+      return corrupt(name_, "invalid size field in the header at offset " + std::to_string(at));
+    return *size;
+  }
+
+  // Reads a pax ('x', 'g') or GNU long name ('L', 'K') record of at most kMaxMetadataBytes
+  // into `meta`, for the entry that follows.
+  Result<void, PackageError> readMetadata(char type, uint64_t size, uint64_t at, Metadata& meta) {
+    if (size > kMaxMetadataBytes)
+      return unsafe(name_, "extended header at offset " + std::to_string(at) + " has " +
+                               std::to_string(size) + " bytes (limit " +
+                               std::to_string(kMaxMetadataBytes) + ")");
+    std::string data(size, '\0');
+    if (auto d = readExact(data.data(), data.size(), "an extended header"); !d)
+      return d.error();
+    if (auto s = skip(pad(size)); !s)
+      return s.error();
+    meta.seen = true;
+    if (type == 'x') {
+      if (auto p = parsePax(data, meta.pax, at); !p)
+        return p.error();
+    } else if (type == 'L') {
+      meta.gnuName = data.substr(0, strnlen(data.data(), data.size()));
+    } else if (type == 'K') {
+      meta.gnuLink = data.substr(0, strnlen(data.data(), data.size()));
+    } // 'g': global pax headers carry nothing we restore
+    return {};
+  }
+
+  // The entry a header describes: its path and link target (pax over GNU over ustar), numeric
+  // fields and type.
+  Result<ArchiveEntry, PackageError> entryFromHeader(const Block& b, const Metadata& meta) {
+    bool posix = std::memcmp(b.data() + kMagic.offset, "ustar", 6) == 0;
+    ArchiveEntry e;
+    if (meta.pax.path) {
+      e.path = *meta.pax.path;
+    } else if (meta.gnuName) {
+      e.path = *meta.gnuName;
+    } else {
+      e.path = fieldString(b, kName);
+      std::string prefix = posix ? fieldString(b, kPrefix) : "";
+      if (!prefix.empty())
+        e.path = prefix + "/" + e.path;
+    }
+    e.linkTarget = meta.pax.linkpath ? *meta.pax.linkpath
+                   : meta.gnuLink    ? *meta.gnuLink
+                                     : fieldString(b, kLinkname);
+    auto mode = parseNumber(b, kMode);
+    auto uid = parseNumber(b, kUid);
+    auto gid = parseNumber(b, kGid);
+    auto mtime = parseNumber(b, kMtime);
+    if (!mode || !uid || !gid || !mtime)
+      return corrupt(name_, "invalid numeric field in the header of " + quote(e.path));
+    e.mode = static_cast<uint32_t>(*mode & 07777);
+    e.uid = static_cast<uint32_t>(*uid);
+    e.gid = static_cast<uint32_t>(*gid);
+    e.mtime = *mtime;
+    if (auto t = setEntryType(b, e); !t)
+      return t.error();
+    return e;
+  }
+
+  // The entry type from the header's type flag; any flag not listed is refused.
+  Result<void, PackageError> setEntryType(const Block& b, ArchiveEntry& e) {
+    char type = b[kType.offset];
+    switch (type) {
+    case '0':
+    case '7':
+      e.type = EntryType::File;
+      return {};
+    case '\0':
+      e.type = !e.path.empty() && e.path.back() == '/' ? EntryType::Directory : EntryType::File;
+      return {};
+    case '1':
+      e.type = EntryType::Hardlink;
+      return {};
+    case '2':
+      e.type = EntryType::Symlink;
+      return {};
+    case '3':
+    case '4': {
+      e.type = type == '3' ? EntryType::CharDevice : EntryType::BlockDevice;
+      auto major = parseNumber(b, kDevMajor);
+      auto minor = parseNumber(b, kDevMinor);
+      e.devMajor = major ? static_cast<uint32_t>(*major) : 0;
+      e.devMinor = minor ? static_cast<uint32_t>(*minor) : 0;
+      return {};
+    }
+    case '5':
+      e.type = EntryType::Directory;
+      return {};
+    case '6':
+      e.type = EntryType::Fifo;
+      return {};
+    default: {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(type));
+      return unsafe(name_, quote(e.path) + ": unsupported tar entry type " +
+                               (type > 0x20 && type < 0x7f ? std::string("'") + type + "'"
+                                                           : std::string(buf)));
+    }
+    }
+  }
+
+  // Counts the entry against the entry and extracted-bytes limits and makes its data the
+  // current one.
+  Result<void, PackageError> admit(const ArchiveEntry& e, uint64_t dataSize) {
+    if (++entries_ > limits_.maxEntries)
+      return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
+    if (e.type == EntryType::File) {
+      fileBytes_ = saturatingAdd(fileBytes_, dataSize);
+      if (fileBytes_ > limits_.maxExtractedBytes)
+        return unsafe(name_, "files add up to more than " +
+                                 std::to_string(limits_.maxExtractedBytes) + " bytes (at " +
+                                 quote(e.path) + ", " + std::to_string(dataSize) + " bytes)");
+    }
+    remaining_ = currentSize_ = dataSize;
+    padding_ = pad(dataSize);
+    current_ = e.path;
+    return {};
+  }
+
   static uint64_t pad(uint64_t size) { return (kBlock - size % kBlock) % kBlock; }
 
   Result<void, PackageError> readExact(char* out, size_t size, const std::string& what) {
