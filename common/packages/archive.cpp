@@ -1001,6 +1001,118 @@ Result<std::vector<ArchiveEntry>, PackageError> readArchive(const std::string& p
   return out;
 }
 
+namespace {
+
+// What extractArchive has placed so far, for the duplicate, hard link and symlink checks.
+struct ExtractedTree {
+  std::map<std::string, EntryType> created;
+  std::map<std::string, std::string> symlinks;
+  std::vector<std::pair<std::vector<std::string>, std::string>> symlinkOrder;
+};
+
+// The entry's path components after refusing an unsafe path, an entry other than a directory
+// at the package's root and a duplicate; nullopt for "./" (the target directory itself).
+Result<std::optional<std::vector<std::string>>, PackageError>
+admitPath(const std::string& name, const ArchiveEntry& e, ExtractedTree& tree) {
+  auto parts = splitPath(e.path);
+  if (!parts)
+    return unsafe(name, quote(e.path) + ": " + parts.error());
+  if (parts->empty()) {
+    if (e.type == EntryType::Directory)
+      return std::optional<std::vector<std::string>>();
+    return unsafe(name, quote(e.path) + ": a " + std::string(entryTypeName(e.type)) +
+                            " cannot be the package's root");
+  }
+  std::string path = joinPath(*parts, parts->size());
+  auto [it, inserted] = tree.created.emplace(path, e.type);
+  if (!inserted && !(e.type == EntryType::Directory && it->second == EntryType::Directory))
+    return unsafe(name, quote(e.path) + ": duplicate entry");
+  return std::optional<std::vector<std::string>>(std::move(*parts));
+}
+
+// A hard link's target components: it must name an earlier file of the package, not itself.
+Result<std::vector<std::string>, PackageError> hardlinkTarget(const std::string& name,
+                                                              const ArchiveEntry& e,
+                                                              const std::string& path,
+                                                              const ExtractedTree& tree) {
+  auto target = splitPath(e.linkTarget);
+  if (!target)
+    return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) + ": " +
+                            target.error());
+  auto t = tree.created.find(joinPath(*target, target->size()));
+  if (target->empty() || t == tree.created.end() ||
+      (t->second != EntryType::File && t->second != EntryType::Hardlink) ||
+      joinPath(*target, target->size()) == path)
+    return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) +
+                            ": the target is not an earlier file of the package");
+  return std::move(*target);
+}
+
+// Refuses an empty, oversized, NUL-holding or absolute symlink target; the rest is checked
+// once every symlink is known (createSymlinks).
+Result<void, PackageError> checkSymlinkTarget(const std::string& name, const ArchiveEntry& e) {
+  if (e.linkTarget.empty())
+    return corrupt(name, "symlink " + quote(e.path) + " has an empty target");
+  if (e.linkTarget.size() > kMaxPathBytes || e.linkTarget.find('\0') != std::string::npos)
+    return unsafe(name, "symlink " + quote(e.path) + ": invalid target");
+  if (e.linkTarget.front() == '/')
+    return unsafe(name, "symlink " + quote(e.path) + " -> " + quote(e.linkTarget) +
+                            " points outside the package (absolute target)");
+  return {};
+}
+
+// Places one entry under the target directory; symlinks are only recorded (createSymlinks
+// makes them) and device nodes and fifos are refused.
+Result<void, PackageError> extractEntry(const std::string& name, const ArchiveEntry& e,
+                                        const std::vector<std::string>& parts, TarReader& tar,
+                                        Extractor& x, ExtractedTree& tree) {
+  std::string path = joinPath(parts, parts.size());
+  switch (e.type) {
+  case EntryType::CharDevice:
+  case EntryType::BlockDevice:
+    return unsafe(name, quote(e.path) + ": device nodes are not allowed");
+  case EntryType::Fifo:
+    return unsafe(name, quote(e.path) + ": fifos are not allowed");
+  case EntryType::Directory:
+    return x.directory(parts, e.path);
+  case EntryType::File:
+    return x.file(parts, e.mode, e.path, [&](auto&& sink) { return tar.readData(sink); });
+  case EntryType::Hardlink: {
+    auto target = hardlinkTarget(name, e, path, tree);
+    if (!target)
+      return target.error();
+    return x.hardlink(parts, *target, e.path);
+  }
+  case EntryType::Symlink:
+    if (auto c = checkSymlinkTarget(name, e); !c)
+      return c;
+    tree.symlinks.emplace(path, e.linkTarget);
+    tree.symlinkOrder.emplace_back(parts, e.linkTarget);
+    return {};
+  }
+  return {};
+}
+
+// Symbolic links last: nothing else was created through one, and each is checked against
+// all the others (a later link could otherwise redirect an earlier one's target).
+Result<void, PackageError> createSymlinks(const std::string& name, const ExtractedTree& tree,
+                                          Extractor& x) {
+  for (const auto& [parts, target] : tree.symlinkOrder) {
+    std::string why = symlinkEscapes(parts, target, tree.symlinks);
+    if (!why.empty())
+      return unsafe(name, "symlink " + quote(joinPath(parts, parts.size())) + " -> " +
+                              quote(target) + " " + why);
+  }
+  for (const auto& [parts, target] : tree.symlinkOrder) {
+    std::string path = joinPath(parts, parts.size());
+    if (auto r = x.symlink(parts, target, path); !r)
+      return r.error();
+  }
+  return {};
+}
+
+} // namespace
+
 Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::string& archivePath,
                                                                  const std::string& targetDir,
                                                                  const ArchiveLimits& limits,
@@ -1017,9 +1129,7 @@ Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::stri
   Extractor x(name, root.get());
 
   std::vector<ExtractedEntry> out;
-  std::map<std::string, EntryType> created;
-  std::map<std::string, std::string> symlinks;
-  std::vector<std::pair<std::vector<std::string>, std::string>> symlinkOrder;
+  ExtractedTree tree;
   for (;;) {
     auto next = tar.next();
     if (!next)
@@ -1027,80 +1137,20 @@ Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::stri
     if (!*next)
       break;
     const ArchiveEntry& e = **next;
-    auto parts = splitPath(e.path);
+    auto parts = admitPath(name, e, tree);
     if (!parts)
-      return unsafe(name, quote(e.path) + ": " + parts.error());
-    if (parts->empty()) {
-      if (e.type == EntryType::Directory)
-        continue; // "./": the target directory itself
-      return unsafe(name, quote(e.path) + ": a " + std::string(entryTypeName(e.type)) +
-                              " cannot be the package's root");
-    }
-    std::string path = joinPath(*parts, parts->size());
-    auto [it, inserted] = created.emplace(path, e.type);
-    if (!inserted && !(e.type == EntryType::Directory && it->second == EntryType::Directory))
-      return unsafe(name, quote(e.path) + ": duplicate entry");
-
+      return parts.error();
+    if (!*parts)
+      continue;
     uint64_t size = e.type == EntryType::File ? tar.currentSize() : 0;
-    Result<void, PackageError> r;
-    switch (e.type) {
-    case EntryType::CharDevice:
-    case EntryType::BlockDevice:
-      return unsafe(name, quote(e.path) + ": device nodes are not allowed");
-    case EntryType::Fifo:
-      return unsafe(name, quote(e.path) + ": fifos are not allowed");
-    case EntryType::Directory:
-      r = x.directory(*parts, e.path);
-      break;
-    case EntryType::File:
-      r = x.file(*parts, e.mode, e.path, [&](auto&& sink) { return tar.readData(sink); });
-      break;
-    case EntryType::Hardlink: {
-      auto target = splitPath(e.linkTarget);
-      if (!target)
-        return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) + ": " +
-                                target.error());
-      auto t = created.find(joinPath(*target, target->size()));
-      if (target->empty() || t == created.end() ||
-          (t->second != EntryType::File && t->second != EntryType::Hardlink) ||
-          joinPath(*target, target->size()) == path)
-        return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) +
-                                ": the target is not an earlier file of the package");
-      r = x.hardlink(*parts, *target, e.path);
-      break;
-    }
-    case EntryType::Symlink:
-      if (e.linkTarget.empty())
-        return corrupt(name, "symlink " + quote(e.path) + " has an empty target");
-      if (e.linkTarget.size() > kMaxPathBytes || e.linkTarget.find('\0') != std::string::npos)
-        return unsafe(name, "symlink " + quote(e.path) + ": invalid target");
-      if (e.linkTarget.front() == '/')
-        return unsafe(name, "symlink " + quote(e.path) + " -> " + quote(e.linkTarget) +
-                                " points outside the package (absolute target)");
-      symlinks.emplace(path, e.linkTarget);
-      symlinkOrder.emplace_back(*parts, e.linkTarget);
-      break;
-    }
-    if (!r)
+    if (auto r = extractEntry(name, e, **parts, tar, x, tree); !r)
       return r.error();
-    out.push_back({path, e.type, size});
+    out.push_back({joinPath(**parts, (*parts)->size()), e.type, size});
   }
   if (auto f = tar.finish(); !f)
     return f.error();
-
-  // Symbolic links last: nothing above was created through one, and each is checked against
-  // all the others (a later link could otherwise redirect an earlier one's target).
-  for (const auto& [parts, target] : symlinkOrder) {
-    std::string why = symlinkEscapes(parts, target, symlinks);
-    if (!why.empty())
-      return unsafe(name, "symlink " + quote(joinPath(parts, parts.size())) + " -> " +
-                              quote(target) + " " + why);
-  }
-  for (const auto& [parts, target] : symlinkOrder) {
-    std::string path = joinPath(parts, parts.size());
-    if (auto r = x.symlink(parts, target, path); !r)
-      return r.error();
-  }
+  if (auto s = createSymlinks(name, tree, x); !s)
+    return s.error();
   return out;
 }
 
