@@ -300,9 +300,7 @@ public:
     if (auto s = skip(remaining_ + padding_); !s)
       return s.error();
     remaining_ = padding_ = 0;
-    PaxValues pax;
-    std::optional<std::string> gnuName, gnuLink;
-    bool metadata = false;
+    Metadata meta;
     for (;;) {
       Block b;
       uint64_t at = offset_;
@@ -310,122 +308,27 @@ public:
       if (!r)
         return r.error();
       if (std::all_of(b.begin(), b.end(), [](char c) { return c == 0; })) {
-        if (metadata)
+        if (meta.seen)
           return corrupt(name_, "extended header at offset " + std::to_string(at) +
                                     " is not followed by an entry");
         return std::optional<ArchiveEntry>();
       }
-      if (++headers_ > saturatingAdd(saturatingMul(limits_.maxEntries, 4), 16))
-        return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
-      auto stored = parseNumber(b, kChksum);
-      unsigned sum = headerSum(b);
-      int signedSum = 0;
-      for (size_t i = 0; i < kBlock; ++i)
-        signedSum += (i >= kChksum.offset && i < kChksum.offset + kChksum.size)
-                         ? ' '
-                         : static_cast<signed char>(b[i]);
-      if (!stored || (*stored != sum && static_cast<int64_t>(*stored) != signedSum))
-        return corrupt(name_, "tar header checksum mismatch at offset " + std::to_string(at));
-      auto size = parseNumber(b, kSize);
+      auto size = checkHeader(b, at);
       if (!size)
-        return corrupt(name_, "invalid size field in the header at offset " + std::to_string(at));
+        return size.error();
       char type = b[kType.offset];
       if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
-        if (*size > kMaxMetadataBytes)
-          return unsafe(name_, "extended header at offset " + std::to_string(at) + " has " +
-                                   std::to_string(*size) + " bytes (limit " +
-                                   std::to_string(kMaxMetadataBytes) + ")");
-        std::string data(*size, '\0');
-        if (auto d = readExact(data.data(), data.size(), "an extended header"); !d)
-          return d.error();
-        if (auto s = skip(pad(*size)); !s)
-          return s.error();
-        metadata = true;
-        if (type == 'x') {
-          if (auto p = parsePax(data, pax, at); !p)
-            return p.error();
-        } else if (type == 'L') {
-          gnuName = data.substr(0, strnlen(data.data(), data.size()));
-        } else if (type == 'K') {
-          gnuLink = data.substr(0, strnlen(data.data(), data.size()));
-        } // 'g': global pax headers carry nothing we restore
+        if (auto m = readMetadata(type, *size, at, meta); !m)
+          return m.error();
         continue;
       }
-
-      bool posix = std::memcmp(b.data() + kMagic.offset, "ustar", 6) == 0;
-      ArchiveEntry e;
-      if (pax.path) {
-        e.path = *pax.path;
-      } else if (gnuName) {
-        e.path = *gnuName;
-      } else {
-        e.path = fieldString(b, kName);
-        std::string prefix = posix ? fieldString(b, kPrefix) : "";
-        if (!prefix.empty())
-          e.path = prefix + "/" + e.path;
-      }
-      e.linkTarget = pax.linkpath ? *pax.linkpath : gnuLink ? *gnuLink : fieldString(b, kLinkname);
-      uint64_t dataSize = pax.size ? *pax.size : *size;
-      auto mode = parseNumber(b, kMode);
-      auto uid = parseNumber(b, kUid);
-      auto gid = parseNumber(b, kGid);
-      auto mtime = parseNumber(b, kMtime);
-      if (!mode || !uid || !gid || !mtime)
-        return corrupt(name_, "invalid numeric field in the header of " + quote(e.path));
-      e.mode = static_cast<uint32_t>(*mode & 07777);
-      e.uid = static_cast<uint32_t>(*uid);
-      e.gid = static_cast<uint32_t>(*gid);
-      e.mtime = *mtime;
-      switch (type) {
-      case '0':
-      case '7':
-        e.type = EntryType::File;
-        break;
-      case '\0':
-        e.type = !e.path.empty() && e.path.back() == '/' ? EntryType::Directory : EntryType::File;
-        break;
-      case '1':
-        e.type = EntryType::Hardlink;
-        break;
-      case '2':
-        e.type = EntryType::Symlink;
-        break;
-      case '3':
-      case '4': {
-        e.type = type == '3' ? EntryType::CharDevice : EntryType::BlockDevice;
-        auto major = parseNumber(b, kDevMajor);
-        auto minor = parseNumber(b, kDevMinor);
-        e.devMajor = major ? static_cast<uint32_t>(*major) : 0;
-        e.devMinor = minor ? static_cast<uint32_t>(*minor) : 0;
-        break;
-      }
-      case '5':
-        e.type = EntryType::Directory;
-        break;
-      case '6':
-        e.type = EntryType::Fifo;
-        break;
-      default: {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(type));
-        return unsafe(name_, quote(e.path) + ": unsupported tar entry type " +
-                                 (type > 0x20 && type < 0x7f ? std::string("'") + type + "'"
-                                                             : std::string(buf)));
-      }
-      }
-      if (++entries_ > limits_.maxEntries)
-        return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
-      if (e.type == EntryType::File) {
-        fileBytes_ = saturatingAdd(fileBytes_, dataSize);
-        if (fileBytes_ > limits_.maxExtractedBytes)
-          return unsafe(name_, "files add up to more than " +
-                                   std::to_string(limits_.maxExtractedBytes) + " bytes (at " +
-                                   quote(e.path) + ", " + std::to_string(dataSize) + " bytes)");
-      }
-      remaining_ = currentSize_ = dataSize;
-      padding_ = pad(dataSize);
-      current_ = e.path;
-      return std::optional<ArchiveEntry>(std::move(e));
+      uint64_t dataSize = meta.pax.size ? *meta.pax.size : *size;
+      auto e = entryFromHeader(b, meta);
+      if (!e)
+        return e.error();
+      if (auto a = admit(*e, dataSize); !a)
+        return a.error();
+      return std::optional<ArchiveEntry>(std::move(*e));
     }
   }
 
@@ -459,6 +362,150 @@ public:
   }
 
 private:
+  // What the extended headers before an entry said about it.
+  struct Metadata {
+    PaxValues pax;
+    std::optional<std::string> gnuName, gnuLink;
+    bool seen = false; // an extended header must be followed by an entry
+  };
+
+  // Counts the header against the entry limit, then checks its checksum (unsigned, or signed
+  // as old tars wrote it) and returns its size field.
+  Result<uint64_t, PackageError> checkHeader(const Block& b, uint64_t at) {
+    if (++headers_ > saturatingAdd(saturatingMul(limits_.maxEntries, 4), 16))
+      return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
+    auto stored = parseNumber(b, kChksum);
+    unsigned sum = headerSum(b);
+    int signedSum = 0;
+    for (size_t i = 0; i < kBlock; ++i)
+      signedSum += (i >= kChksum.offset && i < kChksum.offset + kChksum.size)
+                       ? ' '
+                       : static_cast<signed char>(b[i]);
+    if (!stored || (*stored != sum && static_cast<int64_t>(*stored) != signedSum))
+      return corrupt(name_, "tar header checksum mismatch at offset " + std::to_string(at));
+    auto size = parseNumber(b, kSize);
+    if (!size)
+      return corrupt(name_, "invalid size field in the header at offset " + std::to_string(at));
+    return *size;
+  }
+
+  // Reads a pax ('x', 'g') or GNU long name ('L', 'K') record of at most kMaxMetadataBytes
+  // into `meta`, for the entry that follows.
+  Result<void, PackageError> readMetadata(char type, uint64_t size, uint64_t at, Metadata& meta) {
+    if (size > kMaxMetadataBytes)
+      return unsafe(name_, "extended header at offset " + std::to_string(at) + " has " +
+                               std::to_string(size) + " bytes (limit " +
+                               std::to_string(kMaxMetadataBytes) + ")");
+    std::string data(size, '\0');
+    if (auto d = readExact(data.data(), data.size(), "an extended header"); !d)
+      return d.error();
+    if (auto s = skip(pad(size)); !s)
+      return s.error();
+    meta.seen = true;
+    if (type == 'x') {
+      if (auto p = parsePax(data, meta.pax, at); !p)
+        return p.error();
+    } else if (type == 'L') {
+      meta.gnuName = data.substr(0, strnlen(data.data(), data.size()));
+    } else if (type == 'K') {
+      meta.gnuLink = data.substr(0, strnlen(data.data(), data.size()));
+    } // 'g': global pax headers carry nothing we restore
+    return {};
+  }
+
+  // The entry a header describes: its path and link target (pax over GNU over ustar), numeric
+  // fields and type.
+  Result<ArchiveEntry, PackageError> entryFromHeader(const Block& b, const Metadata& meta) {
+    bool posix = std::memcmp(b.data() + kMagic.offset, "ustar", 6) == 0;
+    ArchiveEntry e;
+    if (meta.pax.path) {
+      e.path = *meta.pax.path;
+    } else if (meta.gnuName) {
+      e.path = *meta.gnuName;
+    } else {
+      e.path = fieldString(b, kName);
+      std::string prefix = posix ? fieldString(b, kPrefix) : "";
+      if (!prefix.empty())
+        e.path = prefix + "/" + e.path;
+    }
+    e.linkTarget = meta.pax.linkpath ? *meta.pax.linkpath
+                   : meta.gnuLink    ? *meta.gnuLink
+                                     : fieldString(b, kLinkname);
+    auto mode = parseNumber(b, kMode);
+    auto uid = parseNumber(b, kUid);
+    auto gid = parseNumber(b, kGid);
+    auto mtime = parseNumber(b, kMtime);
+    if (!mode || !uid || !gid || !mtime)
+      return corrupt(name_, "invalid numeric field in the header of " + quote(e.path));
+    e.mode = static_cast<uint32_t>(*mode & 07777);
+    e.uid = static_cast<uint32_t>(*uid);
+    e.gid = static_cast<uint32_t>(*gid);
+    e.mtime = *mtime;
+    if (auto t = setEntryType(b, e); !t)
+      return t.error();
+    return e;
+  }
+
+  // The entry type from the header's type flag; any flag not listed is refused.
+  Result<void, PackageError> setEntryType(const Block& b, ArchiveEntry& e) {
+    char type = b[kType.offset];
+    switch (type) {
+    case '0':
+    case '7':
+      e.type = EntryType::File;
+      return {};
+    case '\0':
+      e.type = !e.path.empty() && e.path.back() == '/' ? EntryType::Directory : EntryType::File;
+      return {};
+    case '1':
+      e.type = EntryType::Hardlink;
+      return {};
+    case '2':
+      e.type = EntryType::Symlink;
+      return {};
+    case '3':
+    case '4': {
+      e.type = type == '3' ? EntryType::CharDevice : EntryType::BlockDevice;
+      auto major = parseNumber(b, kDevMajor);
+      auto minor = parseNumber(b, kDevMinor);
+      e.devMajor = major ? static_cast<uint32_t>(*major) : 0;
+      e.devMinor = minor ? static_cast<uint32_t>(*minor) : 0;
+      return {};
+    }
+    case '5':
+      e.type = EntryType::Directory;
+      return {};
+    case '6':
+      e.type = EntryType::Fifo;
+      return {};
+    default: {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(type));
+      return unsafe(name_, quote(e.path) + ": unsupported tar entry type " +
+                               (type > 0x20 && type < 0x7f ? std::string("'") + type + "'"
+                                                           : std::string(buf)));
+    }
+    }
+  }
+
+  // Counts the entry against the entry and extracted-bytes limits and makes its data the
+  // current one.
+  Result<void, PackageError> admit(const ArchiveEntry& e, uint64_t dataSize) {
+    if (++entries_ > limits_.maxEntries)
+      return unsafe(name_, "more than " + std::to_string(limits_.maxEntries) + " entries");
+    if (e.type == EntryType::File) {
+      fileBytes_ = saturatingAdd(fileBytes_, dataSize);
+      if (fileBytes_ > limits_.maxExtractedBytes)
+        return unsafe(name_, "files add up to more than " +
+                                 std::to_string(limits_.maxExtractedBytes) + " bytes (at " +
+                                 quote(e.path) + ", " + std::to_string(dataSize) + " bytes)");
+    }
+    remaining_ = currentSize_ = dataSize;
+    padding_ = pad(dataSize);
+    current_ = e.path;
+    return {};
+  }
+
   static uint64_t pad(uint64_t size) { return (kBlock - size % kBlock) % kBlock; }
 
   Result<void, PackageError> readExact(char* out, size_t size, const std::string& what) {
@@ -954,6 +1001,118 @@ Result<std::vector<ArchiveEntry>, PackageError> readArchive(const std::string& p
   return out;
 }
 
+namespace {
+
+// What extractArchive has placed so far, for the duplicate, hard link and symlink checks.
+struct ExtractedTree {
+  std::map<std::string, EntryType> created;
+  std::map<std::string, std::string> symlinks;
+  std::vector<std::pair<std::vector<std::string>, std::string>> symlinkOrder;
+};
+
+// The entry's path components after refusing an unsafe path, an entry other than a directory
+// at the package's root and a duplicate; nullopt for "./" (the target directory itself).
+Result<std::optional<std::vector<std::string>>, PackageError>
+admitPath(const std::string& name, const ArchiveEntry& e, ExtractedTree& tree) {
+  auto parts = splitPath(e.path);
+  if (!parts)
+    return unsafe(name, quote(e.path) + ": " + parts.error());
+  if (parts->empty()) {
+    if (e.type == EntryType::Directory)
+      return std::optional<std::vector<std::string>>();
+    return unsafe(name, quote(e.path) + ": a " + std::string(entryTypeName(e.type)) +
+                            " cannot be the package's root");
+  }
+  std::string path = joinPath(*parts, parts->size());
+  auto [it, inserted] = tree.created.emplace(path, e.type);
+  if (!inserted && !(e.type == EntryType::Directory && it->second == EntryType::Directory))
+    return unsafe(name, quote(e.path) + ": duplicate entry");
+  return std::optional<std::vector<std::string>>(std::move(*parts));
+}
+
+// A hard link's target components: it must name an earlier file of the package, not itself.
+Result<std::vector<std::string>, PackageError> hardlinkTarget(const std::string& name,
+                                                              const ArchiveEntry& e,
+                                                              const std::string& path,
+                                                              const ExtractedTree& tree) {
+  auto target = splitPath(e.linkTarget);
+  if (!target)
+    return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) + ": " +
+                            target.error());
+  auto t = tree.created.find(joinPath(*target, target->size()));
+  if (target->empty() || t == tree.created.end() ||
+      (t->second != EntryType::File && t->second != EntryType::Hardlink) ||
+      joinPath(*target, target->size()) == path)
+    return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) +
+                            ": the target is not an earlier file of the package");
+  return std::move(*target);
+}
+
+// Refuses an empty, oversized, NUL-holding or absolute symlink target; the rest is checked
+// once every symlink is known (createSymlinks).
+Result<void, PackageError> checkSymlinkTarget(const std::string& name, const ArchiveEntry& e) {
+  if (e.linkTarget.empty())
+    return corrupt(name, "symlink " + quote(e.path) + " has an empty target");
+  if (e.linkTarget.size() > kMaxPathBytes || e.linkTarget.find('\0') != std::string::npos)
+    return unsafe(name, "symlink " + quote(e.path) + ": invalid target");
+  if (e.linkTarget.front() == '/')
+    return unsafe(name, "symlink " + quote(e.path) + " -> " + quote(e.linkTarget) +
+                            " points outside the package (absolute target)");
+  return {};
+}
+
+// Places one entry under the target directory; symlinks are only recorded (createSymlinks
+// makes them) and device nodes and fifos are refused.
+Result<void, PackageError> extractEntry(const std::string& name, const ArchiveEntry& e,
+                                        const std::vector<std::string>& parts, TarReader& tar,
+                                        Extractor& x, ExtractedTree& tree) {
+  std::string path = joinPath(parts, parts.size());
+  switch (e.type) {
+  case EntryType::CharDevice:
+  case EntryType::BlockDevice:
+    return unsafe(name, quote(e.path) + ": device nodes are not allowed");
+  case EntryType::Fifo:
+    return unsafe(name, quote(e.path) + ": fifos are not allowed");
+  case EntryType::Directory:
+    return x.directory(parts, e.path);
+  case EntryType::File:
+    return x.file(parts, e.mode, e.path, [&](auto&& sink) { return tar.readData(sink); });
+  case EntryType::Hardlink: {
+    auto target = hardlinkTarget(name, e, path, tree);
+    if (!target)
+      return target.error();
+    return x.hardlink(parts, *target, e.path);
+  }
+  case EntryType::Symlink:
+    if (auto c = checkSymlinkTarget(name, e); !c)
+      return c;
+    tree.symlinks.emplace(path, e.linkTarget);
+    tree.symlinkOrder.emplace_back(parts, e.linkTarget);
+    return {};
+  }
+  return {};
+}
+
+// Symbolic links last: nothing else was created through one, and each is checked against
+// all the others (a later link could otherwise redirect an earlier one's target).
+Result<void, PackageError> createSymlinks(const std::string& name, const ExtractedTree& tree,
+                                          Extractor& x) {
+  for (const auto& [parts, target] : tree.symlinkOrder) {
+    std::string why = symlinkEscapes(parts, target, tree.symlinks);
+    if (!why.empty())
+      return unsafe(name, "symlink " + quote(joinPath(parts, parts.size())) + " -> " +
+                              quote(target) + " " + why);
+  }
+  for (const auto& [parts, target] : tree.symlinkOrder) {
+    std::string path = joinPath(parts, parts.size());
+    if (auto r = x.symlink(parts, target, path); !r)
+      return r.error();
+  }
+  return {};
+}
+
+} // namespace
+
 Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::string& archivePath,
                                                                  const std::string& targetDir,
                                                                  const ArchiveLimits& limits,
@@ -970,9 +1129,7 @@ Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::stri
   Extractor x(name, root.get());
 
   std::vector<ExtractedEntry> out;
-  std::map<std::string, EntryType> created;
-  std::map<std::string, std::string> symlinks;
-  std::vector<std::pair<std::vector<std::string>, std::string>> symlinkOrder;
+  ExtractedTree tree;
   for (;;) {
     auto next = tar.next();
     if (!next)
@@ -980,80 +1137,20 @@ Result<std::vector<ExtractedEntry>, PackageError> extractArchive(const std::stri
     if (!*next)
       break;
     const ArchiveEntry& e = **next;
-    auto parts = splitPath(e.path);
+    auto parts = admitPath(name, e, tree);
     if (!parts)
-      return unsafe(name, quote(e.path) + ": " + parts.error());
-    if (parts->empty()) {
-      if (e.type == EntryType::Directory)
-        continue; // "./": the target directory itself
-      return unsafe(name, quote(e.path) + ": a " + std::string(entryTypeName(e.type)) +
-                              " cannot be the package's root");
-    }
-    std::string path = joinPath(*parts, parts->size());
-    auto [it, inserted] = created.emplace(path, e.type);
-    if (!inserted && !(e.type == EntryType::Directory && it->second == EntryType::Directory))
-      return unsafe(name, quote(e.path) + ": duplicate entry");
-
+      return parts.error();
+    if (!*parts)
+      continue;
     uint64_t size = e.type == EntryType::File ? tar.currentSize() : 0;
-    Result<void, PackageError> r;
-    switch (e.type) {
-    case EntryType::CharDevice:
-    case EntryType::BlockDevice:
-      return unsafe(name, quote(e.path) + ": device nodes are not allowed");
-    case EntryType::Fifo:
-      return unsafe(name, quote(e.path) + ": fifos are not allowed");
-    case EntryType::Directory:
-      r = x.directory(*parts, e.path);
-      break;
-    case EntryType::File:
-      r = x.file(*parts, e.mode, e.path, [&](auto&& sink) { return tar.readData(sink); });
-      break;
-    case EntryType::Hardlink: {
-      auto target = splitPath(e.linkTarget);
-      if (!target)
-        return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) + ": " +
-                                target.error());
-      auto t = created.find(joinPath(*target, target->size()));
-      if (target->empty() || t == created.end() ||
-          (t->second != EntryType::File && t->second != EntryType::Hardlink) ||
-          joinPath(*target, target->size()) == path)
-        return unsafe(name, "hard link " + quote(e.path) + " -> " + quote(e.linkTarget) +
-                                ": the target is not an earlier file of the package");
-      r = x.hardlink(*parts, *target, e.path);
-      break;
-    }
-    case EntryType::Symlink:
-      if (e.linkTarget.empty())
-        return corrupt(name, "symlink " + quote(e.path) + " has an empty target");
-      if (e.linkTarget.size() > kMaxPathBytes || e.linkTarget.find('\0') != std::string::npos)
-        return unsafe(name, "symlink " + quote(e.path) + ": invalid target");
-      if (e.linkTarget.front() == '/')
-        return unsafe(name, "symlink " + quote(e.path) + " -> " + quote(e.linkTarget) +
-                                " points outside the package (absolute target)");
-      symlinks.emplace(path, e.linkTarget);
-      symlinkOrder.emplace_back(*parts, e.linkTarget);
-      break;
-    }
-    if (!r)
+    if (auto r = extractEntry(name, e, **parts, tar, x, tree); !r)
       return r.error();
-    out.push_back({path, e.type, size});
+    out.push_back({joinPath(**parts, (*parts)->size()), e.type, size});
   }
   if (auto f = tar.finish(); !f)
     return f.error();
-
-  // Symbolic links last: nothing above was created through one, and each is checked against
-  // all the others (a later link could otherwise redirect an earlier one's target).
-  for (const auto& [parts, target] : symlinkOrder) {
-    std::string why = symlinkEscapes(parts, target, symlinks);
-    if (!why.empty())
-      return unsafe(name, "symlink " + quote(joinPath(parts, parts.size())) + " -> " +
-                              quote(target) + " " + why);
-  }
-  for (const auto& [parts, target] : symlinkOrder) {
-    std::string path = joinPath(parts, parts.size());
-    if (auto r = x.symlink(parts, target, path); !r)
-      return r.error();
-  }
+  if (auto s = createSymlinks(name, tree, x); !s)
+    return s.error();
   return out;
 }
 

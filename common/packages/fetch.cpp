@@ -148,6 +148,87 @@ std::string resolveLocation(const std::string& base, const std::string& location
   return origin + path.substr(0, path.rfind('/') + 1) + location;
 }
 
+// The whole fetch's time limit: its Deadline cancels the request when the time is up.
+class FetchTimer {
+public:
+  FetchTimer(std::chrono::seconds timeout, const pplx::cancellation_token_source& cancel)
+      : timeout_(timeout), start_(std::chrono::steady_clock::now()), deadline_(timeout, cancel) {}
+
+  bool expired() {
+    return deadline_.fired() || std::chrono::steady_clock::now() - start_ >= timeout_;
+  }
+  FetchError timedOut(const std::string& current) const {
+    return failure(current, "timed out after " + std::to_string(timeout_.count()) + " s");
+  }
+
+private:
+  std::chrono::seconds timeout_;
+  std::chrono::steady_clock::time_point start_;
+  Deadline deadline_; // last: its thread starts after the fields above exist
+};
+
+bool isRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// Where a redirect from `current` leads: refused without a Location, after kMaxRedirects hops
+// and from https to anything else.
+Result<std::string, FetchError> redirectTarget(const std::string& url, const std::string& current,
+                                               int hop, web::http::http_response& response) {
+  using namespace web::http;
+  int status = response.status_code();
+  auto location = response.headers().find(header_names::location);
+  if (location == response.headers().end())
+    return failure(current, "HTTP " + std::to_string(status) + " without a Location");
+  if (hop >= kMaxRedirects)
+    return failure(url, "more than " + std::to_string(kMaxRedirects) + " redirects");
+  std::string next = resolveLocation(current, location->second);
+  if (startsWithNoCase(current, "https://") && !startsWithNoCase(next, "https://"))
+    return failure(current, "refusing a redirect from https to " + next);
+  return next;
+}
+
+// Streams a 2xx response's body into the sink: at most options.maxBytes, exactly the
+// Content-Length when there is one, within the fetch's time limit.
+Result<uint64_t, FetchError> streamBody(const std::string& current,
+                                        web::http::http_response& response,
+                                        const FetchOptions& options, FetchTimer& timer,
+                                        pplx::cancellation_token_source& cancel,
+                                        const FetchSink& sink) {
+  using namespace web::http;
+  std::optional<uint64_t> length;
+  if (response.headers().has(header_names::content_length))
+    length = response.headers().content_length();
+  if (length && *length > options.maxBytes) {
+    cancel.cancel();
+    return failure(current, tooLarge(options.maxBytes) + " (Content-Length " +
+                                std::to_string(*length) + ")");
+  }
+  auto body = response.body().streambuf();
+  std::array<uint8_t, kChunk> buf;
+  uint64_t total = 0;
+  for (;;) {
+    size_t n = body.getn(buf.data(), buf.size()).get();
+    if (n == 0)
+      break;
+    total += n;
+    if (total > options.maxBytes) {
+      cancel.cancel();
+      return failure(current, tooLarge(options.maxBytes));
+    }
+    if (auto r = sink(reinterpret_cast<const char*>(buf.data()), n); !r) {
+      cancel.cancel();
+      return FetchError{false, response.status_code(), r.error().context("fetch " + current)};
+    }
+  }
+  if (timer.expired())
+    return timer.timedOut(current);
+  if (length && total != *length)
+    return failure(current, "connection closed after " + std::to_string(total) + " of " +
+                                std::to_string(*length) + " bytes");
+  return total;
+}
+
 Result<uint64_t, FetchError> fetchHttp(const std::string& url, const FetchOptions& options,
                                        const FetchSink& sink) {
   using namespace web::http;
@@ -156,14 +237,7 @@ Result<uint64_t, FetchError> fetchHttp(const std::string& url, const FetchOption
   // meant to fire: theirs is a backstop.
   config.set_timeout(options.timeout + std::chrono::seconds(5));
   pplx::cancellation_token_source cancel;
-  auto start = std::chrono::steady_clock::now();
-  Deadline deadline(options.timeout, cancel);
-  auto expired = [&] {
-    return deadline.fired() || std::chrono::steady_clock::now() - start >= options.timeout;
-  };
-  auto timedOut = [&](const std::string& current) {
-    return failure(current, "timed out after " + std::to_string(options.timeout.count()) + " s");
-  };
+  FetchTimer timer(options.timeout, cancel);
 
   std::string current = url;
   for (int hop = 0;; ++hop) {
@@ -171,63 +245,28 @@ Result<uint64_t, FetchError> fetchHttp(const std::string& url, const FetchOption
       client::http_client client(utility::conversions::to_string_t(current), config);
       http_response response = client.request(methods::GET, U(""), cancel.get_token()).get();
       int status = response.status_code();
-      if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
-        auto location = response.headers().find(header_names::location);
-        if (location == response.headers().end())
-          return failure(current, "HTTP " + std::to_string(status) + " without a Location");
-        if (hop >= kMaxRedirects)
-          return failure(url, "more than " + std::to_string(kMaxRedirects) + " redirects");
-        std::string next = resolveLocation(current, location->second);
-        if (startsWithNoCase(current, "https://") && !startsWithNoCase(next, "https://"))
-          return failure(current, "refusing a redirect from https to " + next);
-        current = next;
+      if (isRedirect(status)) {
+        auto next = redirectTarget(url, current, hop, response);
+        if (!next)
+          return next.error();
+        current = *next;
         continue;
       }
       if (status < 200 || status >= 300)
         return failure(current, "HTTP " + std::to_string(status) + " " + response.reason_phrase(),
                        status, status == 404 || status == 410);
-      std::optional<uint64_t> length;
-      if (response.headers().has(header_names::content_length))
-        length = response.headers().content_length();
-      if (length && *length > options.maxBytes) {
-        cancel.cancel();
-        return failure(current, tooLarge(options.maxBytes) + " (Content-Length " +
-                                    std::to_string(*length) + ")");
-      }
-      auto body = response.body().streambuf();
-      std::array<uint8_t, kChunk> buf;
-      uint64_t total = 0;
-      for (;;) {
-        size_t n = body.getn(buf.data(), buf.size()).get();
-        if (n == 0)
-          break;
-        total += n;
-        if (total > options.maxBytes) {
-          cancel.cancel();
-          return failure(current, tooLarge(options.maxBytes));
-        }
-        if (auto r = sink(reinterpret_cast<const char*>(buf.data()), n); !r) {
-          cancel.cancel();
-          return FetchError{false, status, r.error().context("fetch " + current)};
-        }
-      }
-      if (expired())
-        return timedOut(current);
-      if (length && total != *length)
-        return failure(current, "connection closed after " + std::to_string(total) + " of " +
-                                    std::to_string(*length) + " bytes");
-      return total;
+      return streamBody(current, response, options, timer, cancel, sink);
     } catch (const pplx::task_canceled&) {
-      return expired() ? timedOut(current) : failure(current, "canceled");
+      return timer.expired() ? timer.timedOut(current) : failure(current, "canceled");
     } catch (const http_exception& e) {
-      if (expired() || e.error_code() == std::errc::timed_out)
-        return timedOut(current);
+      if (timer.expired() || e.error_code() == std::errc::timed_out)
+        return timer.timedOut(current);
       return FetchError{
           false, 0,
           Error(e.error_code().value(), "fetch " + current + ": " + std::string(e.what()))};
     } catch (const std::exception& e) { // an invalid URI, a stream error
-      if (expired())
-        return timedOut(current);
+      if (timer.expired())
+        return timer.timedOut(current);
       return failure(current, e.what());
     }
   }

@@ -240,8 +240,38 @@ struct PackageCache::Impl {
       return cacheError(systemError(errno, "package " + url + ": mkdir " + work));
     RemoveOnExit cleanup(work);
 
-    // Download, hashing on the way.
     std::string archive = work + "/archive.tar.gz";
+    if (auto f = fetchArchive(digest, url, archive); !f)
+      return std::move(f).error();
+    Verification verification{std::string(kSigUnchecked), ""};
+    std::string signerKey;
+    if (auto s = checkSignature(url, archive, verification, signerKey); !s)
+      return std::move(s).error();
+
+    // Extract into <work>/entry/tree, check it, then move <work>/entry to <dir>/<digest>.
+    std::string staged = work + "/entry";
+    std::string tree = staged + "/" + std::string(kTree);
+    if (::mkdir(staged.c_str(), 0755) != 0 || ::mkdir(tree.c_str(), 0755) != 0)
+      return cacheError(systemError(errno, "package " + url + ": mkdir " + tree));
+    ArchiveLimits limits{options.maxExtractedBytes, options.maxEntries};
+    if (auto x = extractArchive(archive, tree, limits, "package " + url); !x)
+      return std::move(x).error();
+    auto package = loadPackageTree(tree, digest);
+    if (!package)
+      return withContext(std::move(package).error(), "package " + url);
+    if (auto w = writeFileAtomic(staged + "/" + std::string(kVerification),
+                                 verificationYaml(url, digest, verification, signerKey));
+        !w)
+      return cacheError(w.error().context("package " + url));
+    if (auto s = durableRename(staged, digest); !s)
+      return cacheError(s.error().context("package " + url));
+    package->dir = dir + "/" + digest + "/" + std::string(kTree);
+    return package;
+  }
+
+  // Downloads `url` into `archive`, hashing on the way; its sha256 must be `digest`.
+  Result<void, PackageError> fetchArchive(const std::string& digest, const std::string& url,
+                                          const std::string& archive) {
     FD out(::open(archive.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!out)
       return cacheError(systemError(errno, "package " + url + ": create " + archive));
@@ -268,53 +298,37 @@ struct PackageCache::Impl {
     if (actual != digest)
       return packageError(kChecksumMismatch, invalidError("package " + url + ": sha256 is " +
                                                           actual + ", expected " + digest));
+    return {};
+  }
 
-    // The signature, when keys are configured or signatures required.
-    Verification verification{std::string(kSigUnchecked), ""};
-    std::string signerKey;
-    if (!keys.empty() || options.requireSignatures) {
-      std::string sigUrl = signatureUrl(url);
-      auto sig = fetchToString(sigUrl, FetchOptions{kMaxSignatureBytes, options.fetchTimeout});
-      if (!sig && sig.error().notFound) {
-        if (options.requireSignatures)
-          return packageError(kSignatureMissing,
-                              invalidError("package " + url + ": signatures are required and " +
-                                           sigUrl + " does not exist"));
-        verification.signature = kSigAbsent;
-      } else if (!sig) {
-        return packageError(kPackageFetchFailed, std::move(sig).error().error);
-      } else {
-        auto mapped = MappedFile::open(archive);
-        if (!mapped)
-          return cacheError(mapped.error().context("package " + url));
-        auto signer = verifySignature(keys, mapped->data(), *sig);
-        if (!signer)
-          return packageError(kSignatureInvalid,
-                              signer.error().context("package " + url + ": signature " + sigUrl));
-        verification = {std::string(kSigVerified), (*signer)->fingerprint()};
-        signerKey = (*signer)->source();
-      }
+  // Checks the archive's signature when keys are configured or signatures required, and says
+  // what was found in `verification` and `signerKey` (left as they are otherwise).
+  Result<void, PackageError> checkSignature(const std::string& url, const std::string& archive,
+                                            Verification& verification, std::string& signerKey) {
+    if (keys.empty() && !options.requireSignatures)
+      return {};
+    std::string sigUrl = signatureUrl(url);
+    auto sig = fetchToString(sigUrl, FetchOptions{kMaxSignatureBytes, options.fetchTimeout});
+    if (!sig && sig.error().notFound) {
+      if (options.requireSignatures)
+        return packageError(kSignatureMissing,
+                            invalidError("package " + url + ": signatures are required and " +
+                                         sigUrl + " does not exist"));
+      verification.signature = kSigAbsent;
+      return {};
     }
-
-    // Extract into <work>/entry/tree, check it, then move <work>/entry to <dir>/<digest>.
-    std::string staged = work + "/entry";
-    std::string tree = staged + "/" + std::string(kTree);
-    if (::mkdir(staged.c_str(), 0755) != 0 || ::mkdir(tree.c_str(), 0755) != 0)
-      return cacheError(systemError(errno, "package " + url + ": mkdir " + tree));
-    ArchiveLimits limits{options.maxExtractedBytes, options.maxEntries};
-    if (auto x = extractArchive(archive, tree, limits, "package " + url); !x)
-      return std::move(x).error();
-    auto package = loadPackageTree(tree, digest);
-    if (!package)
-      return withContext(std::move(package).error(), "package " + url);
-    if (auto w = writeFileAtomic(staged + "/" + std::string(kVerification),
-                                 verificationYaml(url, digest, verification, signerKey));
-        !w)
-      return cacheError(w.error().context("package " + url));
-    if (auto s = durableRename(staged, digest); !s)
-      return cacheError(s.error().context("package " + url));
-    package->dir = dir + "/" + digest + "/" + std::string(kTree);
-    return package;
+    if (!sig)
+      return packageError(kPackageFetchFailed, std::move(sig).error().error);
+    auto mapped = MappedFile::open(archive);
+    if (!mapped)
+      return cacheError(mapped.error().context("package " + url));
+    auto signer = verifySignature(keys, mapped->data(), *sig);
+    if (!signer)
+      return packageError(kSignatureInvalid,
+                          signer.error().context("package " + url + ": signature " + sigUrl));
+    verification = {std::string(kSigVerified), (*signer)->fingerprint()};
+    signerKey = (*signer)->source();
+    return {};
   }
 
   // Makes `staged` <dir>/<digest> (swapping out a stale entry), after its contents are on disk.
