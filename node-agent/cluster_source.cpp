@@ -92,6 +92,11 @@ struct ClusterSource::Impl {
   }
   void loadKept();
   void keep(const std::map<std::string, k8s::Json>& resolved, const NodeSpec& spec);
+
+  // The informers' event handlers: each calls `changed` only for what can change a pass.
+  k8s::InformerEventHandler labelsHandler(std::map<std::string, Labels> Impl::*table,
+                                          const std::function<void()>& changed);
+  k8s::InformerEventHandler revisionHandler(const std::function<void()>& changed);
 };
 
 Result<std::vector<k8s::Json>> ClusterSource::Impl::lookupRevision(const api::ChainRef& ref) {
@@ -252,86 +257,105 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOption
   return std::unique_ptr<ClusterSource>(new ClusterSource(std::move(impl)));
 }
 
-void ClusterSource::start(std::function<void()> changed) {
+namespace {
+
+// The node's BpfNodeConfig: our own status writes come back as updates; only a spec change
+// matters.
+k8s::InformerEventHandler nodeConfigHandler(const std::function<void()>& changed) {
   k8s::InformerEventHandler handler;
   handler.onAdd = [changed](const k8s::Json&) { changed(); };
   handler.onUpdate = [changed](const k8s::Json& oldObj, const k8s::Json& newObj) {
-    // Our own status writes come back as updates; only a spec change matters.
     if (k8s::generationOf(oldObj) != k8s::generationOf(newObj))
       changed();
   };
   handler.onDelete = [changed](const k8s::Json&) { changed(); };
-  impl_->informer->addEventHandler(handler);
-  impl_->informer->start();
-  // Labels decide which pods chains apply: only label changes matter.
-  auto labelsOf = [impl = impl_.get(), changed](std::map<std::string, Labels> Impl::*table) {
-    k8s::InformerEventHandler h;
-    h.onAdd = [impl, table, changed](const k8s::Json& obj) {
-      {
-        std::lock_guard lock(impl->labelsMu);
-        (impl->*table)[k8s::keyOf(obj)] = k8s::labelsOf(obj);
-      }
-      changed();
-    };
-    h.onUpdate = [impl, table, changed](const k8s::Json&, const k8s::Json& obj) {
-      Labels now = k8s::labelsOf(obj);
-      {
-        std::lock_guard lock(impl->labelsMu);
-        Labels& held = (impl->*table)[k8s::keyOf(obj)];
-        if (held == now)
-          return;
-        held = std::move(now);
-      }
-      changed();
-    };
-    h.onDelete = [impl, table, changed](const k8s::Json& obj) {
-      {
-        std::lock_guard lock(impl->labelsMu);
-        (impl->*table).erase(k8s::keyOf(obj));
-      }
-      changed();
-    };
-    return h;
-  };
-  // A revision that appears or changes may resolve a reference that failed: pass again.
-  auto awaited = [impl = impl_.get(), changed](const k8s::Json& revision) {
-    bool wanted = false;
-    {
-      std::lock_guard lock(impl->awaitedMu);
-      wanted = impl->awaitedRevisions.contains(k8s::nameOf(revision));
-    }
-    if (wanted)
-      changed();
-  };
-  k8s::InformerEventHandler revisionHandler;
-  revisionHandler.onAdd = awaited;
-  revisionHandler.onUpdate = [awaited](const k8s::Json&, const k8s::Json& revision) {
-    awaited(revision);
-  };
-  revisionHandler.onDelete = awaited;
-  impl_->revisions->addEventHandler(revisionHandler);
-  impl_->revisions->start();
-  // The operator writes a chain's status often during a rollout (its counts); only what it
-  // publishes for nodes to follow starts a pass.
+  return handler;
+}
+
+// The operator writes a chain's status often during a rollout (its counts); only what it
+// publishes for nodes to follow starts a pass.
+k8s::InformerEventHandler chainHandler(const std::function<void()>& changed) {
   auto published = [](const k8s::Json& chain) -> const k8s::Json* {
     const k8s::Json* status = chain.has_field("status") ? &chain.at("status") : nullptr;
     return status && status->is_object() && status->has_field("published")
                ? &status->at("published")
                : nullptr;
   };
-  k8s::InformerEventHandler chainHandler;
-  chainHandler.onAdd = [changed](const k8s::Json&) { changed(); };
-  chainHandler.onUpdate = [changed, published](const k8s::Json& oldObj, const k8s::Json& newObj) {
+  k8s::InformerEventHandler handler;
+  handler.onAdd = [changed](const k8s::Json&) { changed(); };
+  handler.onUpdate = [changed, published](const k8s::Json& oldObj, const k8s::Json& newObj) {
     const k8s::Json* before = published(oldObj);
     const k8s::Json* after = published(newObj);
     if ((before == nullptr) != (after == nullptr) || (before && *before != *after))
       changed();
   };
-  chainHandler.onDelete = [changed](const k8s::Json&) { changed(); };
-  impl_->chains->addEventHandler(chainHandler);
+  handler.onDelete = [changed](const k8s::Json&) { changed(); };
+  return handler;
+}
+
+} // namespace
+
+k8s::InformerEventHandler
+ClusterSource::Impl::labelsHandler(std::map<std::string, Labels> Impl::*table,
+                                   const std::function<void()>& changed) {
+  // Labels decide which pods chains apply: only label changes matter.
+  k8s::InformerEventHandler h;
+  h.onAdd = [this, table, changed](const k8s::Json& obj) {
+    {
+      std::lock_guard lock(labelsMu);
+      (this->*table)[k8s::keyOf(obj)] = k8s::labelsOf(obj);
+    }
+    changed();
+  };
+  h.onUpdate = [this, table, changed](const k8s::Json&, const k8s::Json& obj) {
+    Labels now = k8s::labelsOf(obj);
+    {
+      std::lock_guard lock(labelsMu);
+      Labels& held = (this->*table)[k8s::keyOf(obj)];
+      if (held == now)
+        return;
+      held = std::move(now);
+    }
+    changed();
+  };
+  h.onDelete = [this, table, changed](const k8s::Json& obj) {
+    {
+      std::lock_guard lock(labelsMu);
+      (this->*table).erase(k8s::keyOf(obj));
+    }
+    changed();
+  };
+  return h;
+}
+
+k8s::InformerEventHandler
+ClusterSource::Impl::revisionHandler(const std::function<void()>& changed) {
+  // A revision that appears or changes may resolve a reference that failed: pass again.
+  auto awaited = [this, changed](const k8s::Json& revision) {
+    bool wanted = false;
+    {
+      std::lock_guard lock(awaitedMu);
+      wanted = awaitedRevisions.contains(k8s::nameOf(revision));
+    }
+    if (wanted)
+      changed();
+  };
+  k8s::InformerEventHandler handler;
+  handler.onAdd = awaited;
+  handler.onUpdate = [awaited](const k8s::Json&, const k8s::Json& revision) { awaited(revision); };
+  handler.onDelete = awaited;
+  return handler;
+}
+
+void ClusterSource::start(std::function<void()> changed) {
+  impl_->informer->addEventHandler(nodeConfigHandler(changed));
+  impl_->informer->start();
+  impl_->revisions->addEventHandler(impl_->revisionHandler(changed));
+  impl_->revisions->start();
+  impl_->chains->addEventHandler(chainHandler(changed));
   impl_->chains->start();
-  impl_->pods->addEventHandler(labelsOf(&Impl::podLabels));
-  impl_->namespaces->addEventHandler(labelsOf(&Impl::namespaceLabels));
+  impl_->pods->addEventHandler(impl_->labelsHandler(&Impl::podLabels, changed));
+  impl_->namespaces->addEventHandler(impl_->labelsHandler(&Impl::namespaceLabels, changed));
   impl_->pods->start();
   impl_->namespaces->start();
 }
