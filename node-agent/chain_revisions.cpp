@@ -3,6 +3,7 @@
 #include <set>
 
 #include "api/chain_ref.h"
+#include "api/node_config_types.h"
 #include "api/published_rollout.h"
 
 namespace bpfchain::agent {
@@ -108,13 +109,17 @@ std::optional<api::ChainRef> Resolver::followed(const k8s::Json& entry, const st
 }
 
 void Resolver::entry(const k8s::Json& entry, const std::string& field) {
-  if (api::isMembership(entry)) {
+  switch (api::chainEntryKind(entry)) {
+  case api::ChainEntryKind::Membership:
     if (auto ref = followed(entry, field))
       reference(entry, field, std::move(ref));
-  } else if (api::isReference(entry)) {
+    return;
+  case api::ChainEntryKind::Reference:
     reference(entry, field, std::nullopt);
-  } else {
+    return;
+  case api::ChainEntryKind::Inline:
     chains_[kept_++] = entry;
+    return;
   }
 }
 

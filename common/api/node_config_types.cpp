@@ -1,5 +1,10 @@
 #include "api/node_config_types.h"
 
+#include <algorithm>
+
+#include "api/chain_spec.h"
+#include "api/published_rollout.h"
+
 namespace bpfchain::api {
 
 namespace {
@@ -76,6 +81,21 @@ void appendPaths(const Json& value, const std::string& path, std::vector<std::st
 }
 
 } // namespace
+
+ChainEntryKind chainEntryKind(const Json& entry) {
+  if (isMembership(entry))
+    return ChainEntryKind::Membership;
+  return isReference(entry) ? ChainEntryKind::Reference : ChainEntryKind::Inline;
+}
+
+std::vector<std::string> chainEntryFields() {
+  std::vector<std::string> fields = fieldPaths(chainSchema());
+  for (auto more : {chainRefFields(), membershipFields()})
+    for (const char* f : more)
+      if (std::find(fields.begin(), fields.end(), f) == fields.end())
+        fields.emplace_back(f);
+  return fields;
+}
 
 Json toJson(const NodeConfigStatus& status) {
   Json s = Json::object();

@@ -1,7 +1,7 @@
-// A BpfNodeConfig's status as the agent writes it (DESIGN.md section 2; the CRD's schema is
-// crds/generate.py's): what runs of each chain the node was given, and the agent's facts. The
-// agent fills this struct and sends toJson() of it; crd_schema_test keeps its fields and the
-// CRD's in step (nodeConfigStatusFields()).
+// A BpfNodeConfig's spec.chains[] entry forms, and its status as the agent writes it (DESIGN.md
+// section 2; the CRD's schema is crds/generate.py's): what runs of each chain the node was given,
+// and the agent's facts. The agent fills this struct and sends toJson() of it; crd_schema_test
+// keeps its fields and the CRD's in step (nodeConfigStatusFields()).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,15 @@
 #include "k8s/object.h"
 
 namespace bpfchain::api {
+
+// The three forms of a BpfNodeConfig spec.chains[] entry: a chain written inline
+// (chain_spec.h: the standalone file's form, and older operators'), a reference to a chain
+// revision (chain_ref.h), or a membership entry that follows the chain's published rollout
+// (published_rollout.h).
+enum class ChainEntryKind { Inline, Reference, Membership };
+ChainEntryKind chainEntryKind(const k8s::Json& entry);
+// Every field an entry may have, of any form, as paths (chain_spec.h's fieldPaths).
+std::vector<std::string> chainEntryFields();
 
 struct NodeAttachmentStatus {
   std::string interface;

@@ -93,13 +93,8 @@ TEST(CrdSchema, BpfNodeConfigSpecChainsAreInlineChainsReferencesAndMemberships) 
   for (const auto& kv : spec["properties"])
     specTop.insert(kv.first.Scalar());
   EXPECT_EQ(specTop, Paths{"chains"}) << "parseNodeSpec knows only chains";
-  Paths cpp;
-  for (const auto& p : fieldPaths(chainSchema()))
-    cpp.insert(p);
-  for (const char* f : chainRefFields())
-    cpp.insert(f);
-  for (const char* f : membershipFields())
-    cpp.insert(f);
+  std::vector<std::string> fields = chainEntryFields();
+  Paths cpp(fields.begin(), fields.end());
   expectSame(leavesOf(spec["properties"]["chains"]["items"]), cpp, "BpfNodeConfig spec.chains[]");
 }
 

@@ -1,5 +1,5 @@
 // The BpfNodeConfig status the agent writes: the fields a chain does not have (no revision, no
-// running generation, no pod) are left out, not written empty.
+// running generation, no pod) are left out, not written empty. And the forms of a spec entry.
 #include <gtest/gtest.h>
 
 #include "api/node_config_types.h"
@@ -35,6 +35,15 @@ TEST(NodeConfigStatus, WritesEveryFieldAndLeavesOutWhatAChainDoesNotHave) {
       R"("idleCount":0,"observedGeneration":7,"readyCount":1})");
   s.agent.heartbeatTime = "2026-12-05T00:01:00Z";
   EXPECT_EQ(toJson(s).at("agent").at("heartbeatTime").as_string(), "2026-12-05T00:01:00Z");
+}
+
+TEST(ChainEntryKind, FollowWithoutARevisionIsMembershipARevisionIsAReference) {
+  auto kind = [](const char* text) { return chainEntryKind(k8s::Json::parse(text)); };
+  EXPECT_EQ(kind(R"({"name":"c","follow":true})"), ChainEntryKind::Membership);
+  EXPECT_EQ(kind(R"({"name":"c","follow":true,"revision":"c-1"})"), ChainEntryKind::Reference);
+  EXPECT_EQ(kind(R"({"name":"c","revision":"c-1"})"), ChainEntryKind::Reference);
+  EXPECT_EQ(kind(R"({"name":"c","follow":false,"hook":"xdp"})"), ChainEntryKind::Inline);
+  EXPECT_EQ(kind(R"({"name":"c","hook":"xdp"})"), ChainEntryKind::Inline);
 }
 
 } // namespace
