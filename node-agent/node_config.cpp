@@ -74,15 +74,19 @@ Result<NodeSpec> loadNodeSpecFile(const std::string& path) {
   if (!ec && size > kMaxConfigFileBytes)
     return invalidError(path + ": " + std::to_string(size) + " bytes, over the limit of " +
                         std::to_string(kMaxConfigFileBytes) + " bytes for a config file");
-  YAML::Node yaml;
-  try {
-    yaml = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return systemError(errno ? errno : ENOENT, "read " + path);
-  } catch (const YAML::Exception& e) {
-    return invalidError(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  auto document = api::jsonFromYaml(yaml, path);
+  // The YAML tree is gone before the JSON one is parsed: the two are not held at once longer
+  // than the conversion.
+  auto document = [&]() -> Result<Json> {
+    YAML::Node yaml;
+    try {
+      yaml = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+      return systemError(errno ? errno : ENOENT, "read " + path);
+    } catch (const YAML::Exception& e) {
+      return invalidError(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    return api::jsonFromYaml(yaml, path);
+  }();
   if (!document)
     return std::move(document).error();
   // An empty file is what a truncated write or a half-done copy leaves: taking it for "no
