@@ -3,53 +3,205 @@
 #include <set>
 
 #include "api/chain_ref.h"
+#include "api/node_config_types.h"
 #include "api/published_rollout.h"
 
 namespace bpfchain::agent {
 
 namespace {
 
-// The fields of a BpfChain's spec that a node runs; nodeSelector and rollout are the
-// operator's.
-constexpr const char* kNodeFields[] = {"hook",       "priority", "placement",
-                                       "interfaces", "pods",     "programs"};
-
 // The inline chains[] entry of revision `spec` at the reference's name and generation.
 k8s::Json inlineChain(const std::string& name, int64_t generation, const k8s::Json& spec) {
   k8s::Json entry = k8s::Json::object();
   entry["name"] = k8s::Json::string(name);
   entry["generation"] = k8s::Json::number(generation);
-  for (const char* field : kNodeFields)
+  // The fields of a BpfChain's spec that a node runs; nodeSelector and rollout are the
+  // operator's.
+  static const std::vector<std::string> kNodeFields = api::nodeFacingChainFields();
+  for (const auto& field : kNodeFields)
     if (spec.has_field(field) && !spec.at(field).is_null())
       entry[field] = spec.at(field);
   return entry;
 }
 
-Result<NodeSpec> parseJsonSpec(const k8s::Json& spec, const std::string& source) {
-  YAML::Node document;
-  try {
-    document = YAML::Load(spec.serialize());
-  } catch (const YAML::Exception& e) {
-    return invalidError(source + ": " + e.what());
-  }
-  return parseNodeSpec(document, source);
-}
-
 // The declaration of a revision kept from an earlier resolution, or nullopt when it is not
 // one of `chain` or does not parse (then nothing of it is run).
-std::optional<ChainDecl> lastGood(const std::string& chain, const k8s::Json& object,
-                                  const std::string& source) {
+std::optional<ChainDecl> lastGood(const std::string& chain, const k8s::Json& object) {
   auto revision = api::chainRevisionFromJson(object);
   if (!revision || revision->chain != chain)
     return std::nullopt;
-  k8s::Json spec = k8s::Json::object();
-  spec["chains"][0] = inlineChain(chain, revision->generation, revision->spec);
-  auto parsed = parseJsonSpec(spec, source + " (revision " + revision->name + ")");
-  if (!parsed || parsed->chains.size() != 1)
+  auto parsed =
+      api::parseChain(inlineChain(chain, revision->generation, revision->spec), "chains[0]");
+  if (!parsed)
     return std::nullopt;
-  ChainDecl decl = std::move(parsed->chains.front());
-  decl.revision = revision->name;
-  return decl;
+  parsed->revision = revision->name;
+  return std::move(*parsed);
+}
+
+// One pass of resolveNodeSpec over spec.chains[]: references and membership entries become
+// inline chains (or invalid ones), in the order of the entries.
+class Resolver {
+public:
+  Resolver(const std::string& source, const RevisionLookup& lookup,
+           const LastResolved& lastResolved, const std::string& node,
+           const PublishedLookup& published)
+      : source_(source), lookup_(lookup), lastResolved_(lastResolved), node_(node),
+        published_(published) {}
+
+  void entry(const k8s::Json& entry, const std::string& field);
+  Result<ResolvedSpec> finish(const k8s::Json& spec);
+
+private:
+  // Keeps the chain's last resolved revision running (unless it is `except`).
+  void keepRunning(const std::string& chain, const std::string& except = "");
+  // The revision a membership entry gives this node, or nullopt when it is handled here (not on
+  // the node yet, or failed).
+  std::optional<api::ChainRef> followed(const k8s::Json& entry, const std::string& field);
+  void reference(const k8s::Json& entry, const std::string& field,
+                 std::optional<api::ChainRef> followed);
+  // The copy of the revision `ref` names, or why none is.
+  Result<std::pair<api::ChainRevision, k8s::Json>> revisionOf(const api::ChainRef& ref);
+
+  const std::string& source_;
+  const RevisionLookup& lookup_;
+  const LastResolved& lastResolved_;
+  const std::string& node_;
+  const PublishedLookup& published_;
+  ResolvedSpec out_;
+  k8s::Json chains_ = k8s::Json::array();
+  size_t kept_ = 0;
+  std::map<std::string, std::string> revisionOf_; // resolved references: chain -> revision
+  std::vector<InvalidChain> unresolved_;
+  std::vector<ChainDecl> fallbacks_;
+};
+
+void Resolver::keepRunning(const std::string& chain, const std::string& except) {
+  if (auto kept = lastResolved_(chain))
+    if (auto decl = lastGood(chain, *kept); decl && (except.empty() || decl->revision != except))
+      fallbacks_.push_back(std::move(*decl));
+}
+
+std::optional<api::ChainRef> Resolver::followed(const k8s::Json& entry, const std::string& field) {
+  std::string chain = k8s::stringAt(entry, {"name"});
+  Result<std::optional<api::PublishedRollout>> rollout =
+      published_ ? published_(chain)
+                 : Result<std::optional<api::PublishedRollout>>(
+                       Error(ErrorKind::RevisionUnavailable, 0,
+                             "BpfChain " + chain + ": chains are not watched here"));
+  if (rollout && !*rollout) { // nothing published yet: keep what runs, else not yet here
+    keepRunning(chain);
+    return std::nullopt;
+  }
+  Result<std::optional<api::ChainRef>> ref =
+      rollout ? api::entryRef(entry, node_, &**rollout, field)
+              : Result<std::optional<api::ChainRef>>(rollout.error());
+  if (!ref) {
+    InvalidChain bad;
+    bad.name = chain.empty() ? field : chain;
+    bad.kind = ref.error().kind() == ErrorKind::RevisionUnavailable ? ErrorKind::RevisionUnavailable
+                                                                    : ErrorKind::SpecInvalid;
+    bad.message = ref.error().context(source_).message();
+    unresolved_.push_back(std::move(bad));
+    keepRunning(chain);
+    return std::nullopt;
+  }
+  return std::move(*ref); // nullopt: the rollout gives this node nothing (yet)
+}
+
+void Resolver::entry(const k8s::Json& entry, const std::string& field) {
+  switch (api::chainEntryKind(entry)) {
+  case api::ChainEntryKind::Membership:
+    if (auto ref = followed(entry, field))
+      reference(entry, field, std::move(ref));
+    return;
+  case api::ChainEntryKind::Reference:
+    reference(entry, field, std::nullopt);
+    return;
+  case api::ChainEntryKind::Inline:
+    chains_[kept_++] = entry;
+    return;
+  }
+}
+
+Result<std::pair<api::ChainRevision, k8s::Json>> Resolver::revisionOf(const api::ChainRef& ref) {
+  auto copies = lookup_(ref);
+  if (!copies)
+    return std::move(copies).error();
+  std::optional<Error> failure;
+  for (const auto& copy : *copies) {
+    auto revision = api::chainRevisionFromJson(copy);
+    std::optional<std::string> why =
+        revision ? api::mismatch(ref, *revision) : revision.error().message();
+    if (!why)
+      return std::pair{std::move(*revision), copy};
+    if (!failure) // the first copy's problem names the API server's copy
+      failure = Error(ErrorKind::DigestMismatch, 0, *why);
+  }
+  if (!failure)
+    failure = Error(ErrorKind::RevisionUnavailable, 0, "no copy of " + ref.revision);
+  return *failure;
+}
+
+void Resolver::reference(const k8s::Json& entry, const std::string& field,
+                         std::optional<api::ChainRef> followed) {
+  // A CRD whose one schema for chains[] entries defaults `placement` (the inline form's)
+  // puts it into references too: the revision's data says where the chain goes.
+  k8s::Json refEntry = entry;
+  if (refEntry.is_object() && refEntry.has_field("placement"))
+    refEntry.erase("placement");
+  auto ref = followed ? Result<api::ChainRef>(*followed) : api::chainRefFromJson(refEntry, field);
+  if (!ref) {
+    // A reference this agent cannot read (a newer operator's?): it fails alone.
+    InvalidChain bad;
+    bad.name = entry.has_field("name") && entry.at("name").is_string()
+                   ? entry.at("name").as_string()
+                   : field;
+    bad.message = ref.error().context(source_).message();
+    if (entry.has_field("generation") && entry.at("generation").is_integer())
+      bad.generation = entry.at("generation").as_number().to_int64();
+    if (entry.at("revision").is_string())
+      bad.revision = entry.at("revision").as_string();
+    unresolved_.push_back(std::move(bad));
+    return;
+  }
+  auto chosen = revisionOf(*ref);
+  if (chosen) {
+    chains_[kept_++] = inlineChain(ref->name, ref->generation, chosen->first.spec);
+    revisionOf_[ref->name] = ref->revision;
+    out_.revisions[ref->name] = std::move(chosen->second);
+    return;
+  }
+  InvalidChain bad;
+  bad.name = ref->name;
+  bad.generation = ref->generation;
+  bad.kind = chosen.error().kind() == ErrorKind::DigestMismatch ? ErrorKind::DigestMismatch
+                                                                : ErrorKind::RevisionUnavailable;
+  bad.message = chosen.error().message();
+  bad.revision = ref->revision;
+  unresolved_.push_back(std::move(bad));
+  keepRunning(ref->name, ref->revision);
+}
+
+Result<ResolvedSpec> Resolver::finish(const k8s::Json& spec) {
+  k8s::Json inlined = spec;
+  inlined["chains"] = chains_;
+  auto parsed = parseNodeSpec(inlined, source_);
+  if (!parsed)
+    return std::move(parsed).error();
+  out_.spec = std::move(*parsed);
+  for (auto& c : out_.spec.chains)
+    if (auto r = revisionOf_.find(c.name); r != revisionOf_.end())
+      c.revision = r->second;
+  for (auto& bad : out_.spec.invalid)
+    if (auto r = revisionOf_.find(bad.name); r != revisionOf_.end()) {
+      bad.revision = r->second; // the revision's data does not parse here
+      out_.revisions.erase(bad.name);
+    }
+  for (auto& bad : unresolved_)
+    out_.spec.invalid.push_back(std::move(bad));
+  for (auto& decl : fallbacks_)
+    out_.spec.chains.push_back(std::move(decl));
+  return std::move(out_);
 }
 
 } // namespace
@@ -57,11 +209,11 @@ std::optional<ChainDecl> lastGood(const std::string& chain, const k8s::Json& obj
 Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& source,
                                      const RevisionLookup& lookup, const LastResolved& lastResolved,
                                      const std::string& node, const PublishedLookup& published) {
-  ResolvedSpec out;
   if (!spec.is_object() || !spec.has_field("chains") || !spec.at("chains").is_array()) {
-    auto parsed = parseJsonSpec(spec, source); // no references; parseNodeSpec says what is wrong
+    auto parsed = parseNodeSpec(spec, source); // no references; parseNodeSpec says what is wrong
     if (!parsed)
       return std::move(parsed).error();
+    ResolvedSpec out;
     out.spec = std::move(*parsed);
     return out;
   }
@@ -75,131 +227,10 @@ Result<ResolvedSpec> resolveNodeSpec(const k8s::Json& spec, const std::string& s
       return invalidError(source + ": chains[" + std::to_string(i) + "].name: \"" +
                           e.at("name").as_string() + "\" is used twice");
   }
-  k8s::Json inlined = spec;
-  k8s::Json chains = k8s::Json::array();
-  size_t kept = 0;
-  std::map<std::string, std::string> revisionOf; // resolved references: chain -> revision
-  std::vector<InvalidChain> unresolved;
-  std::vector<ChainDecl> fallbacks;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& entry = entries.at(i);
-    std::string field = "chains[" + std::to_string(i) + "]";
-    auto keepRunning = [&](const std::string& chain) {
-      if (auto kept = lastResolved(chain))
-        if (auto decl = lastGood(chain, *kept, source))
-          fallbacks.push_back(std::move(*decl));
-    };
-    std::optional<api::ChainRef> followed;
-    if (api::isMembership(entry)) {
-      std::string chain = k8s::stringAt(entry, {"name"});
-      Result<std::optional<api::PublishedRollout>> rollout =
-          published ? published(chain)
-                    : Result<std::optional<api::PublishedRollout>>(
-                          Error(ErrorKind::RevisionUnavailable, 0,
-                                "BpfChain " + chain + ": chains are not watched here"));
-      if (rollout && !*rollout) { // nothing published yet: keep what runs, else not yet here
-        keepRunning(chain);
-        continue;
-      }
-      Result<std::optional<api::ChainRef>> ref =
-          rollout ? api::entryRef(entry, node, &**rollout, field)
-                  : Result<std::optional<api::ChainRef>>(rollout.error());
-      if (!ref) {
-        InvalidChain bad;
-        bad.name = chain.empty() ? field : chain;
-        bad.kind = ref.error().kind() == ErrorKind::RevisionUnavailable
-                       ? ErrorKind::RevisionUnavailable
-                       : ErrorKind::SpecInvalid;
-        bad.message = ref.error().context(source).message();
-        unresolved.push_back(std::move(bad));
-        keepRunning(chain);
-        continue;
-      }
-      if (!*ref)
-        continue; // the rollout gives this node nothing (yet)
-      followed = std::move(**ref);
-    } else if (!api::isReference(entry)) {
-      chains[kept++] = entry;
-      continue;
-    }
-    // A CRD whose one schema for chains[] entries defaults `placement` (the inline form's)
-    // puts it into references too: the revision's data says where the chain goes.
-    k8s::Json refEntry = entry;
-    if (refEntry.is_object() && refEntry.has_field("placement"))
-      refEntry.erase("placement");
-    auto ref = followed ? Result<api::ChainRef>(*followed) : api::chainRefFromJson(refEntry, field);
-    if (!ref) {
-      // A reference this agent cannot read (a newer operator's?): it fails alone.
-      std::string name = entry.has_field("name") && entry.at("name").is_string()
-                             ? entry.at("name").as_string()
-                             : field;
-      InvalidChain bad;
-      bad.name = name;
-      bad.message = ref.error().context(source).message();
-      if (entry.has_field("generation") && entry.at("generation").is_integer())
-        bad.generation = entry.at("generation").as_number().to_int64();
-      if (entry.at("revision").is_string())
-        bad.revision = entry.at("revision").as_string();
-      unresolved.push_back(std::move(bad));
-      continue;
-    }
-    std::optional<Error> failure;
-    std::optional<api::ChainRevision> chosen;
-    k8s::Json chosenObject;
-    if (auto copies = lookup(*ref); !copies) {
-      failure = copies.error();
-    } else {
-      for (const auto& copy : *copies) {
-        auto revision = api::chainRevisionFromJson(copy);
-        std::optional<std::string> why =
-            revision ? api::mismatch(*ref, *revision) : revision.error().message();
-        if (!why) {
-          chosen = std::move(*revision);
-          chosenObject = copy;
-          break;
-        }
-        if (!failure) // the first copy's problem names the API server's copy
-          failure = Error(ErrorKind::DigestMismatch, 0, *why);
-      }
-      if (!chosen && !failure)
-        failure = Error(ErrorKind::RevisionUnavailable, 0, "no copy of " + ref->revision);
-    }
-    if (chosen) {
-      chains[kept++] = inlineChain(ref->name, ref->generation, chosen->spec);
-      revisionOf[ref->name] = ref->revision;
-      out.revisions[ref->name] = std::move(chosenObject);
-      continue;
-    }
-    InvalidChain bad;
-    bad.name = ref->name;
-    bad.generation = ref->generation;
-    bad.kind = failure->kind() == ErrorKind::DigestMismatch ? ErrorKind::DigestMismatch
-                                                            : ErrorKind::RevisionUnavailable;
-    bad.message = failure->message();
-    bad.revision = ref->revision;
-    unresolved.push_back(std::move(bad));
-    if (auto kept = lastResolved(ref->name))
-      if (auto decl = lastGood(ref->name, *kept, source); decl && decl->revision != ref->revision)
-        fallbacks.push_back(std::move(*decl));
-  }
-  inlined["chains"] = chains;
-  auto parsed = parseJsonSpec(inlined, source);
-  if (!parsed)
-    return std::move(parsed).error();
-  out.spec = std::move(*parsed);
-  for (auto& c : out.spec.chains)
-    if (auto r = revisionOf.find(c.name); r != revisionOf.end())
-      c.revision = r->second;
-  for (auto& bad : out.spec.invalid)
-    if (auto r = revisionOf.find(bad.name); r != revisionOf.end()) {
-      bad.revision = r->second; // the revision's data does not parse here
-      out.revisions.erase(bad.name);
-    }
-  for (auto& bad : unresolved)
-    out.spec.invalid.push_back(std::move(bad));
-  for (auto& decl : fallbacks)
-    out.spec.chains.push_back(std::move(decl));
-  return out;
+  Resolver resolver(source, lookup, lastResolved, node, published);
+  for (size_t i = 0; i < entries.size(); ++i)
+    resolver.entry(entries.at(i), "chains[" + std::to_string(i) + "]");
+  return resolver.finish(spec);
 }
 
 } // namespace bpfchain::agent

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "api/chain_ref.h"
+#include "api/node_config_types.h"
 #include "api/published_rollout.h"
 #include "api/resources.h"
 #include "k8s/client.h"
@@ -36,25 +37,6 @@ constexpr size_t kMaxFetchedRevisions = 1024;
 constexpr std::chrono::seconds kRevisionSyncWait{2};
 // How long a pass waits for the node's BpfNodeConfig to be listed when it is not yet.
 constexpr std::chrono::seconds kFirstListWait{1};
-
-// A YAML tree as JSON (maps, lists and strings: all a label selector holds).
-k8s::Json toJson(const YAML::Node& node) {
-  if (node.IsMap()) {
-    k8s::Json o = k8s::Json::object();
-    for (const auto& kv : node)
-      o[kv.first.as<std::string>()] = toJson(kv.second);
-    return o;
-  }
-  if (node.IsSequence()) {
-    k8s::Json a = k8s::Json::array();
-    for (size_t i = 0; i < node.size(); ++i)
-      a[i] = toJson(node[i]);
-    return a;
-  }
-  if (node.IsScalar())
-    return k8s::Json::string(node.Scalar());
-  return k8s::Json::null();
-}
 
 } // namespace
 
@@ -110,6 +92,11 @@ struct ClusterSource::Impl {
   }
   void loadKept();
   void keep(const std::map<std::string, k8s::Json>& resolved, const NodeSpec& spec);
+
+  // The informers' event handlers: each calls `changed` only for what can change a pass.
+  k8s::InformerEventHandler labelsHandler(std::map<std::string, Labels> Impl::*table,
+                                          const std::function<void()>& changed);
+  k8s::InformerEventHandler revisionHandler(const std::function<void()>& changed);
 };
 
 Result<std::vector<k8s::Json>> ClusterSource::Impl::lookupRevision(const api::ChainRef& ref) {
@@ -270,86 +257,105 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(ClusterSourceOption
   return std::unique_ptr<ClusterSource>(new ClusterSource(std::move(impl)));
 }
 
-void ClusterSource::start(std::function<void()> changed) {
+namespace {
+
+// The node's BpfNodeConfig: our own status writes come back as updates; only a spec change
+// matters.
+k8s::InformerEventHandler nodeConfigHandler(const std::function<void()>& changed) {
   k8s::InformerEventHandler handler;
   handler.onAdd = [changed](const k8s::Json&) { changed(); };
   handler.onUpdate = [changed](const k8s::Json& oldObj, const k8s::Json& newObj) {
-    // Our own status writes come back as updates; only a spec change matters.
     if (k8s::generationOf(oldObj) != k8s::generationOf(newObj))
       changed();
   };
   handler.onDelete = [changed](const k8s::Json&) { changed(); };
-  impl_->informer->addEventHandler(handler);
-  impl_->informer->start();
-  // Labels decide which pods chains apply: only label changes matter.
-  auto labelsOf = [impl = impl_.get(), changed](std::map<std::string, Labels> Impl::*table) {
-    k8s::InformerEventHandler h;
-    h.onAdd = [impl, table, changed](const k8s::Json& obj) {
-      {
-        std::lock_guard lock(impl->labelsMu);
-        (impl->*table)[k8s::keyOf(obj)] = k8s::labelsOf(obj);
-      }
-      changed();
-    };
-    h.onUpdate = [impl, table, changed](const k8s::Json&, const k8s::Json& obj) {
-      Labels now = k8s::labelsOf(obj);
-      {
-        std::lock_guard lock(impl->labelsMu);
-        Labels& held = (impl->*table)[k8s::keyOf(obj)];
-        if (held == now)
-          return;
-        held = std::move(now);
-      }
-      changed();
-    };
-    h.onDelete = [impl, table, changed](const k8s::Json& obj) {
-      {
-        std::lock_guard lock(impl->labelsMu);
-        (impl->*table).erase(k8s::keyOf(obj));
-      }
-      changed();
-    };
-    return h;
-  };
-  // A revision that appears or changes may resolve a reference that failed: pass again.
-  auto awaited = [impl = impl_.get(), changed](const k8s::Json& revision) {
-    bool wanted = false;
-    {
-      std::lock_guard lock(impl->awaitedMu);
-      wanted = impl->awaitedRevisions.contains(k8s::nameOf(revision));
-    }
-    if (wanted)
-      changed();
-  };
-  k8s::InformerEventHandler revisionHandler;
-  revisionHandler.onAdd = awaited;
-  revisionHandler.onUpdate = [awaited](const k8s::Json&, const k8s::Json& revision) {
-    awaited(revision);
-  };
-  revisionHandler.onDelete = awaited;
-  impl_->revisions->addEventHandler(revisionHandler);
-  impl_->revisions->start();
-  // The operator writes a chain's status often during a rollout (its counts); only what it
-  // publishes for nodes to follow starts a pass.
+  return handler;
+}
+
+// The operator writes a chain's status often during a rollout (its counts); only what it
+// publishes for nodes to follow starts a pass.
+k8s::InformerEventHandler chainHandler(const std::function<void()>& changed) {
   auto published = [](const k8s::Json& chain) -> const k8s::Json* {
     const k8s::Json* status = chain.has_field("status") ? &chain.at("status") : nullptr;
     return status && status->is_object() && status->has_field("published")
                ? &status->at("published")
                : nullptr;
   };
-  k8s::InformerEventHandler chainHandler;
-  chainHandler.onAdd = [changed](const k8s::Json&) { changed(); };
-  chainHandler.onUpdate = [changed, published](const k8s::Json& oldObj, const k8s::Json& newObj) {
+  k8s::InformerEventHandler handler;
+  handler.onAdd = [changed](const k8s::Json&) { changed(); };
+  handler.onUpdate = [changed, published](const k8s::Json& oldObj, const k8s::Json& newObj) {
     const k8s::Json* before = published(oldObj);
     const k8s::Json* after = published(newObj);
     if ((before == nullptr) != (after == nullptr) || (before && *before != *after))
       changed();
   };
-  chainHandler.onDelete = [changed](const k8s::Json&) { changed(); };
-  impl_->chains->addEventHandler(chainHandler);
+  handler.onDelete = [changed](const k8s::Json&) { changed(); };
+  return handler;
+}
+
+} // namespace
+
+k8s::InformerEventHandler
+ClusterSource::Impl::labelsHandler(std::map<std::string, Labels> Impl::*table,
+                                   const std::function<void()>& changed) {
+  // Labels decide which pods chains apply: only label changes matter.
+  k8s::InformerEventHandler h;
+  h.onAdd = [this, table, changed](const k8s::Json& obj) {
+    {
+      std::lock_guard lock(labelsMu);
+      (this->*table)[k8s::keyOf(obj)] = k8s::labelsOf(obj);
+    }
+    changed();
+  };
+  h.onUpdate = [this, table, changed](const k8s::Json&, const k8s::Json& obj) {
+    Labels now = k8s::labelsOf(obj);
+    {
+      std::lock_guard lock(labelsMu);
+      Labels& held = (this->*table)[k8s::keyOf(obj)];
+      if (held == now)
+        return;
+      held = std::move(now);
+    }
+    changed();
+  };
+  h.onDelete = [this, table, changed](const k8s::Json& obj) {
+    {
+      std::lock_guard lock(labelsMu);
+      (this->*table).erase(k8s::keyOf(obj));
+    }
+    changed();
+  };
+  return h;
+}
+
+k8s::InformerEventHandler
+ClusterSource::Impl::revisionHandler(const std::function<void()>& changed) {
+  // A revision that appears or changes may resolve a reference that failed: pass again.
+  auto awaited = [this, changed](const k8s::Json& revision) {
+    bool wanted = false;
+    {
+      std::lock_guard lock(awaitedMu);
+      wanted = awaitedRevisions.contains(k8s::nameOf(revision));
+    }
+    if (wanted)
+      changed();
+  };
+  k8s::InformerEventHandler handler;
+  handler.onAdd = awaited;
+  handler.onUpdate = [awaited](const k8s::Json&, const k8s::Json& revision) { awaited(revision); };
+  handler.onDelete = awaited;
+  return handler;
+}
+
+void ClusterSource::start(std::function<void()> changed) {
+  impl_->informer->addEventHandler(nodeConfigHandler(changed));
+  impl_->informer->start();
+  impl_->revisions->addEventHandler(impl_->revisionHandler(changed));
+  impl_->revisions->start();
+  impl_->chains->addEventHandler(chainHandler(changed));
   impl_->chains->start();
-  impl_->pods->addEventHandler(labelsOf(&Impl::podLabels));
-  impl_->namespaces->addEventHandler(labelsOf(&Impl::namespaceLabels));
+  impl_->pods->addEventHandler(impl_->labelsHandler(&Impl::podLabels, changed));
+  impl_->namespaces->addEventHandler(impl_->labelsHandler(&Impl::namespaceLabels, changed));
   impl_->pods->start();
   impl_->namespaces->start();
 }
@@ -410,99 +416,68 @@ std::optional<NodeSpec> ClusterSource::current() {
   return std::move(resolved->spec);
 }
 
+namespace {
+
+// The status fields of what the reconciler reports (the conditions and agent.heartbeatTime are
+// the caller's).
+api::NodeConfigStatus statusOf(const NodeStatus& status, int64_t generation,
+                               const std::string& agentVersion) {
+  const auto& features = dataplane::kernelFeatures();
+  api::NodeConfigStatus s;
+  s.observedGeneration = generation;
+  s.agent.version = agentVersion;
+  s.agent.kernel = features.kernelRelease;
+  s.agent.features = {{"tcx", features.tcx}, {"xdpLink", features.xdpLink}, {"btf", features.btf}};
+  for (const ChainStatus& c : status.chains) {
+    api::NodeChainStatus chain{
+        c.name,  c.generation, c.runningGeneration,       c.revision, c.runningRevision,
+        c.phase, c.reason,     c.message.substr(0, 4096), {}};
+    for (const AttachmentStatus& a : c.attachments)
+      chain.attachments.push_back(
+          {a.interface, std::string(dataplane::hookName(a.hook)), a.pod, a.programIds});
+    s.chains.push_back(std::move(chain));
+    s.failedCount += c.phase == "Failed";
+    s.readyCount += c.phase == "Ready";
+    s.idleCount += c.phase == "Idle";
+  }
+  s.chainCount = static_cast<int64_t>(status.chains.size());
+  return s;
+}
+
+} // namespace
+
 bool ClusterSource::report(const NodeStatus& status) {
   auto object = impl_->informer->get(impl_->options.nodeName);
   if (!object)
     return true; // nothing to report on
-  const auto& features = dataplane::kernelFeatures();
-  k8s::Json body = k8s::Json::object();
-  body["apiVersion"] = k8s::Json::string("bpfchain.io/v1alpha1");
-  body["kind"] = k8s::Json::string("BpfNodeConfig");
-  body["metadata"] = k8s::Json::object();
-  body["metadata"]["name"] = k8s::Json::string(impl_->options.nodeName);
-  k8s::Json s = k8s::Json::object();
-  s["observedGeneration"] = k8s::Json::number(k8s::generationOf(*object));
-  s["agent"]["version"] = k8s::Json::string(impl_->options.agentVersion);
-  s["agent"]["kernel"] = k8s::Json::string(features.kernelRelease);
-  s["agent"]["features"]["tcx"] = k8s::Json::boolean(features.tcx);
-  s["agent"]["features"]["xdpLink"] = k8s::Json::boolean(features.xdpLink);
-  s["agent"]["features"]["btf"] = k8s::Json::boolean(features.btf);
-  k8s::Json chains = k8s::Json::array();
-  size_t failed = 0;
-  size_t readyCount = 0;
-  size_t idle = 0;
-  for (size_t i = 0; i < status.chains.size(); ++i) {
-    const ChainStatus& c = status.chains[i];
-    k8s::Json j = k8s::Json::object();
-    j["name"] = k8s::Json::string(c.name);
-    j["generation"] = k8s::Json::number(c.generation);
-    if (c.runningGeneration != 0)
-      j["runningGeneration"] = k8s::Json::number(c.runningGeneration);
-    if (!c.revision.empty())
-      j["revision"] = k8s::Json::string(c.revision);
-    if (!c.runningRevision.empty())
-      j["runningRevision"] = k8s::Json::string(c.runningRevision);
-    j["phase"] = k8s::Json::string(c.phase);
-    j["reason"] = k8s::Json::string(c.reason);
-    j["message"] = k8s::Json::string(c.message.substr(0, 4096));
-    k8s::Json attachments = k8s::Json::array();
-    for (size_t k = 0; k < c.attachments.size(); ++k) {
-      const AttachmentStatus& a = c.attachments[k];
-      k8s::Json aj = k8s::Json::object();
-      aj["interface"] = k8s::Json::string(a.interface);
-      aj["hook"] = k8s::Json::string(std::string(dataplane::hookName(a.hook)));
-      if (!a.pod.empty())
-        aj["pod"] = k8s::Json::string(a.pod);
-      k8s::Json ids = k8s::Json::array();
-      for (size_t n = 0; n < a.programIds.size(); ++n)
-        ids[n] = k8s::Json::number(static_cast<int64_t>(a.programIds[n]));
-      aj["programIDs"] = ids;
-      attachments[k] = aj;
-    }
-    j["attachments"] = attachments;
-    chains[i] = j;
-    failed += c.phase == "Failed";
-    readyCount += c.phase == "Ready";
-    idle += c.phase == "Idle";
-  }
-  s["chains"] = chains;
-  s["chainCount"] = k8s::Json::number(static_cast<int64_t>(status.chains.size()));
-  // For kubectl get's READY, FAILED and IDLE columns.
-  s["readyCount"] = k8s::Json::number(static_cast<int64_t>(readyCount));
-  s["failedCount"] = k8s::Json::number(static_cast<int64_t>(failed));
-  s["idleCount"] = k8s::Json::number(static_cast<int64_t>(idle));
-  bool ready = failed == 0;
+  int64_t generation = k8s::generationOf(*object);
+  api::NodeConfigStatus s = statusOf(status, generation, impl_->options.agentVersion);
+  bool ready = s.failedCount == 0;
   std::lock_guard lock(impl_->mu);
   if (impl_->lastReadyTransition.empty() || ready != impl_->lastReady) {
     impl_->lastReadyTransition = rfc3339Now();
     impl_->lastReady = ready;
   }
-  k8s::Json condition = k8s::Json::object();
-  condition["type"] = k8s::Json::string("Ready");
-  condition["status"] = k8s::Json::string(ready ? "True" : "False");
-  condition["reason"] = k8s::Json::string(ready ? "ChainsReady" : "ChainsFailed");
-  condition["message"] =
-      k8s::Json::string(ready ? std::to_string(status.chains.size()) + " chains ready"
-                              : std::to_string(failed) + " of " +
-                                    std::to_string(status.chains.size()) + " chains failed");
-  condition["lastTransitionTime"] = k8s::Json::string(impl_->lastReadyTransition);
-  condition["observedGeneration"] = k8s::Json::number(k8s::generationOf(*object));
-  s["conditions"][0] = condition;
-  body["status"] = s;
-  std::string text = body.serialize();
-  // The heartbeat goes in the same apply; alone, when nothing else changed and it is due. A pass
+  s.conditions.push_back(
+      api::NodeCondition{"Ready", ready ? "True" : "False", ready ? "ChainsReady" : "ChainsFailed",
+                         ready ? std::to_string(s.chainCount) + " chains ready"
+                               : std::to_string(s.failedCount) + " of " +
+                                     std::to_string(s.chainCount) + " chains failed",
+                         impl_->lastReadyTransition, generation});
+  std::string text = api::toJson(s).serialize();
+  // The heartbeat goes in the same write; alone, when nothing else changed and it is due. A pass
   // within a tenth of the interval counts as due: passes are not timed to the heartbeat.
   auto now = std::chrono::steady_clock::now();
   if (text == impl_->lastWritten &&
       now - impl_->lastHeartbeat < impl_->options.heartbeat - impl_->options.heartbeat / 10)
     return true;
-  body["status"]["agent"]["heartbeatTime"] = k8s::Json::string(rfc3339Now());
+  s.agent.heartbeatTime = rfc3339Now();
   // A merge patch, not a server-side apply: the agent is the status's one writer and sends all
   // of it (lists are replaced whole), and the API server parses an apply body as YAML and
   // merges managed fields, about a fifth of its CPU per status write in a 1,000-node change
   // (pprof); every node writes once per change.
   k8s::Json patch = k8s::Json::object();
-  patch["status"] = body["status"];
+  patch["status"] = api::toJson(s);
   auto written =
       impl_->client->patch(kNodeConfigs, "", impl_->options.nodeName, k8s::PatchType::Merge, patch,
                            {.fieldManager = "bpfchain-agent", .subresource = "status"});

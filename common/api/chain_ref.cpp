@@ -58,6 +58,17 @@ k8s::Json toJson(const ChainRef& ref) {
   return entry;
 }
 
+namespace {
+
+// A reference's fields (chainRefFields()).
+constexpr const char* kRefFields[] = {"name", "generation", "revision", "digest", "priority"};
+
+} // namespace
+
+std::span<const char* const> chainRefFields() {
+  return kRefFields;
+}
+
 bool isReference(const k8s::Json& entry) {
   return entry.is_object() && entry.has_field("revision");
 }
@@ -77,8 +88,7 @@ Result<ChainRef> chainRefFromJson(const k8s::Json& entry, const std::string& fie
     return invalidError(field + ": an object is required");
   ChainRef ref;
   for (const auto& kv : entry.as_object())
-    if (kv.first != "name" && kv.first != "generation" && kv.first != "revision" &&
-        kv.first != "digest" && kv.first != "priority")
+    if (std::find(std::begin(kRefFields), std::end(kRefFields), kv.first) == std::end(kRefFields))
       return invalidError(field + "." + kv.first +
                           ": unknown field in a chain reference (a newer operator?)");
   auto name = stringField(entry, "name", field);

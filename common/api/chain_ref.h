@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "k8s/object.h"
@@ -39,6 +40,8 @@ Result<ChainRef> chainRefFromJson(const k8s::Json& entry, const std::string& fie
 // Whether a spec.chains[] entry is a reference (it has `revision`) rather than an inline chain
 // (the standalone file's form, and that of operators before references).
 bool isReference(const k8s::Json& entry);
+// The fields a reference has (chainRefFromJson refuses others).
+std::span<const char* const> chainRefFields();
 
 // A chain revision as read from the API server.
 struct ChainRevision {

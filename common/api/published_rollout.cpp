@@ -83,6 +83,11 @@ k8s::Json membershipEntry(const std::string& chain) {
   return entry;
 }
 
+std::span<const char* const> membershipFields() {
+  static constexpr const char* kFields[] = {"name", "follow"};
+  return kFields;
+}
+
 bool isMembership(const k8s::Json& entry) {
   return entry.is_object() && entry.has_field("follow") && entry.at("follow").is_boolean() &&
          entry.at("follow").as_bool() && !entry.has_field("revision");

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ Result<std::optional<PublishedRollout>> publishedOf(const k8s::Json& chain);
 // A spec.chains[] entry that follows the chain's published rollout: {name, follow: true}.
 k8s::Json membershipEntry(const std::string& chain);
 bool isMembership(const k8s::Json& entry);
+// A membership entry's fields.
+std::span<const char* const> membershipFields();
 
 // The revision a spec.chains[] entry gives `node`: a reference names it; a membership entry
 // takes it from the chain's published rollout (`published`; nullptr when the chain or its
