@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "api/bpfchain.h"
 #include "api/resources.h"
 #include "k8s/label_selector.h"
 #include "operator/finalizers.h"
@@ -91,66 +92,49 @@ Json entriesJson(const std::map<std::string, Json>& entries) {
   return list;
 }
 
-RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline,
-                       std::chrono::seconds agentStale) {
+RolloutPolicy policyOf(const api::RolloutSpec& rollout, int matched,
+                       std::chrono::seconds progressDeadline, std::chrono::seconds agentStale) {
   RolloutPolicy p;
   p.progressDeadline = progressDeadline;
   p.agentStale = agentStale;
-  const Json* rollout = field(spec, {"rollout"});
-  if (!rollout)
-    return p;
-  if (rollout->has_field("maxUnavailable")) {
-    const Json& m = rollout->at("maxUnavailable");
-    p.maxUnavailable = resolveMaxUnavailable(
-        m.is_string() ? m.as_string() : std::to_string(m.as_integer()), matched);
-  }
-  if (rollout->has_field("canaryNodes"))
-    p.canaryNodes = rollout->at("canaryNodes").as_integer();
-  if (rollout->has_field("pauseSeconds"))
-    p.pauseSeconds = rollout->at("pauseSeconds").as_integer();
-  std::string policy = k8s::stringAt(*rollout, {"failurePolicy"});
-  p.failurePolicy = policy == "Continue"   ? FailurePolicy::Continue
-                    : policy == "Rollback" ? FailurePolicy::Rollback
-                                           : FailurePolicy::Halt;
+  if (rollout.maxUnavailable)
+    p.maxUnavailable = resolveMaxUnavailable(*rollout.maxUnavailable, matched);
+  if (rollout.canaryNodes)
+    p.canaryNodes = *rollout.canaryNodes;
+  if (rollout.pauseSeconds)
+    p.pauseSeconds = *rollout.pauseSeconds;
+  p.failurePolicy = rollout.failurePolicy == api::FailurePolicy::Continue ? FailurePolicy::Continue
+                    : rollout.failurePolicy == api::FailurePolicy::Rollback
+                        ? FailurePolicy::Rollback
+                        : FailurePolicy::Halt;
   return p;
 }
 
-RolloutMemory memoryOf(const Json& chain) {
+RolloutMemory memoryOf(const api::BpfChainStatus& status, const std::string& chain) {
   RolloutMemory m;
-  const Json* r = field(chain, {"status", "rollout"});
-  if (!r)
-    return m;
-  if (auto g = generationIn(r))
-    m.generation = *g;
-  m.canaryReadyAt = parseRfc3339(k8s::stringAt(*r, {"canaryReadyTime"}));
-  if (r->has_field("stableGeneration") && r->at("stableGeneration").is_number())
-    m.stableGeneration = r->at("stableGeneration").as_number().to_int64();
-  m.rolledBack = r->has_field("rolledBack") && r->at("rolledBack").as_bool();
-  if (auto published = api::publishedOf(chain); published && *published)
-    m.published = std::move(**published);
-  else if (!published) // only this operator writes it: start from nothing published
-    log::warning("status.published ignored",
-                 {{"chain", k8s::nameOf(chain)}, {"error", published.error().message()}});
-  m.waitingSince = parseRfc3339(k8s::stringAt(*r, {"waitingSince"}));
-  if (r->has_field("finishedNodes") && r->at("finishedNodes").is_number())
-    m.finished = r->at("finishedNodes").as_integer();
-  if (const Json* stale = field(*r, {"staleNodes"}); stale && stale->is_array())
-    for (const auto& n : stale->as_array())
-      if (n.is_string())
-        m.staleNodes.push_back(n.as_string());
+  const api::RolloutStatus& r = status.rollout;
+  m.generation = r.generation;
+  m.canaryReadyAt = r.canaryReadyTime;
+  m.stableGeneration = r.stableGeneration;
+  m.rolledBack = r.rolledBack;
+  m.published = status.published;
+  if (!status.publishedError.empty()) // only this operator writes it: start from nothing
+    log::warning("status.published ignored", {{"chain", chain}, {"error", status.publishedError}});
+  m.waitingSince = r.waitingSince;
+  m.finished = r.finishedNodes;
+  m.staleNodes = r.staleNodes;
   std::sort(m.staleNodes.begin(), m.staleNodes.end());
-  if (const Json* failed = field(*r, {"failedNodes"}); failed && failed->is_array())
-    for (const auto& n : failed->as_array())
-      if (n.is_string())
-        m.failedNodes.push_back(n.as_string());
+  m.failedNodes = r.failedNodes;
   std::sort(m.failedNodes.begin(), m.failedNodes.end());
   // A rolled-back generation's failures are kept in status.failures until a new one comes.
-  if (const Json* list = field(chain, {"status", "failures"});
-      m.rolledBack && list && list->is_array())
-    for (const auto& f : list->as_array())
-      m.rolledBackFailures.push_back({k8s::stringAt(f, {"node"}), k8s::stringAt(f, {"reason"}),
-                                      k8s::stringAt(f, {"message"})});
+  if (m.rolledBack)
+    for (const auto& f : status.failures)
+      m.rolledBackFailures.push_back({f.node, f.reason, f.message});
   return m;
+}
+
+RolloutMemory memoryOf(const Json& chain) {
+  return memoryOf(api::bpfChainStatusFromJson(chain), k8s::nameOf(chain));
 }
 
 // The condition `type` of a status object, or nullptr.
@@ -164,21 +148,15 @@ const Json* conditionIn(const Json* status, const std::string& type) {
   return nullptr;
 }
 
-Json condition(const Json* previous, const std::string& type, bool status,
-               const std::string& reason, const std::string& message, int64_t generation) {
+api::Condition condition(const Json* previous, const std::string& type, bool status,
+                         const std::string& reason, const std::string& message,
+                         int64_t generation) {
   std::string value = status ? "True" : "False";
   std::string since = rfc3339(Clock::now());
   // The transition time moves only when the status flips (API conventions).
   if (const Json* c = conditionIn(previous, type); c && k8s::stringAt(*c, {"status"}) == value)
     since = k8s::stringAt(*c, {"lastTransitionTime"});
-  Json c = Json::object();
-  c["type"] = Json::string(type);
-  c["status"] = Json::string(value);
-  c["reason"] = Json::string(reason);
-  c["message"] = Json::string(message);
-  c["observedGeneration"] = Json::number(generation);
-  c["lastTransitionTime"] = Json::string(since);
-  return c;
+  return {type, value, reason, message, generation, since};
 }
 
 // A status without its conditions' lastTransitionTime, for comparisons: a transition time
@@ -260,49 +238,25 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
   return metadata;
 }
 
-// status.nodes, ready, programs, failures, rollout and published: what the decision counts and
-// remembers.
-Json countsAndMemory(const Json& chain, const RolloutDecision& d) {
-  Json status = Json::object();
-  status["observedGeneration"] = Json::number(k8s::generationOf(chain));
-  status["nodes"]["matched"] = Json::number(d.matched);
-  status["nodes"]["updated"] = Json::number(d.updated);
-  status["nodes"]["ready"] = Json::number(d.ready);
-  status["nodes"]["failed"] = Json::number(d.failed);
-  status["nodes"]["stale"] = Json::number(d.stale);
-  status["nodes"]["idle"] = Json::number(d.idle);
-  status["ready"] = Json::string(std::to_string(d.ready) + "/" + std::to_string(d.matched));
-  int programs = 0;
-  if (const Json* list = field(chain, {"spec", "programs"}); list && list->is_array())
-    for (const auto& p : list->as_array())
-      programs += !p.has_field("enabled") || p.at("enabled").as_bool();
-  status["programs"] = Json::number(programs);
-  Json failures = Json::array();
-  for (size_t i = 0; i < d.failures.size() && i < 10; ++i) {
-    failures[i]["node"] = Json::string(d.failures[i].node);
-    failures[i]["reason"] = Json::string(d.failures[i].reason);
-    failures[i]["message"] = Json::string(d.failures[i].message);
-  }
-  status["failures"] = failures;
-  Json& rollout = status["rollout"];
-  rollout["generation"] = Json::number(d.memory.generation);
-  if (d.memory.canaryReadyAt)
-    rollout["canaryReadyTime"] = Json::string(rfc3339(*d.memory.canaryReadyAt));
-  if (d.memory.stableGeneration)
-    rollout["stableGeneration"] = Json::number(*d.memory.stableGeneration);
-  rollout["rolledBack"] = Json::boolean(d.memory.rolledBack);
-  if (d.memory.waitingSince)
-    rollout["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
-  rollout["finishedNodes"] = Json::number(d.memory.finished);
-  auto strings = [](const std::vector<std::string>& from) {
-    Json list = Json::array();
-    for (size_t i = 0; i < from.size(); ++i)
-      list[i] = Json::string(from[i]);
-    return list;
-  };
-  rollout["staleNodes"] = strings(d.memory.staleNodes);
-  rollout["failedNodes"] = strings(d.memory.failedNodes);
-  status["published"] = api::toJson(d.memory.published); // after: `rollout` refers into status
+// Status: what the decision counts and remembers (conditions and phase aside).
+api::BpfChainStatus countsAndMemory(const Json& chain, const RolloutDecision& d) {
+  api::BpfChainStatus status;
+  status.observedGeneration = k8s::generationOf(chain);
+  status.nodes = {d.matched, d.updated, d.ready, d.failed, d.stale, d.idle};
+  const Json* spec = field(chain, {"spec"});
+  status.programs = spec ? api::enabledPrograms(*spec) : 0;
+  for (const auto& f : d.failures)
+    status.failures.push_back({f.node, f.reason, f.message});
+  api::RolloutStatus& r = status.rollout;
+  r.generation = d.memory.generation;
+  r.canaryReadyTime = d.memory.canaryReadyAt;
+  r.stableGeneration = d.memory.stableGeneration;
+  r.rolledBack = d.memory.rolledBack;
+  r.waitingSince = d.memory.waitingSince;
+  r.finishedNodes = d.memory.finished;
+  r.staleNodes = d.memory.staleNodes;
+  r.failedNodes = d.memory.failedNodes;
+  status.published = d.memory.published;
   return status;
 }
 
@@ -980,14 +934,15 @@ ApiResult<Outcome> Controller::refuseName(const Json& chain) {
   return Outcome{.terminal = message};
 }
 
-ApiResult<Outcome> Controller::refuseSelector(const Json& chain, const std::string& error) {
+ApiResult<Outcome> Controller::refuseSpec(const Json& chain, const std::string& error) {
   // Admission refuses what it can; what is left is a terminal error: said once in status,
   // not retried (a new generation is needed).
   RolloutDecision refused;
   refused.memory = memoryOf(chain); // what nodes follow stays
   refused.halted = true;
-  refused.waitingFor = "a valid spec.nodeSelector";
-  log::error("chain not rolled out: invalid spec.nodeSelector",
+  refused.waitingFor =
+      error.starts_with("spec.nodeSelector") ? "a valid spec.nodeSelector" : "a valid spec";
+  log::error("chain not rolled out: invalid spec",
              {{"chain", k8s::nameOf(chain)}, {"reason", "SpecInvalid"}, {"error", error}});
   if (auto r = writeStatus(chain, refused, {"SpecInvalid", "SpecInvalid: " + error}); !r)
     return std::move(r).error();
@@ -1016,19 +971,20 @@ ApiResult<Outcome> Controller::reconcileChain(const std::string& name) {
   }
   if (name.size() > kMaxChainName)
     return refuseName(chain);
+  auto typed = api::bpfChainFromJson(chain);
+  if (!typed) // admission refuses these; one that got past it is SpecInvalid, terminal
+    return refuseSpec(chain, typed.error().message());
   if (auto r = ensureRevision(chain); !r)
     return std::move(r).error();
-  const Json& spec = chain.at("spec");
-  auto selector = k8s::LabelSelector::parse(
-      spec.has_field("nodeSelector") ? spec.at("nodeSelector") : Json::null(), "spec.nodeSelector");
+  auto selector = k8s::LabelSelector::parse(typed->spec.nodeSelector, "spec.nodeSelector");
   if (!selector)
-    return refuseSelector(chain, selector.error().message());
-  return rollOut(chain, *selector);
+    return refuseSpec(chain, selector.error().message());
+  return rollOut(chain, *typed, *selector);
 }
 
-RolloutMemory Controller::memoryToStart(const Json& chain) const {
-  RolloutMemory memory = memoryOf(chain);
-  if (auto it = written_.find(k8s::nameOf(chain));
+RolloutMemory Controller::memoryToStart(const api::BpfChain& chain) const {
+  RolloutMemory memory = memoryOf(chain.status, chain.metadata.name);
+  if (auto it = written_.find(chain.metadata.name);
       it != written_.end() && it->second.memory.generation >= memory.generation)
     memory = it->second.memory; // the cache has not caught up with our last status
   return memory;
@@ -1211,14 +1167,15 @@ std::set<int64_t> Controller::generationsToKeep(const std::string& chain, int64_
   return keep;
 }
 
-ApiResult<Outcome> Controller::rollOut(const Json& chain, const k8s::LabelSelector& selector) {
-  std::string name = k8s::nameOf(chain);
-  int64_t generation = k8s::generationOf(chain);
-  RolloutMemory memory = memoryToStart(chain);
+ApiResult<Outcome> Controller::rollOut(const Json& chain, const api::BpfChain& typed,
+                                       const k8s::LabelSelector& selector) {
+  const std::string& name = typed.metadata.name;
+  int64_t generation = typed.metadata.generation;
+  RolloutMemory memory = memoryToStart(typed);
   Observed observed = observeNodes(name, selector, memory);
   RolloutDecision d =
       planRollout(generation,
-                  policyOf(chain.at("spec"), static_cast<int>(observed.views.size()),
+                  policyOf(typed.spec.rollout, static_cast<int>(observed.views.size()),
                            options_.progressDeadline, options_.agentStale),
                   memory, observed.views, Clock::now());
   Refs refs;
@@ -1232,7 +1189,7 @@ ApiResult<Outcome> Controller::rollOut(const Json& chain, const k8s::LabelSelect
   std::optional<std::chrono::milliseconds> deferred;
   if (auto r = writeStatus(chain, d, {}, &deferred); !r)
     return std::move(r).error();
-  written_[name].uid = k8s::metadataString(chain, "uid");
+  written_[name].uid = typed.metadata.uid;
   written_[name].memory = d.memory;
   // Written after the status that publishes what they follow: a membership entry that
   // replaces a pin must never meet the rollout published before.
@@ -1281,29 +1238,28 @@ const Json* Controller::previousStatus(const Json& chain) const {
 Json Controller::statusOf(const Json& chain, const RolloutDecision& d, const Problem& problem,
                           const Json* previous) const {
   int64_t generation = k8s::generationOf(chain);
-  Json status = countsAndMemory(chain, d);
+  api::BpfChainStatus status = countsAndMemory(chain, d);
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
-  status["phase"] = Json::string(chainPhase(d, !problem.reason.empty()));
+  status.phase = chainPhase(d, !problem.reason.empty());
   std::string failureReason = d.failures.empty() ? "AgentNotReporting" : d.failures[0].reason;
   std::string failureMessage = d.failures.empty()
                                    ? describeStale(d.memory.staleNodes)
                                    : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
   auto [progressReason, progressMessage] = progress(d, generation, options_.progressDeadline);
-  Json conditions = Json::array();
-  conditions[0] = condition(
+  status.conditions.push_back(condition(
       previous, "Ready", d.complete && d.failed == 0,
       d.complete ? (d.failed ? "NodesFailed" : "RolloutComplete")
                  : (d.halted ? haltReason : (d.stale ? "AgentNotReporting" : "RollingOut")),
-      readyMessage(d, generation, options_.agentStale), generation);
-  conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
-                            progressReason, progressMessage, generation);
-  conditions[2] = condition(previous, "Degraded", degraded,
-                            !problem.reason.empty() ? problem.reason
-                                                    : (degraded ? failureReason : "NoFailures"),
-                            !problem.reason.empty() ? problem.message : failureMessage, generation);
-  status["conditions"] = conditions;
-  return status;
+      readyMessage(d, generation, options_.agentStale), generation));
+  status.conditions.push_back(condition(previous, "Progressing",
+                                        !d.complete && !d.halted && d.overdue.empty(),
+                                        progressReason, progressMessage, generation));
+  status.conditions.push_back(condition(
+      previous, "Degraded", degraded,
+      !problem.reason.empty() ? problem.reason : (degraded ? failureReason : "NoFailures"),
+      !problem.reason.empty() ? problem.message : failureMessage, generation));
+  return api::statusToJson(status);
 }
 
 ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,

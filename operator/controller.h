@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/bpfchain.h"
 #include "api/chain_ref.h"
 #include "k8s/client.h"
 #include "k8s/event_recorder.h"
@@ -165,13 +166,15 @@ private:
 
   // chain/<name>: the rollout, the nodes' entries, the status, the revisions.
   k8s::ApiResult<Outcome> reconcileChain(const std::string& name);
-  void forgetChain(const std::string& name);                     // the chain is gone from the cache
-  k8s::ApiResult<Outcome> refuseName(const k8s::Json& chain);    // terminal: NameTooLong
-  k8s::ApiResult<Outcome> refuseSelector(const k8s::Json& chain, // terminal: SpecInvalid
-                                         const std::string& error);
-  k8s::ApiResult<Outcome> rollOut(const k8s::Json& chain, const k8s::LabelSelector& selector);
+  void forgetChain(const std::string& name);                  // the chain is gone from the cache
+  k8s::ApiResult<Outcome> refuseName(const k8s::Json& chain); // terminal: NameTooLong
+  // Terminal: SpecInvalid (a spec that does not parse, an invalid spec.nodeSelector).
+  k8s::ApiResult<Outcome> refuseSpec(const k8s::Json& chain, const std::string& error);
+  // `chain` as cached (its raw spec and status for revisions and comparisons) and as parsed.
+  k8s::ApiResult<Outcome> rollOut(const k8s::Json& chain, const api::BpfChain& typed,
+                                  const k8s::LabelSelector& selector);
   // The memory to plan from: the cache's status, or ours when the cache has not caught up.
-  RolloutMemory memoryToStart(const k8s::Json& chain) const;
+  RolloutMemory memoryToStart(const api::BpfChain& chain) const;
   // What a matched node's entry of the chain is now (this process's pending decision, else
   // the cache's), and so which generation it runs by the published rollout.
   struct Have {
