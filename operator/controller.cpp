@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <ctime>
 
+#include "api/bpfchain.h"
 #include "api/resources.h"
 #include "k8s/label_selector.h"
+#include "operator/finalizers.h"
 #include "operator/history.h"
 #include "system/log.h"
 #include "system/time.h"
@@ -39,16 +41,6 @@ std::optional<int64_t> generationIn(const Json* entry) {
   if (!entry || !entry->has_field("generation") || !entry->at("generation").is_number())
     return std::nullopt;
   return entry->at("generation").as_number().to_int64();
-}
-
-bool hasFinalizer(const Json& obj) {
-  const Json* list = field(obj, {"metadata", "finalizers"});
-  if (!list || !list->is_array())
-    return false;
-  for (const auto& f : list->as_array())
-    if (f.is_string() && f.as_string() == kFinalizer)
-      return true;
-  return false;
 }
 
 // One line per node write, not per chain, so that a rollout to many nodes logs one line per
@@ -100,66 +92,49 @@ Json entriesJson(const std::map<std::string, Json>& entries) {
   return list;
 }
 
-RolloutPolicy policyOf(const Json& spec, int matched, std::chrono::seconds progressDeadline,
-                       std::chrono::seconds agentStale) {
+RolloutPolicy policyOf(const api::RolloutSpec& rollout, int matched,
+                       std::chrono::seconds progressDeadline, std::chrono::seconds agentStale) {
   RolloutPolicy p;
   p.progressDeadline = progressDeadline;
   p.agentStale = agentStale;
-  const Json* rollout = field(spec, {"rollout"});
-  if (!rollout)
-    return p;
-  if (rollout->has_field("maxUnavailable")) {
-    const Json& m = rollout->at("maxUnavailable");
-    p.maxUnavailable = resolveMaxUnavailable(
-        m.is_string() ? m.as_string() : std::to_string(m.as_integer()), matched);
-  }
-  if (rollout->has_field("canaryNodes"))
-    p.canaryNodes = rollout->at("canaryNodes").as_integer();
-  if (rollout->has_field("pauseSeconds"))
-    p.pauseSeconds = rollout->at("pauseSeconds").as_integer();
-  std::string policy = k8s::stringAt(*rollout, {"failurePolicy"});
-  p.failurePolicy = policy == "Continue"   ? FailurePolicy::Continue
-                    : policy == "Rollback" ? FailurePolicy::Rollback
-                                           : FailurePolicy::Halt;
+  if (rollout.maxUnavailable)
+    p.maxUnavailable = resolveMaxUnavailable(*rollout.maxUnavailable, matched);
+  if (rollout.canaryNodes)
+    p.canaryNodes = *rollout.canaryNodes;
+  if (rollout.pauseSeconds)
+    p.pauseSeconds = *rollout.pauseSeconds;
+  p.failurePolicy = rollout.failurePolicy == api::FailurePolicy::Continue ? FailurePolicy::Continue
+                    : rollout.failurePolicy == api::FailurePolicy::Rollback
+                        ? FailurePolicy::Rollback
+                        : FailurePolicy::Halt;
   return p;
 }
 
-RolloutMemory memoryOf(const Json& chain) {
+RolloutMemory memoryOf(const api::BpfChainStatus& status, const std::string& chain) {
   RolloutMemory m;
-  const Json* r = field(chain, {"status", "rollout"});
-  if (!r)
-    return m;
-  if (auto g = generationIn(r))
-    m.generation = *g;
-  m.canaryReadyAt = parseRfc3339(k8s::stringAt(*r, {"canaryReadyTime"}));
-  if (r->has_field("stableGeneration") && r->at("stableGeneration").is_number())
-    m.stableGeneration = r->at("stableGeneration").as_number().to_int64();
-  m.rolledBack = r->has_field("rolledBack") && r->at("rolledBack").as_bool();
-  if (auto published = api::publishedOf(chain); published && *published)
-    m.published = std::move(**published);
-  else if (!published) // only this operator writes it: start from nothing published
-    log::warning("status.published ignored",
-                 {{"chain", k8s::nameOf(chain)}, {"error", published.error().message()}});
-  m.waitingSince = parseRfc3339(k8s::stringAt(*r, {"waitingSince"}));
-  if (r->has_field("finishedNodes") && r->at("finishedNodes").is_number())
-    m.finished = r->at("finishedNodes").as_integer();
-  if (const Json* stale = field(*r, {"staleNodes"}); stale && stale->is_array())
-    for (const auto& n : stale->as_array())
-      if (n.is_string())
-        m.staleNodes.push_back(n.as_string());
+  const api::RolloutStatus& r = status.rollout;
+  m.generation = r.generation;
+  m.canaryReadyAt = r.canaryReadyTime;
+  m.stableGeneration = r.stableGeneration;
+  m.rolledBack = r.rolledBack;
+  m.published = status.published;
+  if (!status.publishedError.empty()) // only this operator writes it: start from nothing
+    log::warning("status.published ignored", {{"chain", chain}, {"error", status.publishedError}});
+  m.waitingSince = r.waitingSince;
+  m.finished = r.finishedNodes;
+  m.staleNodes = r.staleNodes;
   std::sort(m.staleNodes.begin(), m.staleNodes.end());
-  if (const Json* failed = field(*r, {"failedNodes"}); failed && failed->is_array())
-    for (const auto& n : failed->as_array())
-      if (n.is_string())
-        m.failedNodes.push_back(n.as_string());
+  m.failedNodes = r.failedNodes;
   std::sort(m.failedNodes.begin(), m.failedNodes.end());
   // A rolled-back generation's failures are kept in status.failures until a new one comes.
-  if (const Json* list = field(chain, {"status", "failures"});
-      m.rolledBack && list && list->is_array())
-    for (const auto& f : list->as_array())
-      m.rolledBackFailures.push_back({k8s::stringAt(f, {"node"}), k8s::stringAt(f, {"reason"}),
-                                      k8s::stringAt(f, {"message"})});
+  if (m.rolledBack)
+    for (const auto& f : status.failures)
+      m.rolledBackFailures.push_back({f.node, f.reason, f.message});
   return m;
+}
+
+RolloutMemory memoryOf(const Json& chain) {
+  return memoryOf(api::bpfChainStatusFromJson(chain), k8s::nameOf(chain));
 }
 
 // The condition `type` of a status object, or nullptr.
@@ -173,21 +148,15 @@ const Json* conditionIn(const Json* status, const std::string& type) {
   return nullptr;
 }
 
-Json condition(const Json* previous, const std::string& type, bool status,
-               const std::string& reason, const std::string& message, int64_t generation) {
+api::Condition condition(const Json* previous, const std::string& type, bool status,
+                         const std::string& reason, const std::string& message,
+                         int64_t generation) {
   std::string value = status ? "True" : "False";
   std::string since = rfc3339(Clock::now());
   // The transition time moves only when the status flips (API conventions).
   if (const Json* c = conditionIn(previous, type); c && k8s::stringAt(*c, {"status"}) == value)
     since = k8s::stringAt(*c, {"lastTransitionTime"});
-  Json c = Json::object();
-  c["type"] = Json::string(type);
-  c["status"] = Json::string(value);
-  c["reason"] = Json::string(reason);
-  c["message"] = Json::string(message);
-  c["observedGeneration"] = Json::number(generation);
-  c["lastTransitionTime"] = Json::string(since);
-  return c;
+  return {type, value, reason, message, generation, since};
 }
 
 // A status without its conditions' lastTransitionTime, for comparisons: a transition time
@@ -269,6 +238,78 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
   return metadata;
 }
 
+// Status: what the decision counts and remembers (conditions and phase aside).
+api::BpfChainStatus countsAndMemory(const Json& chain, const RolloutDecision& d) {
+  api::BpfChainStatus status;
+  status.observedGeneration = k8s::generationOf(chain);
+  status.nodes = {d.matched, d.updated, d.ready, d.failed, d.stale, d.idle};
+  const Json* spec = field(chain, {"spec"});
+  status.programs = spec ? api::enabledPrograms(*spec) : 0;
+  for (const auto& f : d.failures)
+    status.failures.push_back({f.node, f.reason, f.message});
+  api::RolloutStatus& r = status.rollout;
+  r.generation = d.memory.generation;
+  r.canaryReadyTime = d.memory.canaryReadyAt;
+  r.stableGeneration = d.memory.stableGeneration;
+  r.rolledBack = d.memory.rolledBack;
+  r.waitingSince = d.memory.waitingSince;
+  r.finishedNodes = d.memory.finished;
+  r.staleNodes = d.memory.staleNodes;
+  r.failedNodes = d.memory.failedNodes;
+  status.published = d.memory.published;
+  return status;
+}
+
+// The Ready condition's message: how many nodes run what.
+std::string readyMessage(const RolloutDecision& d, int64_t generation,
+                         std::chrono::seconds agentStaleAfter) {
+  std::string ready = std::to_string(d.ready) + "/" + std::to_string(d.matched);
+  if (d.memory.rolledBack)
+    return d.memory.stableGeneration
+               ? ready + " nodes run generation " + std::to_string(*d.memory.stableGeneration) +
+                     " Ready (generation " + std::to_string(generation) + " was rolled back)"
+               : "generation " + std::to_string(generation) +
+                     " was rolled back and no earlier generation was Ready everywhere: "
+                     "the chain was removed from its nodes";
+  std::string message = ready + " nodes ready";
+  if (d.idle > 0)
+    message += ", " + std::to_string(d.idle) + " with nothing to attach to (Idle)";
+  if (d.stale > 0)
+    message += "; not counted: " + describeStale(d.memory.staleNodes) + " (no heartbeat for " +
+               std::to_string(agentStaleAfter.count()) + " s)";
+  return message;
+}
+
+// The Progressing condition's reason and message.
+std::pair<std::string, std::string> progress(const RolloutDecision& d, int64_t generation,
+                                             std::chrono::seconds progressDeadline) {
+  std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
+  std::string reason =
+      d.complete ? "RolloutComplete"
+                 : (d.halted ? haltReason
+                             : (d.overdue.empty() ? "RollingOut" : "ProgressDeadlineExceeded"));
+  std::string message = d.complete ? "" : "waiting for " + d.waitingFor;
+  if (!d.overdue.empty() && !d.complete && !d.halted) {
+    std::string nodes;
+    for (const auto& n : d.overdue)
+      nodes += (nodes.empty() ? "" : ", ") + n;
+    message = "no report of generation " + std::to_string(generation) + " within " +
+              std::to_string(progressDeadline.count()) + " s from node(s): " + nodes +
+              " (is their agent running?); " + message;
+  }
+  return {reason, message};
+}
+
+// The entry of `key` in `map`, or map.end(), moving `from` forward: for keys asked in
+// ascending order, one walk over the map instead of a search per key.
+template <typename Map>
+typename Map::const_iterator seek(const Map& map, typename Map::const_iterator& from,
+                                  const std::string& key) {
+  while (from != map.end() && from->first < key)
+    ++from;
+  return from != map.end() && from->first == key ? from : map.end();
+}
+
 // Whether a BpfChain changed in its status only: nothing a user decides (spec, deletion,
 // finalizers, the object itself) is different.
 bool statusOnly(const Json& old, const Json& now) {
@@ -291,8 +332,17 @@ Controller::Controller(k8s::Client& client, ControllerOptions options)
       nodes_(client, k8s::resources::kNodes, {.stripManagedFields = true}),
       nodeConfigs_(client, kNodeConfigs, {.stripManagedFields = true}),
       events_(client, {.component = "bpfchain-operator", .host = options_.eventHost}),
-      queue_(k8s::WorkQueueOptions{.metrics = options_.metrics ? options_.metrics->workQueue()
-                                                               : nullptr}) {
+      queue_(k8s::WorkQueueOptions{.metrics =
+                                       options_.metrics ? options_.metrics->workQueue() : nullptr}),
+      loop_(queue_, options_.metrics) {
+  loop_.add(chainReconciler_);
+  loop_.add(nodeReconciler_);
+  watchChains();
+  watchNodes();
+  watchNodeConfigs();
+}
+
+void Controller::watchChains() {
   chains_.addEventHandler({
       .onAdd =
           [this](const Json& o) {
@@ -321,6 +371,9 @@ Controller::Controller(k8s::Client& client, ControllerOptions options)
             queue_.add("chain/" + k8s::nameOf(o));
           },
   });
+}
+
+void Controller::watchNodes() {
   nodes_.addEventHandler({
       .onAdd =
           [this](const Json& o) {
@@ -354,6 +407,9 @@ Controller::Controller(k8s::Client& client, ControllerOptions options)
             enqueueAllChains();
           },
   });
+}
+
+void Controller::watchNodeConfigs() {
   nodeConfigs_.addEventHandler({
       .onAdd = [this](const Json& o) { onNodeConfig(&o, k8s::nameOf(o)); },
       .onUpdate = [this](const Json&, const Json& now) { onNodeConfig(&now, k8s::nameOf(now)); },
@@ -467,18 +523,13 @@ Result<void> Controller::start(std::chrono::seconds syncTimeout, const std::stop
         break;
       }
   }
-  for (int i = 0; i < std::max(options_.writeConcurrency, 1); ++i)
-    workers_.emplace_back([this] { worker(); });
+  loop_.start(options_.writeConcurrency);
   return {};
 }
 
 void Controller::stop() {
   stopping_ = true;
-  queue_.shutDown();
-  for (auto& worker : workers_)
-    if (worker.joinable())
-      worker.join();
-  workers_.clear();
+  loop_.stop(); // shuts the queue down
   chains_.stop();
   nodes_.stop();
   nodeConfigs_.stop();
@@ -513,95 +564,60 @@ void Controller::enqueueAllChains() {
     queue_.add("chain/" + name);
 }
 
-void Controller::worker() {
-  while (auto key = queue_.get()) {
-    auto started = std::chrono::steady_clock::now();
-    auto outcome = reconcile(*key);
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    ReconcileResult result = ReconcileResult::Success;
-    if (!outcome) {
-      result = ReconcileResult::Error;
-      log::error("reconcile failed", {{"key", *key}, {"error", outcome.error().describe()}});
-      queue_.addRateLimited(*key);
-    } else {
-      queue_.forget(*key);
-      if (outcome->requeueAfter) {
-        result = ReconcileResult::Requeue;
-        queue_.addAfter(*key, *outcome->requeueAfter);
-      }
-    }
-    if (seconds >= 1)
-      log::info("slow reconcile", {{"key", *key}, {"ms", static_cast<int>(seconds * 1000)}});
-    if (options_.metrics)
-      options_.metrics->reconciled(key->substr(0, key->find('/')), result, seconds);
-    queue_.done(*key);
-  }
+ApiResult<Outcome> Controller::ChainReconciler::reconcile(const std::string& name) {
+  std::lock_guard lock(c_.chainMu_); // chain reconciles run one at a time
+  return c_.reconcileChain(name);
 }
 
-ApiResult<Controller::Outcome> Controller::reconcile(const std::string& key) {
-  if (key.starts_with("node/"))
-    return reconcileNode(key.substr(5));
-  if (key.starts_with("chain/")) {
-    std::lock_guard lock(chainMu_);
-    return reconcileChain(key.substr(6));
-  }
-  return Outcome{};
+ApiResult<Outcome> Controller::NodeReconciler::reconcile(const std::string& name) {
+  return c_.reconcileNode(name);
 }
 
-ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name) {
-  bool nodeExists = false;
+ApiResult<void> Controller::deleteNodeConfig(const std::string& name, bool exists) {
   {
     std::lock_guard lock(indexMu_);
-    nodeExists = nodeLabels_.contains(name);
+    pending_.erase(name);
   }
-  std::optional<Json> cached = nodeConfigs_.get(name);
-  if (!nodeExists) {
-    {
-      std::lock_guard lock(indexMu_);
-      pending_.erase(name);
-    }
-    if (!cached)
-      return Outcome{};
-    // No garbage collector follows owner references in every cluster (nor in the test bed).
-    auto removed = client_.remove(kNodeConfigs, "", name);
-    if (!removed && !removed.error().notFound())
-      return std::move(removed).error();
-    log::info("deleted BpfNodeConfig: the Node is gone", {{"node", name}});
-    return Outcome{};
-  }
-  // The entries the node must have: the cache's, with this process's decisions on top (those
-  // the cache has not shown yet), less the entries of chains that no longer exist.
+  if (!exists)
+    return {};
+  // No garbage collector follows owner references in every cluster (nor in the test bed).
+  auto removed = client_.remove(kNodeConfigs, "", name);
+  if (!removed && !removed.error().notFound())
+    return std::move(removed).error();
+  log::info("deleted BpfNodeConfig: the Node is gone", {{"node", name}});
+  return {};
+}
+
+Json Controller::desiredEntries(const std::string& name, const std::optional<Json>& cached,
+                                std::map<std::string, uint64_t>& carried) {
   std::map<std::string, Json> entries;
-  Json observed = Json::array();
   if (const Json* list = cached ? field(*cached, {"spec", "chains"}) : nullptr;
-      list && list->is_array()) {
-    observed = *list;
+      list && list->is_array())
     for (const auto& e : list->as_array())
       entries[k8s::stringAt(e, {"name"})] = e;
-  }
-  std::map<std::string, uint64_t> carried; // chain -> seq of the decision this write carries
-  {
-    std::lock_guard lock(indexMu_);
-    bool chainsKnown = chains_.hasSynced();
-    for (auto it = entries.begin(); it != entries.end();)
-      if (chainsKnown && !chainNames_.contains(it->first))
-        it = entries.erase(it);
+  std::lock_guard lock(indexMu_);
+  bool chainsKnown = chains_.hasSynced();
+  for (auto it = entries.begin(); it != entries.end();)
+    if (chainsKnown && !chainNames_.contains(it->first))
+      it = entries.erase(it);
+    else
+      ++it;
+  if (auto forNode = pending_.find(name); forNode != pending_.end())
+    for (const auto& [chain, p] : forNode->second) {
+      if (p.writtenRevision != 0 && configRevisions_[name] >= p.writtenRevision)
+        continue; // the cache shows it
+      if (p.want)
+        entries[chain] = *p.want;
       else
-        ++it;
-    if (auto forNode = pending_.find(name); forNode != pending_.end())
-      for (const auto& [chain, p] : forNode->second) {
-        if (p.writtenRevision != 0 && configRevisions_[name] >= p.writtenRevision)
-          continue; // the cache shows it
-        if (p.want)
-          entries[chain] = *p.want;
-        else
-          entries.erase(chain);
-        carried[chain] = p.seq;
-      }
-  }
-  Json desired = entriesJson(entries);
-  int64_t written = 0;
+        entries.erase(chain);
+      carried[chain] = p.seq;
+    }
+  return entriesJson(entries);
+}
+
+ApiResult<int64_t> Controller::writeNodeConfig(const std::string& name,
+                                               const std::optional<Json>& cached,
+                                               const Json& desired) {
   if (!cached) {
     Json config = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
                                   "metadata":{},"spec":{}})");
@@ -610,26 +626,33 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
     auto created = client_.create(kNodeConfigs, config, {.fieldManager = kStatusManager});
     if (!created)
       return std::move(created).error(); // AlreadyExists too: the cache catches up, then retry
-    written = revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
     logNodeWrite(name, Json::array(), desired);
-  } else if (api::canonicalJson(desired) != api::canonicalJson(observed)) {
-    // One writer of spec.chains (the leader), so a merge patch that replaces the list is safe,
-    // and unlike an update it does not conflict with the agent's status writes.
-    Json patch = Json::object();
-    patch["spec"]["chains"] = desired;
-    auto patched = client_.patch(kNodeConfigs, "", name, k8s::PatchType::Merge, patch,
-                                 {.fieldManager = kStatusManager});
-    if (!patched)
-      return std::move(patched).error();
-    written = revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
-    if (options_.metrics)
-      options_.metrics->nodeConfigWritten();
-    logNodeWrite(name, observed, desired);
+    return revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
   }
+  const Json* list = field(*cached, {"spec", "chains"});
+  Json observed = list && list->is_array() ? *list : Json::array();
+  if (api::canonicalJson(desired) == api::canonicalJson(observed))
+    return int64_t{0};
+  // One writer of spec.chains (the leader), so a merge patch that replaces the list is safe,
+  // and unlike an update it does not conflict with the agent's status writes.
+  Json patch = Json::object();
+  patch["spec"]["chains"] = desired;
+  auto patched = client_.patch(kNodeConfigs, "", name, k8s::PatchType::Merge, patch,
+                               {.fieldManager = kStatusManager});
+  if (!patched)
+    return std::move(patched).error();
+  if (options_.metrics)
+    options_.metrics->nodeConfigWritten();
+  logNodeWrite(name, observed, desired);
+  return revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
+}
+
+void Controller::settlePending(const std::string& name,
+                               const std::map<std::string, uint64_t>& carried, int64_t written) {
   std::lock_guard lock(indexMu_);
   auto forNode = pending_.find(name);
   if (forNode == pending_.end())
-    return Outcome{};
+    return;
   for (const auto& [chain, seq] : carried) {
     auto it = forNode->second.find(chain);
     if (it == forNode->second.end() || it->second.seq != seq)
@@ -641,6 +664,26 @@ ApiResult<Controller::Outcome> Controller::reconcileNode(const std::string& name
   }
   if (forNode->second.empty())
     pending_.erase(forNode);
+}
+
+ApiResult<Outcome> Controller::reconcileNode(const std::string& name) {
+  bool nodeExists = false;
+  {
+    std::lock_guard lock(indexMu_);
+    nodeExists = nodeLabels_.contains(name);
+  }
+  std::optional<Json> cached = nodeConfigs_.get(name);
+  if (!nodeExists) {
+    if (auto r = deleteNodeConfig(name, cached.has_value()); !r)
+      return std::move(r).error();
+    return Outcome{};
+  }
+  std::map<std::string, uint64_t> carried; // chain -> seq of the decision this write carries
+  Json desired = desiredEntries(name, cached, carried);
+  auto written = writeNodeConfig(name, cached, desired);
+  if (!written)
+    return std::move(written).error();
+  settlePending(name, carried, *written);
   return Outcome{};
 }
 
@@ -831,7 +874,7 @@ void Controller::event(const Json& chain, k8s::EventType type, const std::string
                                             {"error", recorded.error().describe()}});
 }
 
-ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
+ApiResult<Outcome> Controller::finalize(const Json& chain) {
   std::string name = k8s::nameOf(chain);
   releaseEverywhere(name, {});
   std::vector<std::string> waiting;
@@ -864,52 +907,70 @@ ApiResult<Controller::Outcome> Controller::finalize(const Json& chain) {
               "; removing the finalizer anyway");
   }
   // Remove our finalizer only, against the version we read.
-  Json patch = Json::object();
-  patch["metadata"]["resourceVersion"] = Json::string(k8s::resourceVersionOf(chain));
-  Json finalizers = Json::array();
-  const Json* list = field(chain, {"metadata", "finalizers"});
-  size_t i = 0;
-  for (const auto& f : list->as_array())
-    if (!(f.is_string() && f.as_string() == kFinalizer))
-      finalizers[i++] = f;
-  patch["metadata"]["finalizers"] = finalizers;
-  auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge, patch);
+  auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge,
+                               removeFinalizerPatch(chain, kFinalizer));
   if (!patched && !patched.error().notFound())
     return std::move(patched).error();
   return Outcome{};
 }
 
-ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& name) {
+void Controller::forgetChain(const std::string& name) {
+  written_.erase(name);
+  for (auto it = revisionSpecs_.lower_bound(name + "-");
+       it != revisionSpecs_.end() && it->first.starts_with(name + "-");)
+    it = revisionSpecs_.erase(it);
+  for (auto it = revisions_.lower_bound(name + "-");
+       it != revisions_.end() && it->starts_with(name + "-");)
+    it = revisions_.erase(it);
+  pruned_.erase(name);
+  if (options_.metrics)
+    options_.metrics->forgetChain(name);
+  // Gone without our finalizer (removed by hand): release what is left on the nodes.
+  releaseEverywhere(name, {});
+}
+
+ApiResult<Outcome> Controller::refuseName(const Json& chain) {
+  // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
+  // status, once, instead of a reconcile that fails forever without saying why.
+  std::string name = k8s::nameOf(chain);
+  RolloutDecision refused;
+  refused.memory.published = memoryOf(chain).published; // what nodes follow stays
+  refused.halted = true;
+  refused.waitingFor = "a shorter name";
+  std::string message = "NameTooLong: a BpfChain's name must be at most " +
+                        std::to_string(kMaxChainName) + " characters (this one has " +
+                        std::to_string(name.size()) + "); create it under a shorter name";
+  (void)writeStatus(chain, refused, {"NameTooLong", message});
+  return Outcome{.terminal = message};
+}
+
+ApiResult<Outcome> Controller::refuseSpec(const Json& chain, const std::string& error) {
+  // Admission refuses what it can; what is left is a terminal error: said once in status,
+  // not retried (a new generation is needed).
+  RolloutDecision refused;
+  refused.memory = memoryOf(chain); // what nodes follow stays
+  refused.halted = true;
+  refused.waitingFor =
+      error.starts_with("spec.nodeSelector") ? "a valid spec.nodeSelector" : "a valid spec";
+  log::error("chain not rolled out: invalid spec",
+             {{"chain", k8s::nameOf(chain)}, {"reason", "SpecInvalid"}, {"error", error}});
+  if (auto r = writeStatus(chain, refused, {"SpecInvalid", "SpecInvalid: " + error}); !r)
+    return std::move(r).error();
+  return Outcome{.terminal = "SpecInvalid: " + error};
+}
+
+ApiResult<Outcome> Controller::reconcileChain(const std::string& name) {
   auto cached = chains_.get(name);
   if (!cached) {
-    written_.erase(name);
-    for (auto it = revisionSpecs_.lower_bound(name + "-");
-         it != revisionSpecs_.end() && it->first.starts_with(name + "-");)
-      it = revisionSpecs_.erase(it);
-    for (auto it = revisions_.lower_bound(name + "-");
-         it != revisions_.end() && it->starts_with(name + "-");)
-      it = revisions_.erase(it);
-    pruned_.erase(name);
-    if (options_.metrics)
-      options_.metrics->forgetChain(name);
-    // Gone without our finalizer (removed by hand): release what is left on the nodes.
-    releaseEverywhere(name, {});
+    forgetChain(name);
     return Outcome{};
   }
   const Json& chain = *cached;
   if (!k8s::metadataString(chain, "deletionTimestamp").empty())
-    return hasFinalizer(chain) ? finalize(chain) : Outcome{};
-  if (!hasFinalizer(chain)) {
-    Json patch = Json::object();
-    patch["metadata"]["resourceVersion"] = Json::string(k8s::resourceVersionOf(chain));
-    Json finalizers = Json::array();
-    size_t i = 0;
-    if (const Json* list = field(chain, {"metadata", "finalizers"}); list && list->is_array())
-      for (const auto& f : list->as_array())
-        finalizers[i++] = f;
-    finalizers[i] = Json::string(kFinalizer);
-    patch["metadata"]["finalizers"] = finalizers;
-    auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge, patch);
+    return hasFinalizer(chain, kFinalizer) ? finalize(chain) : Outcome{};
+  if (!hasFinalizer(chain, kFinalizer)) {
+    auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge,
+                                 addFinalizerPatch(chain, kFinalizer));
     if (!patched)
       return std::move(patched).error();
     return Outcome{}; // the update comes back through the informer
@@ -918,165 +979,153 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
   if (auto it = written_.find(name); it != written_.end() && it->second.uid != uid) {
     written_.erase(it); // an earlier object of this name: nothing of it applies
   }
-  if (name.size() > kMaxChainName) {
-    // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
-    // status, once, instead of a reconcile that fails forever without saying why.
-    RolloutDecision refused;
-    refused.memory.published = memoryOf(chain).published; // what nodes follow stays
-    refused.halted = true;
-    refused.waitingFor = "a shorter name";
-    (void)writeStatus(
-        chain, refused,
-        {"NameTooLong", "NameTooLong: a BpfChain's name must be at most " +
-                            std::to_string(kMaxChainName) + " characters (this one has " +
-                            std::to_string(name.size()) + "); create it under a shorter name"});
-    return Outcome{};
-  }
+  if (name.size() > kMaxChainName)
+    return refuseName(chain);
+  auto typed = api::bpfChainFromJson(chain);
+  if (!typed) // admission refuses these; one that got past it is SpecInvalid, terminal
+    return refuseSpec(chain, typed.error().message());
   if (auto r = ensureRevision(chain); !r)
     return std::move(r).error();
+  auto selector = k8s::LabelSelector::parse(typed->spec.nodeSelector, "spec.nodeSelector");
+  if (!selector)
+    return refuseSpec(chain, selector.error().message());
+  return rollOut(chain, *typed, *selector);
+}
 
-  const Json& spec = chain.at("spec");
-  int64_t generation = k8s::generationOf(chain);
-  auto selector = k8s::LabelSelector::parse(
-      spec.has_field("nodeSelector") ? spec.at("nodeSelector") : Json::null(), "spec.nodeSelector");
-  if (!selector) {
-    // Admission refuses what it can; what is left is a terminal error: said once in status,
-    // not retried (a new generation is needed).
-    RolloutDecision refused;
-    refused.memory = memoryOf(chain); // what nodes follow stays
-    refused.halted = true;
-    refused.waitingFor = "a valid spec.nodeSelector";
-    log::error("chain not rolled out: invalid spec.nodeSelector",
-               {{"chain", name}, {"reason", "SpecInvalid"}, {"error", selector.error().message()}});
-    if (auto r = writeStatus(chain, refused,
-                             {"SpecInvalid", "SpecInvalid: " + selector.error().message()});
-        !r)
-      return std::move(r).error();
-    return Outcome{};
-  }
-
-  RolloutMemory memory = memoryOf(chain);
-  if (auto it = written_.find(name);
+RolloutMemory Controller::memoryToStart(const api::BpfChain& chain) const {
+  RolloutMemory memory = memoryOf(chain.status, chain.metadata.name);
+  if (auto it = written_.find(chain.metadata.name);
       it != written_.end() && it->second.memory.generation >= memory.generation)
-    memory = it->second.memory;
+    memory = it->second.memory; // the cache has not caught up with our last status
+  return memory;
+}
 
-  // What each matched node's entry is now (this process's pending decision, else the cache's),
-  // and so which generation it runs by the published rollout.
-  struct Have {
-    enum Kind { None, Member, Pinned, Copy } kind = None; // Copy: of an operator before references
-    std::optional<int64_t> generation;                    // Pinned, Copy
-    std::string revision;                                 // Pinned
-  };
-  std::vector<NodeView> views;
-  std::vector<Have> have; // by the index in views
-  std::set<std::string> matched;
-  {
-    std::lock_guard lock(indexMu_);
-    for (const auto& [nodeName, labels] : nodeLabels_) {
-      if (!selector->matches(labels))
-        continue;
-      matched.insert(nodeName);
-      NodeView view{nodeName, std::nullopt, std::nullopt, "", "", ""};
-      Have h;
-      auto config = configs_.find(nodeName);
-      if (config != configs_.end())
-        if (auto entry = config->second.find(name); entry != config->second.end()) {
-          view.reported = entry->second.reported;
-          view.phase = entry->second.phase;
-          view.reason = entry->second.reason;
-          view.message = entry->second.message;
-          if (entry->second.inSpec) {
-            h.kind = entry->second.membership  ? Have::Member
-                     : entry->second.reference ? Have::Pinned
-                                               : Have::Copy;
-            h.generation = entry->second.assigned;
-            h.revision = entry->second.revision;
-            if (h.kind != Have::Member && !h.generation)
-              h.kind = Have::None; // no generation: nothing this operator can keep
-          }
-        }
-      if (auto beat = heartbeats_.find(nodeName); beat != heartbeats_.end())
-        view.heartbeat = beat->second;
-      if (const Pending* pending = pendingFor(name, nodeName)) {
-        h = Have{};
-        if (pending->want && api::isMembership(*pending->want)) {
-          h.kind = Have::Member;
-        } else if (pending->want) {
-          h.kind = Have::Pinned;
-          h.generation = generationIn(&*pending->want);
-          h.revision = k8s::stringAt(*pending->want, {"revision"});
-        }
-      }
-      if (h.kind == Have::Member) {
-        auto ref = api::refFor(memory.published, nodeName);
-        view.assigned = ref ? std::optional(ref->generation) : std::nullopt;
-      } else {
-        view.assigned = h.generation;
-      }
-      have.push_back(h);
-      views.push_back(std::move(view));
+Controller::Have Controller::haveOf(const std::string& chain, const std::string& node,
+                                    const ChainOnNode* entry) {
+  Have h;
+  if (entry && entry->inSpec) {
+    h.kind = entry->membership ? Have::Member : entry->reference ? Have::Pinned : Have::Copy;
+    h.generation = entry->assigned;
+    h.revision = entry->revision;
+    if (h.kind != Have::Member && !h.generation)
+      h.kind = Have::None; // no generation: nothing this operator can keep
+  }
+  if (const Pending* pending = pendingFor(chain, node)) {
+    h = Have{};
+    if (pending->want && api::isMembership(*pending->want)) {
+      h.kind = Have::Member;
+    } else if (pending->want) {
+      h.kind = Have::Pinned;
+      h.generation = generationIn(&*pending->want);
+      h.revision = k8s::stringAt(*pending->want, {"revision"});
     }
   }
+  return h;
+}
 
-  RolloutDecision d = planRollout(generation,
-                                  policyOf(spec, static_cast<int>(views.size()),
-                                           options_.progressDeadline, options_.agentStale),
-                                  memory, views, Clock::now());
-  // Publish: the nodes the decision moves follow the chain's status, one write for all.
-  std::map<int64_t, api::ChainRef> refs;
-  auto refOf = [&](int64_t g) -> ApiResult<api::ChainRef> {
-    if (auto it = refs.find(g); it != refs.end())
-      return it->second;
-    if (memory.published.stable && memory.published.stable->generation == g)
-      return refs[g] = *memory.published.stable;
-    auto ref = refAt(chain, g);
-    if (!ref)
-      return std::move(ref).error();
-    return refs[g] = std::move(*ref);
-  };
-  auto target = refOf(generation);
+Controller::Observed Controller::observeNodes(const std::string& chain,
+                                              const k8s::LabelSelector& selector,
+                                              const RolloutMemory& memory) {
+  Observed o;
+  std::lock_guard lock(indexMu_);
+  // The index's maps are all by node name: walked alongside, not searched once per node.
+  const auto& configs = configs_;
+  const auto& heartbeats = heartbeats_;
+  auto nextConfig = configs.begin();
+  auto nextBeat = heartbeats.begin();
+  for (const auto& [nodeName, labels] : nodeLabels_) {
+    if (!selector.matches(labels))
+      continue;
+    o.matched.insert(o.matched.end(), nodeName);
+    NodeView view{nodeName, std::nullopt, std::nullopt, "", "", ""};
+    const ChainOnNode* entry = nullptr;
+    if (auto config = seek(configs, nextConfig, nodeName); config != configs.end())
+      if (auto it = config->second.find(chain); it != config->second.end()) {
+        entry = &it->second;
+        view.reported = entry->reported;
+        view.phase = entry->phase;
+        view.reason = entry->reason;
+        view.message = entry->message;
+      }
+    if (auto beat = seek(heartbeats, nextBeat, nodeName); beat != heartbeats.end())
+      view.heartbeat = beat->second;
+    Have h = haveOf(chain, nodeName, entry);
+    if (h.kind == Have::Member) {
+      const api::ChainRef* ref = api::followedBy(memory.published, nodeName);
+      view.assigned = ref ? std::optional(ref->generation) : std::nullopt;
+    } else {
+      view.assigned = h.generation;
+    }
+    o.have.push_back(std::move(h));
+    o.views.push_back(std::move(view));
+  }
+  return o;
+}
+
+ApiResult<api::ChainRef> Controller::refOf(const Json& chain, const RolloutMemory& memory,
+                                           Refs& refs, int64_t generation) {
+  if (auto it = refs.find(generation); it != refs.end())
+    return it->second;
+  if (memory.published.stable && memory.published.stable->generation == generation)
+    return refs[generation] = *memory.published.stable;
+  auto ref = refAt(chain, generation);
+  if (!ref)
+    return std::move(ref).error();
+  return refs[generation] = std::move(*ref);
+}
+
+ApiResult<void> Controller::publishDecision(const Json& chain, const RolloutMemory& memory,
+                                            RolloutDecision& d, Refs& refs) {
+  int64_t generation = k8s::generationOf(chain);
+  auto target = refOf(chain, memory, refs, generation);
   if (!target)
     return std::move(target).error();
   std::optional<api::ChainRef> stable;
   if (d.memory.stableGeneration) {
-    auto ref = refOf(*d.memory.stableGeneration);
+    auto ref = refOf(chain, memory, refs, *d.memory.stableGeneration);
     if (!ref)
       return std::move(ref).error();
     stable = std::move(*ref);
   }
   d.memory.published = publish(memory.published, d, *target, stable);
-  if (d.memory.published != memory.published) {
-    std::vector<log::Field> fields{{"chain", name}, {"generation", generation}};
-    if (d.memory.published.stable)
-      fields.emplace_back("stable", d.memory.published.stable->generation);
-    if (!d.memory.published.waves.empty()) {
-      fields.emplace_back("target", d.memory.published.waves.front().target.generation);
-      fields.emplace_back("partition", d.memory.published.waves.front().partition);
-    }
-    std::vector<std::string> moved;
-    for (const auto& [node, assigned] : d.assign)
-      moved.push_back(node);
-    if (!moved.empty())
-      fields.emplace_back("moved", describeNodes(moved));
-    log::write(log::Level::Info, "published rollout", fields);
+  if (d.memory.published == memory.published)
+    return {};
+  std::vector<log::Field> fields{{"chain", k8s::nameOf(chain)}, {"generation", generation}};
+  if (d.memory.published.stable)
+    fields.emplace_back("stable", d.memory.published.stable->generation);
+  if (!d.memory.published.waves.empty()) {
+    fields.emplace_back("target", d.memory.published.waves.front().target.generation);
+    fields.emplace_back("partition", d.memory.published.waves.front().partition);
   }
-  // Node entries: a membership entry where the published rollout gives the node what the
-  // policy decided; an explicit reference (or none) only where it cannot, and for a node whose
-  // reference (or an earlier operator's copy) the published rollout does not give yet.
-  // Written after the status that publishes what they follow: a membership entry that
-  // replaces a pin must never meet the rollout published before.
-  std::vector<std::pair<std::string, std::optional<Json>>> decisions;
-  for (size_t i = 0; i < views.size(); ++i) {
-    const NodeView& view = views[i];
-    const Have& h = have[i];
-    auto follows = api::refFor(d.memory.published, view.node);
+  std::vector<std::string> moved;
+  for (const auto& [node, assigned] : d.assign)
+    moved.push_back(node);
+  if (!moved.empty())
+    fields.emplace_back("moved", describeNodes(moved));
+  log::write(log::Level::Info, "published rollout", fields);
+  return {};
+}
+
+// Node entries: a membership entry where the published rollout gives the node what the policy
+// decided; an explicit reference (or none) only where it cannot, and for a node whose reference
+// (or an earlier operator's copy) the published rollout does not give yet.
+ApiResult<Controller::Decisions> Controller::entriesToWrite(const Json& chain,
+                                                            const RolloutMemory& memory,
+                                                            const Observed& observed,
+                                                            const RolloutDecision& d, Refs& refs) {
+  std::string name = k8s::nameOf(chain);
+  Decisions decisions;
+  for (size_t i = 0; i < observed.views.size(); ++i) {
+    const NodeView& view = observed.views[i];
+    const Have& h = observed.have[i];
+    const api::ChainRef* follows = api::followedBy(d.memory.published, view.node);
     std::optional<int64_t> followed = follows ? std::optional(follows->generation) : std::nullopt;
     std::optional<std::optional<Json>> want; // unset: leave the entry as it is
     if (auto moved = d.assign.find(view.node); moved != d.assign.end()) {
       if (followed == moved->second) {
         want = std::optional(api::membershipEntry(name));
       } else if (moved->second) {
-        auto ref = refOf(*moved->second);
+        auto ref = refOf(chain, memory, refs, *moved->second);
         if (!ref)
           return std::move(ref).error();
         want = std::optional(api::toJson(*ref));
@@ -1088,7 +1137,7 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
                 (h.kind == Have::Copy || follows->revision == h.revision))) {
       want = std::optional(api::membershipEntry(name)); // joined, or the pin is what it follows
     } else if (h.kind == Have::Copy) {
-      auto ref = refOf(*h.generation); // a copy becomes the reference to its generation
+      auto ref = refOf(chain, memory, refs, *h.generation); // a copy becomes the reference
       if (!ref)
         return std::move(ref).error();
       want = std::optional(api::toJson(*ref));
@@ -1103,21 +1152,15 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     if (!same)
       decisions.emplace_back(view.node, std::move(*want));
   }
+  return decisions;
+}
 
-  const Json* previous = previousStatus(chain);
-  Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
-  std::optional<std::chrono::milliseconds> deferred;
-  if (auto r = writeStatus(chain, d, {}, &deferred); !r)
-    return std::move(r).error();
-  written_[name].uid = uid;
-  written_[name].memory = d.memory;
-  for (auto& [node, want] : decisions)
-    decide(node, name, std::move(want));
-  releaseEverywhere(name, matched);
-  recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
-  // What nodes refer to and what a rollback can still need: the current generation, the
-  // stable one, and every generation a node's spec or a pending decision names (an agent that
-  // restarts must still resolve what it runs).
+// What nodes refer to and what a rollback can still need: the current generation, the stable
+// one, and every generation a node's spec or a pending decision names (an agent that restarts
+// must still resolve what it runs).
+std::set<int64_t> Controller::generationsToKeep(const std::string& chain, int64_t generation,
+                                                const Observed& observed,
+                                                const RolloutDecision& d) {
   std::set<int64_t> keep{generation};
   if (d.memory.stableGeneration)
     keep.insert(*d.memory.stableGeneration);
@@ -1125,20 +1168,52 @@ ApiResult<Controller::Outcome> Controller::reconcileChain(const std::string& nam
     keep.insert(d.memory.published.stable->generation);
   for (const auto& wave : d.memory.published.waves)
     keep.insert(wave.target.generation);
-  for (const auto& view : views)
+  for (const auto& view : observed.views)
     if (view.assigned)
       keep.insert(*view.assigned);
   for (const auto& [node, assigned] : d.assign)
     if (assigned)
       keep.insert(*assigned);
-  {
-    std::lock_guard lock(indexMu_);
-    for (const auto& [node, chains] : configs_)
-      if (auto it = chains.find(name);
-          it != chains.end() && it->second.inSpec && it->second.assigned)
-        keep.insert(*it->second.assigned);
-  }
-  if (auto r = pruneRevisions(chain, keep); !r) // retried by the next reconcile
+  std::lock_guard lock(indexMu_);
+  for (const auto& [node, chains] : configs_)
+    if (auto it = chains.find(chain);
+        it != chains.end() && it->second.inSpec && it->second.assigned)
+      keep.insert(*it->second.assigned);
+  return keep;
+}
+
+ApiResult<Outcome> Controller::rollOut(const Json& chain, const api::BpfChain& typed,
+                                       const k8s::LabelSelector& selector) {
+  const std::string& name = typed.metadata.name;
+  int64_t generation = typed.metadata.generation;
+  RolloutMemory memory = memoryToStart(typed);
+  Observed observed = observeNodes(name, selector, memory);
+  RolloutDecision d =
+      planRollout(generation,
+                  policyOf(typed.spec.rollout, static_cast<int>(observed.views.size()),
+                           options_.progressDeadline, options_.agentStale),
+                  memory, observed.views, Clock::now());
+  Refs refs;
+  if (auto r = publishDecision(chain, memory, d, refs); !r)
+    return std::move(r).error();
+  auto decisions = entriesToWrite(chain, memory, observed, d, refs);
+  if (!decisions)
+    return std::move(decisions).error();
+  const Json* previous = previousStatus(chain);
+  Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
+  std::optional<std::chrono::milliseconds> deferred;
+  if (auto r = writeStatus(chain, d, {}, &deferred); !r)
+    return std::move(r).error();
+  written_[name].uid = typed.metadata.uid;
+  written_[name].memory = d.memory;
+  // Written after the status that publishes what they follow: a membership entry that
+  // replaces a pin must never meet the rollout published before.
+  for (auto& [node, want] : *decisions)
+    decide(node, name, std::move(want));
+  releaseEverywhere(name, observed.matched);
+  recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
+  if (auto r = pruneRevisions(chain, generationsToKeep(name, generation, observed, d));
+      !r) // retried by the next reconcile
     log::warning("cannot prune ControllerRevisions",
                  {{"chain", name}, {"error", r.error().describe()}});
   if (options_.metrics)
@@ -1175,100 +1250,38 @@ const Json* Controller::previousStatus(const Json& chain) const {
   return observed; // written since by someone else (or a spec change): the cache knows best
 }
 
-ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
-                                        const Problem& problem,
-                                        std::optional<std::chrono::milliseconds>* deferred) {
+Json Controller::statusOf(const Json& chain, const RolloutDecision& d, const Problem& problem,
+                          const Json* previous) const {
   int64_t generation = k8s::generationOf(chain);
-  const Json* previous = previousStatus(chain);
-  Json status = Json::object();
-  status["observedGeneration"] = Json::number(generation);
-  status["nodes"]["matched"] = Json::number(d.matched);
-  status["nodes"]["updated"] = Json::number(d.updated);
-  status["nodes"]["ready"] = Json::number(d.ready);
-  status["nodes"]["failed"] = Json::number(d.failed);
-  status["nodes"]["stale"] = Json::number(d.stale);
-  status["nodes"]["idle"] = Json::number(d.idle);
-  status["ready"] = Json::string(std::to_string(d.ready) + "/" + std::to_string(d.matched));
-  int programs = 0;
-  if (const Json* list = field(chain, {"spec", "programs"}); list && list->is_array())
-    for (const auto& p : list->as_array())
-      programs += !p.has_field("enabled") || p.at("enabled").as_bool();
-  status["programs"] = Json::number(programs);
-  Json failures = Json::array();
-  for (size_t i = 0; i < d.failures.size() && i < 10; ++i) {
-    failures[i]["node"] = Json::string(d.failures[i].node);
-    failures[i]["reason"] = Json::string(d.failures[i].reason);
-    failures[i]["message"] = Json::string(d.failures[i].message);
-  }
-  status["failures"] = failures;
-  status["rollout"]["generation"] = Json::number(d.memory.generation);
-  if (d.memory.canaryReadyAt)
-    status["rollout"]["canaryReadyTime"] = Json::string(rfc3339(*d.memory.canaryReadyAt));
-  if (d.memory.stableGeneration)
-    status["rollout"]["stableGeneration"] = Json::number(*d.memory.stableGeneration);
-  status["rollout"]["rolledBack"] = Json::boolean(d.memory.rolledBack);
-  if (d.memory.waitingSince)
-    status["rollout"]["waitingSince"] = Json::string(rfc3339(*d.memory.waitingSince));
-  status["rollout"]["finishedNodes"] = Json::number(d.memory.finished);
-  status["published"] = api::toJson(d.memory.published);
-  Json staleNodes = Json::array();
-  for (size_t i = 0; i < d.memory.staleNodes.size(); ++i)
-    staleNodes[i] = Json::string(d.memory.staleNodes[i]);
-  status["rollout"]["staleNodes"] = staleNodes;
-  Json failedNodes = Json::array();
-  for (size_t i = 0; i < d.memory.failedNodes.size(); ++i)
-    failedNodes[i] = Json::string(d.memory.failedNodes[i]);
-  status["rollout"]["failedNodes"] = failedNodes;
-
+  api::BpfChainStatus status = countsAndMemory(chain, d);
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
-  status["phase"] = Json::string(chainPhase(d, !problem.reason.empty()));
+  status.phase = chainPhase(d, !problem.reason.empty());
   std::string failureReason = d.failures.empty() ? "AgentNotReporting" : d.failures[0].reason;
   std::string failureMessage = d.failures.empty()
                                    ? describeStale(d.memory.staleNodes)
                                    : d.failures[0].node + ": " + d.failures[0].message;
   std::string haltReason = d.memory.rolledBack ? "RolledBack" : "Halted";
-  std::string readyMessage = status["ready"].as_string() + " nodes ready";
-  if (d.idle > 0)
-    readyMessage += ", " + std::to_string(d.idle) + " with nothing to attach to (Idle)";
-  if (d.stale > 0)
-    readyMessage += "; not counted: " + describeStale(d.memory.staleNodes) + " (no heartbeat for " +
-                    std::to_string(options_.agentStale.count()) + " s)";
-  if (d.memory.rolledBack)
-    readyMessage = d.memory.stableGeneration
-                       ? status["ready"].as_string() + " nodes run generation " +
-                             std::to_string(*d.memory.stableGeneration) + " Ready (generation " +
-                             std::to_string(generation) + " was rolled back)"
-                       : "generation " + std::to_string(generation) +
-                             " was rolled back and no earlier generation was Ready everywhere: "
-                             "the chain was removed from its nodes";
-  std::string progressReason =
-      d.complete ? "RolloutComplete"
-                 : (d.halted ? haltReason
-                             : (d.overdue.empty() ? "RollingOut" : "ProgressDeadlineExceeded"));
-  std::string progressMessage = d.complete ? "" : "waiting for " + d.waitingFor;
-  if (!d.overdue.empty() && !d.complete && !d.halted) {
-    std::string nodes;
-    for (const auto& n : d.overdue)
-      nodes += (nodes.empty() ? "" : ", ") + n;
-    progressMessage = "no report of generation " + std::to_string(generation) + " within " +
-                      std::to_string(options_.progressDeadline.count()) +
-                      " s from node(s): " + nodes + " (is their agent running?); " +
-                      progressMessage;
-  }
-  Json conditions = Json::array();
-  conditions[0] = condition(
+  auto [progressReason, progressMessage] = progress(d, generation, options_.progressDeadline);
+  status.conditions.push_back(condition(
       previous, "Ready", d.complete && d.failed == 0,
       d.complete ? (d.failed ? "NodesFailed" : "RolloutComplete")
                  : (d.halted ? haltReason : (d.stale ? "AgentNotReporting" : "RollingOut")),
-      readyMessage, generation);
-  conditions[1] = condition(previous, "Progressing", !d.complete && !d.halted && d.overdue.empty(),
-                            progressReason, progressMessage, generation);
-  conditions[2] = condition(previous, "Degraded", degraded,
-                            !problem.reason.empty() ? problem.reason
-                                                    : (degraded ? failureReason : "NoFailures"),
-                            !problem.reason.empty() ? problem.message : failureMessage, generation);
-  status["conditions"] = conditions;
+      readyMessage(d, generation, options_.agentStale), generation));
+  status.conditions.push_back(condition(previous, "Progressing",
+                                        !d.complete && !d.halted && d.overdue.empty(),
+                                        progressReason, progressMessage, generation));
+  status.conditions.push_back(condition(
+      previous, "Degraded", degraded,
+      !problem.reason.empty() ? problem.reason : (degraded ? failureReason : "NoFailures"),
+      !problem.reason.empty() ? problem.message : failureMessage, generation));
+  return api::statusToJson(status);
+}
 
+ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
+                                        const Problem& problem,
+                                        std::optional<std::chrono::milliseconds>* deferred) {
+  const Json* previous = previousStatus(chain);
+  Json status = statusOf(chain, d, problem, previous);
   std::string name = k8s::nameOf(chain);
   if (previous && withoutTransitionTimes(*previous) == withoutTransitionTimes(status))
     return {}; // nothing new: no request, no event for every watcher

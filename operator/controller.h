@@ -46,12 +46,15 @@
 #include <thread>
 #include <vector>
 
+#include "api/bpfchain.h"
 #include "api/chain_ref.h"
 #include "k8s/client.h"
 #include "k8s/event_recorder.h"
 #include "k8s/informer.h"
+#include "k8s/label_selector.h"
 #include "k8s/work_queue.h"
 #include "operator/metrics.h"
+#include "operator/reconcile_loop.h"
 #include "operator/rollout.h"
 
 namespace bpfchain::op {
@@ -87,8 +90,25 @@ public:
   std::optional<std::string> readiness() const;
 
 private:
-  struct Outcome {
-    std::optional<std::chrono::milliseconds> requeueAfter;
+  // One reconciler per kind over the generic loop (reconcile_loop.h); both read the index
+  // below, which the informers' handlers keep.
+  class ChainReconciler final : public Reconciler {
+  public:
+    explicit ChainReconciler(Controller& c) : c_(c) {}
+    const char* kind() const override { return "chain"; }
+    k8s::ApiResult<Outcome> reconcile(const std::string& name) override;
+
+  private:
+    Controller& c_;
+  };
+  class NodeReconciler final : public Reconciler {
+  public:
+    explicit NodeReconciler(Controller& c) : c_(c) {}
+    const char* kind() const override { return "node"; }
+    k8s::ApiResult<Outcome> reconcile(const std::string& name) override;
+
+  private:
+    Controller& c_;
   };
   // What reconciles need of one chain's entries in one BpfNodeConfig.
   struct ChainOnNode {
@@ -120,13 +140,71 @@ private:
     int64_t resourceVersion = 0;                // of the chain after the write; 0 = unknown
     std::chrono::steady_clock::time_point at{}; // when it was sent
   };
+  // The informers' handlers: the index below, and the keys to queue.
+  void watchChains();
+  void watchNodes();
+  void watchNodeConfigs();
   static NodeConfigIndex indexOf(const k8s::Json& nodeConfig);
   void onNodeConfig(const k8s::Json* now, const std::string& name);
   void onHeartbeat(const k8s::Json* now, const std::string& name);
-  void worker();
-  k8s::ApiResult<Outcome> reconcile(const std::string& key);
+  // node/<name>: the BpfNodeConfig's spec.chains as decided (or its deletion).
   k8s::ApiResult<Outcome> reconcileNode(const std::string& name);
+  k8s::ApiResult<void> deleteNodeConfig(const std::string& name, bool exists);
+  // The entries `name` must have: the cache's with this process's decisions on top (those the
+  // cache has not shown), less the chains that no longer exist; `carried` gets the decisions'
+  // sequence numbers.
+  k8s::Json desiredEntries(const std::string& name, const std::optional<k8s::Json>& cached,
+                           std::map<std::string, uint64_t>& carried);
+  // Creates or patches the BpfNodeConfig when `desired` differs; the resourceVersion written,
+  // or 0 when nothing was.
+  k8s::ApiResult<int64_t> writeNodeConfig(const std::string& name,
+                                          const std::optional<k8s::Json>& cached,
+                                          const k8s::Json& desired);
+  // Marks the decisions a write carried as written (or done when the cache shows them).
+  void settlePending(const std::string& name, const std::map<std::string, uint64_t>& carried,
+                     int64_t written);
+
+  // chain/<name>: the rollout, the nodes' entries, the status, the revisions.
   k8s::ApiResult<Outcome> reconcileChain(const std::string& name);
+  void forgetChain(const std::string& name);                  // the chain is gone from the cache
+  k8s::ApiResult<Outcome> refuseName(const k8s::Json& chain); // terminal: NameTooLong
+  // Terminal: SpecInvalid (a spec that does not parse, an invalid spec.nodeSelector).
+  k8s::ApiResult<Outcome> refuseSpec(const k8s::Json& chain, const std::string& error);
+  // `chain` as cached (its raw spec and status for revisions and comparisons) and as parsed.
+  k8s::ApiResult<Outcome> rollOut(const k8s::Json& chain, const api::BpfChain& typed,
+                                  const k8s::LabelSelector& selector);
+  // The memory to plan from: the cache's status, or ours when the cache has not caught up.
+  RolloutMemory memoryToStart(const api::BpfChain& chain) const;
+  // What a matched node's entry of the chain is now (this process's pending decision, else
+  // the cache's), and so which generation it runs by the published rollout.
+  struct Have {
+    enum Kind { None, Member, Pinned, Copy } kind = None; // Copy: of an operator before references
+    std::optional<int64_t> generation;                    // Pinned, Copy
+    std::string revision;                                 // Pinned
+  };
+  // The chain's matched nodes as the index shows them, in name order.
+  struct Observed {
+    std::vector<NodeView> views;
+    std::vector<Have> have; // by the index in views
+    std::set<std::string> matched;
+  };
+  // The caller holds indexMu_.
+  Have haveOf(const std::string& chain, const std::string& node, const ChainOnNode* entry);
+  Observed observeNodes(const std::string& chain, const k8s::LabelSelector& selector,
+                        const RolloutMemory& memory);
+  using Refs = std::map<int64_t, api::ChainRef>; // each generation's reference, resolved once
+  k8s::ApiResult<api::ChainRef> refOf(const k8s::Json& chain, const RolloutMemory& memory,
+                                      Refs& refs, int64_t generation);
+  // Sets d.memory.published to what makes the decided nodes run the target (and logs it).
+  k8s::ApiResult<void> publishDecision(const k8s::Json& chain, const RolloutMemory& memory,
+                                       RolloutDecision& d, Refs& refs);
+  using Decisions = std::vector<std::pair<std::string, std::optional<k8s::Json>>>;
+  // The node entries that must change (nullopt: removed).
+  k8s::ApiResult<Decisions> entriesToWrite(const k8s::Json& chain, const RolloutMemory& memory,
+                                           const Observed& observed, const RolloutDecision& d,
+                                           Refs& refs);
+  std::set<int64_t> generationsToKeep(const std::string& chain, int64_t generation,
+                                      const Observed& observed, const RolloutDecision& d);
   void enqueueAllChains();
   // Queues a chain after options_.statusCoalesce (see there).
   void queueChainSoon(const std::string& chain);
@@ -160,6 +238,9 @@ private:
   // the chains, and a rollout changes the counts with every node's report. `deferred` (when
   // given) says how long it waits; a reconcile then comes back.
   static constexpr std::chrono::milliseconds kCountsInterval{1000};
+  // The status for decision `d` (and `problem`), transition times taken from `previous`.
+  k8s::Json statusOf(const k8s::Json& chain, const RolloutDecision& d, const Problem& problem,
+                     const k8s::Json* previous) const;
   k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
                                    const Problem& problem,
                                    std::optional<std::chrono::milliseconds>* deferred = nullptr);
@@ -173,8 +254,10 @@ private:
   k8s::Informer chains_, nodes_, nodeConfigs_;
   k8s::EventRecorder events_;
   k8s::WorkQueue queue_;
-  std::vector<std::thread> workers_; // writeConcurrency of them: node writes go in parallel
-  std::mutex chainMu_;               // chain reconciles run one at a time (the state below)
+  ChainReconciler chainReconciler_{*this};
+  NodeReconciler nodeReconciler_{*this};
+  ReconcileLoop loop_; // writeConcurrency workers: node writes go in parallel
+  std::mutex chainMu_; // chain reconciles run one at a time (the state below)
   std::atomic<bool> stopping_{false};
 
   // Kept by the informers' handlers, read by the worker.

@@ -148,6 +148,172 @@ private:
   op::Controller* controller_ = nullptr;
 };
 
+// The process around the controller: metrics server, health checks, the main loop, and
+// (with --leader-elect) the election that starts and stops the controller.
+class OperatorProcess {
+public:
+  OperatorProcess(const Flags& flags, k8s::Client& client)
+      : flags_(flags), client_(client), metrics_(BPFCHAIN_VERSION), leading_(!flags.leaderElect),
+        lastTick_(std::chrono::steady_clock::now().time_since_epoch().count()) {
+    metrics_.setLeader(!flags.leaderElect);
+  }
+
+  // The exit status.
+  int run() {
+    auto server = serve();
+    if (!server)
+      return 1;
+    bool ok = flags_.leaderElect ? runElected() : runAlone();
+    server.reset();
+    if (!ok || failed_)
+      log::error("exiting on failure");
+    else
+      log::info("stopped");
+    return ok && !failed_ ? 0 : 1;
+  }
+
+private:
+  // /metrics, /readyz (the informers, while leading), /healthz (the main loop); nullptr when
+  // the address cannot be served.
+  std::unique_ptr<metrics::MetricsServer> serve() {
+    auto server = metrics::MetricsServer::start(flags_.metricsAddress);
+    if (!server) {
+      log::error("cannot serve metrics", {{"error", server.error().message()}});
+      return nullptr;
+    }
+    log::info("serving metrics",
+              {{"address", flags_.metricsAddress.substr(0, flags_.metricsAddress.rfind(':')) + ":" +
+                               std::to_string((*server)->port())}});
+    (*server)->add(metrics_.registry());
+    (*server)->add(metrics_.workQueueInFlight());
+    (*server)->add(metrics::processCollector());
+    k8s::setRequestMetrics(metrics_.requests());
+    (*server)->addReadinessCheck("informers", [this]() -> std::optional<std::string> {
+      if (!leading_)
+        return std::nullopt; // a standby can serve: it takes over when the leader goes
+      return slot_.readiness();
+    });
+    (*server)->addLivenessCheck("main-loop", [this]() -> std::optional<std::string> {
+      auto since = std::chrono::steady_clock::now() -
+                   std::chrono::steady_clock::time_point(
+                       std::chrono::steady_clock::duration(lastTick_.load()));
+      if (since < std::chrono::seconds(30))
+        return std::nullopt;
+      return "the main loop has not run for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(since).count()) + " s";
+    });
+    return std::move(*server);
+  }
+
+  op::ControllerOptions controllerOptions() {
+    return {.revisionNamespace = flags_.revisionNamespace,
+            .cleanupDeadline = std::chrono::seconds(flags_.cleanupDeadline),
+            .metrics = &metrics_,
+            .eventHost = hostname(),
+            .writeConcurrency = flags_.writeConcurrency,
+            .progressDeadline = std::chrono::seconds(flags_.progressDeadline),
+            .agentStale = std::chrono::seconds(flags_.agentStale)};
+  }
+
+  // Runs the controller until `stop`; sets failed_ when it could not start.
+  void runController(const std::stop_token& stop) {
+    op::Controller controller(client_, controllerOptions());
+    slot_.set(&controller);
+    auto started = controller.start(std::chrono::seconds(120), stop);
+    if (!started && !stop.stop_requested()) {
+      log::error("the controller did not start", {{"error", started.error().message()}});
+      slot_.set(nullptr);
+      failed_ = true;
+      return;
+    }
+    if (started) {
+      log::info("controller running");
+      std::mutex mu;
+      std::condition_variable_any stopped;
+      std::unique_lock lock(mu);
+      stopped.wait(lock, stop, [] { return false; });
+    }
+    slot_.set(nullptr);
+    controller.stop();
+    log::info("controller stopped");
+  }
+
+  // Until a signal, or until `ended` says the work ended by itself.
+  void mainLoop(const std::function<bool()>& ended) {
+    while (!stopRequested && !failed_ && !ended()) {
+      lastTick_ = std::chrono::steady_clock::now().time_since_epoch().count();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  bool runAlone() {
+    std::stop_source stop;
+    std::thread work([&] { runController(stop.get_token()); });
+    mainLoop([] { return false; });
+    stop.request_stop();
+    work.join();
+    return true;
+  }
+
+  // False when the election cannot run or the Lease was lost.
+  bool runElected() {
+    std::thread work;
+    std::string lease = flags_.leaseNamespace + "/bpfchain-operator";
+    auto elector = k8s::LeaderElector::create(
+        client_,
+        {.leaseNamespace = flags_.leaseNamespace,
+         .leaseName = "bpfchain-operator",
+         .identity = identity()},
+        {.onStartedLeading =
+             [&](const std::stop_token& leadership) {
+               log::info("leading", {{"lease", lease}});
+               leading_ = true;
+               metrics_.setLeader(true);
+               work = std::thread([this, leadership] { runController(leadership); });
+             },
+         .onStoppedLeading =
+             [&] {
+               if (work.joinable())
+                 work.join();
+               leading_ = false;
+               metrics_.setLeader(false);
+             },
+         .onNewLeader =
+             [](const std::string& who) {
+               log::info("leader changed", {{"leader", who.empty() ? "nobody" : who}});
+             }});
+    if (!elector) {
+      log::error("cannot run the leader election", {{"error", elector.error().message()}});
+      return false;
+    }
+    std::atomic<bool> ended{false};
+    k8s::ElectionEnd end = k8s::ElectionEnd::Stopped;
+    std::thread election([&] {
+      end = (*elector)->run();
+      ended = true;
+    });
+    mainLoop([&] { return ended.load(); });
+    (*elector)->stop(); // stops the controller, then releases the Lease
+    election.join();
+    if (work.joinable())
+      work.join();
+    if (end == k8s::ElectionEnd::LostLeadership) {
+      log::error("lost the lease; exiting", {{"lease", lease}});
+      return false;
+    }
+    return true;
+  }
+
+  const Flags& flags_;
+  k8s::Client& client_;
+  // Before the server's checks use them (the server is reset before run() returns).
+  op::OperatorMetrics metrics_;
+  ControllerSlot slot_;
+  std::atomic<bool> leading_;
+  std::atomic<std::chrono::steady_clock::rep> lastTick_;
+  std::atomic<bool> failed_{false};
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -168,135 +334,6 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<k8s::Client> client(std::move(*created));
   installSignalHandlers();
-
-  // Declared before the server, whose checks use them, so they outlive it on every path.
-  op::OperatorMetrics metrics(BPFCHAIN_VERSION);
-  metrics.setLeader(!flags.leaderElect);
-  ControllerSlot slot;
-  std::atomic<bool> leading{!flags.leaderElect};
-  std::atomic<std::chrono::steady_clock::rep> lastTick{
-      std::chrono::steady_clock::now().time_since_epoch().count()};
-  auto server = metrics::MetricsServer::start(flags.metricsAddress);
-  if (!server) {
-    log::error("cannot serve metrics", {{"error", server.error().message()}});
-    return 1;
-  }
-  log::info("serving metrics",
-            {{"address", flags.metricsAddress.substr(0, flags.metricsAddress.rfind(':')) + ":" +
-                             std::to_string((*server)->port())}});
-  (*server)->add(metrics.registry());
-  (*server)->add(metrics.workQueueInFlight());
-  (*server)->add(metrics::processCollector());
-  k8s::setRequestMetrics(metrics.requests());
-  (*server)->addReadinessCheck("informers", [&]() -> std::optional<std::string> {
-    if (!leading)
-      return std::nullopt; // a standby can serve: it takes over when the leader goes
-    return slot.readiness();
-  });
-  (*server)->addLivenessCheck("main-loop", [&]() -> std::optional<std::string> {
-    auto since =
-        std::chrono::steady_clock::now() -
-        std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(lastTick.load()));
-    if (since < std::chrono::seconds(30))
-      return std::nullopt;
-    return "the main loop has not run for " +
-           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(since).count()) + " s";
-  });
-
-  std::atomic<bool> failed{false};
-  op::ControllerOptions options{.revisionNamespace = flags.revisionNamespace,
-                                .cleanupDeadline = std::chrono::seconds(flags.cleanupDeadline),
-                                .metrics = &metrics,
-                                .eventHost = hostname(),
-                                .writeConcurrency = flags.writeConcurrency,
-                                .progressDeadline = std::chrono::seconds(flags.progressDeadline),
-                                .agentStale = std::chrono::seconds(flags.agentStale)};
-  // Runs the controller until `stop`; false when it could not start.
-  auto runController = [&](const std::stop_token& stop) {
-    op::Controller controller(*client, options);
-    slot.set(&controller);
-    auto started = controller.start(std::chrono::seconds(120), stop);
-    if (!started && !stop.stop_requested()) {
-      log::error("the controller did not start", {{"error", started.error().message()}});
-      slot.set(nullptr);
-      failed = true;
-      return;
-    }
-    if (started) {
-      log::info("controller running");
-      std::mutex mu;
-      std::condition_variable_any stopped;
-      std::unique_lock lock(mu);
-      stopped.wait(lock, stop, [] { return false; });
-    }
-    slot.set(nullptr);
-    controller.stop();
-    log::info("controller stopped");
-  };
-  // Until a signal, or until `ended` says the work ended by itself.
-  auto mainLoop = [&](const std::function<bool()>& ended) {
-    while (!stopRequested && !failed && !ended()) {
-      lastTick = std::chrono::steady_clock::now().time_since_epoch().count();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  };
-
-  if (!flags.leaderElect) {
-    std::stop_source stop;
-    std::thread work([&] { runController(stop.get_token()); });
-    mainLoop([] { return false; });
-    stop.request_stop();
-    work.join();
-  } else {
-    std::thread work;
-    auto elector = k8s::LeaderElector::create(
-        *client,
-        {.leaseNamespace = flags.leaseNamespace,
-         .leaseName = "bpfchain-operator",
-         .identity = identity()},
-        {.onStartedLeading =
-             [&](const std::stop_token& leadership) {
-               log::info("leading", {{"lease", flags.leaseNamespace + "/bpfchain-operator"}});
-               leading = true;
-               metrics.setLeader(true);
-               work = std::thread([&, leadership] { runController(leadership); });
-             },
-         .onStoppedLeading =
-             [&] {
-               if (work.joinable())
-                 work.join();
-               leading = false;
-               metrics.setLeader(false);
-             },
-         .onNewLeader =
-             [](const std::string& who) {
-               log::info("leader changed", {{"leader", who.empty() ? "nobody" : who}});
-             }});
-    if (!elector) {
-      log::error("cannot run the leader election", {{"error", elector.error().message()}});
-      return 1;
-    }
-    std::atomic<bool> ended{false};
-    k8s::ElectionEnd end = k8s::ElectionEnd::Stopped;
-    std::thread election([&] {
-      end = (*elector)->run();
-      ended = true;
-    });
-    mainLoop([&] { return ended.load(); });
-    (*elector)->stop(); // stops the controller, then releases the Lease
-    election.join();
-    if (work.joinable())
-      work.join();
-    if (end == k8s::ElectionEnd::LostLeadership) {
-      log::error("lost the lease; exiting",
-                 {{"lease", flags.leaseNamespace + "/bpfchain-operator"}});
-      failed = true;
-    }
-  }
-  server->reset();
-  if (failed)
-    log::error("exiting on failure");
-  else
-    log::info("stopped");
-  return failed ? 1 : 0;
+  OperatorProcess process(flags, *client);
+  return process.run();
 }

@@ -2,11 +2,16 @@
 
 namespace bpfchain::api {
 
-std::optional<ChainRef> refFor(const PublishedRollout& published, const std::string& node) {
+const ChainRef* followedBy(const PublishedRollout& published, const std::string& node) {
   for (const auto& wave : published.waves)
     if (node <= wave.partition)
-      return wave.target;
-  return published.stable;
+      return &wave.target;
+  return published.stable ? &*published.stable : nullptr;
+}
+
+std::optional<ChainRef> refFor(const PublishedRollout& published, const std::string& node) {
+  const ChainRef* ref = followedBy(published, node);
+  return ref ? std::optional(*ref) : std::nullopt;
 }
 
 void dropShadowed(PublishedRollout& published) {

@@ -37,6 +37,8 @@ struct PublishedRollout {
 
 // The revision `node` runs under `published`, or nullopt: the chain is not on the node.
 std::optional<ChainRef> refFor(const PublishedRollout& published, const std::string& node);
+// The same, without a copy (for loops over every node): nullptr where refFor says nullopt.
+const ChainRef* followedBy(const PublishedRollout& published, const std::string& node);
 
 // Drops the waves that no node follows any more: those a newer wave's partition reaches past
 // (or up to).

@@ -26,6 +26,18 @@ TEST(PublishedRollout, NodesUpToThePartitionRunTheTargetTheOthersStable) {
   EXPECT_EQ(refFor(PublishedRollout{}, "node-001"), std::nullopt);
 }
 
+TEST(PublishedRollout, FollowedByPointsAtWhatRefForCopies) {
+  PublishedRollout p{ref(1), {{ref(3), "b"}, {ref(2), "d"}}};
+  for (const char* node : {"a", "b", "c", "d", "e"}) {
+    const ChainRef* followed = followedBy(p, node);
+    ASSERT_NE(followed, nullptr) << node;
+    EXPECT_EQ(*followed, refFor(p, node)) << node;
+  }
+  p.stable.reset();
+  EXPECT_EQ(followedBy(p, "e"), nullptr);
+  EXPECT_EQ(&*followedBy(p, "a"), &p.waves[0].target); // no copy
+}
+
 TEST(PublishedRollout, TheNewestWaveDecidesAndShadowedWavesGo) {
   // Generation 3 came while 2 was halfway: 2 keeps the nodes it moved past 3's partition.
   PublishedRollout p{ref(1), {{ref(3), "b"}, {ref(2), "d"}}};
