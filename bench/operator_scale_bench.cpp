@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/utsname.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -47,9 +48,11 @@
 #include "k8s/informer.h"
 #include "parallel.h"
 #include "statistics.h"
+#include "system/time.h"
 
 // After gtest (through the harness): cpprest defines a macro U that gtest's headers use.
 #include "api/chain_ref.h"
+#include "api/node_config_types.h"
 #include "api/published_rollout.h"
 #include "api/resources.h"
 
@@ -70,6 +73,7 @@ struct Options {
   int agentThreads = 4;
   bool agentApply = false; // the agents' status writes: a merge patch (as the agent's), or
                            // with --agent-status-write apply a server-side apply, to compare
+  bool fullStatus = true;  // what they report: what bpfchain-agent writes, or a minimal status
   std::string kubeconfig;
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
@@ -80,7 +84,7 @@ const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
-    " [--agent-status-write merge|apply]"
+    " [--agent-status-write merge|apply] [--agent-status full|minimal]"
     " [--operator-arg ARG]..."};
 
 std::string selfDir() {
@@ -104,6 +108,11 @@ Options parseOptions(int argc, char** argv) {
            "--agent-status-write", [&](const std::string& v) { o.agentApply = v == "apply"; },
            "how simulated agents write status: merge (default) or apply")
         ->check(CLI::IsMember({"merge", "apply"}));
+    app.add_option_function<std::string>(
+           "--agent-status", [&](const std::string& v) { o.fullStatus = v == "full"; },
+           "what simulated agents report: full (default: bpfchain-agent's status, through "
+           "api::toJson) or minimal (name, generation, revision, phase, reason per chain)")
+        ->check(CLI::IsMember({"full", "minimal"}));
     app.add_option("--kubeconfig", o.kubeconfig);
     app.add_option("--operator", o.operatorPath)->capture_default_str();
     app.add_option("--operator-log", o.operatorLog);
@@ -255,8 +264,8 @@ Json chainObject(int i) {
 // server's fan-out of chain status events to 1,000 agents is not part of this benchmark.
 class SimulatedAgents {
 public:
-  SimulatedAgents(k8s::Client& client, int threads, bool apply)
-      : client_(client), apply_(apply), informer_(client, api::kBpfNodeConfigs),
+  SimulatedAgents(k8s::Client& client, int threads, bool apply, bool fullStatus)
+      : client_(client), apply_(apply), full_(fullStatus), informer_(client, api::kBpfNodeConfigs),
         revisions_(client, api::kControllerRevisions,
                    {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}),
         chains_(client, api::kBpfChains, {.stripManagedFields = true}) {
@@ -455,6 +464,7 @@ private:
       }
     std::string node = k8s::nameOf(config);
     std::lock_guard lock(mu_);
+    nodeGeneration_[node] = k8s::generationOf(config);
     if (raw_[node] != entries) {
       ++specChanges_;
       specBytes_ += config.serialize().size();
@@ -530,15 +540,19 @@ private:
       Json body = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
                                   "metadata":{},"status":{"chains":[]}})");
       body["metadata"]["name"] = Json::string(node);
-      size_t n = 0;
-      for (const auto& [chain, e] : chains) {
-        Json& s = body["status"]["chains"][n++];
-        s["name"] = Json::string(chain);
-        s["generation"] = Json::number(e.generation);
-        if (e.ref)
-          s["revision"] = Json::string(e.ref->revision);
-        s["phase"] = Json::string(verdicts[chain].first);
-        s["reason"] = Json::string(verdicts[chain].second);
+      if (full_) {
+        body["status"] = agentStatus(node, chains, verdicts);
+      } else {
+        size_t n = 0;
+        for (const auto& [chain, e] : chains) {
+          Json& s = body["status"]["chains"][n++];
+          s["name"] = Json::string(chain);
+          s["generation"] = Json::number(e.generation);
+          if (e.ref)
+            s["revision"] = Json::string(e.ref->revision);
+          s["phase"] = Json::string(verdicts[chain].first);
+          s["reason"] = Json::string(verdicts[chain].second);
+        }
       }
       statusBytes_ += body.serialize().size();
       // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
@@ -555,8 +569,65 @@ private:
     }
   }
 
+  // What bpfchain-agent writes for the node (cluster_source.cpp: its statusOf, the Ready
+  // condition, api::toJson): every chain on one host interface (eth0, XDP) as a root and one
+  // program; what runs stays the last Ready generation while a newer one fails.
+  Json agentStatus(const std::string& node, const std::map<std::string, Entry>& chains,
+                   const std::map<std::string, std::pair<std::string, std::string>>& verdicts) {
+    api::NodeConfigStatus s;
+    s.agent = {"bench", kernelRelease_, "", {{"btf", true}, {"tcx", true}, {"xdpLink", true}}};
+    std::lock_guard lock(mu_);
+    s.observedGeneration = nodeGeneration_[node];
+    auto& running = running_[node];
+    for (const auto& [chain, e] : chains) {
+      const auto& [phase, reason] = verdicts.at(chain);
+      std::string revision = e.ref ? e.ref->revision : "";
+      auto r = running.find(chain);
+      if (phase == "Ready" && (r == running.end() || r->second.generation != e.generation)) {
+        uint32_t root = r == running.end() ? ++programIds_ : r->second.programIds.front();
+        r = running.insert_or_assign(chain, Running{e.generation, revision, {root, ++programIds_}})
+                .first;
+      }
+      api::NodeChainStatus c{chain, e.generation, 0, revision, "", phase, reason, "", {}};
+      if (r != running.end()) {
+        c.runningGeneration = r->second.generation;
+        c.runningRevision = r->second.revision;
+        c.attachments.push_back({"eth0", "xdp", "", r->second.programIds});
+      }
+      if (phase == "Failed") {
+        c.message = "eth0: programs[0] (";
+        c.message.append(chain).append("/p0): ").append(reason);
+      }
+      s.failedCount += phase == "Failed";
+      s.readyCount += phase == "Ready";
+      s.chains.push_back(std::move(c));
+    }
+    s.chainCount = static_cast<int64_t>(s.chains.size());
+    auto& [since, wasReady] = readySince_[node];
+    if (since.empty() || wasReady != (s.failedCount == 0))
+      since = rfc3339Now();
+    wasReady = s.failedCount == 0;
+    s.conditions.push_back(api::readyCondition(s, since, nodeGeneration_[node]));
+    return api::toJson(s);
+  }
+
+  struct Running {
+    int64_t generation = 0;
+    std::string revision;
+    std::vector<uint32_t> programIds; // root, program
+  };
+
   k8s::Client& client_;
   bool apply_ = false;
+  bool full_ = true;
+  std::string kernelRelease_ = [] {
+    struct utsname u {};
+    return ::uname(&u) == 0 ? std::string(u.release) : std::string();
+  }();
+  std::map<std::string, std::map<std::string, Running>> running_;  // node -> chain
+  std::map<std::string, std::pair<std::string, bool>> readySince_; // node -> time, Ready
+  std::map<std::string, int64_t> nodeGeneration_;
+  uint32_t programIds_ = 0;
   k8s::Informer informer_;
   k8s::Informer revisions_;
   k8s::Informer chains_;
@@ -664,7 +735,7 @@ int main(int argc, char** argv) {
   });
   std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
 
-  SimulatedAgents agents(client, o.agentThreads, o.agentApply);
+  SimulatedAgents agents(client, o.agentThreads, o.agentApply, o.fullStatus);
 
   auto logDir = bpfchain::testing::TempDir::create("operator-bench");
   if (!logDir)

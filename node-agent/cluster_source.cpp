@@ -458,12 +458,7 @@ bool ClusterSource::report(const NodeStatus& status) {
     impl_->lastReadyTransition = rfc3339Now();
     impl_->lastReady = ready;
   }
-  s.conditions.push_back(
-      api::NodeCondition{"Ready", ready ? "True" : "False", ready ? "ChainsReady" : "ChainsFailed",
-                         ready ? std::to_string(s.chainCount) + " chains ready"
-                               : std::to_string(s.failedCount) + " of " +
-                                     std::to_string(s.chainCount) + " chains failed",
-                         impl_->lastReadyTransition, generation});
+  s.conditions.push_back(api::readyCondition(s, impl_->lastReadyTransition, generation));
   std::string text = api::toJson(s).serialize();
   // The heartbeat goes in the same write; alone, when nothing else changed and it is due. A pass
   // within a tenth of the interval counts as due: passes are not timed to the heartbeat.

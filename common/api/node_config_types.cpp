@@ -131,4 +131,17 @@ std::vector<std::string> nodeConfigStatusFields() {
   return out;
 }
 
+NodeCondition readyCondition(const NodeConfigStatus& status, std::string since,
+                             int64_t generation) {
+  bool ready = status.failedCount == 0;
+  return {"Ready",
+          ready ? "True" : "False",
+          ready ? "ChainsReady" : "ChainsFailed",
+          ready ? std::to_string(status.chainCount) + " chains ready"
+                : std::to_string(status.failedCount) + " of " + std::to_string(status.chainCount) +
+                      " chains failed",
+          std::move(since),
+          generation};
+}
+
 } // namespace bpfchain::api

@@ -75,4 +75,8 @@ k8s::Json toJson(const NodeConfigStatus& status);
 // values (agent.features) is one field.
 std::vector<std::string> nodeConfigStatusFields();
 
+// The node's Ready condition from its chains' counts (True when none failed), as the agent
+// reports it; `since` is when it last changed.
+NodeCondition readyCondition(const NodeConfigStatus& status, std::string since, int64_t generation);
+
 } // namespace bpfchain::api
