@@ -56,9 +56,12 @@ private:
   void keepRunning(const std::string& chain, const std::string& except = "");
   // The revision a membership entry gives this node, or nullopt when it is handled here (not on
   // the node yet, or failed).
-  std::optional<api::ChainRef> followed(const k8s::Json& entry, const std::string& field);
-  void reference(const k8s::Json& entry, const std::string& field,
-                 std::optional<api::ChainRef> followed);
+  std::optional<api::ChainRef> followed(const k8s::Json& entry, const std::string& chain,
+                                        const std::string& field);
+  // Runs the revision `ref` names, or fails the chain alone.
+  void reference(const api::ChainRef& ref);
+  // A reference this agent cannot read (a newer operator's?): it fails alone.
+  void unreadable(const api::NodeChainEntry& entry, const std::string& field, const Error& why);
   // The copy of the revision `ref` names, or why none is.
   Result<std::pair<api::ChainRevision, k8s::Json>> revisionOf(const api::ChainRef& ref);
 
@@ -81,8 +84,8 @@ void Resolver::keepRunning(const std::string& chain, const std::string& except) 
       fallbacks_.push_back(std::move(*decl));
 }
 
-std::optional<api::ChainRef> Resolver::followed(const k8s::Json& entry, const std::string& field) {
-  std::string chain = k8s::stringAt(entry, {"name"});
+std::optional<api::ChainRef> Resolver::followed(const k8s::Json& entry, const std::string& chain,
+                                                const std::string& field) {
   Result<std::optional<api::PublishedRollout>> rollout =
       published_ ? published_(chain)
                  : Result<std::optional<api::PublishedRollout>>(
@@ -109,13 +112,19 @@ std::optional<api::ChainRef> Resolver::followed(const k8s::Json& entry, const st
 }
 
 void Resolver::entry(const k8s::Json& entry, const std::string& field) {
-  switch (api::chainEntryKind(entry)) {
+  auto typed = api::nodeChainEntryFromJson(entry, field);
+  api::ChainEntryKind kind = typed ? typed->kind : api::chainEntryKind(entry);
+  switch (kind) {
   case api::ChainEntryKind::Membership:
-    if (auto ref = followed(entry, field))
-      reference(entry, field, std::move(ref));
+    // Its one error is an empty name, which entryRef names once the rollout is read.
+    if (auto ref = followed(entry, typed ? typed->name : std::string(), field))
+      reference(*ref);
     return;
   case api::ChainEntryKind::Reference:
-    reference(entry, field, std::nullopt);
+    if (!typed)
+      unreadable(api::chainEntryOf(entry), field, typed.error());
+    else
+      reference(*typed->ref);
     return;
   case api::ChainEntryKind::Inline:
     chains_[kept_++] = entry;
@@ -142,44 +151,33 @@ Result<std::pair<api::ChainRevision, k8s::Json>> Resolver::revisionOf(const api:
   return *failure;
 }
 
-void Resolver::reference(const k8s::Json& entry, const std::string& field,
-                         std::optional<api::ChainRef> followed) {
-  // A CRD whose one schema for chains[] entries defaults `placement` (the inline form's)
-  // puts it into references too: the revision's data says where the chain goes.
-  k8s::Json refEntry = entry;
-  if (refEntry.is_object() && refEntry.has_field("placement"))
-    refEntry.erase("placement");
-  auto ref = followed ? Result<api::ChainRef>(*followed) : api::chainRefFromJson(refEntry, field);
-  if (!ref) {
-    // A reference this agent cannot read (a newer operator's?): it fails alone.
-    InvalidChain bad;
-    bad.name = entry.has_field("name") && entry.at("name").is_string()
-                   ? entry.at("name").as_string()
-                   : field;
-    bad.message = ref.error().context(source_).message();
-    if (entry.has_field("generation") && entry.at("generation").is_integer())
-      bad.generation = entry.at("generation").as_number().to_int64();
-    if (entry.at("revision").is_string())
-      bad.revision = entry.at("revision").as_string();
-    unresolved_.push_back(std::move(bad));
-    return;
-  }
-  auto chosen = revisionOf(*ref);
+void Resolver::unreadable(const api::NodeChainEntry& entry, const std::string& field,
+                          const Error& why) {
+  InvalidChain bad;
+  bad.name = entry.name.empty() ? field : entry.name;
+  bad.message = why.context(source_).message();
+  bad.generation = entry.generation.value_or(0);
+  bad.revision = entry.revision;
+  unresolved_.push_back(std::move(bad));
+}
+
+void Resolver::reference(const api::ChainRef& ref) {
+  auto chosen = revisionOf(ref);
   if (chosen) {
-    chains_[kept_++] = inlineChain(ref->name, ref->generation, chosen->first.spec);
-    revisionOf_[ref->name] = ref->revision;
-    out_.revisions[ref->name] = std::move(chosen->second);
+    chains_[kept_++] = inlineChain(ref.name, ref.generation, chosen->first.spec);
+    revisionOf_[ref.name] = ref.revision;
+    out_.revisions[ref.name] = std::move(chosen->second);
     return;
   }
   InvalidChain bad;
-  bad.name = ref->name;
-  bad.generation = ref->generation;
+  bad.name = ref.name;
+  bad.generation = ref.generation;
   bad.kind = chosen.error().kind() == ErrorKind::DigestMismatch ? ErrorKind::DigestMismatch
                                                                 : ErrorKind::RevisionUnavailable;
   bad.message = chosen.error().message();
-  bad.revision = ref->revision;
+  bad.revision = ref.revision;
   unresolved_.push_back(std::move(bad));
-  keepRunning(ref->name, ref->revision);
+  keepRunning(ref.name, ref.revision);
 }
 
 Result<ResolvedSpec> Resolver::finish(const k8s::Json& spec) {

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "api/bpfchain.h"
+#include "api/node_config_types.h"
 #include "api/resources.h"
 #include "k8s/label_selector.h"
 #include "operator/finalizers.h"
@@ -37,12 +38,6 @@ const Json* field(const Json& obj, std::initializer_list<const char*> path) {
   return at;
 }
 
-std::optional<int64_t> generationIn(const Json* entry) {
-  if (!entry || !entry->has_field("generation") || !entry->at("generation").is_number())
-    return std::nullopt;
-  return entry->at("generation").as_number().to_int64();
-}
-
 // One line per node write, not per chain, so that a rollout to many nodes logs one line per
 // node: the chains the write added, changed (another generation or revision) and removed, each
 // as chain@generation.
@@ -51,15 +46,18 @@ void logNodeWrite(const std::string& node, const Json& before, const Json& after
     std::map<std::string, const Json*> out;
     if (list.is_array())
       for (const auto& e : list.as_array())
-        out[k8s::stringAt(e, {"name"})] = &e;
+        out[api::chainEntryOf(e).name] = &e;
     return out;
   };
   auto was = byName(before);
   auto now = byName(after);
   // A membership entry has no generation: the chain's published rollout gives it.
   auto add = [](std::string& to, const std::string& chain, const Json* entry) {
+    api::NodeChainEntry e = api::chainEntryOf(*entry);
     to += (to.empty() ? "" : ",") + chain +
-          (api::isMembership(*entry) ? "" : "@" + std::to_string(generationIn(entry).value_or(0)));
+          (e.kind == api::ChainEntryKind::Membership
+               ? ""
+               : "@" + std::to_string(e.generation.value_or(0)));
   };
   std::string added, changed, removed;
   for (const auto& [chain, entry] : now) {
@@ -429,22 +427,24 @@ Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
   NodeConfigIndex index;
   if (const Json* list = field(nodeConfig, {"spec", "chains"}); list && list->is_array()) {
     for (const auto& item : list->as_array()) {
-      auto& entry = index[k8s::stringAt(item, {"name"})];
+      api::NodeChainEntry given = api::chainEntryOf(item);
+      auto& entry = index[std::move(given.name)];
       entry.inSpec = true;
-      entry.membership = api::isMembership(item);
-      entry.assigned = generationIn(&item);
-      entry.reference = api::isReference(item);
-      entry.revision = k8s::stringAt(item, {"revision"});
+      entry.membership = given.kind == api::ChainEntryKind::Membership;
+      entry.assigned = given.generation;
+      entry.reference = given.kind == api::ChainEntryKind::Reference;
+      entry.revision = std::move(given.revision);
     }
   }
   if (const Json* list = field(nodeConfig, {"status", "chains"}); list && list->is_array())
-    for (const auto& reported : list->as_array()) {
-      auto& entry = index[k8s::stringAt(reported, {"name"})];
+    for (const auto& item : list->as_array()) {
+      api::NodeChainReport reported = api::chainReportOf(item);
+      auto& entry = index[std::move(reported.name)];
       entry.inStatus = true;
-      entry.reported = generationIn(&reported);
-      entry.phase = k8s::stringAt(reported, {"phase"});
-      entry.reason = k8s::stringAt(reported, {"reason"});
-      entry.message = k8s::stringAt(reported, {"message"});
+      entry.reported = reported.generation;
+      entry.phase = std::move(reported.phase);
+      entry.reason = std::move(reported.reason);
+      entry.message = std::move(reported.message);
     }
   return index;
 }
@@ -594,7 +594,7 @@ Json Controller::desiredEntries(const std::string& name, const std::optional<Jso
   if (const Json* list = cached ? field(*cached, {"spec", "chains"}) : nullptr;
       list && list->is_array())
     for (const auto& e : list->as_array())
-      entries[k8s::stringAt(e, {"name"})] = e;
+      entries[api::chainEntryOf(e).name] = e;
   std::lock_guard lock(indexMu_);
   bool chainsKnown = chains_.hasSynced();
   for (auto it = entries.begin(); it != entries.end();)
@@ -1012,12 +1012,15 @@ Controller::Have Controller::haveOf(const std::string& chain, const std::string&
   }
   if (const Pending* pending = pendingFor(chain, node)) {
     h = Have{};
-    if (pending->want && api::isMembership(*pending->want)) {
-      h.kind = Have::Member;
-    } else if (pending->want) {
-      h.kind = Have::Pinned;
-      h.generation = generationIn(&*pending->want);
-      h.revision = k8s::stringAt(*pending->want, {"revision"});
+    if (pending->want) {
+      api::NodeChainEntry want = api::chainEntryOf(*pending->want);
+      if (want.kind == api::ChainEntryKind::Membership) {
+        h.kind = Have::Member;
+      } else {
+        h.kind = Have::Pinned;
+        h.generation = want.generation;
+        h.revision = std::move(want.revision);
+      }
     }
   }
   return h;
@@ -1144,11 +1147,13 @@ ApiResult<Controller::Decisions> Controller::entriesToWrite(const Json& chain,
     }
     if (!want)
       continue;
-    bool same =
-        *want ? (api::isMembership(**want)
-                     ? h.kind == Have::Member
-                     : h.kind == Have::Pinned && h.revision == k8s::stringAt(**want, {"revision"}))
-              : h.kind == Have::None;
+    bool same = h.kind == Have::None;
+    if (*want) {
+      api::NodeChainEntry e = api::chainEntryOf(**want);
+      same = e.kind == api::ChainEntryKind::Membership
+                 ? h.kind == Have::Member
+                 : h.kind == Have::Pinned && h.revision == e.revision;
+    }
     if (!same)
       decisions.emplace_back(view.node, std::move(*want));
   }

@@ -1,6 +1,8 @@
 #include "api/node_config_types.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 
 #include "api/chain_spec.h"
 #include "api/published_rollout.h"
@@ -86,6 +88,142 @@ ChainEntryKind chainEntryKind(const Json& entry) {
   if (isMembership(entry))
     return ChainEntryKind::Membership;
   return isReference(entry) ? ChainEntryKind::Reference : ChainEntryKind::Inline;
+}
+
+namespace {
+
+// The lenient reads: absent, or another type, is empty.
+std::string stringOr(const Json& obj, const char* key) {
+  if (!obj.is_object() || !obj.has_field(key))
+    return {};
+  const Json& v = obj.at(key);
+  return v.is_string() ? v.as_string() : std::string();
+}
+
+std::optional<int64_t> numberOr(const Json& obj, const char* key) {
+  if (!obj.is_object() || !obj.has_field(key) || !obj.at(key).is_number())
+    return std::nullopt;
+  return obj.at(key).as_number().to_int64();
+}
+
+// The strict reads: absent leaves `out` as it is; another type is an error naming the field.
+Result<void> readString(const Json& obj, const char* key, const std::string& field,
+                        std::string& out) {
+  if (!obj.has_field(key))
+    return {};
+  if (!obj.at(key).is_string())
+    return invalidError(field + "." + key + ": a string is required");
+  out = obj.at(key).as_string();
+  return {};
+}
+
+Result<void> readInteger(const Json& obj, const char* key, const std::string& field, int64_t& out) {
+  if (!obj.has_field(key))
+    return {};
+  if (!obj.at(key).is_integer())
+    return invalidError(field + "." + key + ": an integer is required");
+  out = obj.at(key).as_number().to_int64();
+  return {};
+}
+
+Result<NodeAttachmentStatus> attachmentFromJson(const Json& a, const std::string& field) {
+  if (!a.is_object())
+    return invalidError(field + ": an object is required");
+  NodeAttachmentStatus out;
+  for (auto [key, to] : {std::pair{"interface", &out.interface}, std::pair{"hook", &out.hook},
+                         std::pair{"pod", &out.pod}})
+    if (auto read = readString(a, key, field, *to); !read)
+      return std::move(read).error();
+  if (!a.has_field("programIDs"))
+    return out;
+  if (!a.at("programIDs").is_array())
+    return invalidError(field + ".programIDs: a list is required");
+  const auto& ids = a.at("programIDs").as_array();
+  for (size_t n = 0; n < ids.size(); ++n) {
+    const Json& id = ids.at(n);
+    if (!id.is_integer() || id.as_number().to_int64() < 0 ||
+        id.as_number().to_int64() > int64_t{UINT32_MAX})
+      return invalidError(field + ".programIDs[" + std::to_string(n) +
+                          "]: a program id (0 to 2^32-1) is required");
+    out.programIds.push_back(static_cast<uint32_t>(id.as_number().to_int64()));
+  }
+  return out;
+}
+
+} // namespace
+
+NodeChainEntry chainEntryOf(const Json& entry) {
+  NodeChainEntry out;
+  out.kind = chainEntryKind(entry);
+  out.name = stringOr(entry, "name");
+  out.generation = numberOr(entry, "generation");
+  if (out.kind == ChainEntryKind::Reference)
+    out.revision = stringOr(entry, "revision");
+  return out;
+}
+
+Result<NodeChainEntry> nodeChainEntryFromJson(const Json& entry, const std::string& field) {
+  NodeChainEntry out = chainEntryOf(entry);
+  switch (out.kind) {
+  case ChainEntryKind::Reference: {
+    auto withoutPlacement = [](Json e) {
+      e.erase("placement");
+      return e;
+    };
+    Result<ChainRef> ref = entry.has_field("placement")
+                               ? chainRefFromJson(withoutPlacement(entry), field)
+                               : chainRefFromJson(entry, field);
+    if (!ref)
+      return std::move(ref).error();
+    out.ref = std::move(*ref);
+    return out;
+  }
+  case ChainEntryKind::Membership:
+    if (out.name.empty())
+      return invalidError(field + ".name: a non-empty string is required");
+    return out;
+  case ChainEntryKind::Inline:
+    return out;
+  }
+  return out;
+}
+
+NodeChainReport chainReportOf(const Json& entry) {
+  return {stringOr(entry, "name"), numberOr(entry, "generation"), stringOr(entry, "phase"),
+          stringOr(entry, "reason"), stringOr(entry, "message")};
+}
+
+Result<NodeChainStatus> nodeChainStatusFromJson(const Json& entry, const std::string& field) {
+  if (!entry.is_object())
+    return invalidError(field + ": an object is required");
+  NodeChainStatus out;
+  if (auto read = readString(entry, "name", field, out.name); !read)
+    return std::move(read).error();
+  if (out.name.empty())
+    return invalidError(field + ".name: a non-empty string is required");
+  for (auto [key, to] :
+       {std::pair{"revision", &out.revision}, std::pair{"runningRevision", &out.runningRevision},
+        std::pair{"phase", &out.phase}, std::pair{"reason", &out.reason},
+        std::pair{"message", &out.message}})
+    if (auto read = readString(entry, key, field, *to); !read)
+      return std::move(read).error();
+  for (auto [key, to] : {std::pair{"generation", &out.generation},
+                         std::pair{"runningGeneration", &out.runningGeneration}})
+    if (auto read = readInteger(entry, key, field, *to); !read)
+      return std::move(read).error();
+  if (!entry.has_field("attachments"))
+    return out;
+  if (!entry.at("attachments").is_array())
+    return invalidError(field + ".attachments: a list is required");
+  const auto& attachments = entry.at("attachments").as_array();
+  for (size_t k = 0; k < attachments.size(); ++k) {
+    auto a =
+        attachmentFromJson(attachments.at(k), field + ".attachments[" + std::to_string(k) + "]");
+    if (!a)
+      return std::move(a).error();
+    out.attachments.push_back(std::move(*a));
+  }
+  return out;
 }
 
 std::vector<std::string> chainEntryFields() {

@@ -6,10 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "api/chain_ref.h"
 #include "k8s/object.h"
+#include "system/result.h"
 
 namespace bpfchain::api {
 
@@ -21,6 +24,26 @@ enum class ChainEntryKind { Inline, Reference, Membership };
 ChainEntryKind chainEntryKind(const k8s::Json& entry);
 // Every field an entry may have, of any form, as paths (chain_spec.h's fieldPaths).
 std::vector<std::string> chainEntryFields();
+
+// A spec.chains[] entry, typed. An inline entry's JSON stays the caller's, for parseChain
+// (chain_spec.h) to read with its own field-path errors.
+struct NodeChainEntry {
+  ChainEntryKind kind = ChainEntryKind::Inline;
+  std::string name;                  // "" when absent or not a string
+  std::optional<int64_t> generation; // a reference's or an inline copy's; nullopt: absent (a
+                                     // membership entry's comes from the chain's rollout)
+  std::string revision;              // a reference's; "" otherwise
+  std::optional<ChainRef> ref;       // a reference's, set by nodeChainEntryFromJson only
+};
+// The form and the fields every reader needs, read leniently as the operator always has (a
+// field absent or of another type reads as empty, a generation as any number): never fails,
+// copies no more than the name and revision (the operator's index reads 1,000 of these per
+// change).
+NodeChainEntry chainEntryOf(const k8s::Json& entry);
+// The same, strict: a reference parses as a ChainRef (a `placement` a CRD's default put in is
+// dropped: the revision's data says where the chain goes), a membership entry needs its name.
+// Errors name `field` (e.g. "spec.chains[2].digest"). An inline entry is not checked here.
+Result<NodeChainEntry> nodeChainEntryFromJson(const k8s::Json& entry, const std::string& field);
 
 struct NodeAttachmentStatus {
   std::string interface;
@@ -71,6 +94,20 @@ struct NodeConfigStatus {
 };
 
 k8s::Json toJson(const NodeConfigStatus& status);
+
+// What the operator reads of a status.chains[] entry (the rest it never looks at): leniently,
+// as chainEntryOf, so an entry of any agent version is read. generation: nullopt when absent.
+struct NodeChainReport {
+  std::string name;
+  std::optional<int64_t> generation;
+  std::string phase, reason, message;
+};
+NodeChainReport chainReportOf(const k8s::Json& entry);
+// A status.chains[] entry as toJson writes it, every field. Lenient on absence, as an older
+// agent's entry lacks fields (runningGeneration, revisions, pod, attachments): those read as
+// toJson's "not written" values. Strict on types: a field present with another type is an
+// error naming it under `field` (e.g. "status.chains[1].attachments[0].programIDs[2]").
+Result<NodeChainStatus> nodeChainStatusFromJson(const k8s::Json& entry, const std::string& field);
 // Every field toJson can write, as paths ("chains[].attachments[].programIDs[]"); a map of
 // values (agent.features) is one field.
 std::vector<std::string> nodeConfigStatusFields();
