@@ -1255,12 +1255,23 @@ TEST_F(OperatorRestarts, SigtermReleasesTheLeaseAndTheStandbyTakesOverAtOnce) {
   EXPECT_EQ(holder(), leaderId);
 
   // Readiness is about serving, not leading: the standby is ready too, and says it leads not.
-  uint16_t standbyPort = metricsPort(aLeads ? "le-b.log" : "le-a.log");
-  uint16_t leaderPort = metricsPort(aLeads ? "le-a.log" : "le-b.log");
+  // Either may still be starting (a loaded machine): wait for its metrics address in its log
+  // and retry refused connections (status 0), never a served answer.
+  uint16_t standbyPort = 0, leaderPort = 0;
+  ASSERT_TRUE(eventually([&] {
+    standbyPort = metricsPort(aLeads ? "le-b.log" : "le-a.log");
+    leaderPort = metricsPort(aLeads ? "le-a.log" : "le-b.log");
+    return standbyPort != 0 && leaderPort != 0;
+  }));
+  auto served = [&](uint16_t port, const std::string& path) {
+    Http response;
+    eventually([&] { return (response = http(port, path)).status != 0; });
+    return response;
+  };
   EXPECT_TRUE(eventually([&] { return http(leaderPort, "/readyz").status == 200; }));
-  EXPECT_EQ(http(standbyPort, "/readyz").status, 200);
-  EXPECT_EQ(sample(http(leaderPort, "/metrics").body, "bpfchain_operator_leader"), 1);
-  EXPECT_EQ(sample(http(standbyPort, "/metrics").body, "bpfchain_operator_leader"), 0);
+  EXPECT_EQ(served(standbyPort, "/readyz").status, 200);
+  EXPECT_EQ(sample(served(leaderPort, "/metrics").body, "bpfchain_operator_leader"), 1);
+  EXPECT_EQ(sample(served(standbyPort, "/metrics").body, "bpfchain_operator_leader"), 0);
 
   auto started = std::chrono::steady_clock::now();
   int code = leader.stop();
