@@ -74,7 +74,8 @@ Options parseOptions(int argc, char** argv) {
     app.add_option("--interfaces", o.interfaces, "interfaces (1..100)")->capture_default_str();
     app.add_option("--scrape-s", o.scrapeS, "seconds of /metrics scrapes")->capture_default_str();
     app.add_option("--scrape-ms", o.scrapeMs, "ms between scrapes")->capture_default_str();
-    app.add_option("--shapes", o.shapes, "comma-separated")
+    app.add_option("--shapes", o.shapes,
+                   "agent shapes to measure, comma-separated: idle, mixed, max")
         ->delimiter(',')
         ->check(CLI::IsMember({"idle", "mixed", "max"}));
     app.add_option("--agent-arg", o.agentArgs, "passed on to the agent, repeatable")

@@ -98,24 +98,32 @@ struct Options {
   std::vector<std::string> operatorArgs;
 };
 
-const bench::CommandLine kCommandLine{"bpfchain-bench-agent-rollout",
-                                      "[--nodes 10,50,100] [--runs R]\n"
-                                      "         [--pause-ms MS] [--log-dir DIR] [--timeout-s S]\n"
-                                      "         [--operator PATH] [--operator-arg ARG]...\n"
-                                      "         [--quiet-wait-s S] [--quiet-cores C]"};
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-agent-rollout",
+    "A chain change rolled out to N simulated nodes: assigned, reported, Ready (root)."};
 
 Options parseOptions(int argc, char** argv) {
   Options o;
   kCommandLine.parse(argc, argv, [&](CLI::App& app) {
-    app.add_option("--nodes", o.nodes)->delimiter(',');
-    app.add_option("--runs", o.runs)->capture_default_str();
-    app.add_option("--pause-ms", o.pauseMs)->capture_default_str();
-    app.add_option("--timeout-s", o.timeoutS)->capture_default_str();
-    app.add_option("--quiet-wait-s", o.quietWaitS)->capture_default_str();
-    app.add_option("--quiet-cores", o.quietCores)->capture_default_str();
-    app.add_option("--log-dir", o.logDir);
-    app.add_option("--operator", o.operatorPath);
-    app.add_option("--operator-arg", o.operatorArgs);
+    app.add_option("--nodes", o.nodes, "node counts, comma-separated (1..250; default 10,50,100)")
+        ->delimiter(',');
+    app.add_option("--runs", o.runs, "chain changes measured per node count")
+        ->capture_default_str();
+    app.add_option("--pause-ms", o.pauseMs, "pause between changes, ms")->capture_default_str();
+    app.add_option("--timeout-s", o.timeoutS, "give up on one change after this many seconds")
+        ->capture_default_str();
+    app.add_option("--quiet-wait-s", o.quietWaitS,
+                   "wait at most this long for a quiet machine before a change")
+        ->capture_default_str();
+    app.add_option("--quiet-cores", o.quietCores,
+                   "quiet: other processes use less CPU than this, in cores")
+        ->capture_default_str();
+    app.add_option("--log-dir", o.logDir, "keep the operator's and agents' logs here")
+        ->type_name("DIR");
+    app.add_option("--operator", o.operatorPath, "operator binary (default: this build's)")
+        ->type_name("PATH");
+    app.add_option("--operator-arg", o.operatorArgs, "passed on to the operator, repeatable")
+        ->type_name("ARG");
   });
   if (o.operatorPath.empty()) {
     o.operatorPath = std::string(BPFCHAIN_BIN_DIR) + "/bpfchain-operator";

@@ -74,7 +74,7 @@ const bench::CommandLine kCommandLine{
 Options parseOptions(int argc, char** argv) {
   Options o;
   kCommandLine.parse(argc, argv, [&](CLI::App& app) {
-    app.add_option("--kubeconfig", o.kubeconfig, "the control plane")
+    app.add_option("--kubeconfig", o.kubeconfig, "kubeconfig of the control plane to use")
         ->type_name("PATH")
         ->required();
     app.add_option("--objects", o.objects, "objects to create")->capture_default_str();

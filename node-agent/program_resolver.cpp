@@ -29,6 +29,71 @@ size_t escapedSize(const std::string& text) {
   return n;
 }
 
+// What the manifest lists, for an entry it does not have: "a (xdp, a.o), b (any hook, b.o)".
+std::string listPrograms(const packages::Manifest& manifest) {
+  std::string programs;
+  for (const auto& p : manifest.programs)
+    programs += (programs.empty() ? "" : ", ") + p.entry + " (" +
+                (p.hook.empty() ? std::string("any hook") : p.hook) + ", " + p.object + ")";
+  return programs.empty() ? std::string("none") : programs;
+}
+
+// Fills `spec`'s entry and next map (where the chain left them out) and `object` from the
+// manifest's program for the chain's hook: the named entry, or the only program for the hook.
+// TC programs serve either direction (one program type, tc-ingress or tc-egress). Returns what
+// is wrong, if anything.
+std::optional<std::string> chooseFromManifest(const packages::Manifest& manifest,
+                                              const ProgramDecl& decl, dataplane::Hook chainHook,
+                                              dataplane::ProgramSpec& spec, std::string& object) {
+  std::string hook(dataplane::hookName(chainHook));
+  auto fits = [&](const packages::ManifestProgram& p) {
+    return p.hook.empty() || p.hook == hook ||
+           (p.hook.rfind("tc-", 0) == 0 && hook.rfind("tc-", 0) == 0);
+  };
+  const packages::ManifestProgram* chosen = nullptr;
+  size_t fitting = 0;
+  for (const auto& p : manifest.programs) {
+    if (!decl.entry.empty() && p.entry != decl.entry)
+      continue;
+    if (!chosen || (fits(p) && !fits(*chosen)) || (p.hook == hook && chosen->hook != hook))
+      chosen = &p;
+    fitting += fits(p);
+  }
+  if (decl.entry.empty() && fitting > 1)
+    return "entry: required, the package has " + std::to_string(fitting) + " programs for hook " +
+           hook;
+  if (!chosen && spec.nextMap.empty()) {
+    // Not an L3AF artifact: the entry is wrong, and the manifest says what is there.
+    return "entry \"" + decl.entry + "\": package " + decl.url +
+           " has no such program; its manifest lists " + listPrograms(manifest);
+  }
+  if (chosen) {
+    if (!fits(*chosen))
+      return "the package's program " + chosen->entry + " is for hook " + chosen->hook +
+             ", the chain's hook is " + hook;
+    object = chosen->object;
+    if (spec.entry.empty())
+      spec.entry = chosen->entry;
+    if (spec.nextMap.empty())
+      spec.nextMap = chosen->nextMap;
+  }
+  return std::nullopt;
+}
+
+// The program's spec as the chain declares it, before the package fills in the rest.
+dataplane::ProgramSpec declaredSpec(const ChainDecl& chain, const ProgramDecl& decl) {
+  dataplane::ProgramSpec spec;
+  spec.id = programId(chain.name, decl.name);
+  spec.entry = decl.entry;
+  spec.nextMap = decl.nextMap;
+  spec.enabled = decl.enabled;
+  spec.globalData = decl.globalData;
+  spec.freshState = decl.freshState;
+  spec.freshMaps = decl.freshMaps;
+  spec.mapArgs = decl.mapArgs;
+  return spec;
+}
+
 } // namespace
 
 std::string chainKey(const std::string& chain) {
@@ -67,85 +132,47 @@ Result<std::vector<dataplane::ProgramSpec>, ResolveFailure>
 ProgramResolver::resolve(const ChainDecl& chain) {
   std::vector<dataplane::ProgramSpec> specs;
   for (size_t i = 0; i < chain.programs.size(); ++i) {
-    const ProgramDecl& decl = chain.programs[i];
-    std::string field =
-        "programs[" + std::to_string(i) + "] (" + chain.name + "/" + decl.name + ")";
-    auto package = get({decl.url, decl.sha256});
-    if (!package)
-      return ResolveFailure{package.error().reason, field + ": " + package.error().error.message()};
-    auto invalid = [&](const std::string& what) {
-      return ResolveFailure{"ProgramInvalid", field + ": " += what};
-    };
-    dataplane::ProgramSpec spec;
-    spec.id = programId(chain.name, decl.name);
-    spec.entry = decl.entry;
-    spec.nextMap = decl.nextMap;
-    spec.enabled = decl.enabled;
-    spec.globalData = decl.globalData;
-    spec.freshState = decl.freshState;
-    spec.freshMaps = decl.freshMaps;
-    spec.mapArgs = decl.mapArgs;
-    std::string object;
-    if (package->manifest) {
-      // The manifest's program for this hook: the named entry, or the only program for the
-      // hook. TC programs serve either direction (one program type, tc-ingress or tc-egress).
-      std::string hook(dataplane::hookName(chain.hook));
-      auto fits = [&](const packages::ManifestProgram& p) {
-        return p.hook.empty() || p.hook == hook ||
-               (p.hook.rfind("tc-", 0) == 0 && hook.rfind("tc-", 0) == 0);
-      };
-      const packages::ManifestProgram* chosen = nullptr;
-      size_t fitting = 0;
-      for (const auto& p : package->manifest->programs) {
-        if (!decl.entry.empty() && p.entry != decl.entry)
-          continue;
-        if (!chosen || (fits(p) && !fits(*chosen)) || (p.hook == hook && chosen->hook != hook))
-          chosen = &p;
-        fitting += fits(p);
-      }
-      if (decl.entry.empty() && fitting > 1)
-        return invalid("entry: required, the package has " + std::to_string(fitting) +
-                       " programs for hook " + hook);
-      if (!chosen && spec.nextMap.empty()) {
-        // Not an L3AF artifact: the entry is wrong, and the manifest says what is there.
-        std::string programs;
-        for (const auto& p : package->manifest->programs)
-          programs += (programs.empty() ? "" : ", ") + p.entry + " (" +
-                      (p.hook.empty() ? std::string("any hook") : p.hook) + ", " + p.object + ")";
-        return invalid("entry \"" + decl.entry + "\": package " + decl.url +
-                       " has no such program; its manifest lists " +
-                       (programs.empty() ? std::string("none") : programs));
-      }
-      if (chosen) {
-        if (!fits(*chosen))
-          return invalid("the package's program " + chosen->entry + " is for hook " + chosen->hook +
-                         ", the chain's hook is " + hook);
-        object = chosen->object;
-        if (spec.entry.empty())
-          spec.entry = chosen->entry;
-        if (spec.nextMap.empty())
-          spec.nextMap = chosen->nextMap;
-      }
-    }
-    if (spec.entry.empty())
-      return invalid("entry: required for a package without a manifest (an L3AF artifact)");
-    if (spec.nextMap.empty())
-      return invalid("nextMap: required for a package without a manifest (an L3AF artifact)");
-    if (object.empty()) {
-      for (const auto& candidate : package->objects) {
-        if (objectHasProgram(package->dir + "/" + candidate, spec.entry)) {
-          object = candidate;
-          break;
-        }
-      }
-      if (object.empty())
-        return invalid("entry \"" + spec.entry + "\": no object of package " + decl.url +
-                       " has that program");
-    }
-    spec.objectPath = package->dir + "/" + object;
-    specs.push_back(std::move(spec));
+    auto spec = resolveProgram(chain, i);
+    if (!spec)
+      return std::move(spec).error();
+    specs.push_back(std::move(*spec));
   }
   return specs;
+}
+
+Result<dataplane::ProgramSpec, ResolveFailure>
+ProgramResolver::resolveProgram(const ChainDecl& chain, size_t i) {
+  const ProgramDecl& decl = chain.programs[i];
+  std::string field = "programs[" + std::to_string(i) + "] (" + chain.name + "/" + decl.name + ")";
+  auto package = get({decl.url, decl.sha256});
+  if (!package)
+    return ResolveFailure{package.error().reason, field + ": " + package.error().error.message()};
+  auto invalid = [&](const std::string& what) {
+    return ResolveFailure{"ProgramInvalid", field + ": " += what};
+  };
+  dataplane::ProgramSpec spec = declaredSpec(chain, decl);
+  std::string object;
+  if (package->manifest) {
+    if (auto problem = chooseFromManifest(*package->manifest, decl, chain.hook, spec, object))
+      return invalid(*problem);
+  }
+  if (spec.entry.empty())
+    return invalid("entry: required for a package without a manifest (an L3AF artifact)");
+  if (spec.nextMap.empty())
+    return invalid("nextMap: required for a package without a manifest (an L3AF artifact)");
+  if (object.empty()) {
+    for (const auto& candidate : package->objects) {
+      if (objectHasProgram(package->dir + "/" + candidate, spec.entry)) {
+        object = candidate;
+        break;
+      }
+    }
+    if (object.empty())
+      return invalid("entry \"" + spec.entry + "\": no object of package " + decl.url +
+                     " has that program");
+  }
+  spec.objectPath = package->dir + "/" + object;
+  return spec;
 }
 
 } // namespace bpfchain::agent

@@ -40,6 +40,8 @@ public:
 
 private:
   Result<packages::Package, packages::PackageError> get(const packages::PackageRef& ref);
+  // The spec of chain.programs[i]: its package fetched, entry, next map and object chosen.
+  Result<dataplane::ProgramSpec, ResolveFailure> resolveProgram(const ChainDecl& chain, size_t i);
 
   packages::PackageCache& cache_;
   int downloadNetns_;

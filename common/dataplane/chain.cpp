@@ -154,42 +154,71 @@ std::string Chain::newInstanceDir(const std::string& id, const std::string& dige
   return dir_ + "/programs/" + escapeId(id) + "@" + digest + "@" + std::to_string(serial_++);
 }
 
-Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
+// One apply() in progress: the enabled programs, the plan, and the instances loaded for it.
+struct Chain::Update {
   std::vector<ProgramSpec> desired;
-  std::vector<size_t> position; // in `programs`, for errors that name the field
-  for (size_t i = 0; i < programs.size(); ++i) {
-    if (programs[i].enabled) {
-      desired.push_back(programs[i]);
-      position.push_back(i);
-    }
-  }
-  auto field = [&](size_t j) {
-    return "programs[" + std::to_string(position[j]) + "] (" + desired[j].id + ")";
-  };
-  auto ref = [&](size_t j) { return ProgramRef{position[j], desired[j].id}; };
-  std::vector<ProgramKey> runningKeys, desiredKeys;
-  for (const auto& r : running_)
-    runningKeys.push_back({r.id, r.digest});
-  for (size_t j = 0; j < desired.size(); ++j) {
-    auto digest = reloadDigest(desired[j]);
-    if (!digest)
-      return std::move(digest).error().context(field(j)).about(ref(j));
-    desiredKeys.push_back({desired[j].id, digest->substr(0, kDigestChars)});
-  }
-  auto plan = planChain(runningKeys, desiredKeys);
-  if (!plan)
-    return std::move(plan).error();
+  std::vector<size_t> position; // in apply()'s `programs`, for errors that name the field
+  std::vector<ProgramKey> keys;
+  ChainPlan plan;
+  std::vector<std::optional<ProgramInstance>> fresh;
 
-  // 1. Load every new instance. Nothing links to them yet: packets cannot see them.
-  std::vector<std::optional<ProgramInstance>> fresh(desired.size());
-  auto discardFresh = [&] {
+  std::string field(size_t j) const {
+    return "programs[" + std::to_string(position[j]) + "] (" + desired[j].id + ")";
+  }
+  ProgramRef ref(size_t j) const { return ProgramRef{position[j], desired[j].id}; }
+  // Unpins the instances loaded so far: nothing links to them yet.
+  void discardFresh() {
     for (auto& instance : fresh)
       if (instance)
         (void)instance->unpin();
-  };
+  }
+};
+
+Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
+  auto update = planUpdate(programs);
+  if (!update)
+    return std::move(update).error();
   ApplyReport report;
-  for (size_t j = 0; j < desired.size(); ++j) {
-    const PlannedSlot& slot = plan->slots[j];
+  if (auto r = loadNewInstances(*update, report); !r)
+    return std::move(r).error();
+  if (auto r = setMapArguments(*update); !r)
+    return std::move(r).error();
+  if (auto r = relink(*update, report); !r)
+    return std::move(r).error();
+  retireAndAdopt(*update, report);
+  return report;
+}
+
+// The enabled programs, their keys (id, digest) and the plan from the running chain to them.
+Result<Chain::Update> Chain::planUpdate(std::span<const ProgramSpec> programs) const {
+  Update u;
+  for (size_t i = 0; i < programs.size(); ++i) {
+    if (programs[i].enabled) {
+      u.desired.push_back(programs[i]);
+      u.position.push_back(i);
+    }
+  }
+  std::vector<ProgramKey> runningKeys;
+  for (const auto& r : running_)
+    runningKeys.push_back({r.id, r.digest});
+  for (size_t j = 0; j < u.desired.size(); ++j) {
+    auto digest = reloadDigest(u.desired[j]);
+    if (!digest)
+      return std::move(digest).error().context(u.field(j)).about(u.ref(j));
+    u.keys.push_back({u.desired[j].id, digest->substr(0, kDigestChars)});
+  }
+  auto plan = planChain(runningKeys, u.keys);
+  if (!plan)
+    return std::move(plan).error();
+  u.plan = std::move(*plan);
+  u.fresh.resize(u.desired.size());
+  return u;
+}
+
+// Step 1: load every new instance. Nothing links to them yet: packets cannot see them.
+Result<void> Chain::loadNewInstances(Update& u, ApplyReport& report) {
+  for (size_t j = 0; j < u.desired.size(); ++j) {
+    const PlannedSlot& slot = u.plan.slots[j];
     if (slot.source == SlotSource::Keep)
       continue;
     CarryFrom carry;
@@ -198,45 +227,53 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
       carry.clone = slot.source == SlotSource::Clone;
     }
     std::vector<UncarriedMap> uncarried;
-    auto instance = ProgramInstance::load(desired[j], hook_,
-                                          newInstanceDir(desiredKeys[j].id, desiredKeys[j].digest),
-                                          carry, &uncarried);
+    auto instance = ProgramInstance::load(
+        u.desired[j], hook_, newInstanceDir(u.keys[j].id, u.keys[j].digest), carry, &uncarried);
     if (!instance) {
-      discardFresh();
-      return std::move(instance).error().context(field(j)).about(ref(j));
+      u.discardFresh();
+      return std::move(instance).error().context(u.field(j)).about(u.ref(j));
     }
-    fresh[j] = std::move(*instance);
+    u.fresh[j] = std::move(*instance);
     ++report.loaded;
-    for (auto& u : uncarried)
-      report.uncarried.push_back({desired[j].id, std::move(u.map), std::move(u.reason)});
+    for (auto& m : uncarried)
+      report.uncarried.push_back({u.desired[j].id, std::move(m.map), std::move(m.reason)});
   }
-  auto at = [&](size_t j) -> const ProgramInstance& {
-    return fresh[j] ? *fresh[j] : running_[*plan->slots[j].runningIndex].instance;
-  };
+  return {};
+}
 
-  // 2. Map arguments: new instances first (still invisible), then running ones.
+// The instance that runs in slot j after the update: the new one, or the running one kept.
+const ProgramInstance& Chain::instanceAt(const Update& u, size_t j) const {
+  return u.fresh[j] ? *u.fresh[j] : running_[*u.plan.slots[j].runningIndex].instance;
+}
+
+// Step 2: map arguments, new instances first (still invisible), then running ones.
+Result<void> Chain::setMapArguments(Update& u) const {
   for (bool runningPass : {false, true}) {
-    for (size_t j = 0; j < desired.size(); ++j) {
-      if (fresh[j].has_value() == runningPass)
+    for (size_t j = 0; j < u.desired.size(); ++j) {
+      if (u.fresh[j].has_value() == runningPass)
         continue;
-      for (size_t k = 0; k < desired[j].mapArgs.size(); ++k) {
-        const MapArgSpec& arg = desired[j].mapArgs[k];
-        std::string argField = field(j) + ".mapArgs[" + std::to_string(k) + "]";
-        auto fd = at(j).openMap(arg.map);
+      for (size_t k = 0; k < u.desired[j].mapArgs.size(); ++k) {
+        const MapArgSpec& arg = u.desired[j].mapArgs[k];
+        std::string argField = u.field(j) + ".mapArgs[" + std::to_string(k) + "]";
+        auto fd = instanceAt(u, j).openMap(arg.map);
         auto applied = fd ? btf::applyMapArgs(fd->get(), arg.mode, arg.entries, argField)
                           : Result<void>(invalidError(argField + ": map \"" + arg.map +
                                                       "\": no such map in the program"));
         if (!applied) {
-          discardFresh();
-          return std::move(applied).error().withKind(ErrorKind::MapArgInvalid).about(ref(j));
+          u.discardFresh();
+          return std::move(applied).error().withKind(ErrorKind::MapArgInvalid).about(u.ref(j));
         }
       }
     }
   }
+  return {};
+}
 
-  // 3. Relink, segment by segment: link the new instances to the successor, then swap the
-  // segment in with one update of the predecessor's slot.
-  for (const Relink& r : plan->relinks) {
+// Step 3: relink, segment by segment: link the new instances to the successor, then swap the
+// segment in with one update of the predecessor's slot.
+Result<void> Chain::relink(const Update& u, ApplyReport& report) {
+  auto at = [&](size_t j) -> const ProgramInstance& { return instanceAt(u, j); };
+  for (const Relink& r : u.plan.relinks) {
     int successor = r.successor ? at(*r.successor).programFd() : -1;
     Result<void> linked;
     for (size_t j = r.begin; linked && j < r.end; ++j) {
@@ -255,21 +292,23 @@ Result<ApplyReport> Chain::apply(std::span<const ProgramSpec> programs) {
     }
     ++report.relinks;
   }
+  return {};
+}
 
-  // 4. Retire what is no longer linked, and adopt the new order.
+// Step 4: retire what is no longer linked, and adopt the new order.
+void Chain::retireAndAdopt(Update& u, ApplyReport& report) {
   std::vector<Running> next;
-  for (size_t j = 0; j < desired.size(); ++j) {
-    if (fresh[j])
-      next.push_back({desiredKeys[j].id, desiredKeys[j].digest, std::move(*fresh[j])});
+  for (size_t j = 0; j < u.desired.size(); ++j) {
+    if (u.fresh[j])
+      next.push_back({u.keys[j].id, u.keys[j].digest, std::move(*u.fresh[j])});
     else
-      next.push_back(std::move(running_[*plan->slots[j].runningIndex]));
+      next.push_back(std::move(running_[*u.plan.slots[j].runningIndex]));
   }
-  for (size_t i : plan->retired) {
+  for (size_t i : u.plan.retired) {
     (void)running_[i].instance.unpin();
     ++report.retired;
   }
   running_ = std::move(next);
-  return report;
 }
 
 std::vector<Chain::Program> Chain::programs() const {

@@ -78,6 +78,14 @@ private:
   // instances that are not on the path.
   Result<void> adoptPrograms();
   std::string newInstanceDir(const std::string& id, const std::string& digest);
+  // apply()'s steps, in order (chain.cpp): only relink() changes what a packet sees.
+  struct Update;
+  Result<Update> planUpdate(std::span<const ProgramSpec> programs) const;
+  Result<void> loadNewInstances(Update& u, ApplyReport& report);
+  Result<void> setMapArguments(Update& u) const;
+  Result<void> relink(const Update& u, ApplyReport& report);
+  void retireAndAdopt(Update& u, ApplyReport& report);
+  const ProgramInstance& instanceAt(const Update& u, size_t j) const;
 
   std::string dir_;
   Hook hook_;

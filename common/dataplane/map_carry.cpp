@@ -21,6 +21,66 @@ std::string typeName(uint32_t type) {
 // Deep enough for any map key or value; pointers are not followed, so cycles cannot recurse.
 constexpr int kMaxDepth = 32;
 
+void layout(const ::btf* types, uint32_t id, int depth, std::string& out);
+
+std::string nameOf(const ::btf* types, uint32_t offset) {
+  return btf__name_by_offset(types, offset);
+}
+
+// "s32", "u8+4", "b8": signedness, bits and bit offset.
+void layoutInt(const btf_type* t, std::string& out) {
+  uint32_t encoding = btf_int_encoding(t);
+  out += (encoding & BTF_INT_SIGNED ? "s"
+          : encoding & BTF_INT_BOOL ? "b"
+                                    : "u") +
+         std::to_string(btf_int_bits(t));
+  if (btf_int_offset(t))
+    out += "+" + std::to_string(btf_int_offset(t));
+}
+
+// "struct name{field:type@bitoffset[:bits];...}size", the same for unions.
+void layoutMembers(const ::btf* types, const btf_type* t, int depth, std::string& out) {
+  out += (btf_kind(t) == BTF_KIND_STRUCT ? "struct " : "union ") + nameOf(types, t->name_off) + "{";
+  const btf_member* m = btf_members(t);
+  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++m) {
+    out += nameOf(types, m->name_off) + ":";
+    layout(types, m->type, depth + 1, out);
+    out += "@" + std::to_string(btf_member_bit_offset(t, i));
+    if (uint32_t bits = btf_member_bitfield_size(t, i))
+      out += ":" + std::to_string(bits);
+    out += ";";
+  }
+  out += "}" + std::to_string(t->size);
+}
+
+// "enum name4{A=0;B=1;}" and "enum64 name8{...}".
+void layoutEnum(const ::btf* types, const btf_type* t, std::string& out) {
+  bool wide = btf_kind(t) == BTF_KIND_ENUM64;
+  out += (wide ? "enum64 " : "enum ") + nameOf(types, t->name_off) + std::to_string(t->size) + "{";
+  if (wide) {
+    const struct btf_enum64* e = btf_enum64(t);
+    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++e)
+      out += nameOf(types, e->name_off) + "=" + std::to_string(btf_enum64_value(e)) + ";";
+  } else {
+    const struct btf_enum* e = btf_enum(t);
+    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++e)
+      out += nameOf(types, e->name_off) + "=" + std::to_string(e->val) + ";";
+  }
+  out += "}";
+}
+
+// "section .data{var:type@offset;...}size".
+void layoutSection(const ::btf* types, const btf_type* t, int depth, std::string& out) {
+  out += "section " + nameOf(types, t->name_off) + "{";
+  const btf_var_secinfo* v = btf_var_secinfos(t);
+  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
+    layout(types, v->type, depth + 1, out);
+    out += "@" + std::to_string(v->offset) + ";";
+  }
+  out += "}" + std::to_string(t->size);
+}
+
+// Appends a canonical text of type `id` to `out`: equal texts mean the same memory layout.
 void layout(const ::btf* types, uint32_t id, int depth, std::string& out) {
   if (depth > kMaxDepth) {
     out += "...";
@@ -31,18 +91,10 @@ void layout(const ::btf* types, uint32_t id, int depth, std::string& out) {
     out += id == 0 ? "void" : "?";
     return;
   }
-  auto name = [&](uint32_t offset) { return std::string(btf__name_by_offset(types, offset)); };
   switch (btf_kind(t)) {
-  case BTF_KIND_INT: {
-    uint32_t encoding = btf_int_encoding(t);
-    out += (encoding & BTF_INT_SIGNED ? "s"
-            : encoding & BTF_INT_BOOL ? "b"
-                                      : "u") +
-           std::to_string(btf_int_bits(t));
-    if (btf_int_offset(t))
-      out += "+" + std::to_string(btf_int_offset(t));
+  case BTF_KIND_INT:
+    layoutInt(t, out);
     return;
-  }
   case BTF_KIND_FLOAT:
     out += "f" + std::to_string(t->size * 8);
     return;
@@ -56,48 +108,18 @@ void layout(const ::btf* types, uint32_t id, int depth, std::string& out) {
     return;
   }
   case BTF_KIND_STRUCT:
-  case BTF_KIND_UNION: {
-    out += (btf_kind(t) == BTF_KIND_STRUCT ? "struct " : "union ") + name(t->name_off) + "{";
-    const btf_member* m = btf_members(t);
-    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++m) {
-      out += name(m->name_off) + ":";
-      layout(types, m->type, depth + 1, out);
-      out += "@" + std::to_string(btf_member_bit_offset(t, i));
-      if (uint32_t bits = btf_member_bitfield_size(t, i))
-        out += ":" + std::to_string(bits);
-      out += ";";
-    }
-    out += "}" + std::to_string(t->size);
+  case BTF_KIND_UNION:
+    layoutMembers(types, t, depth, out);
     return;
-  }
-  case BTF_KIND_ENUM: {
-    out += "enum " + name(t->name_off) + std::to_string(t->size) + "{";
-    const struct btf_enum* e = btf_enum(t);
-    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++e)
-      out += name(e->name_off) + "=" + std::to_string(e->val) + ";";
-    out += "}";
+  case BTF_KIND_ENUM:
+  case BTF_KIND_ENUM64:
+    layoutEnum(types, t, out);
     return;
-  }
-  case BTF_KIND_ENUM64: {
-    out += "enum64 " + name(t->name_off) + std::to_string(t->size) + "{";
-    const struct btf_enum64* e = btf_enum64(t);
-    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++e)
-      out += name(e->name_off) + "=" + std::to_string(btf_enum64_value(e)) + ";";
-    out += "}";
+  case BTF_KIND_DATASEC:
+    layoutSection(types, t, depth, out);
     return;
-  }
-  case BTF_KIND_DATASEC: {
-    out += "section " + name(t->name_off) + "{";
-    const btf_var_secinfo* v = btf_var_secinfos(t);
-    for (uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
-      layout(types, v->type, depth + 1, out);
-      out += "@" + std::to_string(v->offset) + ";";
-    }
-    out += "}" + std::to_string(t->size);
-    return;
-  }
   case BTF_KIND_VAR:
-    out += name(t->name_off) + ":";
+    out += nameOf(types, t->name_off) + ":";
     layout(types, t->type, depth + 1, out);
     return;
   case BTF_KIND_TYPEDEF:
@@ -108,7 +130,7 @@ void layout(const ::btf* types, uint32_t id, int depth, std::string& out) {
     layout(types, t->type, depth + 1, out);
     return;
   case BTF_KIND_FWD:
-    out += "fwd " + name(t->name_off);
+    out += "fwd " + nameOf(types, t->name_off);
     return;
   default:
     out += "kind" + std::to_string(btf_kind(t));
