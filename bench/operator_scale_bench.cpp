@@ -100,10 +100,13 @@ Options parseOptions(int argc, char** argv) {
   Options o;
   o.operatorPath = selfDir() + "/bpfchain-operator";
   kCommandLine.parse(argc, argv, [&](CLI::App& app) {
-    app.add_option("--nodes", o.nodes)->capture_default_str();
-    app.add_option("--chains", o.chains)->capture_default_str();
-    app.add_option("--runs", o.runs)->capture_default_str();
-    app.add_option("--agent-threads", o.agentThreads)->capture_default_str();
+    app.add_option("--nodes", o.nodes, "simulated nodes (Node + BpfNodeConfig each)")
+        ->capture_default_str();
+    app.add_option("--chains", o.chains, "BpfChains, each selecting every node")
+        ->capture_default_str();
+    app.add_option("--runs", o.runs, "changes of one chain to time")->capture_default_str();
+    app.add_option("--agent-threads", o.agentThreads, "threads playing the agents")
+        ->capture_default_str();
     app.add_option_function<std::string>(
            "--agent-status-write", [&](const std::string& v) { o.agentApply = v == "apply"; },
            "how simulated agents write status: merge (default) or apply")
@@ -113,10 +116,12 @@ Options parseOptions(int argc, char** argv) {
            "what simulated agents report: full (default: bpfchain-agent's status, through "
            "api::toJson) or minimal (name, generation, revision, phase, reason per chain)")
         ->check(CLI::IsMember({"full", "minimal"}));
-    app.add_option("--kubeconfig", o.kubeconfig);
-    app.add_option("--operator", o.operatorPath)->capture_default_str();
-    app.add_option("--operator-log", o.operatorLog);
-    app.add_option("--operator-arg", o.operatorArgs);
+    app.add_option("--kubeconfig", o.kubeconfig, "an existing control plane (default: start one)");
+    app.add_option("--operator", o.operatorPath, "the bpfchain-operator binary to run")
+        ->capture_default_str();
+    app.add_option("--operator-log", o.operatorLog, "keep the operator's log in this file");
+    app.add_option("--operator-arg", o.operatorArgs,
+                   "one more argument for the operator (repeatable)");
   });
   if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1)
     kCommandLine.usage();

@@ -103,10 +103,9 @@ TEST(Release, EveryCommandLineAnswersHelpVersionAndRefusesAnUnknownFlag) {
 
 // Each benchmark's --help says what every flag is for: CLI11 prints an option's description
 // after two or more spaces on its line, or on the next line when the option is too wide.
-// (bpfchain-bench-operator-scale is left out until its flags have descriptions too.)
 TEST(Release, EveryBenchmarkFlagHasADescription) {
-  for (const char* bench :
-       {"dataplane", "k8s-informer", "agent-rollout", "agent-memory", "cni-add", "upgrades"}) {
+  for (const char* bench : {"dataplane", "k8s-informer", "operator-scale", "agent-rollout",
+                            "agent-memory", "cni-add", "upgrades"}) {
     std::string name = std::string("bpfchain-bench-") + bench;
     SCOPED_TRACE(name);
     auto help = runCommand({binary(name), "--help"});
