@@ -9,6 +9,9 @@
 #                            (tools/envtest/build-node.sh; ~15 min of Go build when cold)
 #                            and Prometheus with kubernetes_sd (tools/envtest/build-prometheus.sh,
 #                            ~11 min cold: Debian's prometheus has no kubernetes_sd)
+#   scripts/deps.sh --fuzz   also libFuzzer's runtime (libclang-rt-14-dev) for the
+#                            -DBPFCHAIN_FUZZ=ON build (docs/testing.md); CI does not need it:
+#                            its default run replays the corpora without libFuzzer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +31,9 @@ packages=(
 node=0
 case ${1:-} in
   --node) node=1 ;;
+  --fuzz) packages+=(libclang-rt-14-dev) ;;
   "") ;;
-  *) echo "deps.sh: unknown argument $1 (only --node)" >&2; exit 2 ;;
+  *) echo "deps.sh: unknown argument $1 (only --node or --fuzz)" >&2; exit 2 ;;
 esac
 if ((node)); then
   # The real node: Debian's containerd 1.6 and runc (../shared real_node.md), a busybox for

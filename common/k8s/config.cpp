@@ -38,18 +38,16 @@ Result<std::string> inlineOrFile(const YAML::Node& node, const std::string& key,
   return std::string();
 }
 
-} // namespace
-
-Result<Config> loadKubeconfig(const std::string& path, const std::string& context) {
-  YAML::Node doc;
-  try {
-    doc = YAML::LoadFile(path);
-  } catch (const std::exception& e) {
-    return invalidError("kubeconfig " + path + ": " + e.what());
-  }
+// The config of `doc`, a kubeconfig document. yaml-cpp throws for a field of the wrong kind
+// (a map where a string belongs, "maybe" for a bool, a scalar document): loadKubeconfig turns
+// that into an error.
+Result<Config> fromDocument(const YAML::Node& doc, const std::string& path,
+                            const std::string& context) {
   auto fail = [&](const std::string& what) {
     return invalidError("kubeconfig " + path + ": " + what);
   };
+  if (!doc.IsMap())
+    return fail("not a YAML mapping");
   std::string contextName = context;
   if (contextName.empty()) {
     if (!doc["current-context"])
@@ -93,6 +91,23 @@ Result<Config> loadKubeconfig(const std::string& path, const std::string& contex
       config.tokenFile = user["tokenFile"].as<std::string>();
   }
   return config;
+}
+
+} // namespace
+
+Result<Config> loadKubeconfig(const std::string& path, const std::string& context) {
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(path);
+  } catch (const std::exception& e) {
+    return invalidError("kubeconfig " + path + ": " + e.what());
+  }
+  try {
+    return fromDocument(doc, path, context);
+  } catch (const YAML::Exception& e) {
+    std::string where = e.mark.is_null() ? "" : " (line " + std::to_string(e.mark.line + 1) + ")";
+    return invalidError("kubeconfig " + path + ": " + e.msg + where);
+  }
 }
 
 Result<Config> inClusterConfig() {

@@ -66,6 +66,8 @@ constexpr Field kName{0, 100}, kMode{100, 8}, kUid{108, 8}, kGid{116, 8}, kSize{
 using Block = std::array<char, kBlock>;
 
 void putString(Block& b, Field f, std::string_view s) {
+  if (s.empty())
+    return; // an empty view's data() may be null, which memcpy must not get (UBSan)
   std::memcpy(b.data() + f.offset, s.data(), std::min(f.size, s.size()));
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <yaml-cpp/yaml.h>
 
+#include "system/escape.h"
+
 namespace bpfchain::packages {
 namespace {
 
@@ -28,6 +30,16 @@ Result<std::string, PackageError> stringField(const YAML::Node& map, const std::
   std::string value = node.Scalar();
   if (value.empty())
     return invalid(source, field + ": must not be empty" + at(node));
+  // YAML is Unicode text but yaml-cpp passes any bytes through; a field that is not printable
+  // UTF-8 would end up in logs and status, and manifestYaml could not write it back.
+  for (size_t i = 0; i < value.size();) {
+    size_t n = utf8SequenceLength(value, i);
+    auto c = static_cast<unsigned char>(value[i]);
+    if (n == 0 || c < 0x20 || c == 0x7f)
+      return invalid(source, field + ": must be printable UTF-8 text, byte " + std::to_string(i) +
+                                 " is not" + at(node));
+    i += n;
+  }
   return value;
 }
 

@@ -642,6 +642,32 @@ TEST(PackageManifest, ParsesAndNormalizes) {
   EXPECT_EQ(again->programs[1].entry, "counter_tc");
 }
 
+// Found by fuzz/manifest_fuzz.cpp: a version holding bytes that are not UTF-8 parsed, and
+// manifestYaml then wrote a manifest that did not read back.
+TEST(PackageManifest, RefusesFieldsThatAreNotPrintableUtf8) {
+  // As YAML source: raw bytes that are not UTF-8 (a truncated sequence, an overlong form), and
+  // control characters written as YAML escapes.
+  for (const std::string& bad : {std::string("\"1.0\x9f\x95\""), std::string("\"1.0\xc0\xaf\""),
+                                 std::string("\"1.0\\x01\""), std::string("\"1.0\\x7f\"")}) {
+    std::string yaml = manifestText();
+    yaml.replace(yaml.find("1.2.3"), 5, bad);
+    auto m = parseManifest(yaml, "manifest.yaml");
+    ASSERT_FALSE(m.ok()) << "version " << ::testing::PrintToString(bad);
+    EXPECT_EQ(m.error().reason, kManifestInvalid);
+    EXPECT_NE(m.error().error.message().find("version: must be printable UTF-8 text"),
+              std::string::npos)
+        << m.error().error.message();
+  }
+  // Multi-byte UTF-8 is text like any other.
+  std::string yaml = manifestText();
+  yaml.replace(yaml.find("1.2.3"), 5, "1.2.3-\xc3\xa9t\xc3\xa9");
+  auto m = parseManifest(yaml, "manifest.yaml");
+  ASSERT_TRUE(m.ok()) << m.error().error.message();
+  auto again = parseManifest(manifestYaml(*m), "again");
+  ASSERT_TRUE(again.ok()) << again.error().error.message();
+  EXPECT_EQ(again->version, m->version);
+}
+
 TEST(PackageManifest, ErrorsNameTheField) {
   struct Case {
     std::string yaml;
