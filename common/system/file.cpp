@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include "system/fd.h"
 
@@ -15,15 +16,17 @@ Result<void> readFileChunks(const std::string& path,
   FD fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd)
     return systemError(errno, "open " + path);
-  char buf[64 * 1024];
+  // On the heap: callers include server threads with small stacks (civetweb's, which serve
+  // /metrics: ASan's larger frames overflowed a 64 KiB array there).
+  std::vector<char> buf(size_t{64} * 1024);
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR)
         continue;
       return systemError(errno, "read " + path);
     }
-    if (n == 0 || !chunk(std::string_view(buf, static_cast<size_t>(n))))
+    if (n == 0 || !chunk(std::string_view(buf.data(), static_cast<size_t>(n))))
       return {};
   }
 }
