@@ -28,14 +28,20 @@ constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
 constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
 
-const Json* field(const Json& obj, std::initializer_list<const char*> path) {
-  const Json* at = &obj;
-  for (const char* step : path) {
-    if (!at->is_object() || !at->has_field(step))
-      return nullptr;
-    at = &at->at(step);
-  }
-  return at;
+// The only reads of a BpfNodeConfig's JSON here: api/node_config_types.h reads one entry
+// (chainEntryOf, chainReportOf) but has no reader of the lists nor of the agent's heartbeat,
+// and the entries stay JSON because they are written back as they are. Lenient, as the
+// index has always been: a list of another type reads as none.
+const Json* chainsIn(const Json& nodeConfig, const char* part) { // part: "spec" | "status"
+  if (!nodeConfig.is_object() || !nodeConfig.has_field(part))
+    return nullptr;
+  const Json& in = nodeConfig.at(part);
+  if (!in.is_object() || !in.has_field("chains") || !in.at("chains").is_array())
+    return nullptr;
+  return &in.at("chains");
+}
+std::optional<Clock::time_point> heartbeatOf(const Json& nodeConfig) {
+  return parseRfc3339(k8s::stringAt(nodeConfig, {"status", "agent", "heartbeatTime"}));
 }
 
 // One line per node write, not per chain, so that a rollout to many nodes logs one line per
@@ -131,59 +137,49 @@ RolloutMemory memoryOf(const api::BpfChainStatus& status, const std::string& cha
   return m;
 }
 
-RolloutMemory memoryOf(const Json& chain) {
-  return memoryOf(api::bpfChainStatusFromJson(chain), k8s::nameOf(chain));
+RolloutMemory memoryOf(const api::BpfChain& chain) {
+  return memoryOf(chain.status, chain.metadata.name);
 }
 
-// The condition `type` of a status object, or nullptr.
-const Json* conditionIn(const Json* status, const std::string& type) {
-  const Json* list = status ? field(*status, {"conditions"}) : nullptr;
-  if (!list || !list->is_array())
-    return nullptr;
-  for (const auto& c : list->as_array())
-    if (k8s::stringAt(c, {"type"}) == type)
-      return &c;
-  return nullptr;
-}
-
-api::Condition condition(const Json* previous, const std::string& type, bool status,
+api::Condition condition(const api::BpfChainStatus& previous, const std::string& type, bool status,
                          const std::string& reason, const std::string& message,
                          int64_t generation) {
   std::string value = status ? "True" : "False";
   std::string since = rfc3339(Clock::now());
   // The transition time moves only when the status flips (API conventions).
-  if (const Json* c = conditionIn(previous, type); c && k8s::stringAt(*c, {"status"}) == value)
-    since = k8s::stringAt(*c, {"lastTransitionTime"});
+  if (const api::Condition* c = previous.condition(type); c && c->status == value)
+    since = c->lastTransitionTime;
   return {type, value, reason, message, generation, since};
 }
 
 // A status without its conditions' lastTransitionTime, for comparisons: a transition time
 // that differs (a second's churn, or a cache that lags) is no reason to write.
-Json withoutTransitionTimes(Json status) {
-  if (status.is_object() && status.has_field("conditions") && status.at("conditions").is_array())
-    for (auto& c : status.at("conditions").as_array())
-      if (c.is_object() && c.has_field("lastTransitionTime"))
-        c.erase("lastTransitionTime");
+api::BpfChainStatus withoutTransitionTimes(api::BpfChainStatus status) {
+  for (auto& c : status.conditions)
+    c.lastTransitionTime.clear();
   return status;
 }
 
 // A status without what changes with every node's report: the counts, the messages that quote
 // them, and the progress deadline's bookkeeping. Two statuses equal here differ in nothing an
 // agent follows or a condition's state says.
-Json withoutCounts(Json status) {
+api::BpfChainStatus withoutCounts(api::BpfChainStatus status) {
   status = withoutTransitionTimes(std::move(status));
-  for (const char* key : {"nodes", "ready"})
-    if (status.has_field(key))
-      status.erase(key);
-  if (status.has_field("rollout") && status.at("rollout").is_object())
-    for (const char* key : {"finishedNodes", "waitingSince"})
-      if (status.at("rollout").has_field(key))
-        status["rollout"].erase(key);
-  if (status.has_field("conditions") && status.at("conditions").is_array())
-    for (auto& c : status.at("conditions").as_array())
-      if (c.is_object() && c.has_field("message"))
-        c.erase("message");
+  status.nodes = {};
+  status.rollout.finishedNodes = 0;
+  status.rollout.waitingSince.reset();
+  for (auto& c : status.conditions)
+    c.message.clear();
   return status;
+}
+
+// Whether two statuses write the same: compared in the form statusToJson writes (the one
+// place that says what is written of a status: at most ten failures, times to the second), so
+// the cache's copy and ours compare as the server has them. A status whose status.published
+// was ignored is never the same: the next write repairs it.
+bool writesSame(const api::BpfChainStatus& a, const api::BpfChainStatus& b) {
+  return a.publishedError.empty() && b.publishedError.empty() &&
+         api::statusToJson(a) == api::statusToJson(b);
 }
 
 // A resourceVersion as etcd's revision. The API conventions call it opaque; every apiserver
@@ -209,18 +205,9 @@ std::string describeNodes(const std::vector<std::string>& nodes) {
   return out;
 }
 
-std::string reasonOf(const Json* condition) {
-  return condition ? k8s::stringAt(*condition, {"reason"}) : "";
-}
-
-int64_t observedGenerationOf(const Json* condition) {
-  if (!condition || !condition->has_field("observedGeneration") ||
-      !condition->at("observedGeneration").is_number())
-    return 0;
-  return condition->at("observedGeneration").as_number().to_int64();
-}
-
 // A ControllerRevision's metadata: labelled with the chain's name, owned by the chain object.
+// (Revisions are written as JSON: their `data` is the chain's spec exactly as the API server
+// returned it, which is what a node's reference digests.)
 Json revisionMetadata(const std::string& name, const std::string& ns, const std::string& chain,
                       const std::string& uid) {
   Json metadata = Json::object();
@@ -237,12 +224,11 @@ Json revisionMetadata(const std::string& name, const std::string& ns, const std:
 }
 
 // Status: what the decision counts and remembers (conditions and phase aside).
-api::BpfChainStatus countsAndMemory(const Json& chain, const RolloutDecision& d) {
+api::BpfChainStatus countsAndMemory(const api::BpfChain& chain, const RolloutDecision& d) {
   api::BpfChainStatus status;
-  status.observedGeneration = k8s::generationOf(chain);
+  status.observedGeneration = chain.metadata.generation;
   status.nodes = {d.matched, d.updated, d.ready, d.failed, d.stale, d.idle};
-  const Json* spec = field(chain, {"spec"});
-  status.programs = spec ? api::enabledPrograms(*spec) : 0;
+  status.programs = chain.spec.enabledPrograms;
   for (const auto& f : d.failures)
     status.failures.push_back({f.node, f.reason, f.message});
   api::RolloutStatus& r = status.rollout;
@@ -310,16 +296,9 @@ typename Map::const_iterator seek(const Map& map, typename Map::const_iterator& 
 
 // Whether a BpfChain changed in its status only: nothing a user decides (spec, deletion,
 // finalizers, the object itself) is different.
-bool statusOnly(const Json& old, const Json& now) {
-  auto finalizers = [](const Json& obj) {
-    const Json* list = field(obj, {"metadata", "finalizers"});
-    return list ? *list : Json::null();
-  };
-  return k8s::generationOf(old) == k8s::generationOf(now) &&
-         k8s::metadataString(old, "uid") == k8s::metadataString(now, "uid") &&
-         k8s::metadataString(old, "deletionTimestamp") ==
-             k8s::metadataString(now, "deletionTimestamp") &&
-         finalizers(old) == finalizers(now);
+bool statusOnly(const api::ObjectMeta& old, const api::ObjectMeta& now) {
+  return old.generation == now.generation && old.uid == now.uid && old.deleting == now.deleting &&
+         old.deletionTimestamp == now.deletionTimestamp && old.finalizers == now.finalizers;
 }
 
 } // namespace
@@ -355,7 +334,7 @@ void Controller::watchChains() {
             // A change of status alone (ours, coming back; or an agent's report summed up)
             // waits for the coalescing window with the agents' reports; the user's changes
             // are reconciled at once.
-            if (statusOnly(old, now))
+            if (statusOnly(api::objectMetaOf(old), api::objectMetaOf(now)))
               queueChainSoon(k8s::nameOf(now));
             else
               queue_.add("chain/" + k8s::nameOf(now));
@@ -425,7 +404,7 @@ Controller::~Controller() {
 
 Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
   NodeConfigIndex index;
-  if (const Json* list = field(nodeConfig, {"spec", "chains"}); list && list->is_array()) {
+  if (const Json* list = chainsIn(nodeConfig, "spec")) {
     for (const auto& item : list->as_array()) {
       api::NodeChainEntry given = api::chainEntryOf(item);
       auto& entry = index[std::move(given.name)];
@@ -436,7 +415,7 @@ Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
       entry.revision = std::move(given.revision);
     }
   }
-  if (const Json* list = field(nodeConfig, {"status", "chains"}); list && list->is_array())
+  if (const Json* list = chainsIn(nodeConfig, "status"))
     for (const auto& item : list->as_array()) {
       api::NodeChainReport reported = api::chainReportOf(item);
       auto& entry = index[std::move(reported.name)];
@@ -483,8 +462,7 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
 // A heartbeat alone queues no chain (1,000 agents write one a minute each), except the first
 // after the agent was stale, or its first ever: the chains on that node count it Ready again.
 void Controller::onHeartbeat(const Json* now, const std::string& name) {
-  std::optional<Clock::time_point> beat =
-      now ? parseRfc3339(k8s::stringAt(*now, {"status", "agent", "heartbeatTime"})) : std::nullopt;
+  std::optional<Clock::time_point> beat = now ? heartbeatOf(*now) : std::nullopt;
   std::vector<std::string> chains;
   {
     std::lock_guard lock(indexMu_);
@@ -591,8 +569,7 @@ ApiResult<void> Controller::deleteNodeConfig(const std::string& name, bool exist
 Json Controller::desiredEntries(const std::string& name, const std::optional<Json>& cached,
                                 std::map<std::string, uint64_t>& carried) {
   std::map<std::string, Json> entries;
-  if (const Json* list = cached ? field(*cached, {"spec", "chains"}) : nullptr;
-      list && list->is_array())
+  if (const Json* list = cached ? chainsIn(*cached, "spec") : nullptr)
     for (const auto& e : list->as_array())
       entries[api::chainEntryOf(e).name] = e;
   std::lock_guard lock(indexMu_);
@@ -629,8 +606,8 @@ ApiResult<int64_t> Controller::writeNodeConfig(const std::string& name,
     logNodeWrite(name, Json::array(), desired);
     return revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
   }
-  const Json* list = field(*cached, {"spec", "chains"});
-  Json observed = list && list->is_array() ? *list : Json::array();
+  const Json* list = chainsIn(*cached, "spec");
+  Json observed = list ? *list : Json::array();
   if (api::canonicalJson(desired) == api::canonicalJson(observed))
     return int64_t{0};
   // One writer of spec.chains (the leader), so a merge patch that replaces the list is safe,
@@ -744,18 +721,18 @@ void Controller::releaseEverywhere(const std::string& chain, const std::set<std:
     decide(node, chain, std::nullopt);
 }
 
-ApiResult<void> Controller::ensureRevision(const Json& chain) {
-  std::string chainName = k8s::nameOf(chain);
-  std::string uid = k8s::metadataString(chain, "uid");
-  std::string name = revisionName(chainName, uid, k8s::generationOf(chain));
+ApiResult<void> Controller::ensureRevision(const api::BpfChain& chain) {
+  const std::string& chainName = chain.metadata.name;
+  const std::string& uid = chain.metadata.uid;
+  std::string name = revisionName(chainName, uid, chain.metadata.generation);
   if (revisions_.contains(name))
     return {};
   Json revision = Json::object();
   revision["apiVersion"] = Json::string("apps/v1");
   revision["kind"] = Json::string("ControllerRevision");
   revision["metadata"] = revisionMetadata(name, options_.revisionNamespace, chainName, uid);
-  revision["revision"] = Json::number(k8s::generationOf(chain));
-  revision["data"] = chain.at("spec");
+  revision["revision"] = Json::number(chain.metadata.generation);
+  revision["data"] = chain.spec.raw;
   auto created = client_.create(kRevisions, revision);
   if (!created && !created.error().alreadyExists())
     return std::move(created).error();
@@ -775,44 +752,46 @@ ApiResult<void> Controller::ensureRevision(const Json& chain) {
   return {};
 }
 
-ApiResult<Json> Controller::specAt(const Json& chain, int64_t generation) {
-  if (generation == k8s::generationOf(chain))
-    return chain.at("spec");
+ApiResult<Json> Controller::specAt(const api::BpfChain& chain, int64_t generation) {
+  if (generation == chain.metadata.generation)
+    return chain.spec.raw;
   // A revision never changes: read it once, not once per node of a rollback.
-  std::string uid = k8s::metadataString(chain, "uid");
-  std::string name = revisionName(k8s::nameOf(chain), uid, generation);
+  const std::string& uid = chain.metadata.uid;
+  std::string name = revisionName(chain.metadata.name, uid, generation);
   if (auto it = revisionSpecs_.find(name); it != revisionSpecs_.end())
     return it->second;
-  auto revision = client_.get(kRevisions, options_.revisionNamespace, name);
-  if (!revision)
-    return std::move(revision).error();
+  auto got = client_.get(kRevisions, options_.revisionNamespace, name);
+  if (!got)
+    return std::move(got).error();
   // Only this object's own revision of that generation may be restored.
-  if (k8s::controllerUidOf(*revision) != uid || !revision->has_field("revision") ||
-      revision->at("revision").as_number().to_int64() != generation)
+  auto revision = api::chainRevisionFromJson(*got);
+  if (!revision || revision->ownerUid != uid || revision->generation != generation)
     return ApiError{0, "RevisionNotOwned",
                     "ControllerRevision " + name + " is not generation " +
-                        std::to_string(generation) + " of this BpfChain (uid " + uid + ")"};
-  revisionSpecs_[name] = revision->at("data");
-  return revision->at("data");
+                        std::to_string(generation) + " of this BpfChain (uid " + uid + ")" +
+                        (revision ? "" : ": " + revision.error().message())};
+  revisionSpecs_[name] = revision->spec;
+  return std::move(revision->spec);
 }
 
-ApiResult<api::ChainRef> Controller::refAt(const Json& chain, int64_t generation) {
+ApiResult<api::ChainRef> Controller::refAt(const api::BpfChain& chain, int64_t generation) {
   auto spec = specAt(chain, generation);
   if (!spec)
     return std::move(spec).error();
   api::ChainRef ref;
-  ref.name = k8s::nameOf(chain);
+  ref.name = chain.metadata.name;
   ref.generation = generation;
-  ref.revision = revisionName(ref.name, k8s::metadataString(chain, "uid"), generation);
+  ref.revision = revisionName(ref.name, chain.metadata.uid, generation);
   ref.digest = api::specDigest(*spec);
-  if (spec->has_field("priority") && spec->at("priority").is_integer())
-    ref.priority = spec->at("priority").as_integer();
+  if (auto priority = api::priorityOf(*spec))
+    ref.priority = *priority;
   return ref;
 }
 
-ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int64_t>& keep) {
-  std::string name = k8s::nameOf(chain);
-  std::string uid = keep.empty() ? "" : k8s::metadataString(chain, "uid");
+ApiResult<void> Controller::pruneRevisions(const api::BpfChain& chain,
+                                           const std::set<int64_t>& keep) {
+  const std::string& name = chain.metadata.name;
+  std::string uid = keep.empty() ? "" : chain.metadata.uid;
   if (auto it = pruned_.find(name); it != pruned_.end() && it->second == std::pair{uid, keep})
     return {};
   auto listed = client_.list(kRevisions, options_.revisionNamespace,
@@ -821,21 +800,26 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
     return std::move(listed).error();
   std::vector<RevisionRef> refs;
   std::map<std::string, const Json*> byName;
-  auto createdAt = [](const Json& obj) {
-    auto t = parseRfc3339(k8s::metadataString(obj, "creationTimestamp"));
+  auto createdAt = [](const api::ObjectMeta& meta) {
+    const auto& t = meta.creationTimestamp;
     return t ? std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count()
              : int64_t{0};
   };
-  for (const auto& r : listed->items)
-    if (k8s::stringAt(r, {"metadata", "labels", api::kChainLabel}) == name) {
-      refs.push_back({k8s::nameOf(r), k8s::controllerUidOf(r),
-                      r.has_field("revision") ? r.at("revision").as_number().to_int64() : 0,
-                      createdAt(r)});
-      byName[refs.back().name] = &r;
-    }
+  for (const auto& r : listed->items) {
+    // One this operator cannot read (no revision number or data: not one it made) is still
+    // its chain's by the label, and goes as generation 0 unless adopted or kept.
+    auto revision = api::chainRevisionFromJson(r);
+    api::ObjectMeta meta = api::objectMetaOf(r);
+    std::string chainOf = revision ? revision->chain : k8s::labelsOf(r)[api::kChainLabel];
+    if (chainOf != name)
+      continue;
+    refs.push_back({meta.name, revision ? revision->ownerUid : k8s::controllerUidOf(r),
+                    revision ? revision->generation : 0, createdAt(meta)});
+    byName[refs.back().name] = &r;
+  }
   // Revisions an operator before owner references made for this very object: copied under
   // the new name, with the owner, before the old ones go.
-  for (const auto& old : revisionsToAdopt(refs, createdAt(chain), keep)) {
+  for (const auto& old : revisionsToAdopt(refs, createdAt(chain.metadata), keep)) {
     Json copy = *byName.at(old.name);
     std::string adopted = revisionName(name, uid, old.generation);
     copy["metadata"] = revisionMetadata(adopted, options_.revisionNamespace, name, uid);
@@ -857,25 +841,25 @@ ApiResult<void> Controller::pruneRevisions(const Json& chain, const std::set<int
   return {};
 }
 
-void Controller::event(const Json& chain, k8s::EventType type, const std::string& reason,
+void Controller::event(const api::BpfChain& chain, k8s::EventType type, const std::string& reason,
                        const std::string& message) {
+  const std::string& name = chain.metadata.name;
   log::write(type == k8s::EventType::Warning ? log::Level::Warning : log::Level::Info, "event",
-             {{"chain", k8s::nameOf(chain)}, {"reason", reason}, {"message", message}});
+             {{"chain", name}, {"reason", reason}, {"message", message}});
   Json ref = Json::object();
   ref["apiVersion"] = Json::string(kChains.apiVersion());
   ref["kind"] = Json::string(kChains.kind);
-  ref["metadata"]["name"] = Json::string(k8s::nameOf(chain));
-  if (std::string uid = k8s::metadataString(chain, "uid"); !uid.empty())
-    ref["metadata"]["uid"] = Json::string(uid);
+  ref["metadata"]["name"] = Json::string(name);
+  if (!chain.metadata.uid.empty())
+    ref["metadata"]["uid"] = Json::string(chain.metadata.uid);
   // An event is worth a try, not a retry: the status says the same.
   if (auto recorded = events_.record(ref, type, reason, message); !recorded)
-    log::warning("cannot record an event", {{"chain", k8s::nameOf(chain)},
-                                            {"reason", reason},
-                                            {"error", recorded.error().describe()}});
+    log::warning("cannot record an event",
+                 {{"chain", name}, {"reason", reason}, {"error", recorded.error().describe()}});
 }
 
-ApiResult<Outcome> Controller::finalize(const Json& chain) {
-  std::string name = k8s::nameOf(chain);
+ApiResult<Outcome> Controller::finalize(const api::BpfChain& chain, const Json& object) {
+  const std::string& name = chain.metadata.name;
   releaseEverywhere(name, {});
   std::vector<std::string> waiting;
   {
@@ -884,7 +868,7 @@ ApiResult<Outcome> Controller::finalize(const Json& chain) {
       if (auto it = chains.find(name); it != chains.end() && it->second.inStatus)
         waiting.push_back(node);
   }
-  auto deleted = parseRfc3339(k8s::metadataString(chain, "deletionTimestamp"));
+  const auto& deleted = chain.metadata.deletionTimestamp;
   bool overdue = deleted && Clock::now() > *deleted + options_.cleanupDeadline;
   if (!waiting.empty() && !overdue)
     return Outcome{std::chrono::seconds(1)};
@@ -908,7 +892,7 @@ ApiResult<Outcome> Controller::finalize(const Json& chain) {
   }
   // Remove our finalizer only, against the version we read.
   auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge,
-                               removeFinalizerPatch(chain, kFinalizer));
+                               removeFinalizerPatch(object, kFinalizer));
   if (!patched && !patched.error().notFound())
     return std::move(patched).error();
   return Outcome{};
@@ -929,10 +913,10 @@ void Controller::forgetChain(const std::string& name) {
   releaseEverywhere(name, {});
 }
 
-ApiResult<Outcome> Controller::refuseName(const Json& chain) {
+ApiResult<Outcome> Controller::refuseName(const api::BpfChain& chain) {
   // Admission refuses these (the CRD's rule); one created before that rule gets a terminal
   // status, once, instead of a reconcile that fails forever without saying why.
-  std::string name = k8s::nameOf(chain);
+  const std::string& name = chain.metadata.name;
   RolloutDecision refused;
   refused.memory.published = memoryOf(chain).published; // what nodes follow stays
   refused.halted = true;
@@ -944,7 +928,7 @@ ApiResult<Outcome> Controller::refuseName(const Json& chain) {
   return Outcome{.terminal = message};
 }
 
-ApiResult<Outcome> Controller::refuseSpec(const Json& chain, const std::string& error) {
+ApiResult<Outcome> Controller::refuseSpec(const api::BpfChain& chain, const std::string& error) {
   // Admission refuses what it can; what is left is a terminal error: said once in status,
   // not retried (a new generation is needed).
   RolloutDecision refused;
@@ -953,7 +937,7 @@ ApiResult<Outcome> Controller::refuseSpec(const Json& chain, const std::string& 
   refused.waitingFor =
       error.starts_with("spec.nodeSelector") ? "a valid spec.nodeSelector" : "a valid spec";
   log::error("chain not rolled out: invalid spec",
-             {{"chain", k8s::nameOf(chain)}, {"reason", "SpecInvalid"}, {"error", error}});
+             {{"chain", chain.metadata.name}, {"reason", "SpecInvalid"}, {"error", error}});
   if (auto r = writeStatus(chain, refused, {"SpecInvalid", "SpecInvalid: " + error}); !r)
     return std::move(r).error();
   return Outcome{.terminal = "SpecInvalid: " + error};
@@ -965,31 +949,32 @@ ApiResult<Outcome> Controller::reconcileChain(const std::string& name) {
     forgetChain(name);
     return Outcome{};
   }
-  const Json& chain = *cached;
-  if (!k8s::metadataString(chain, "deletionTimestamp").empty())
-    return hasFinalizer(chain, kFinalizer) ? finalize(chain) : Outcome{};
-  if (!hasFinalizer(chain, kFinalizer)) {
+  // Parsed once; what follows reads the typed object. One whose spec does not parse is read
+  // as far as it can be (metadata, status) for the finalizer and the refusal.
+  auto typed = api::bpfChainFromJson(*cached);
+  const api::BpfChain chain = typed ? std::move(*typed) : api::bpfChainUncheckedFromJson(*cached);
+  if (chain.metadata.deleting)
+    return chain.metadata.hasFinalizer(kFinalizer) ? finalize(chain, *cached) : Outcome{};
+  if (!chain.metadata.hasFinalizer(kFinalizer)) {
     auto patched = client_.patch(kChains, "", name, k8s::PatchType::Merge,
-                                 addFinalizerPatch(chain, kFinalizer));
+                                 addFinalizerPatch(*cached, kFinalizer));
     if (!patched)
       return std::move(patched).error();
     return Outcome{}; // the update comes back through the informer
   }
-  std::string uid = k8s::metadataString(chain, "uid");
-  if (auto it = written_.find(name); it != written_.end() && it->second.uid != uid) {
+  if (auto it = written_.find(name); it != written_.end() && it->second.uid != chain.metadata.uid) {
     written_.erase(it); // an earlier object of this name: nothing of it applies
   }
   if (name.size() > kMaxChainName)
     return refuseName(chain);
-  auto typed = api::bpfChainFromJson(chain);
   if (!typed) // admission refuses these; one that got past it is SpecInvalid, terminal
     return refuseSpec(chain, typed.error().message());
   if (auto r = ensureRevision(chain); !r)
     return std::move(r).error();
-  auto selector = k8s::LabelSelector::parse(typed->spec.nodeSelector, "spec.nodeSelector");
+  auto selector = k8s::LabelSelector::parse(chain.spec.nodeSelector, "spec.nodeSelector");
   if (!selector)
     return refuseSpec(chain, selector.error().message());
-  return rollOut(chain, *typed, *selector);
+  return rollOut(chain, *selector);
 }
 
 RolloutMemory Controller::memoryToStart(const api::BpfChain& chain) const {
@@ -1065,7 +1050,7 @@ Controller::Observed Controller::observeNodes(const std::string& chain,
   return o;
 }
 
-ApiResult<api::ChainRef> Controller::refOf(const Json& chain, const RolloutMemory& memory,
+ApiResult<api::ChainRef> Controller::refOf(const api::BpfChain& chain, const RolloutMemory& memory,
                                            Refs& refs, int64_t generation) {
   if (auto it = refs.find(generation); it != refs.end())
     return it->second;
@@ -1077,9 +1062,9 @@ ApiResult<api::ChainRef> Controller::refOf(const Json& chain, const RolloutMemor
   return refs[generation] = std::move(*ref);
 }
 
-ApiResult<void> Controller::publishDecision(const Json& chain, const RolloutMemory& memory,
+ApiResult<void> Controller::publishDecision(const api::BpfChain& chain, const RolloutMemory& memory,
                                             RolloutDecision& d, Refs& refs) {
-  int64_t generation = k8s::generationOf(chain);
+  int64_t generation = chain.metadata.generation;
   auto target = refOf(chain, memory, refs, generation);
   if (!target)
     return std::move(target).error();
@@ -1093,7 +1078,7 @@ ApiResult<void> Controller::publishDecision(const Json& chain, const RolloutMemo
   d.memory.published = publish(memory.published, d, *target, stable);
   if (d.memory.published == memory.published)
     return {};
-  std::vector<log::Field> fields{{"chain", k8s::nameOf(chain)}, {"generation", generation}};
+  std::vector<log::Field> fields{{"chain", chain.metadata.name}, {"generation", generation}};
   if (d.memory.published.stable)
     fields.emplace_back("stable", d.memory.published.stable->generation);
   if (!d.memory.published.waves.empty()) {
@@ -1112,11 +1097,11 @@ ApiResult<void> Controller::publishDecision(const Json& chain, const RolloutMemo
 // Node entries: a membership entry where the published rollout gives the node what the policy
 // decided; an explicit reference (or none) only where it cannot, and for a node whose reference
 // (or an earlier operator's copy) the published rollout does not give yet.
-ApiResult<Controller::Decisions> Controller::entriesToWrite(const Json& chain,
+ApiResult<Controller::Decisions> Controller::entriesToWrite(const api::BpfChain& chain,
                                                             const RolloutMemory& memory,
                                                             const Observed& observed,
                                                             const RolloutDecision& d, Refs& refs) {
-  std::string name = k8s::nameOf(chain);
+  const std::string& name = chain.metadata.name;
   Decisions decisions;
   for (size_t i = 0; i < observed.views.size(); ++i) {
     const NodeView& view = observed.views[i];
@@ -1187,15 +1172,15 @@ std::set<int64_t> Controller::generationsToKeep(const std::string& chain, int64_
   return keep;
 }
 
-ApiResult<Outcome> Controller::rollOut(const Json& chain, const api::BpfChain& typed,
+ApiResult<Outcome> Controller::rollOut(const api::BpfChain& chain,
                                        const k8s::LabelSelector& selector) {
-  const std::string& name = typed.metadata.name;
-  int64_t generation = typed.metadata.generation;
-  RolloutMemory memory = memoryToStart(typed);
+  const std::string& name = chain.metadata.name;
+  int64_t generation = chain.metadata.generation;
+  RolloutMemory memory = memoryToStart(chain);
   Observed observed = observeNodes(name, selector, memory);
   RolloutDecision d =
       planRollout(generation,
-                  policyOf(typed.spec.rollout, static_cast<int>(observed.views.size()),
+                  policyOf(chain.spec.rollout, static_cast<int>(observed.views.size()),
                            options_.progressDeadline, options_.agentStale),
                   memory, observed.views, Clock::now());
   Refs refs;
@@ -1204,19 +1189,18 @@ ApiResult<Outcome> Controller::rollOut(const Json& chain, const api::BpfChain& t
   auto decisions = entriesToWrite(chain, memory, observed, d, refs);
   if (!decisions)
     return std::move(decisions).error();
-  const Json* previous = previousStatus(chain);
-  Json before = previous ? *previous : Json::null(); // writeStatus replaces written_'s copy
+  api::BpfChainStatus before = previousStatus(chain); // writeStatus replaces written_'s copy
   std::optional<std::chrono::milliseconds> deferred;
   if (auto r = writeStatus(chain, d, {}, &deferred); !r)
     return std::move(r).error();
-  written_[name].uid = typed.metadata.uid;
+  written_[name].uid = chain.metadata.uid;
   written_[name].memory = d.memory;
   // Written after the status that publishes what they follow: a membership entry that
   // replaces a pin must never meet the rollout published before.
   for (auto& [node, want] : *decisions)
     decide(node, name, std::move(want));
   releaseEverywhere(name, observed.matched);
-  recordTransitions(chain, memory, before.is_null() ? nullptr : &before, d);
+  recordTransitions(chain, memory, before, d);
   if (auto r = pruneRevisions(chain, generationsToKeep(name, generation, observed, d));
       !r) // retried by the next reconcile
     log::warning("cannot prune ControllerRevisions",
@@ -1232,32 +1216,33 @@ ApiResult<Outcome> Controller::rollOut(const Json& chain, const api::BpfChain& t
   return outcome;
 }
 
-void Controller::recordTransitions(const Json& chain, const RolloutMemory& before,
-                                   const Json* previous, const RolloutDecision& d) {
-  int64_t generation = k8s::generationOf(chain);
-  const Json* progressing = conditionIn(previous, "Progressing");
-  std::string was = observedGenerationOf(progressing) == generation ? reasonOf(progressing) : "";
+void Controller::recordTransitions(const api::BpfChain& chain, const RolloutMemory& before,
+                                   const api::BpfChainStatus& previous, const RolloutDecision& d) {
+  int64_t generation = chain.metadata.generation;
+  const api::Condition* progressing = previous.condition("Progressing");
+  std::string was =
+      progressing && progressing->observedGeneration == generation ? progressing->reason : "";
   for (const auto& e : rolloutEvents(generation, before, was, d))
     event(chain, e.warning ? k8s::EventType::Warning : k8s::EventType::Normal, e.reason, e.message);
 }
 
-const Json* Controller::previousStatus(const Json& chain) const {
-  const Json* observed = field(chain, {"status"});
-  auto it = written_.find(k8s::nameOf(chain));
-  if (it == written_.end() || it->second.status.is_null() ||
-      it->second.uid != k8s::metadataString(chain, "uid"))
+const api::BpfChainStatus& Controller::previousStatus(const api::BpfChain& chain) const {
+  const api::BpfChainStatus& observed = chain.status;
+  auto it = written_.find(chain.metadata.name);
+  if (it == written_.end() || !it->second.status || it->second.uid != chain.metadata.uid)
     return observed;
-  auto cachedRevision = revisionOf(k8s::resourceVersionOf(chain));
+  auto cachedRevision = revisionOf(chain.metadata.resourceVersion);
   // The cache has not seen our last write yet, or shows exactly that write: ours is the same
   // status as sent (the server's copy may differ in form, e.g. defaults filled in).
   if (!cachedRevision || *cachedRevision <= it->second.resourceVersion)
-    return &it->second.status;
+    return *it->second.status;
   return observed; // written since by someone else (or a spec change): the cache knows best
 }
 
-Json Controller::statusOf(const Json& chain, const RolloutDecision& d, const Problem& problem,
-                          const Json* previous) const {
-  int64_t generation = k8s::generationOf(chain);
+api::BpfChainStatus Controller::statusOf(const api::BpfChain& chain, const RolloutDecision& d,
+                                         const Problem& problem,
+                                         const api::BpfChainStatus& previous) const {
+  int64_t generation = chain.metadata.generation;
   api::BpfChainStatus status = countsAndMemory(chain, d);
   bool degraded = d.failed > 0 || d.stale > 0 || !problem.reason.empty();
   status.phase = chainPhase(d, !problem.reason.empty());
@@ -1279,20 +1264,20 @@ Json Controller::statusOf(const Json& chain, const RolloutDecision& d, const Pro
       previous, "Degraded", degraded,
       !problem.reason.empty() ? problem.reason : (degraded ? failureReason : "NoFailures"),
       !problem.reason.empty() ? problem.message : failureMessage, generation));
-  return api::statusToJson(status);
+  return status;
 }
 
-ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision& d,
+ApiResult<void> Controller::writeStatus(const api::BpfChain& chain, const RolloutDecision& d,
                                         const Problem& problem,
                                         std::optional<std::chrono::milliseconds>* deferred) {
-  const Json* previous = previousStatus(chain);
-  Json status = statusOf(chain, d, problem, previous);
-  std::string name = k8s::nameOf(chain);
-  if (previous && withoutTransitionTimes(*previous) == withoutTransitionTimes(status))
+  const api::BpfChainStatus& previous = previousStatus(chain);
+  api::BpfChainStatus status = statusOf(chain, d, problem, previous);
+  const std::string& name = chain.metadata.name;
+  if (writesSame(withoutTransitionTimes(previous), withoutTransitionTimes(status)))
     return {}; // nothing new: no request, no event for every watcher
-  if (auto last = written_.find(name); deferred && previous && last != written_.end() &&
-                                       &last->second.status == previous &&
-                                       withoutCounts(*previous) == withoutCounts(status)) {
+  if (auto last = written_.find(name); deferred && last != written_.end() && last->second.status &&
+                                       &*last->second.status == &previous &&
+                                       writesSame(withoutCounts(previous), withoutCounts(status))) {
     auto since = std::chrono::steady_clock::now() - last->second.at;
     if (since < kCountsInterval) {
       *deferred = std::chrono::ceil<std::chrono::milliseconds>(kCountsInterval - since);
@@ -1303,14 +1288,14 @@ ApiResult<void> Controller::writeStatus(const Json& chain, const RolloutDecision
   body["apiVersion"] = Json::string("bpfchain.io/v1alpha1");
   body["kind"] = Json::string("BpfChain");
   body["metadata"]["name"] = Json::string(name);
-  body["status"] = status;
+  body["status"] = api::statusToJson(status);
   if (options_.metrics)
     options_.metrics->statusWritten();
   auto applied = client_.apply(kChains, body, kStatusManager, true, "status");
   if (!applied && !applied.error().notFound())
     return std::move(applied).error();
   Written& written = written_[name];
-  written.uid = k8s::metadataString(chain, "uid");
+  written.uid = chain.metadata.uid;
   written.status = std::move(status);
   written.resourceVersion = applied ? revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
   written.at = std::chrono::steady_clock::now();

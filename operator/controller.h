@@ -136,7 +136,7 @@ private:
   struct Written {
     std::string uid; // of the object written: a chain created again under its name starts anew
     RolloutMemory memory;
-    k8s::Json status;                           // as sent
+    std::optional<api::BpfChainStatus> status;  // as sent
     int64_t resourceVersion = 0;                // of the chain after the write; 0 = unknown
     std::chrono::steady_clock::time_point at{}; // when it was sent
   };
@@ -166,13 +166,14 @@ private:
 
   // chain/<name>: the rollout, the nodes' entries, the status, the revisions.
   k8s::ApiResult<Outcome> reconcileChain(const std::string& name);
-  void forgetChain(const std::string& name);                  // the chain is gone from the cache
-  k8s::ApiResult<Outcome> refuseName(const k8s::Json& chain); // terminal: NameTooLong
+  void forgetChain(const std::string& name); // the chain is gone from the cache
+  // The chain reconcile's steps read the chain as parsed once by reconcileChain (its raw spec
+  // in spec.raw, for revisions); one whose spec did not parse has only its metadata, status
+  // and spec.raw (api::bpfChainUncheckedFromJson).
+  k8s::ApiResult<Outcome> refuseName(const api::BpfChain& chain); // terminal: NameTooLong
   // Terminal: SpecInvalid (a spec that does not parse, an invalid spec.nodeSelector).
-  k8s::ApiResult<Outcome> refuseSpec(const k8s::Json& chain, const std::string& error);
-  // `chain` as cached (its raw spec and status for revisions and comparisons) and as parsed.
-  k8s::ApiResult<Outcome> rollOut(const k8s::Json& chain, const api::BpfChain& typed,
-                                  const k8s::LabelSelector& selector);
+  k8s::ApiResult<Outcome> refuseSpec(const api::BpfChain& chain, const std::string& error);
+  k8s::ApiResult<Outcome> rollOut(const api::BpfChain& chain, const k8s::LabelSelector& selector);
   // The memory to plan from: the cache's status, or ours when the cache has not caught up.
   RolloutMemory memoryToStart(const api::BpfChain& chain) const;
   // What a matched node's entry of the chain is now (this process's pending decision, else
@@ -193,14 +194,14 @@ private:
   Observed observeNodes(const std::string& chain, const k8s::LabelSelector& selector,
                         const RolloutMemory& memory);
   using Refs = std::map<int64_t, api::ChainRef>; // each generation's reference, resolved once
-  k8s::ApiResult<api::ChainRef> refOf(const k8s::Json& chain, const RolloutMemory& memory,
+  k8s::ApiResult<api::ChainRef> refOf(const api::BpfChain& chain, const RolloutMemory& memory,
                                       Refs& refs, int64_t generation);
   // Sets d.memory.published to what makes the decided nodes run the target (and logs it).
-  k8s::ApiResult<void> publishDecision(const k8s::Json& chain, const RolloutMemory& memory,
+  k8s::ApiResult<void> publishDecision(const api::BpfChain& chain, const RolloutMemory& memory,
                                        RolloutDecision& d, Refs& refs);
   using Decisions = std::vector<std::pair<std::string, std::optional<k8s::Json>>>;
   // The node entries that must change (nullopt: removed).
-  k8s::ApiResult<Decisions> entriesToWrite(const k8s::Json& chain, const RolloutMemory& memory,
+  k8s::ApiResult<Decisions> entriesToWrite(const api::BpfChain& chain, const RolloutMemory& memory,
                                            const Observed& observed, const RolloutDecision& d,
                                            Refs& refs);
   std::set<int64_t> generationsToKeep(const std::string& chain, int64_t generation,
@@ -210,13 +211,13 @@ private:
   void queueChainSoon(const std::string& chain);
   // The spec a node must run for `generation` of the chain: the chain's own when current,
   // else the ControllerRevision kept for it.
-  k8s::ApiResult<k8s::Json> specAt(const k8s::Json& chain, int64_t generation);
-  k8s::ApiResult<void> ensureRevision(const k8s::Json& chain);
+  k8s::ApiResult<k8s::Json> specAt(const api::BpfChain& chain, int64_t generation);
+  k8s::ApiResult<void> ensureRevision(const api::BpfChain& chain);
   // Deletes the chain's revisions that neither `keep` generation needs, and any of another
   // object of the same name; lists them only when `keep` changed. An empty `keep`: all.
-  k8s::ApiResult<void> pruneRevisions(const k8s::Json& chain, const std::set<int64_t>& keep);
+  k8s::ApiResult<void> pruneRevisions(const api::BpfChain& chain, const std::set<int64_t>& keep);
   // The reference a node gets for `generation` of the chain (its revision must exist).
-  k8s::ApiResult<api::ChainRef> refAt(const k8s::Json& chain, int64_t generation);
+  k8s::ApiResult<api::ChainRef> refAt(const api::BpfChain& chain, int64_t generation);
   // Decides `node`'s entry of `chain` (nullopt: none) and queues the node's write. Takes
   // indexMu_.
   void decide(const std::string& node, const std::string& chain, std::optional<k8s::Json> want);
@@ -225,10 +226,11 @@ private:
   const Pending* pendingFor(const std::string& chain, const std::string& node);
   // Removes `chain` from every node whose spec has it and that `keep` does not name.
   void releaseEverywhere(const std::string& chain, const std::set<std::string>& keep);
-  k8s::ApiResult<Outcome> finalize(const k8s::Json& chain);
+  // `object`: the chain as cached, for the finalizer's patch (finalizers.h).
+  k8s::ApiResult<Outcome> finalize(const api::BpfChain& chain, const k8s::Json& object);
   // The status to compare with and to take transition times from: ours when the cache has
-  // not caught up with our last write, else the cache's. nullptr when there is none.
-  const k8s::Json* previousStatus(const k8s::Json& chain) const;
+  // not caught up with our last write, else the cache's (empty when it has none).
+  const api::BpfChainStatus& previousStatus(const api::BpfChain& chain) const;
   // A problem of the chain itself (not of its nodes): Degraded with this reason and message.
   struct Problem {
     std::string reason, message;
@@ -239,14 +241,14 @@ private:
   // given) says how long it waits; a reconcile then comes back.
   static constexpr std::chrono::milliseconds kCountsInterval{1000};
   // The status for decision `d` (and `problem`), transition times taken from `previous`.
-  k8s::Json statusOf(const k8s::Json& chain, const RolloutDecision& d, const Problem& problem,
-                     const k8s::Json* previous) const;
-  k8s::ApiResult<void> writeStatus(const k8s::Json& chain, const RolloutDecision& d,
+  api::BpfChainStatus statusOf(const api::BpfChain& chain, const RolloutDecision& d,
+                               const Problem& problem, const api::BpfChainStatus& previous) const;
+  k8s::ApiResult<void> writeStatus(const api::BpfChain& chain, const RolloutDecision& d,
                                    const Problem& problem,
                                    std::optional<std::chrono::milliseconds>* deferred = nullptr);
-  void recordTransitions(const k8s::Json& chain, const RolloutMemory& before,
-                         const k8s::Json* previous, const RolloutDecision& d);
-  void event(const k8s::Json& chain, k8s::EventType type, const std::string& reason,
+  void recordTransitions(const api::BpfChain& chain, const RolloutMemory& before,
+                         const api::BpfChainStatus& previous, const RolloutDecision& d);
+  void event(const api::BpfChain& chain, k8s::EventType type, const std::string& reason,
              const std::string& message);
 
   k8s::Client& client_;

@@ -50,17 +50,9 @@ Result<ObjectMeta> metadataOf(const Json& object) {
   const Json* m = at(object, "metadata");
   if (!m || !m->is_object())
     return invalidError("metadata: an object is required");
-  ObjectMeta meta;
-  meta.name = stringOr(*m, "name");
+  ObjectMeta meta = objectMetaOf(object);
   if (meta.name.empty())
     return invalidError("metadata.name: a non-empty string is required");
-  meta.uid = stringOr(*m, "uid");
-  meta.resourceVersion = stringOr(*m, "resourceVersion");
-  meta.generation = integerOf(*m, "generation").value_or(0);
-  meta.deleting = !stringOr(*m, "deletionTimestamp").empty();
-  meta.deletionTimestamp = timeOf(*m, "deletionTimestamp");
-  meta.creationTimestamp = timeOf(*m, "creationTimestamp");
-  meta.finalizers = stringsOf(*m, "finalizers");
   return meta;
 }
 
@@ -136,6 +128,29 @@ Condition conditionOf(const Json& c) {
 }
 
 } // namespace
+
+ObjectMeta objectMetaOf(const Json& object) {
+  ObjectMeta meta;
+  const Json* m = at(object, "metadata");
+  if (!m || !m->is_object())
+    return meta;
+  meta.name = stringOr(*m, "name");
+  meta.uid = stringOr(*m, "uid");
+  meta.resourceVersion = stringOr(*m, "resourceVersion");
+  meta.generation = integerOf(*m, "generation").value_or(0);
+  meta.deleting = !stringOr(*m, "deletionTimestamp").empty();
+  meta.deletionTimestamp = timeOf(*m, "deletionTimestamp");
+  meta.creationTimestamp = timeOf(*m, "creationTimestamp");
+  meta.finalizers = stringsOf(*m, "finalizers");
+  return meta;
+}
+
+std::optional<int> priorityOf(const Json& spec) {
+  const Json* v = at(spec, "priority");
+  if (!v || !v->is_integer())
+    return std::nullopt;
+  return v->as_integer();
+}
 
 BpfChainStatus bpfChainStatusFromJson(const Json& object) {
   BpfChainStatus s;
@@ -248,6 +263,17 @@ Result<BpfChain> bpfChainFromJson(const Json& object) {
   if (!spec)
     return std::move(spec).error();
   chain.spec = std::move(*spec);
+  chain.status = bpfChainStatusFromJson(object);
+  return chain;
+}
+
+BpfChain bpfChainUncheckedFromJson(const Json& object) {
+  BpfChain chain;
+  chain.metadata = objectMetaOf(object);
+  if (const Json* raw = at(object, "spec")) {
+    chain.spec.raw = *raw;
+    chain.spec.enabledPrograms = enabledPrograms(*raw);
+  }
   chain.status = bpfChainStatusFromJson(object);
   return chain;
 }

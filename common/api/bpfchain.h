@@ -101,6 +101,15 @@ struct BpfChain {
 
 // Errors name the field; a status never makes it fail.
 Result<BpfChain> bpfChainFromJson(const k8s::Json& object);
+// What can be read of an object whose spec may not parse (bpfChainFromJson failed), never
+// failing: metadata and status leniently, spec.raw and spec.enabledPrograms; the other spec
+// fields stay at their defaults.
+BpfChain bpfChainUncheckedFromJson(const k8s::Json& object);
+// Any object's metadata, leniently (a field absent or of another type reads as empty): the
+// operator reads ControllerRevisions' and BpfNodeConfigs' with it too.
+ObjectMeta objectMetaOf(const k8s::Json& object);
+// spec.priority when it is an integer (a revision's spec, read leniently as a node does).
+std::optional<int> priorityOf(const k8s::Json& spec);
 // spec.programs[] whose `enabled` is not false (status.programs).
 int enabledPrograms(const k8s::Json& spec);
 // The status alone (of an object whose spec may not parse).

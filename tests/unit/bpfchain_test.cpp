@@ -111,5 +111,42 @@ TEST(BpfChain, AStatusOfTheWrongShapeIsReadAsAbsentNotAnError) {
   EXPECT_FALSE(chain->status.publishedError.empty()); // the operator logs it
 }
 
+TEST(BpfChain, ASpecThatDoesNotParseStillHasItsMetadataAndStatus) {
+  // What the operator refuses with SpecInvalid: it still needs the name, the finalizers, the
+  // status it wrote and status.programs from the raw spec.
+  Json object = chainWith(R"({"rollout":{"canaryNodes":"2"},
+      "programs":[{"name":"a"},{"name":"b","enabled":false}]})");
+  object["metadata"]["deletionTimestamp"] = Json::string("2026-12-05T06:00:00Z");
+  object["status"] = Json::parse(R"({"observedGeneration":3,"phase":"Ready"})");
+  ASSERT_FALSE(bpfChainFromJson(object));
+  BpfChain chain = bpfChainUncheckedFromJson(object);
+  EXPECT_EQ(chain.metadata.name, "edge");
+  EXPECT_EQ(chain.metadata.generation, 4);
+  EXPECT_TRUE(chain.metadata.deleting);
+  EXPECT_TRUE(chain.metadata.deletionTimestamp.has_value());
+  EXPECT_TRUE(chain.metadata.hasFinalizer("bpfchain.io/cleanup"));
+  EXPECT_EQ(chain.spec.enabledPrograms, 1);
+  EXPECT_EQ(chain.spec.raw, object.at("spec"));
+  EXPECT_EQ(chain.status.observedGeneration, 3);
+  EXPECT_EQ(chain.status.phase, "Ready");
+}
+
+TEST(BpfChain, ObjectMetaOfAnyObjectIsLenient) {
+  Json revision = Json::parse(R"({"metadata":{"name":"edge-3f2a9c1e-2","uid":7,
+      "creationTimestamp":"2026-12-05T06:00:00Z","finalizers":["a",1]}})");
+  ObjectMeta meta = objectMetaOf(revision);
+  EXPECT_EQ(meta.name, "edge-3f2a9c1e-2");
+  EXPECT_EQ(meta.uid, ""); // of another type: absent
+  EXPECT_TRUE(meta.creationTimestamp.has_value());
+  EXPECT_EQ(meta.finalizers, std::vector<std::string>{"a"});
+  EXPECT_EQ(objectMetaOf(Json::parse("[]")).name, "");
+}
+
+TEST(BpfChain, PriorityOfARevisionsSpec) {
+  EXPECT_EQ(priorityOf(Json::parse(R"({"priority":50})")), 50);
+  EXPECT_EQ(priorityOf(Json::parse(R"({"priority":"50"})")), std::nullopt);
+  EXPECT_EQ(priorityOf(Json::parse(R"({})")), std::nullopt);
+}
+
 } // namespace
 } // namespace bpfchain::api
