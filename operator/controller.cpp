@@ -28,22 +28,6 @@ constexpr const char* kFinalizer = "bpfchain.io/cleanup";
 constexpr const char* kStatusManager = "bpfchain-operator";
 constexpr size_t kMaxChainName = 63; // the CRD's rule: it is a label value, part of a manager
 
-// The only reads of a BpfNodeConfig's JSON here: api/node_config_types.h reads one entry
-// (chainEntryOf, chainReportOf) but has no reader of the lists nor of the agent's heartbeat,
-// and the entries stay JSON because they are written back as they are. Lenient, as the
-// index has always been: a list of another type reads as none.
-const Json* chainsIn(const Json& nodeConfig, const char* part) { // part: "spec" | "status"
-  if (!nodeConfig.is_object() || !nodeConfig.has_field(part))
-    return nullptr;
-  const Json& in = nodeConfig.at(part);
-  if (!in.is_object() || !in.has_field("chains") || !in.at("chains").is_array())
-    return nullptr;
-  return &in.at("chains");
-}
-std::optional<Clock::time_point> heartbeatOf(const Json& nodeConfig) {
-  return parseRfc3339(k8s::stringAt(nodeConfig, {"status", "agent", "heartbeatTime"}));
-}
-
 // One line per node write, not per chain, so that a rollout to many nodes logs one line per
 // node: the chains the write added, changed (another generation or revision) and removed, each
 // as chain@generation.
@@ -404,7 +388,7 @@ Controller::~Controller() {
 
 Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
   NodeConfigIndex index;
-  if (const Json* list = chainsIn(nodeConfig, "spec")) {
+  if (const Json* list = api::chainListOf(nodeConfig, "spec")) {
     for (const auto& item : list->as_array()) {
       api::NodeChainEntry given = api::chainEntryOf(item);
       auto& entry = index[std::move(given.name)];
@@ -415,7 +399,7 @@ Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
       entry.revision = std::move(given.revision);
     }
   }
-  if (const Json* list = chainsIn(nodeConfig, "status"))
+  if (const Json* list = api::chainListOf(nodeConfig, "status"))
     for (const auto& item : list->as_array()) {
       api::NodeChainReport reported = api::chainReportOf(item);
       auto& entry = index[std::move(reported.name)];
@@ -462,7 +446,8 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
 // A heartbeat alone queues no chain (1,000 agents write one a minute each), except the first
 // after the agent was stale, or its first ever: the chains on that node count it Ready again.
 void Controller::onHeartbeat(const Json* now, const std::string& name) {
-  std::optional<Clock::time_point> beat = now ? heartbeatOf(*now) : std::nullopt;
+  std::optional<Clock::time_point> beat =
+      now ? parseRfc3339(api::heartbeatTimeOf(*now)) : std::nullopt;
   std::vector<std::string> chains;
   {
     std::lock_guard lock(indexMu_);
@@ -569,7 +554,7 @@ ApiResult<void> Controller::deleteNodeConfig(const std::string& name, bool exist
 Json Controller::desiredEntries(const std::string& name, const std::optional<Json>& cached,
                                 std::map<std::string, uint64_t>& carried) {
   std::map<std::string, Json> entries;
-  if (const Json* list = cached ? chainsIn(*cached, "spec") : nullptr)
+  if (const Json* list = cached ? api::chainListOf(*cached, "spec") : nullptr)
     for (const auto& e : list->as_array())
       entries[api::chainEntryOf(e).name] = e;
   std::lock_guard lock(indexMu_);
@@ -606,7 +591,7 @@ ApiResult<int64_t> Controller::writeNodeConfig(const std::string& name,
     logNodeWrite(name, Json::array(), desired);
     return revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
   }
-  const Json* list = chainsIn(*cached, "spec");
+  const Json* list = api::chainListOf(*cached, "spec");
   Json observed = list ? *list : Json::array();
   if (api::canonicalJson(desired) == api::canonicalJson(observed))
     return int64_t{0};

@@ -275,6 +275,19 @@ std::vector<std::string> nodeConfigStatusFields() {
   return out;
 }
 
+const k8s::Json* chainListOf(const k8s::Json& nodeConfig, const char* part) {
+  if (!nodeConfig.is_object() || !nodeConfig.has_field(part))
+    return nullptr;
+  const k8s::Json& in = nodeConfig.at(part);
+  if (!in.is_object() || !in.has_field("chains") || !in.at("chains").is_array())
+    return nullptr;
+  return &in.at("chains");
+}
+
+std::string heartbeatTimeOf(const k8s::Json& nodeConfig) {
+  return k8s::stringAt(nodeConfig, {"status", "agent", "heartbeatTime"});
+}
+
 NodeCondition readyCondition(const NodeConfigStatus& status, std::string since,
                              int64_t generation) {
   bool ready = status.failedCount == 0;

@@ -112,6 +112,14 @@ Result<NodeChainStatus> nodeChainStatusFromJson(const k8s::Json& entry, const st
 // values (agent.features) is one field.
 std::vector<std::string> nodeConfigStatusFields();
 
+// A BpfNodeConfig's spec.chains or status.chains (part "spec" | "status"), or nullptr when it
+// has none; lenient, as the operator's index has always been (a list of another type reads as
+// none). Entries stay JSON: the operator writes spec entries back as they are; read one with
+// chainEntryOf / chainReportOf.
+const k8s::Json* chainListOf(const k8s::Json& nodeConfig, const char* part);
+// status.agent.heartbeatTime (RFC 3339), "" when not written.
+std::string heartbeatTimeOf(const k8s::Json& nodeConfig);
+
 // The node's Ready condition from its chains' counts (True when none failed), as the agent
 // reports it; `since` is when it last changed.
 NodeCondition readyCondition(const NodeConfigStatus& status, std::string since, int64_t generation);
