@@ -345,12 +345,12 @@ INSTANTIATE_TEST_SUITE_P(
 // The encoder reads the typed ArgValue a spec was parsed into, built here without any YAML:
 // a struct by member name, an array member as a sequence, a flow-text scalar reparsed.
 TEST(BtfValue, EncodesATypedArgValueBuiltWithoutYaml) {
-  auto members = [](std::vector<std::pair<std::string, ArgValue>> items) {
+  auto members = [](const std::vector<std::pair<std::string, ArgValue>>& items) {
     ArgValue v;
     v.kind = ArgValue::Kind::Map;
-    for (auto& [name, item] : items) {
+    for (const auto& [name, item] : items) {
       v.names.push_back(name);
-      v.items.push_back(std::move(item));
+      v.items.push_back(item);
     }
     return v;
   };
