@@ -603,11 +603,9 @@ private:
         c.message = "eth0: programs[0] (";
         c.message.append(chain).append("/p0): ").append(reason);
       }
-      s.failedCount += phase == "Failed";
-      s.readyCount += phase == "Ready";
       s.chains.push_back(std::move(c));
     }
-    s.chainCount = static_cast<int64_t>(s.chains.size());
+    api::countPhases(s);
     auto& [since, wasReady] = readySince_[node];
     if (since.empty() || wasReady != (s.failedCount == 0))
       since = rfc3339Now();

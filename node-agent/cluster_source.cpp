@@ -191,7 +191,9 @@ void ClusterSource::Impl::keep(const std::map<std::string, k8s::Json>& resolved,
       copy["metadata"].erase("managedFields");
     std::filesystem::create_directories(options.stateDir + "/revisions", ec);
     std::string path = keptPath(chain);
-    if (auto written = writeFileAtomic(path, copy.serialize()); !written) {
+    // Not durable, as the instance state it goes with: it matters only while programs stay
+    // pinned, and a bpffs does not outlive the machine (an fsync here delayed every apply).
+    if (auto written = writeFileAtomic(path, copy.serialize(), {.durable = false}); !written) {
       log::warning("cannot keep chain revision", {{"chain", chain},
                                                   {"revision", k8s::nameOf(copy)},
                                                   {"error", written.error().message()}});
@@ -436,11 +438,8 @@ api::NodeConfigStatus statusOf(const NodeStatus& status, int64_t generation,
       chain.attachments.push_back(
           {a.interface, std::string(dataplane::hookName(a.hook)), a.pod, a.programIds});
     s.chains.push_back(std::move(chain));
-    s.failedCount += c.phase == "Failed";
-    s.readyCount += c.phase == "Ready";
-    s.idleCount += c.phase == "Idle";
   }
-  s.chainCount = static_cast<int64_t>(status.chains.size());
+  api::countPhases(s);
   return s;
 }
 

@@ -1,11 +1,11 @@
 // Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
 // fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
-// goes back to its status subresource by a merge patch (field manager bpfchain-agent),
+// goes back to its status subresource by a merge patch (field manager bpfchain-agent), only
+// when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried after an
+// API server outage. Until the first list, and while the object does not exist, current() is
+// nullopt: the data plane is left as it is.
 // The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
 // too, for pods chains' label selectors; a label change moves a pod's chains.
-// only when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried
-// after an API server outage. Until the first list, and
-// while the object does not exist, current() is nullopt: the data plane is left as it is.
 // Chain references (api::ChainRef) are resolved by chain_revisions.h from the chain revisions
 // of revisionNamespace (one watch on every revision labelled api::kChainLabel: about two per
 // chain; only the events of a revision a reference waits for start a pass); a revision the

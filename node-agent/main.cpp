@@ -29,7 +29,6 @@
 // SIGTERM/SIGINT stop the agent; chains stay attached and a new agent adopts them, unless
 // --detach-on-exit asks for everything to be detached and unpinned.
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -59,18 +58,13 @@
 #include "packages/package_cache.h"
 #include "system/command_line.h"
 #include "system/log.h"
+#include "system/stop_signal.h"
 #include "system/version.h"
 
 using namespace bpfchain;
 using namespace bpfchain::agent;
 
 namespace {
-
-std::atomic<bool> stopRequested{false};
-
-void onSignal(int) {
-  stopRequested = true;
-}
 
 struct Flags {
   std::string config;
@@ -409,7 +403,7 @@ std::unique_ptr<CniConfigKeeper> keepCniEntry(const Flags& flags, metrics::Metri
   }
   auto keeper = CniConfigKeeper::start(install);
   if (!keeper) {
-    stopRequested = true; // fall through to a clean stop of the loop
+    stop_signal::request(); // fall through to a clean stop of the loop
     log::error("cannot keep the CNI entry; stopping", {{"error", keeper.error().message()}});
     return nullptr;
   }
@@ -497,8 +491,7 @@ int run(const Flags& flags) {
                         {"tcx", features.tcx},
                         {"xdpLink", features.xdpLink},
                         {"metricsPort", (*server)->port()}});
-  while (!stopRequested)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop_signal::wait();
   log::info("stopping");
   if (cniKeeper)
     releaseCniEntry(flags, *cniKeeper, cniOwner.get());
@@ -518,8 +511,7 @@ int main(int argc, char** argv) {
     return *exit;
   if (statusCommand)
     return runStatus(statusFlags);
-  std::signal(SIGTERM, onSignal);
-  std::signal(SIGINT, onSignal);
+  stop_signal::install();
   std::signal(SIGPIPE, SIG_IGN);
   return run(flags);
 }

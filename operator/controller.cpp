@@ -328,6 +328,7 @@ void Controller::watchChains() {
             {
               std::lock_guard lock(indexMu_);
               chainNames_.erase(k8s::nameOf(o));
+              awaited_.erase(k8s::nameOf(o));
             }
             queue_.add("chain/" + k8s::nameOf(o));
           },
@@ -436,11 +437,28 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
     }
   }
   for (const auto& chain : changed)
-    if (now)
+    if (now && !finishesRollout(chain, name))
       queueChainSoon(chain);
     else
       queue_.add("chain/" + chain);
   onHeartbeat(now, name);
+}
+
+bool Controller::finishesRollout(const std::string& chain, const std::string& node) {
+  std::lock_guard lock(indexMu_);
+  auto awaited = awaited_.find(chain);
+  if (awaited == awaited_.end())
+    return false;
+  auto waiting = awaited->second.find(node);
+  auto config = configs_.find(node);
+  if (waiting == awaited->second.end() || config == configs_.end())
+    return false;
+  auto entry = config->second.find(chain);
+  if (entry == config->second.end() ||
+      !reportAwaited(waiting->second, entry->second.reported, entry->second.phase))
+    return false;
+  awaited->second.erase(waiting);
+  return awaited->second.empty();
 }
 
 // A heartbeat alone queues no chain (1,000 agents write one a minute each), except the first
@@ -1130,6 +1148,25 @@ ApiResult<Controller::Decisions> Controller::entriesToWrite(const api::BpfChain&
   return decisions;
 }
 
+std::vector<std::optional<int64_t>> Controller::targetsAfter(const Observed& observed,
+                                                             const RolloutDecision& d) {
+  std::vector<std::optional<int64_t>> targets;
+  targets.reserve(observed.views.size());
+  for (size_t i = 0; i < observed.views.size(); ++i) {
+    const std::string& node = observed.views[i].node;
+    const Have& h = observed.have[i];
+    if (auto moved = d.assign.find(node); moved != d.assign.end())
+      targets.push_back(moved->second);
+    else if (h.kind == Have::Pinned || h.kind == Have::Copy)
+      targets.push_back(h.generation);
+    else if (const api::ChainRef* follows = api::followedBy(d.memory.published, node))
+      targets.emplace_back(follows->generation);
+    else
+      targets.emplace_back(std::nullopt);
+  }
+  return targets;
+}
+
 // What nodes refer to and what a rollback can still need: the current generation, the stable
 // one, and every generation a node's spec or a pending decision names (an agent that restarts
 // must still resolve what it runs).
@@ -1174,6 +1211,11 @@ ApiResult<Outcome> Controller::rollOut(const api::BpfChain& chain,
   auto decisions = entriesToWrite(chain, memory, observed, d, refs);
   if (!decisions)
     return std::move(decisions).error();
+  {
+    auto awaited = awaitedReports(observed.views, targetsAfter(observed, d));
+    std::lock_guard lock(indexMu_);
+    awaited_[name] = std::move(awaited);
+  }
   api::BpfChainStatus before = previousStatus(chain); // writeStatus replaces written_'s copy
   std::optional<std::chrono::milliseconds> deferred;
   if (auto r = writeStatus(chain, d, {}, &deferred); !r)

@@ -204,11 +204,18 @@ private:
   k8s::ApiResult<Decisions> entriesToWrite(const api::BpfChain& chain, const RolloutMemory& memory,
                                            const Observed& observed, const RolloutDecision& d,
                                            Refs& refs);
+  // Each matched node's generation of the chain once `d` is carried out (nullopt: none), by
+  // the index in observed.views.
+  static std::vector<std::optional<int64_t>> targetsAfter(const Observed& observed,
+                                                          const RolloutDecision& d);
   std::set<int64_t> generationsToKeep(const std::string& chain, int64_t generation,
                                       const Observed& observed, const RolloutDecision& d);
   void enqueueAllChains();
   // Queues a chain after options_.statusCoalesce (see there).
   void queueChainSoon(const std::string& chain);
+  // Whether `node`'s report (in the index) is the last one awaited_ holds for `chain`; takes
+  // indexMu_ and forgets the node's wait.
+  bool finishesRollout(const std::string& chain, const std::string& node);
   // The spec a node must run for `generation` of the chain: the chain's own when current,
   // else the ControllerRevision kept for it.
   k8s::ApiResult<k8s::Json> specAt(const api::BpfChain& chain, int64_t generation);
@@ -269,6 +276,9 @@ private:
   std::map<std::string, int64_t> configRevisions_;                       // by BpfNodeConfig name
   std::map<std::string, std::optional<Clock::time_point>> heartbeats_;   // by BpfNodeConfig name
   std::map<std::string, std::map<std::string, Pending>> pending_;        // node -> chain
+  // Per chain, the reports its rollout waits for (rollout.h awaitedReports), set by each chain
+  // reconcile: the report that finishes the last of them queues the chain at once.
+  std::map<std::string, std::map<std::string, int64_t>> awaited_; // chain -> node -> generation
   uint64_t pendingSeq_ = 0;
   std::set<std::string> chainNames_;
 

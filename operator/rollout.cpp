@@ -457,4 +457,17 @@ RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
   return d;
 }
 
+bool reportAwaited(int64_t awaited, std::optional<int64_t> reported, const std::string& phase) {
+  return reported == awaited && !phase.empty() && phase != "Applying";
+}
+
+std::map<std::string, int64_t> awaitedReports(const std::vector<NodeView>& nodes,
+                                              const std::vector<std::optional<int64_t>>& targets) {
+  std::map<std::string, int64_t> awaited;
+  for (size_t i = 0; i < nodes.size() && i < targets.size(); ++i)
+    if (targets[i] && !reportAwaited(*targets[i], nodes[i].reported, nodes[i].phase))
+      awaited.emplace(nodes[i].node, *targets[i]);
+  return awaited;
+}
+
 } // namespace bpfchain::op

@@ -148,6 +148,16 @@ api::PublishedRollout publish(const api::PublishedRollout& before, const Rollout
                               const api::ChainRef& target,
                               const std::optional<api::ChainRef>& stable);
 
+// The reports a rollout still waits for: each matched node whose generation after this
+// decision (`targets`, by the index in `nodes`; nullopt: the chain leaves the node) it has not
+// reported in a finished phase (anything but Applying) yet, with that generation. When the
+// last of them reports, the controller reconciles the chain at once rather than after its
+// coalescing delay: the last node's report is what turns a chain (or a canary batch) Ready.
+std::map<std::string, int64_t> awaitedReports(const std::vector<NodeView>& nodes,
+                                              const std::vector<std::optional<int64_t>>& targets);
+// Whether a node's report (generation, phase) is the one `awaited` waits for.
+bool reportAwaited(int64_t awaited, std::optional<int64_t> reported, const std::string& phase);
+
 RolloutDecision planRollout(int64_t target, const RolloutPolicy& policy,
                             const RolloutMemory& memory, const std::vector<NodeView>& nodes,
                             Clock::time_point now);

@@ -11,7 +11,9 @@
 # Options: --build-dir DIR (build), --output FILE (BUILD_DIR/bpfchain-image.tar),
 #          --name NAME (ghcr.io/bpfchain/bpfchain, the chart's image.repository),
 #          --tag TAG (the version; another tag gives a rebuilt image of the same binaries, as
-#          the node test's `helm upgrade --set image.tag=TAG` uses).
+#          the node test's `helm upgrade --set image.tag=TAG` uses),
+#          --no-build (pack the binaries the build directory has, as they are: a test running
+#          beside others must not relink the binaries they are starting).
 #
 # How: builds the four binaries (cmake target bpfchain-install-set), installs them with
 # `cmake --install --strip` into a scratch directory, makes the root file system with
@@ -32,6 +34,7 @@ output=
 name=ghcr.io/bpfchain/bpfchain
 import=
 tag=$version
+no_build=
 while (($#)); do
   case $1 in
     --version) echo "$version"; exit 0 ;;
@@ -39,6 +42,7 @@ while (($#)); do
     --output) output=$2; shift ;;
     --name) name=$2; shift ;;
     --tag) tag=$2; shift ;;
+    --no-build) no_build=1 ;;
     --import) import=$2; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "image.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
@@ -52,9 +56,15 @@ command -v umoci >/dev/null || { echo "image.sh: umoci is missing (apt-get insta
 work=$(mktemp -d /tmp/bpfchain-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-echo "image.sh: building the binaries in $build/" >&2
-[[ -f $build/build.ninja ]] || cmake -S . -B "$build" -G Ninja >/dev/null
-cmake --build "$build" --target bpfchain-install-set >&2
+if [[ -n $no_build ]]; then
+  for b in bpfchain-agent bpfchain-operator bpfchain-cni bpfchain-pkg; do
+    [[ -x $build/bin/$b ]] || { echo "image.sh: --no-build: $build/bin/$b is missing" >&2; exit 1; }
+  done
+else
+  echo "image.sh: building the binaries in $build/" >&2
+  [[ -f $build/build.ninja ]] || cmake -S . -B "$build" -G Ninja >/dev/null
+  cmake --build "$build" --target bpfchain-install-set >&2
+fi
 DESTDIR=$work/install cmake --install "$build" --prefix /usr --strip >/dev/null
 
 layout=$work/oci

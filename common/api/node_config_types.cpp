@@ -288,6 +288,16 @@ std::string heartbeatTimeOf(const k8s::Json& nodeConfig) {
   return k8s::stringAt(nodeConfig, {"status", "agent", "heartbeatTime"});
 }
 
+void countPhases(NodeConfigStatus& status) {
+  status.chainCount = static_cast<int64_t>(status.chains.size());
+  status.readyCount = status.failedCount = status.idleCount = 0;
+  for (const NodeChainStatus& c : status.chains) {
+    status.readyCount += c.phase == "Ready";
+    status.failedCount += c.phase == "Failed";
+    status.idleCount += c.phase == "Idle";
+  }
+}
+
 NodeCondition readyCondition(const NodeConfigStatus& status, std::string since,
                              int64_t generation) {
   bool ready = status.failedCount == 0;

@@ -94,6 +94,8 @@ struct NodeConfigStatus {
 };
 
 k8s::Json toJson(const NodeConfigStatus& status);
+// Sets the counts (chainCount, readyCount, failedCount, idleCount) from status.chains' phases.
+void countPhases(NodeConfigStatus& status);
 
 // What the operator reads of a status.chains[] entry (the rest it never looks at): leniently,
 // as chainEntryOf, so an entry of any agent version is read. generation: nullopt when absent.

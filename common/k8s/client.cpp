@@ -1,13 +1,14 @@
 // The only file that sees cpprestsdk's HTTP client (and Boost.Asio's TLS context under it).
 #include "k8s/client.h"
 
+#include <algorithm>
 #include <boost/asio/ssl.hpp>
-#include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <mutex>
 #include <optional>
 
 #include "k8s/request_metrics.h"
+#include "k8s/watch_lines.h"
 #include "system/file.h"
 #include "system/log.h"
 
@@ -330,24 +331,36 @@ ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const Wa
     if (resp.status_code() != 200)
       return errorFrom(resp.status_code(), resp.extract_utf8string(true).get(),
                        resp.reason_phrase());
-    auto body = resp.body();
-    // Events are JSON objects, one a line; chunk boundaries mean nothing.
+    // Events are JSON objects, one a line; chunk boundaries mean nothing (WatchLines). What
+    // has arrived is taken at once; only an empty buffer waits, for one byte.
+    auto body = resp.body().streambuf();
+    using Traits = concurrency::streams::streambuf<uint8_t>::traits;
+    WatchLines lines;
+    std::string chunk(size_t{64} * 1024, '\0');
+    auto* bytes = reinterpret_cast<uint8_t*>(chunk.data());
     while (!stop.requested()) {
-      concurrency::streams::container_buffer<std::string> line;
-      size_t n = body.read_line(line).get();
-      if (n == 0) {
-        if (body.is_eof())
+      if (size_t avail = body.in_avail(); avail > 0) {
+        // No wait: the buffer holds at least this much, so the task is already complete.
+        size_t n = body.getn(bytes, std::min(avail, chunk.size())).get();
+        lines.append(std::string_view(chunk.data(), n));
+      } else {
+        auto c = body.bumpc().get();
+        if (c == Traits::eof())
           return {};
-        continue;
+        lines.append(std::string(1, static_cast<char>(c)));
       }
-      Json parsed = Json::parse(utility::conversions::to_string_t(line.collection()));
-      auto type = eventType(stringAt(parsed, {"type"}));
-      if (!type || !parsed.has_field("object"))
-        continue;
-      WatchEvent event{*type, std::move(parsed.at("object"))};
-      if (!onEvent(event)) {
-        local.cancel();
-        return {};
+      while (auto line = lines.next()) {
+        if (stop.requested())
+          break;
+        Json parsed = Json::parse(utility::conversions::to_string_t(*line));
+        auto type = eventType(stringAt(parsed, {"type"}));
+        if (!type || !parsed.has_field("object"))
+          continue;
+        WatchEvent event{*type, std::move(parsed.at("object"))};
+        if (!onEvent(event)) {
+          local.cancel();
+          return {};
+        }
       }
     }
     local.cancel();

@@ -16,6 +16,7 @@
 #include <regex>
 #include <signal.h>
 #include <sstream>
+#include <stdexcept>
 #include <sys/mount.h>
 #include <sys/vfs.h>
 #include <yaml-cpp/yaml.h>
@@ -92,7 +93,10 @@ protected:
       o.bpffs = pinRoot_;
     auto agent =
         AgentProcess::start(o, dir_->path() + "/agent-" + std::to_string(++starts_) + ".log");
-    ASSERT_TRUE(agent.ok()) << agent.error().message();
+    // Thrown, not ASSERTed: an ASSERT here would return to a test that then uses agent_;
+    // gtest reports the exception as this test's failure.
+    if (!agent.ok())
+      throw std::runtime_error(agent.error().message());
     agent_ = std::move(*agent);
   }
 

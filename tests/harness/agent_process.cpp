@@ -54,7 +54,7 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(const AgentOptions& o,
         size_t at = log.find(prefix);
         if (at != std::string::npos)
           port = static_cast<uint16_t>(std::atoi(log.c_str() + at + prefix.size()));
-        exited = kill(child->pid(), 0) != 0;
+        exited = !child->running();
         return port != 0 || exited;
       },
       20000);

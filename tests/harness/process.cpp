@@ -121,6 +121,9 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv,
   for (const auto& arg : argv)
     args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  // Said in the log when exec fails (the child may only make async-signal-safe calls): a
+  // binary being relinked (ETXTBSY) or missing otherwise looks like a process that never logs.
+  std::string execFailed = "spawn: cannot exec " + argv.front() + "\n";
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0)
@@ -134,6 +137,8 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv,
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
     ::execvp(args[0], args.data());
+    ssize_t ignored = ::write(2, execFailed.data(), execFailed.size());
+    (void)ignored;
     ::_exit(127);
   }
   return ChildProcess(pid);
@@ -144,9 +149,20 @@ void ChildProcess::kill(int signal) const {
     ::kill(pid_, signal);
 }
 
+bool ChildProcess::running() {
+  int status = 0;
+  if (pid_ <= 0)
+    return false;
+  if (::waitpid(pid_, &status, WNOHANG) != pid_)
+    return true;
+  pid_ = -1;
+  exitStatus_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return false;
+}
+
 int ChildProcess::stop(int timeoutMs) {
   if (pid_ <= 0)
-    return -1;
+    return exitStatus_;
   ::kill(pid_, SIGTERM);
   int status = 0;
   for (int waited = 0; waited < timeoutMs; waited += 20) {

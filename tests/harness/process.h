@@ -36,17 +36,22 @@ public:
   static Result<ChildProcess> spawn(const std::vector<std::string>& argv,
                                     const std::string& logFile);
   ~ChildProcess();
-  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildProcess(ChildProcess&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), exitStatus_(other.exitStatus_) {}
   ChildProcess& operator=(ChildProcess&&) = delete;
 
   pid_t pid() const { return pid_; }
   void kill(int signal) const;
+  // False once the process has exited (it is reaped then: kill(pid, 0) alone cannot tell an
+  // exited child that nobody waited for from a running one).
+  bool running();
   // Sends SIGTERM and waits up to `timeoutMs` (then SIGKILL); returns the exit status.
   int stop(int timeoutMs = 10000);
 
 private:
   explicit ChildProcess(pid_t pid) : pid_(pid) {}
   pid_t pid_;
+  int exitStatus_ = -1; // once reaped by running()
 };
 
 } // namespace bpfchain::testing

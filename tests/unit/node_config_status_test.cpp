@@ -37,6 +37,19 @@ TEST(NodeConfigStatus, WritesEveryFieldAndLeavesOutWhatAChainDoesNotHave) {
   EXPECT_EQ(toJson(s).at("agent").at("heartbeatTime").as_string(), "2026-12-05T00:01:00Z");
 }
 
+TEST(NodeConfigStatus, CountsArePhasesOfTheChains) {
+  NodeConfigStatus s;
+  for (const char* phase : {"Ready", "Ready", "Failed", "Idle", "Applying"})
+    s.chains.push_back({"c", 1, 0, "", "", phase, "", "", {}});
+  s.readyCount = 9; // stale counts are replaced, not added to
+  countPhases(s);
+  EXPECT_EQ(s.chainCount, 5);
+  EXPECT_EQ(s.readyCount, 2);
+  EXPECT_EQ(s.failedCount, 1);
+  EXPECT_EQ(s.idleCount, 1);
+  EXPECT_EQ(readyCondition(s, "", 1).status, "False");
+}
+
 TEST(ChainEntryKind, FollowWithoutARevisionIsMembershipARevisionIsAReference) {
   auto kind = [](const char* text) { return chainEntryKind(k8s::Json::parse(text)); };
   EXPECT_EQ(kind(R"({"name":"c","follow":true})"), ChainEntryKind::Membership);

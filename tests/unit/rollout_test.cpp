@@ -647,5 +647,28 @@ TEST(Rollout, ABatchWaitsUntilHalfOfMaxUnavailableIsFree) {
   EXPECT_TRUE(next.assign.contains("node-04") && next.assign.contains("node-05"));
 }
 
+TEST(AwaitedReports, NodesNotYetFinishedWithTheirTargetAreAwaited) {
+  std::vector<NodeView> nodes{
+      {.node = "a", .assigned = 2, .reported = 2, .phase = "Ready"},       // done
+      {.node = "b", .assigned = 2, .reported = 2, .phase = "Applying"},    // still applying
+      {.node = "c", .assigned = 1, .reported = 1, .phase = "Ready"},       // moved to 2 now
+      {.node = "d", .assigned = 2, .reported = 2, .phase = "Failed"},      // finished: failed
+      {.node = "e", .assigned = 2, .reported = std::nullopt, .phase = ""}, // never reported
+      {.node = "f", .assigned = 1, .reported = 1, .phase = "Ready"},       // leaves the chain
+  };
+  std::vector<std::optional<int64_t>> targets{2, 2, 2, 2, 2, std::nullopt};
+  EXPECT_EQ(awaitedReports(nodes, targets),
+            (std::map<std::string, int64_t>{{"b", 2}, {"c", 2}, {"e", 2}}));
+}
+
+TEST(AwaitedReports, OnlyAFinishedReportOfTheAwaitedGenerationCounts) {
+  EXPECT_TRUE(reportAwaited(3, 3, "Ready"));
+  EXPECT_TRUE(reportAwaited(3, 3, "Idle"));
+  EXPECT_TRUE(reportAwaited(3, 3, "Failed"));
+  EXPECT_FALSE(reportAwaited(3, 3, "Applying"));
+  EXPECT_FALSE(reportAwaited(3, 2, "Ready")); // the previous generation
+  EXPECT_FALSE(reportAwaited(3, std::nullopt, ""));
+}
+
 } // namespace
 } // namespace bpfchain::op
