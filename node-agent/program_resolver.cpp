@@ -38,10 +38,22 @@ std::string listPrograms(const packages::Manifest& manifest) {
   return programs.empty() ? std::string("none") : programs;
 }
 
-// Fills `spec`'s entry and next map (where the chain left them out) and `object` from the
-// manifest's program for the chain's hook: the named entry, or the only program for the hook.
-// TC programs serve either direction (one program type, tc-ingress or tc-egress). Returns what
-// is wrong, if anything.
+// The program's spec as the chain declares it, before the package fills in the rest.
+dataplane::ProgramSpec declaredSpec(const ChainDecl& chain, const ProgramDecl& decl) {
+  dataplane::ProgramSpec spec;
+  spec.id = programId(chain.name, decl.name);
+  spec.entry = decl.entry;
+  spec.nextMap = decl.nextMap;
+  spec.enabled = decl.enabled;
+  spec.globalData = decl.globalData;
+  spec.freshState = decl.freshState;
+  spec.freshMaps = decl.freshMaps;
+  spec.mapArgs = decl.mapArgs;
+  return spec;
+}
+
+} // namespace
+
 std::optional<std::string> chooseFromManifest(const packages::Manifest& manifest,
                                               const ProgramDecl& decl, dataplane::Hook chainHook,
                                               dataplane::ProgramSpec& spec, std::string& object) {
@@ -79,22 +91,6 @@ std::optional<std::string> chooseFromManifest(const packages::Manifest& manifest
   }
   return std::nullopt;
 }
-
-// The program's spec as the chain declares it, before the package fills in the rest.
-dataplane::ProgramSpec declaredSpec(const ChainDecl& chain, const ProgramDecl& decl) {
-  dataplane::ProgramSpec spec;
-  spec.id = programId(chain.name, decl.name);
-  spec.entry = decl.entry;
-  spec.nextMap = decl.nextMap;
-  spec.enabled = decl.enabled;
-  spec.globalData = decl.globalData;
-  spec.freshState = decl.freshState;
-  spec.freshMaps = decl.freshMaps;
-  spec.mapArgs = decl.mapArgs;
-  return spec;
-}
-
-} // namespace
 
 std::string chainKey(const std::string& chain) {
   // 255 bytes less "@<16 hex>@<serial>" (28 at most), the escaped '/' (3) and a program name

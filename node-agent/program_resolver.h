@@ -3,11 +3,13 @@
 // chosen: the declaration's entry/nextMap win, the package manifest fills in the rest; an L3AF
 // artifact has no manifest, so the declaration must name both.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dataplane/program_spec.h"
 #include "node-agent/node_config.h"
+#include "packages/manifest.h"
 #include "packages/package_cache.h"
 
 namespace bpfchain::agent {
@@ -24,6 +26,15 @@ struct ResolveFailure {
 // ('~' is in no chain name, so keys never collide with names).
 std::string chainKey(const std::string& chain);
 std::string programId(const std::string& chain, const std::string& program);
+
+// Fills `spec`'s entry and next map (where the declaration left them out) and `object` from
+// the manifest's program for the chain's hook: the named entry, or the only program for the
+// hook (TC programs serve either direction). Returns what is wrong, naming the field, if
+// anything; nothing when the manifest has no program and the declaration names both (an L3AF
+// artifact).
+std::optional<std::string> chooseFromManifest(const packages::Manifest& manifest,
+                                              const ProgramDecl& decl, dataplane::Hook chainHook,
+                                              dataplane::ProgramSpec& spec, std::string& object);
 
 class ProgramResolver {
 public:
