@@ -71,9 +71,11 @@ struct Options {
   int chains = 20;
   int runs = 5;
   int agentThreads = 4;
-  bool agentApply = false; // the agents' status writes: a merge patch (as the agent's), or
-                           // with --agent-status-write apply a server-side apply, to compare
-  bool fullStatus = true;  // what they report: what bpfchain-agent writes, or a minimal status
+  bool agentApply = false;  // the agents' status writes: a merge patch (as the agent's), or
+                            // with --agent-status-write apply a server-side apply, to compare
+  bool fullStatus = true;   // what they report: what bpfchain-agent writes, or a minimal status
+  int heartbeatWindowS = 0; // > 0: measure the API server idle, then with every node's
+                            // heartbeat (its whole status again) spread over this many seconds
   std::string kubeconfig;
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
@@ -85,6 +87,7 @@ const bench::CommandLine kCommandLine{
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
     " [--agent-status-write merge|apply] [--agent-status full|minimal]"
+    " [--heartbeat-window-s S]"
     " [--operator-arg ARG]..."};
 
 std::string selfDir() {
@@ -116,6 +119,12 @@ Options parseOptions(int argc, char** argv) {
            "what simulated agents report: full (default: bpfchain-agent's status, through "
            "api::toJson) or minimal (name, generation, revision, phase, reason per chain)")
         ->check(CLI::IsMember({"full", "minimal"}));
+    app.add_option("--heartbeat-window-s", o.heartbeatWindowS,
+                   "after the runs, measure kube-apiserver's CPU for this many seconds idle, then "
+                   "for as long while every node rewrites its status with a new heartbeatTime "
+                   "once, spread evenly (the agent's heartbeat; 60 is its default period); 0: "
+                   "skip")
+        ->capture_default_str();
     app.add_option("--kubeconfig", o.kubeconfig, "an existing control plane (default: start one)");
     app.add_option("--operator", o.operatorPath, "the bpfchain-operator binary to run")
         ->capture_default_str();
@@ -123,7 +132,7 @@ Options parseOptions(int argc, char** argv) {
     app.add_option("--operator-arg", o.operatorArgs,
                    "one more argument for the operator (repeatable)");
   });
-  if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1)
+  if (o.nodes < 1 || o.chains < 1 || o.runs < 1 || o.agentThreads < 1 || o.heartbeatWindowS < 0)
     kCommandLine.usage();
   return o;
 }
@@ -349,6 +358,26 @@ public:
     });
   }
   uint64_t statusWrites() const { return writes_; }
+  // Writes `node`'s last status again with agent.heartbeatTime set to now, as the agent's
+  // heartbeat does (the whole status, one merge patch). False when it never wrote one.
+  bool heartbeat(const std::string& node) {
+    Json body;
+    {
+      std::lock_guard lock(mu_);
+      auto it = lastStatus_.find(node);
+      if (it == lastStatus_.end())
+        return false;
+      body = it->second;
+    }
+    body["status"]["agent"]["heartbeatTime"] = Json::string(rfc3339Now());
+    Json patch = Json::object();
+    patch["status"] = body["status"];
+    auto written = client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
+                                 {.fieldManager = "bench-agent", .subresource = "status"});
+    if (!written)
+      std::fprintf(stderr, "heartbeat %s: %s\n", node.c_str(), written.error().describe().c_str());
+    return written.ok();
+  }
   // Status writes of the BpfChains the watch showed, and those that changed what they publish.
   uint64_t chainStatusWrites() const { return chainWrites_; }
   uint64_t publishes() const { return publishes_; }
@@ -560,6 +589,10 @@ private:
         }
       }
       statusBytes_ += body.serialize().size();
+      {
+        std::lock_guard lock(mu_);
+        lastStatus_[node] = body;
+      }
       // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
       // --agent-status-write apply, a server-side apply.
       Json patch = Json::object();
@@ -629,6 +662,7 @@ private:
   }();
   std::map<std::string, std::map<std::string, Running>> running_;  // node -> chain
   std::map<std::string, std::pair<std::string, bool>> readySince_; // node -> time, Ready
+  std::map<std::string, Json> lastStatus_;                         // node -> last body written
   std::map<std::string, int64_t> nodeGeneration_;
   uint32_t programIds_ = 0;
   k8s::Informer informer_;
@@ -936,6 +970,29 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "rollback: every node back on generation %lld Ready %s after the change\n",
                static_cast<long long>(stable), seconds(rollbackMs).c_str());
 
+  // The agents' heartbeat at idle: kube-apiserver's CPU over a window with no writes, then over
+  // an equal window in which every node rewrites its status once (what the agents' 60 s
+  // heartbeat costs when nothing changes).
+  CpuUse idleCpu, heartbeatCpu;
+  int heartbeats = 0;
+  if (o.heartbeatWindowS > 0) {
+    auto window = std::chrono::seconds(o.heartbeatWindowS);
+    std::this_thread::sleep_for(5s); // the rollback's last status writes settle
+    CpuUse idle0 = cpuNow();
+    std::this_thread::sleep_for(window);
+    idleCpu = cpuSince(idle0);
+    CpuUse beat0 = cpuNow();
+    auto start = SteadyClock::now();
+    for (int i = 0; i < o.nodes; ++i) {
+      std::this_thread::sleep_until(start + window * i / o.nodes);
+      heartbeats += agents.heartbeat(nodeName(i)) ? 1 : 0;
+    }
+    std::this_thread::sleep_until(start + window);
+    heartbeatCpu = cpuSince(beat0);
+    std::fprintf(stderr, "heartbeats: %d in %d s; %s (idle: %s)\n", heartbeats, o.heartbeatWindowS,
+                 describeCpu(heartbeatCpu).c_str(), describeCpu(idleCpu).c_str());
+  }
+
   auto stopAt = SteadyClock::now();
   int exitCode = op->stop();
   double stopMs = msSince(stopAt);
@@ -988,5 +1045,13 @@ int main(int argc, char** argv) {
   }
   std::printf("simulated agent status writes in all: %llu\n",
               static_cast<unsigned long long>(agents.statusWrites()));
+  if (o.heartbeatWindowS > 0) {
+    double window = o.heartbeatWindowS;
+    std::printf("\nheartbeats: %d status writes in %d s; kube-apiserver %.3f cores (idle: %.3f), "
+                "etcd %.3f (idle: %.3f), operator %.3f (idle: %.3f)\n",
+                heartbeats, o.heartbeatWindowS, heartbeatCpu.apiserver / window,
+                idleCpu.apiserver / window, heartbeatCpu.etcd / window, idleCpu.etcd / window,
+                heartbeatCpu.op / window, idleCpu.op / window);
+  }
   return 0;
 }
