@@ -613,7 +613,10 @@ private:
   Json agentStatus(const std::string& node, const std::map<std::string, Entry>& chains,
                    const std::map<std::string, std::pair<std::string, std::string>>& verdicts) {
     api::NodeConfigStatus s;
-    s.agent = {"bench", kernelRelease_, "", {{"btf", true}, {"tcx", true}, {"xdpLink", true}}};
+    // heartbeatTime in every write, as the agent's (cluster_source.cpp report): without it, a
+    // node's first heartbeat would look like an agent's first report to the operator.
+    s.agent = {
+        "bench", kernelRelease_, rfc3339Now(), {{"btf", true}, {"tcx", true}, {"xdpLink", true}}};
     std::lock_guard lock(mu_);
     s.observedGeneration = nodeGeneration_[node];
     auto& running = running_[node];
