@@ -359,7 +359,7 @@ public:
   }
   uint64_t statusWrites() const { return writes_; }
   // Writes `node`'s last status again with agent.heartbeatTime set to now, as the agent's
-  // heartbeat does (the whole status, one merge patch). False when it never wrote one.
+  // heartbeat does (the whole status, written as every status is). False when it never wrote one.
   bool heartbeat(const std::string& node) {
     Json body;
     {
@@ -370,13 +370,7 @@ public:
       body = it->second;
     }
     body["status"]["agent"]["heartbeatTime"] = Json::string(rfc3339Now());
-    Json patch = Json::object();
-    patch["status"] = body["status"];
-    auto written = client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
-                                 {.fieldManager = "bench-agent", .subresource = "status"});
-    if (!written)
-      std::fprintf(stderr, "heartbeat %s: %s\n", node.c_str(), written.error().describe().c_str());
-    return written.ok();
+    return writeStatus(node, body);
   }
   // Status writes of the BpfChains the watch showed, and those that changed what they publish.
   uint64_t chainStatusWrites() const { return chainWrites_; }
@@ -593,18 +587,23 @@ private:
         std::lock_guard lock(mu_);
         lastStatus_[node] = body;
       }
-      // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
-      // --agent-status-write apply, a server-side apply.
-      Json patch = Json::object();
-      patch["status"] = body["status"];
-      auto applied =
-          apply_ ? client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status")
-                 : client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
-                                 {.fieldManager = "bench-agent", .subresource = "status"});
       ++writes_;
-      if (!applied && !applied.error().notFound())
-        std::fprintf(stderr, "agent %s: %s\n", node.c_str(), applied.error().describe().c_str());
+      (void)writeStatus(node, body);
     }
+  }
+
+  // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
+  // --agent-status-write apply, a server-side apply. False (and said) when it failed.
+  bool writeStatus(const std::string& node, const Json& body) {
+    Json patch = Json::object();
+    patch["status"] = body.at("status");
+    auto written = apply_
+                       ? client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status")
+                       : client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
+                                       {.fieldManager = "bench-agent", .subresource = "status"});
+    if (!written && !written.error().notFound())
+      std::fprintf(stderr, "agent %s: %s\n", node.c_str(), written.error().describe().c_str());
+    return written.ok();
   }
 
   // What bpfchain-agent writes for the node (cluster_source.cpp: its statusOf, the Ready

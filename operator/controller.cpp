@@ -417,6 +417,7 @@ Controller::NodeConfigIndex Controller::indexOf(const Json& nodeConfig) {
 void Controller::onNodeConfig(const Json* now, const std::string& name) {
   NodeConfigIndex index = now ? indexOf(*now) : NodeConfigIndex{};
   std::vector<std::string> changed;
+  std::set<std::string> finished; // chains whose last awaited report this is: queued at once
   {
     std::lock_guard lock(indexMu_);
     NodeConfigIndex& known = configs_[name];
@@ -428,6 +429,10 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
     for (const auto& [chain, entry] : index)
       if (!known.contains(chain))
         changed.push_back(chain);
+    for (const auto& chain : changed)
+      if (auto it = index.find(chain);
+          it != index.end() && finishesRollout(chain, name, it->second))
+        finished.insert(chain);
     if (now) {
       known = std::move(index);
       configRevisions_[name] = revisionOf(k8s::resourceVersionOf(*now)).value_or(0);
@@ -437,25 +442,21 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
     }
   }
   for (const auto& chain : changed)
-    if (now && !finishesRollout(chain, name))
+    if (now && !finished.contains(chain))
       queueChainSoon(chain);
     else
       queue_.add("chain/" + chain);
   onHeartbeat(now, name);
 }
 
-bool Controller::finishesRollout(const std::string& chain, const std::string& node) {
-  std::lock_guard lock(indexMu_);
+bool Controller::finishesRollout(const std::string& chain, const std::string& node,
+                                 const ChainOnNode& reported) {
   auto awaited = awaited_.find(chain);
   if (awaited == awaited_.end())
     return false;
   auto waiting = awaited->second.find(node);
-  auto config = configs_.find(node);
-  if (waiting == awaited->second.end() || config == configs_.end())
-    return false;
-  auto entry = config->second.find(chain);
-  if (entry == config->second.end() ||
-      !reportAwaited(waiting->second, entry->second.reported, entry->second.phase))
+  if (waiting == awaited->second.end() ||
+      !reportAwaited(waiting->second, reported.reported, reported.phase))
     return false;
   awaited->second.erase(waiting);
   return awaited->second.empty();

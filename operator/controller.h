@@ -213,9 +213,10 @@ private:
   void enqueueAllChains();
   // Queues a chain after options_.statusCoalesce (see there).
   void queueChainSoon(const std::string& chain);
-  // Whether `node`'s report (in the index) is the last one awaited_ holds for `chain`; takes
-  // indexMu_ and forgets the node's wait.
-  bool finishesRollout(const std::string& chain, const std::string& node);
+  // Whether `reported` (node's entry of chain, as just indexed) is the last report awaited_
+  // holds for the chain; forgets the node's wait when it is awaited. The caller holds indexMu_.
+  bool finishesRollout(const std::string& chain, const std::string& node,
+                       const ChainOnNode& reported);
   // The spec a node must run for `generation` of the chain: the chain's own when current,
   // else the ControllerRevision kept for it.
   k8s::ApiResult<k8s::Json> specAt(const api::BpfChain& chain, int64_t generation);

@@ -347,7 +347,8 @@ ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const Wa
         auto c = body.bumpc().get();
         if (c == Traits::eof())
           return {};
-        lines.append(std::string(1, static_cast<char>(c)));
+        char byte = static_cast<char>(c);
+        lines.append(std::string_view(&byte, 1));
       }
       while (auto line = lines.next()) {
         if (stop.requested())

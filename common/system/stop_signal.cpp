@@ -45,10 +45,6 @@ void request() {
   wake();
 }
 
-bool requested() {
-  return stopRequested;
-}
-
 void wait() {
   while (!stopRequested) {
     if (wakeFd < 0) { // install() failed to make the eventfd: poll, as a last resort

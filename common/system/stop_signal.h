@@ -8,7 +8,6 @@ namespace bpfchain::stop_signal {
 void install();
 // Asks for a stop from inside the program, as a signal does.
 void request();
-bool requested();
 // Returns once a stop was requested (at once if it already was).
 void wait();
 
