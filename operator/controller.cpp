@@ -373,7 +373,14 @@ void Controller::watchNodes() {
 
 void Controller::watchNodeConfigs() {
   nodeConfigs_.addEventHandler({
-      .onAdd = [this](const Json& o) { onNodeConfig(&o, k8s::nameOf(o)); },
+      // A new one's node is reconciled too, as on a deletion: a BpfNodeConfig the cache shows
+      // only after its Node was deleted (the Node's reconcile found nothing to delete), or left
+      // over from while the operator was down, is deleted then.
+      .onAdd =
+          [this](const Json& o) {
+            queue_.add("node/" + k8s::nameOf(o));
+            onNodeConfig(&o, k8s::nameOf(o));
+          },
       .onUpdate = [this](const Json&, const Json& now) { onNodeConfig(&now, k8s::nameOf(now)); },
       .onDelete =
           [this](const Json& o) {

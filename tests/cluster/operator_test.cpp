@@ -421,6 +421,16 @@ TEST_F(Operator, EveryNodeGetsABpfNodeConfigAndLosesItWithTheNode) {
   EXPECT_TRUE(eventually([] { return gone(kNodeConfigs, "solo-1"); }));
 }
 
+// A BpfNodeConfig whose Node does not exist (left from while the operator was down, or shown
+// by the cache only after its Node's deletion was reconciled) is deleted.
+TEST_F(Operator, ABpfNodeConfigWithoutItsNodeIsDeleted) {
+  Json config = Json::parse(R"({"apiVersion":"bpfchain.io/v1alpha1","kind":"BpfNodeConfig",
+                                "metadata":{"name":"ghost-1"},"spec":{"chains":[]}})");
+  auto created = client_->create(kNodeConfigs, config);
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  EXPECT_TRUE(eventually([] { return gone(kNodeConfigs, "ghost-1"); }));
+}
+
 TEST_F(Operator, RollsOutCanaryFirstThenWithinMaxUnavailable) {
   for (int i = 0; i < 6; ++i)
     addNode("edge-" + std::to_string(i), "edge");
