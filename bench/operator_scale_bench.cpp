@@ -1,8 +1,8 @@
 // The operator at scale (issue 5): N Nodes (default 1,000), C BpfChains (default 20) that
 // each select every node, one bpfchain-operator process, and simulated agents: an informer on
 // the BpfNodeConfigs whose handler marks every chain generation it sees in a node's spec Ready
-// in that node's status (server-side apply on the status subresource, from a few threads), as
-// real agents would, so that rollouts progress. Rollouts use canaryNodes 0 and
+// in that node's status (a PUT of the status subresource, as bpfchain-agent writes it, from a
+// few threads), as real agents would, so that rollouts progress. Rollouts use canaryNodes 0 and
 // maxUnavailable 100%, so nothing waits on a canary.
 //
 // Measured:
@@ -16,10 +16,10 @@
 //             creation and after the changes, each at steady state.
 //
 // It starts a control plane of its own (tests/harness, scripts/local-cluster.sh) unless
-// --kubeconfig names one, which must be empty of bpfchain objects:
+// --kubeconfig names one, which must be empty of bpfchain objects and have the CRDs:
 //   build/bin/bpfchain-bench-operator-scale [--nodes 1000] [--chains 20] [--runs 5]
 //       [--kubeconfig FILE] [--operator PATH] [--agent-threads 4]
-//       [--agent-status-write merge|apply] [--operator-log FILE] [--operator-arg ARG]...
+//       [--agent-status-write update|merge|apply] [--operator-log FILE] [--operator-arg ARG]...
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -71,8 +71,8 @@ struct Options {
   int chains = 20;
   int runs = 5;
   int agentThreads = 4;
-  bool agentApply = false;  // the agents' status writes: a merge patch (as the agent's), or
-                            // with --agent-status-write apply a server-side apply, to compare
+  std::string agentWrite = "update"; // the agents' status writes: update (as the agent), merge
+                                     // (as agents before 2026-12-05) or apply
   bool fullStatus = true;   // what they report: what bpfchain-agent writes, or a minimal status
   int heartbeatWindowS = 0; // > 0: measure the API server idle, then with every node's
                             // heartbeat (its whole status again) spread over this many seconds
@@ -86,7 +86,7 @@ const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
     "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
-    " [--agent-status-write merge|apply] [--agent-status full|minimal]"
+    " [--agent-status-write update|merge|apply] [--agent-status full|minimal]"
     " [--heartbeat-window-s S]"
     " [--operator-arg ARG]..."};
 
@@ -110,10 +110,12 @@ Options parseOptions(int argc, char** argv) {
     app.add_option("--runs", o.runs, "changes of one chain to time")->capture_default_str();
     app.add_option("--agent-threads", o.agentThreads, "threads playing the agents")
         ->capture_default_str();
-    app.add_option_function<std::string>(
-           "--agent-status-write", [&](const std::string& v) { o.agentApply = v == "apply"; },
-           "how simulated agents write status: merge (default) or apply")
-        ->check(CLI::IsMember({"merge", "apply"}));
+    app.add_option(
+           "--agent-status-write", o.agentWrite,
+           "how simulated agents write status: update (a PUT of the version the watch showed, as "
+           "bpfchain-agent), merge (a merge patch, as agents before 2026-12-05) or apply "
+           "(server-side apply)")
+        ->check(CLI::IsMember({"merge", "apply", "update"}));
     app.add_option_function<std::string>(
            "--agent-status", [&](const std::string& v) { o.fullStatus = v == "full"; },
            "what simulated agents report: full (default: bpfchain-agent's status, through "
@@ -205,7 +207,7 @@ pid_t pidFrom(const std::string& file) {
 
 // CPU seconds used, over an interval, by the operator, the API server and etcd.
 struct CpuUse {
-  double op = 0, apiserver = 0, etcd = 0;
+  double op = 0, apiserver = 0, etcd = 0, agents = 0; // agents: this process, which plays them
 };
 
 std::string wallClock() {
@@ -278,8 +280,9 @@ Json chainObject(int i) {
 // server's fan-out of chain status events to 1,000 agents is not part of this benchmark.
 class SimulatedAgents {
 public:
-  SimulatedAgents(k8s::Client& client, int threads, bool apply, bool fullStatus)
-      : client_(client), apply_(apply), full_(fullStatus), informer_(client, api::kBpfNodeConfigs),
+  SimulatedAgents(k8s::Client& client, int threads, std::string write, bool fullStatus)
+      : client_(client), write_(std::move(write)), full_(fullStatus),
+        informer_(client, api::kBpfNodeConfigs),
         revisions_(client, api::kControllerRevisions,
                    {.ns = "bpfchain-system", .labelSelector = api::kChainLabel}),
         chains_(client, api::kBpfChains, {.stripManagedFields = true}) {
@@ -592,15 +595,38 @@ private:
     }
   }
 
-  // As the agent (cluster_source.cpp): a merge patch of the status subresource, or with
-  // --agent-status-write apply, a server-side apply. False (and said) when it failed.
+  // The status subresource written as --agent-status-write says: a merge patch, a server-side
+  // apply, or a PUT of the object the watch last showed (its resourceVersion; on a conflict,
+  // of the object read again). False (and said) when it failed.
   bool writeStatus(const std::string& node, const Json& body) {
-    Json patch = Json::object();
-    patch["status"] = body.at("status");
-    auto written = apply_
-                       ? client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status")
-                       : client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
-                                       {.fieldManager = "bench-agent", .subresource = "status"});
+    k8s::ApiResult<Json> written = [&]() -> k8s::ApiResult<Json> {
+      if (write_ == "apply")
+        return client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status");
+      if (write_ == "update") {
+        std::optional<Json> seen = informer_.get(node);
+        return k8s::retryOnConflict<Json>([&]() -> k8s::ApiResult<Json> {
+          Json object;
+          if (seen) {
+            object = std::move(*seen);
+            seen.reset();
+          } else {
+            auto got = client_.get(api::kBpfNodeConfigs, "", node);
+            if (!got)
+              return got;
+            object = std::move(*got);
+          }
+          object["status"] = body.at("status");
+          if (object.has_field("metadata"))
+            object["metadata"].erase("managedFields"); // kept as they are by the server
+          return client_.update(api::kBpfNodeConfigs, object,
+                                {.fieldManager = "bench-agent", .subresource = "status"});
+        });
+      }
+      Json patch = Json::object();
+      patch["status"] = body.at("status");
+      return client_.patch(api::kBpfNodeConfigs, "", node, k8s::PatchType::Merge, patch,
+                           {.fieldManager = "bench-agent", .subresource = "status"});
+    }();
     if (!written && !written.error().notFound())
       std::fprintf(stderr, "agent %s: %s\n", node.c_str(), written.error().describe().c_str());
     return written.ok();
@@ -656,7 +682,7 @@ private:
   };
 
   k8s::Client& client_;
-  bool apply_ = false;
+  std::string write_;
   bool full_ = true;
   std::string kernelRelease_ = [] {
     struct utsname u {};
@@ -774,7 +800,7 @@ int main(int argc, char** argv) {
   });
   std::fprintf(stderr, "  %d nodes in %s\n", o.nodes, seconds(msSince(t0)).c_str());
 
-  SimulatedAgents agents(client, o.agentThreads, o.agentApply, o.fullStatus);
+  SimulatedAgents agents(client, o.agentThreads, o.agentWrite, o.fullStatus);
 
   auto logDir = bpfchain::testing::TempDir::create("operator-bench");
   if (!logDir)
@@ -803,16 +829,19 @@ int main(int argc, char** argv) {
   pid_t etcdPid = pidFrom(clusterDir + "/etcd.pid");
   auto cpuNow = [&] {
     return CpuUse{cpuSeconds(op->pid()), apiserverPid ? cpuSeconds(apiserverPid) : 0,
-                  etcdPid ? cpuSeconds(etcdPid) : 0};
+                  etcdPid ? cpuSeconds(etcdPid) : 0, cpuSeconds(getpid())};
   };
   auto cpuSince = [&](const CpuUse& before) {
     CpuUse now = cpuNow();
-    return CpuUse{now.op - before.op, now.apiserver - before.apiserver, now.etcd - before.etcd};
+    return CpuUse{now.op - before.op, now.apiserver - before.apiserver, now.etcd - before.etcd,
+                  now.agents - before.agents};
   };
   auto describeCpu = [](const CpuUse& c) {
-    char text[128];
-    std::snprintf(text, sizeof text, "CPU: operator %.1f s, kube-apiserver %.1f s, etcd %.1f s",
-                  c.op, c.apiserver, c.etcd);
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "CPU: operator %.1f s, kube-apiserver %.1f s, etcd %.1f s, simulated agents "
+                  "%.1f s",
+                  c.op, c.apiserver, c.etcd, c.agents);
     return std::string(text);
   };
 
@@ -1026,6 +1055,7 @@ int main(int argc, char** argv) {
     mean.op += c.op / static_cast<double>(changeCpu.size());
     mean.apiserver += c.apiserver / static_cast<double>(changeCpu.size());
     mean.etcd += c.etcd / static_cast<double>(changeCpu.size());
+    mean.agents += c.agents / static_cast<double>(changeCpu.size());
   }
   std::printf("\ncreate: %s\nchange (mean): %s\n", describeCpu(createCpu).c_str(),
               describeCpu(mean).c_str());

@@ -1,9 +1,9 @@
 // Cluster mode: the spec is the node's own BpfNodeConfig (one watch with
 // fieldSelector=metadata.name=<node>, so other nodes' changes never reach this agent); status
-// goes back to its status subresource by a merge patch (field manager bpfchain-agent), only
-// when it changed or its heartbeat (status.agent.heartbeatTime) is due, and is retried after an
-// API server outage. Until the first list, and while the object does not exist, current() is
-// nullopt: the data plane is left as it is.
+// goes back to its status subresource by a PUT (field manager bpfchain-agent) of the version the
+// watch showed (read again on a conflict), only when it changed or its heartbeat
+// (status.agent.heartbeatTime) is due, and is retried after an API server outage. Until the first
+// list, and while the object does not exist, current() is nullopt: the data plane is left as it is.
 // The pods on this node (fieldSelector=spec.nodeName=<node>) and the namespaces are watched
 // too, for pods chains' label selectors; a label change moves a pod's chains.
 // Chain references (api::ChainRef) are resolved by chain_revisions.h from the chain revisions
