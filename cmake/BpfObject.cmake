@@ -59,7 +59,11 @@ function(bpfchain_bpf_object name source)
   endif()
   add_custom_command(
     OUTPUT ${_obj}
+    # No checkout path in the object's BTF line info (it says ./bpf/counter.bpf.c): the object,
+    # and every source that embeds its skeleton, is then the same in every clone, for ccache and
+    # check-tidy's cache.
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${_bpf_arch}
+            -fdebug-prefix-map=${CMAKE_SOURCE_DIR}/= -fdebug-compilation-dir=.
             -Wall -Werror -I${_bpf_vmlinux_dir} -I${CMAKE_SOURCE_DIR}/bpf/include -I${_src_dir}
             -c ${_src} -o ${_obj}
     ${_strip_cmd}
