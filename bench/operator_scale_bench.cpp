@@ -595,32 +595,23 @@ private:
     }
   }
 
-  // The status subresource written as --agent-status-write says: a merge patch, a server-side
-  // apply, or a PUT of the object the watch last showed (its resourceVersion; on a conflict,
-  // of the object read again). False (and said) when it failed.
+  // The status subresource written as --agent-status-write says: a PUT as the agent's
+  // (k8s::updateStatus), a merge patch or a server-side apply. False (and said) when it failed.
   bool writeStatus(const std::string& node, const Json& body) {
     k8s::ApiResult<Json> written = [&]() -> k8s::ApiResult<Json> {
       if (write_ == "apply")
         return client_.apply(api::kBpfNodeConfigs, body, "bench-agent", true, "status");
       if (write_ == "update") {
         std::optional<Json> seen = informer_.get(node);
-        return k8s::retryOnConflict<Json>([&]() -> k8s::ApiResult<Json> {
-          Json object;
-          if (seen) {
-            object = std::move(*seen);
-            seen.reset();
-          } else {
-            auto got = client_.get(api::kBpfNodeConfigs, "", node);
-            if (!got)
-              return got;
-            object = std::move(*got);
-          }
-          object["status"] = body.at("status");
-          if (object.has_field("metadata"))
-            object["metadata"].erase("managedFields"); // kept as they are by the server
-          return client_.update(api::kBpfNodeConfigs, object,
-                                {.fieldManager = "bench-agent", .subresource = "status"});
-        });
+        if (!seen) {
+          auto read = client_.get(api::kBpfNodeConfigs, "", node);
+          if (!read)
+            return read;
+          seen = std::move(*read);
+        }
+        k8s::WriteVersion version; // none kept: a write the watch lags meets one conflict
+        return k8s::updateStatus(client_, api::kBpfNodeConfigs, std::move(*seen), body.at("status"),
+                                 "bench-agent", version);
       }
       Json patch = Json::object();
       patch["status"] = body.at("status");

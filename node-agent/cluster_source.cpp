@@ -14,7 +14,6 @@
 #include "k8s/informer.h"
 #include "k8s/label_selector.h"
 #include "k8s/object.h"
-#include "k8s/write_version.h"
 #include "node-agent/chain_revisions.h"
 #include "node-agent/label_selector_decl.h"
 #include "system/file.h"
@@ -468,34 +467,15 @@ bool ClusterSource::report(const NodeStatus& status) {
       now - impl_->lastHeartbeat < impl_->options.heartbeat - impl_->options.heartbeat / 10)
     return true;
   s.agent.heartbeatTime = rfc3339Now();
-  // A PUT of the status subresource, not a patch: every node writes once per change, and the
-  // API server decodes a PUT's body once, where a merge patch costs it an encode of the stored
-  // object and a merge besides (12-18% of its CPU in a 1,000-node change; a server-side apply
-  // costs more still). The agent is status's one writer and sends all of it, so a conflict only
-  // means the object moved on since the version we sent: read it again and write.
-  k8s::Json object = std::move(*seen);
-  std::string base = k8s::resourceVersionOf(object);
-  object["metadata"]["resourceVersion"] = k8s::Json::string(impl_->statusVersion.toSend(base));
-  bool reread = false;
-  auto written = k8s::retryOnConflict<k8s::Json>([&]() -> k8s::ApiResult<k8s::Json> {
-    if (reread) {
-      auto current = impl_->client->get(kNodeConfigs, "", impl_->options.nodeName);
-      if (!current)
-        return current;
-      object = std::move(*current);
-    }
-    reread = true;
-    object["metadata"].erase("managedFields"); // the server keeps them as they are
-    object["status"] = api::toJson(s);
-    return impl_->client->update(kNodeConfigs, object,
-                                 {.fieldManager = "bpfchain-agent", .subresource = "status"});
-  });
+  // A PUT (k8s::updateStatus): the agent is status's one writer and sends all of it, and every
+  // node writes once per change, so the cheapest write for the API server is the one to use.
+  auto written = k8s::updateStatus(*impl_->client, kNodeConfigs, std::move(*seen), api::toJson(s),
+                                   "bpfchain-agent", impl_->statusVersion);
   if (!written) {
     log::warning("cannot write the node's status; will retry",
                  {{"node", impl_->options.nodeName}, {"error", written.error().message}});
     return false;
   }
-  impl_->statusVersion.written(std::move(base), k8s::resourceVersionOf(*written));
   impl_->lastWritten = std::move(text);
   impl_->lastHeartbeat = now;
   return true;

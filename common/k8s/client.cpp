@@ -375,4 +375,26 @@ ApiResult<void> Client::watch(const Resource& r, const std::string& ns, const Wa
   }
 }
 
+ApiResult<Json> updateStatus(Client& client, const Resource& r, Json seen, const Json& status,
+                             const std::string& fieldManager, WriteVersion& version) {
+  std::string shown = resourceVersionOf(seen);
+  seen["metadata"]["resourceVersion"] = Json::string(version.toSend(shown));
+  bool reread = false;
+  auto written = retryOnConflict<Json>([&]() -> ApiResult<Json> {
+    if (reread) {
+      auto current = client.get(r, namespaceOf(seen), nameOf(seen));
+      if (!current)
+        return current;
+      seen = std::move(*current);
+    }
+    reread = true;
+    seen["metadata"].erase("managedFields"); // the server keeps them as they are
+    seen["status"] = status;
+    return client.update(r, seen, {.fieldManager = fieldManager, .subresource = "status"});
+  });
+  if (written)
+    version.written(std::move(shown), resourceVersionOf(*written));
+  return written;
+}
+
 } // namespace bpfchain::k8s

@@ -17,6 +17,7 @@
 #include "k8s/config.h"
 #include "k8s/object.h"
 #include "k8s/resource.h"
+#include "k8s/write_version.h"
 
 namespace bpfchain::k8s {
 
@@ -125,5 +126,14 @@ ApiResult<T> retryOnConflict(const std::function<ApiResult<T>()>& attempt, int a
     std::this_thread::sleep_for(std::chrono::microseconds(10000 + std::rand() % 1000));
   }
 }
+
+// The whole status of an object its one writer keeps, written with a PUT of the status
+// subresource: `seen` (the object as the writer's watch shows it) with `status` in place of
+// its own, sent with the resourceVersion `version` chooses; on a conflict (someone wrote since),
+// the object is read again and written, as retryOnConflict does. A PUT's body is decoded once;
+// a merge patch also costs the API server an encode of the stored object and a merge (12-18%
+// of its CPU when 1,000 nodes report). `version` records an accepted write.
+ApiResult<Json> updateStatus(Client& client, const Resource& r, Json seen, const Json& status,
+                             const std::string& fieldManager, WriteVersion& version);
 
 } // namespace bpfchain::k8s

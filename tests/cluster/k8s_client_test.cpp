@@ -1,6 +1,6 @@
 // common/k8s against the real kube-apiserver of the test bed: every request kind, errors as
-// values with status and reason, conflicts and their retry, server-side apply conflicts
-// between field managers, pagination, and watch.
+// values with status and reason, conflicts and their retry, status writes over a stale copy,
+// server-side apply conflicts between field managers, pagination, and watch.
 #include <fstream>
 #include <gtest/gtest.h>
 #include <thread>
@@ -196,6 +196,33 @@ TEST_F(K8sClient, RetryOnConflictResolvesConcurrentWriters) {
   EXPECT_EQ(final->at(U("spec")).at(U("size")).as_integer(), 41); // no lost update
   std::cout << "conflicts resolved by retry: " << conflictsSeen.load() << "\n";
   ASSERT_TRUE(client_->remove(kWidgets, "", "contended").ok());
+}
+
+TEST_F(K8sClient, UpdateStatusWritesOverACopyTheWatchHasNotRefreshed) {
+  auto created = client_->create(kWidgets, widget("status-writer", 1));
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto status = [](int n) { return parse(R"({"observedGeneration":)" + std::to_string(n) + "}"); };
+  auto observed = [](const Json& o) {
+    return o.at(U("status")).at(U("observedGeneration")).as_integer();
+  };
+  WriteVersion version;
+  // Twice from the copy as created, as a writer whose watch has not brought its first write.
+  auto first = updateStatus(*client_, kWidgets, *created, status(1), "test", version);
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  auto second = updateStatus(*client_, kWidgets, *created, status(2), "test", version);
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_EQ(observed(*second), 2);
+  // Someone else changes the spec: the copy is stale; the write reads again and keeps the spec.
+  Json spec = *second;
+  spec[U("spec")][U("size")] = Json::number(5);
+  ASSERT_TRUE(client_->update(kWidgets, spec).ok());
+  auto third = updateStatus(*client_, kWidgets, *created, status(3), "test", version);
+  ASSERT_TRUE(third.ok()) << third.error().describe();
+  auto read = client_->get(kWidgets, "", "status-writer");
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(observed(*read), 3);
+  EXPECT_EQ(read->at(U("spec")).at(U("size")).as_integer(), 5); // a status write keeps the spec
+  ASSERT_TRUE(client_->remove(kWidgets, "", "status-writer").ok());
 }
 
 TEST_F(K8sClient, ServerSideApplyConflictsBetweenFieldManagers) {
