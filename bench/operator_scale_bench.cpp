@@ -156,6 +156,13 @@ std::pair<long, long> memoryOf(pid_t pid) {
   return {rss, hwm};
 }
 
+// An object's resourceVersion as the number it is (etcd's revision, which orders every write of
+// one cluster; clients may not rely on that, a benchmark of this test bed may); 0 when absent.
+int64_t versionOf(const Json& object) {
+  std::string version = k8s::resourceVersionOf(object);
+  return version.empty() ? 0 : std::stoll(version);
+}
+
 // CPU time (user + system) a process has used so far, in seconds; 0 when it is gone.
 double cpuSeconds(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -382,17 +389,39 @@ public:
   uint64_t specChanges() const { return specChanges_; }
   uint64_t specBytes() const { return specBytes_; }
   uint64_t statusBytes() const { return statusBytes_; }
-  // The most nodes seen at once with `chain` at the target in spec and not Ready there (the
-  // rollout's nodes applying), since the last call to watchApplying(chain, target).
+  // The most nodes at once with `chain` at the target in spec and not Ready there (the
+  // rollout's nodes applying), since the last call to watchApplying(chain, target). "At once"
+  // is in etcd's order, not in the order this process's two watches (BpfChains, BpfNodeConfigs)
+  // deliver events, which may lag each other: a node applies from the resourceVersion of the
+  // write that gave it the target (the chain's published rollout, or its own spec) to that of
+  // its status write reporting it Ready there.
   void watchApplying(const std::string& chain, int64_t target) {
     std::lock_guard lock(mu_);
     watchChain_ = chain;
     watchTarget_ = target;
-    maxApplying_ = 0;
+    targetedAt_.clear();
+    readyAt_.clear();
+    for (const auto& [node, entries] : spec_) // given it before this call: since ever
+      noteApplying(node, 0);
   }
   size_t maxApplying() const {
     std::lock_guard lock(mu_);
-    return maxApplying_;
+    std::vector<std::pair<int64_t, int>> steps; // (resourceVersion, +1 targeted / -1 Ready)
+    for (const auto& [node, from] : targetedAt_) {
+      auto to = readyAt_.find(node);
+      if (to != readyAt_.end() && to->second <= from)
+        continue; // Ready there when it got the target: never applying
+      steps.emplace_back(from, 1);
+      if (to != readyAt_.end())
+        steps.emplace_back(to->second, -1);
+    }
+    std::sort(steps.begin(), steps.end()); // at one version, -1 before +1: no overlap there
+    size_t most = 0, now = 0;
+    for (const auto& [version, step] : steps) {
+      now = step > 0 ? now + 1 : now - 1;
+      most = std::max(most, now);
+    }
+    return most;
   }
   // The agents hold each apply this long before they report it (a real apply's time).
   void setApplyTime(std::chrono::milliseconds t) { applyTime_ = t; }
@@ -440,6 +469,7 @@ private:
       return;
     ++publishes_;
     known = std::move(**published);
+    int64_t version = versionOf(chain);
     // Only this chain's entry of each node can change: re-resolve that one, not the node's
     // every entry (1,000 nodes at every batch).
     for (const auto& [node, entries] : raw_) {
@@ -458,6 +488,8 @@ private:
       if ((now == chains.end()) != (at == reported.end()) ||
           (now != chains.end() && at->second != now->second.generation))
         queue(node);
+      if (name == watchChain_)
+        noteApplying(node, version);
     }
   }
 
@@ -503,11 +535,12 @@ private:
     raw_[node] = std::move(entries);
     status_[node] = ready;
     reported_[node] = std::move(reported);
-    refresh(node);
+    refresh(node, versionOf(config));
   }
 
-  // Under mu_: the node's effective entries, queued for a report when it is behind them.
-  void refresh(const std::string& node) {
+  // Under mu_: the node's effective entries, queued for a report when it is behind them;
+  // `version` is that of the event that changed them.
+  void refresh(const std::string& node, int64_t version) {
     std::map<std::string, Entry> chains = effective(node);
     spec_[node] = chains;
     const auto& reported = reported_[node];
@@ -516,18 +549,24 @@ private:
       behind = behind || !reported.contains(chain) || reported.at(chain) != e.generation;
     if (behind)
       queue(node);
-    if (!watchChain_.empty()) {
-      size_t applying = 0;
-      for (const auto& [n, entries] : spec_) {
-        auto it = entries.find(watchChain_);
-        if (it == entries.end() || it->second.generation != watchTarget_)
-          continue;
-        auto st = status_.find(n);
-        applying += st == status_.end() || !st->second.contains(watchChain_) ||
-                    st->second.at(watchChain_) != watchTarget_;
-      }
-      maxApplying_ = std::max(maxApplying_, applying);
+    noteApplying(node, version);
+  }
+
+  // Under mu_: when the watched chain's target reached the node's spec, and its Ready report,
+  // first seen at `version` (the resourceVersion of the event that showed it).
+  void noteApplying(const std::string& node, int64_t version) {
+    if (watchChain_.empty())
+      return;
+    auto entries = spec_.find(node);
+    if (entries != spec_.end()) {
+      auto it = entries->second.find(watchChain_);
+      if (it != entries->second.end() && it->second.generation == watchTarget_)
+        targetedAt_.try_emplace(node, version);
     }
+    auto st = status_.find(node);
+    if (st != status_.end() && st->second.contains(watchChain_) &&
+        st->second.at(watchChain_) == watchTarget_)
+      readyAt_.try_emplace(node, version);
   }
 
   // Reports, for one node at a time, every chain in its spec at its generation.
@@ -702,7 +741,8 @@ private:
   bool stop_ = false;
   std::string watchChain_;
   int64_t watchTarget_ = 0;
-  size_t maxApplying_ = 0;
+  std::map<std::string, int64_t> targetedAt_; // node -> resourceVersion, for watchApplying
+  std::map<std::string, int64_t> readyAt_;
   std::chrono::milliseconds applyTime_{0};
   std::atomic<uint64_t> writes_{0}, specChanges_{0}, specBytes_{0}, statusBytes_{0};
   std::atomic<uint64_t> chainWrites_{0}, publishes_{0};
