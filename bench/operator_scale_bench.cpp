@@ -156,11 +156,9 @@ std::pair<long, long> memoryOf(pid_t pid) {
   return {rss, hwm};
 }
 
-// An object's resourceVersion as the number it is (etcd's revision, which orders every write of
-// one cluster; clients may not rely on that, a benchmark of this test bed may); 0 when absent.
+// An object's resourceVersion as etcd's revision (k8s::revisionOf); 0 when it has none.
 int64_t versionOf(const Json& object) {
-  std::string version = k8s::resourceVersionOf(object);
-  return version.empty() ? 0 : std::stoll(version);
+  return k8s::revisionOf(k8s::resourceVersionOf(object)).value_or(0);
 }
 
 // CPU time (user + system) a process has used so far, in seconds; 0 when it is gone.

@@ -1,7 +1,6 @@
 #include "operator/controller.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -164,18 +163,6 @@ api::BpfChainStatus withoutCounts(api::BpfChainStatus status) {
 bool writesSame(const api::BpfChainStatus& a, const api::BpfChainStatus& b) {
   return a.publishedError.empty() && b.publishedError.empty() &&
          api::statusToJson(a) == api::statusToJson(b);
-}
-
-// A resourceVersion as etcd's revision. The API conventions call it opaque; every apiserver
-// backed by etcd makes it this number, which is how we tell whether the cache has seen our
-// own write. nullopt when it is not a number (then the cache is trusted).
-std::optional<int64_t> revisionOf(const std::string& resourceVersion) {
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(resourceVersion.data(),
-                                   resourceVersion.data() + resourceVersion.size(), value);
-  if (ec != std::errc() || end != resourceVersion.data() + resourceVersion.size())
-    return std::nullopt;
-  return value;
 }
 
 // "a, b, c, d, e and 995 more": log lines stay short with 1,000 nodes.
@@ -442,7 +429,7 @@ void Controller::onNodeConfig(const Json* now, const std::string& name) {
         finished.insert(chain);
     if (now) {
       known = std::move(index);
-      configRevisions_[name] = revisionOf(k8s::resourceVersionOf(*now)).value_or(0);
+      configRevisions_[name] = k8s::revisionOf(k8s::resourceVersionOf(*now)).value_or(0);
     } else {
       configs_.erase(name);
       configRevisions_.erase(name);
@@ -615,7 +602,7 @@ ApiResult<int64_t> Controller::writeNodeConfig(const std::string& name,
     if (!created)
       return std::move(created).error(); // AlreadyExists too: the cache catches up, then retry
     logNodeWrite(name, Json::array(), desired);
-    return revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
+    return k8s::revisionOf(k8s::resourceVersionOf(*created)).value_or(0);
   }
   const Json* list = api::chainListOf(*cached, "spec");
   Json observed = list ? *list : Json::array();
@@ -632,7 +619,7 @@ ApiResult<int64_t> Controller::writeNodeConfig(const std::string& name,
   if (options_.metrics)
     options_.metrics->nodeConfigWritten();
   logNodeWrite(name, observed, desired);
-  return revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
+  return k8s::revisionOf(k8s::resourceVersionOf(*patched)).value_or(0);
 }
 
 void Controller::settlePending(const std::string& name,
@@ -1266,7 +1253,7 @@ const api::BpfChainStatus& Controller::previousStatus(const api::BpfChain& chain
   auto it = written_.find(chain.metadata.name);
   if (it == written_.end() || !it->second.status || it->second.uid != chain.metadata.uid)
     return observed;
-  auto cachedRevision = revisionOf(chain.metadata.resourceVersion);
+  auto cachedRevision = k8s::revisionOf(chain.metadata.resourceVersion);
   // The cache has not seen our last write yet, or shows exactly that write: ours is the same
   // status as sent (the server's copy may differ in form, e.g. defaults filled in).
   if (!cachedRevision || *cachedRevision <= it->second.resourceVersion)
@@ -1332,7 +1319,8 @@ ApiResult<void> Controller::writeStatus(const api::BpfChain& chain, const Rollou
   Written& written = written_[name];
   written.uid = chain.metadata.uid;
   written.status = std::move(status);
-  written.resourceVersion = applied ? revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
+  written.resourceVersion =
+      applied ? k8s::revisionOf(k8s::resourceVersionOf(*applied)).value_or(0) : 0;
   written.at = std::chrono::steady_clock::now();
   return {};
 }

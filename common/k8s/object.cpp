@@ -1,5 +1,7 @@
 #include "k8s/object.h"
 
+#include <charconv>
+
 namespace bpfchain::k8s {
 
 std::string stringAt(const Json& obj, std::initializer_list<const char*> path) {
@@ -14,6 +16,15 @@ std::string stringAt(const Json& obj, std::initializer_list<const char*> path) {
 
 std::string metadataString(const Json& obj, const std::string& field) {
   return stringAt(obj, {"metadata", field.c_str()});
+}
+
+std::optional<int64_t> revisionOf(const std::string& resourceVersion) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(resourceVersion.data(),
+                                   resourceVersion.data() + resourceVersion.size(), value);
+  if (ec != std::errc() || end != resourceVersion.data() + resourceVersion.size())
+    return std::nullopt;
+  return value;
 }
 
 std::string keyOf(const Json& obj) {

@@ -3,6 +3,7 @@
 
 #include <cpprest/json.h>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace bpfchain::k8s {
@@ -20,6 +21,10 @@ inline std::string namespaceOf(const Json& obj) {
 inline std::string resourceVersionOf(const Json& obj) {
   return metadataString(obj, "resourceVersion");
 }
+// A resourceVersion as etcd's revision, which orders every write of a cluster. The API
+// conventions call it opaque; every apiserver backed by etcd makes it this number, which is how
+// the operator tells whether its cache has seen its own write. nullopt when it is not a number.
+std::optional<int64_t> revisionOf(const std::string& resourceVersion);
 // The cache key client-go uses: "namespace/name", or "name" for cluster-scoped objects.
 std::string keyOf(const Json& obj);
 std::map<std::string, std::string> labelsOf(const Json& obj);
