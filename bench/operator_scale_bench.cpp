@@ -77,6 +77,7 @@ struct Options {
   int heartbeatWindowS = 0; // > 0: measure the API server idle, then with every node's
                             // heartbeat (its whole status again) spread over this many seconds
   std::string kubeconfig;
+  std::string crds = std::string(BPFCHAIN_SOURCE_DIR) + "/crds"; // installed in the new plane
   std::string operatorPath;
   std::string operatorLog; // "" = a temporary file
   std::vector<std::string> operatorArgs;
@@ -85,7 +86,7 @@ struct Options {
 const bench::CommandLine kCommandLine{
     "bpfchain-bench-operator-scale",
     "[--nodes N] [--chains C] [--runs R]\n"
-    "         [--kubeconfig FILE] [--operator PATH] [--agent-threads T]"
+    "         [--kubeconfig FILE | --crds DIR] [--operator PATH] [--agent-threads T]"
     " [--agent-status-write update|merge|apply] [--agent-status full|minimal]"
     " [--heartbeat-window-s S]"
     " [--operator-arg ARG]..."};
@@ -127,7 +128,13 @@ Options parseOptions(int argc, char** argv) {
                    "once, spread evenly (the agent's heartbeat; 60 is its default period); 0: "
                    "skip")
         ->capture_default_str();
-    app.add_option("--kubeconfig", o.kubeconfig, "an existing control plane (default: start one)");
+    auto* kubeconfig = app.add_option("--kubeconfig", o.kubeconfig,
+                                      "an existing control plane (default: start one)");
+    app.add_option("--crds", o.crds,
+                   "the CRDs to install in the control plane it starts (a variant of crds/ to "
+                   "measure, e.g. another BpfNodeConfig status schema)")
+        ->capture_default_str()
+        ->excludes(kubeconfig);
     app.add_option("--operator", o.operatorPath, "the bpfchain-operator binary to run")
         ->capture_default_str();
     app.add_option("--operator-log", o.operatorLog, "keep the operator's log in this file");
@@ -801,8 +808,7 @@ int main(int argc, char** argv) {
       kCommandLine.die(started.error().message());
     plane = std::make_unique<bpfchain::testing::ControlPlane>(std::move(*started));
     kubeconfig = plane->kubeconfig();
-    auto crds = plane->installCrds(std::string(BPFCHAIN_SOURCE_DIR) + "/crds",
-                                   {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
+    auto crds = plane->installCrds(o.crds, {"bpfchains.bpfchain.io", "bpfnodeconfigs.bpfchain.io"});
     if (!crds)
       kCommandLine.die(crds.error().message());
   }
