@@ -400,9 +400,6 @@ private:
 int main(int argc, char** argv) {
   Options o = parseOptions(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
-  if (geteuid() != 0)
-    kCommandLine.die("needs root (network namespaces, bpffs, BPF)");
-  Bench bench(std::move(o));
-  bench.run();
-  return 0;
+  return kCommandLine.runAsRoot("network namespaces, bpffs, BPF",
+                                [&] { Bench(std::move(o)).run(); });
 }

@@ -573,8 +573,17 @@ private:
         kCommandLine.die(agent.error().message());
       agents_.push_back(std::move(*agent));
     }
-    if (!tracker_->waitFor([&] { return tracker_->configs() >= n; }, 120s))
-      kCommandLine.die("the operator did not create a BpfNodeConfig for every node");
+    bool exited = false;
+    if (!tracker_->waitFor(
+            [&] {
+              exited = !operator_->running();
+              return exited || tracker_->configs() >= n;
+            },
+            120s) ||
+        exited)
+      kCommandLine.die(exited ? "the operator exited (status " + std::to_string(operator_->stop()) +
+                                    "); its log:\n" + readFile(logDir_ + "/operator.log")
+                              : "the operator did not create a BpfNodeConfig for every node");
     for (auto& a : agents_)
       if (!eventually([&] { return a->get("/readyz").ok(); }, 60000))
         kCommandLine.die("an agent is not ready: " + a->log());
@@ -914,9 +923,6 @@ private:
 int main(int argc, char** argv) {
   Options o = parseOptions(argc, argv);
   ::signal(SIGPIPE, SIG_IGN);
-  if (geteuid() != 0)
-    kCommandLine.die("needs root (network namespaces, bpffs, BPF)");
-  Bench bench(std::move(o));
-  bench.run();
-  return 0;
+  return kCommandLine.runAsRoot("network namespaces, bpffs, BPF",
+                                [&] { Bench(std::move(o)).run(); });
 }

@@ -38,6 +38,9 @@ using namespace bpfchain::dataplane;
 namespace {
 
 const std::string kBpfDir = BPFCHAIN_BPF_DIR;
+const bench::CommandLine kCommandLine{
+    "bpfchain-bench-dataplane",
+    "Chain overhead per hop: bpfchain, l3af, monolithic and empty chains."};
 
 struct Options {
   int maxHops = 10;
@@ -63,10 +66,8 @@ Sample measure(int progFd, const Options& options) {
   for (int run = 0; run < options.runs; ++run) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = frame.size(),
                 .repeat = static_cast<int>(options.repeat));
-    if (bpf_prog_test_run_opts(progFd, &opts) != 0) {
-      std::fprintf(stderr, "test run: %s\n", std::strerror(errno));
-      std::exit(1);
-    }
+    if (bpf_prog_test_run_opts(progFd, &opts) != 0)
+      kCommandLine.die(std::string("test run: ") + std::strerror(errno));
     samples.push_back(opts.duration);
   }
   return summarize(samples);
@@ -75,10 +76,8 @@ Sample measure(int progFd, const Options& options) {
 std::vector<Sample> chainSeries(const std::string& dir, const ProgramSpec& stage,
                                 const Options& options) {
   auto chain = Chain::open(dir, Hook::Xdp);
-  if (!chain) {
-    std::fprintf(stderr, "%s\n", chain.error().message().c_str());
-    std::exit(1);
-  }
+  if (!chain)
+    kCommandLine.die(chain.error().message());
   std::vector<Sample> series;
   for (int n = 0; n <= options.maxHops; ++n) {
     std::vector<ProgramSpec> specs;
@@ -86,10 +85,8 @@ std::vector<Sample> chainSeries(const std::string& dir, const ProgramSpec& stage
       specs.push_back(stage);
       specs.back().id = "p" + std::to_string(i);
     }
-    if (auto r = chain->apply(specs); !r) {
-      std::fprintf(stderr, "%s\n", r.error().message().c_str());
-      std::exit(1);
-    }
+    if (auto r = chain->apply(specs); !r)
+      kCommandLine.die(r.error().message());
     series.push_back(measure(chain->rootFd(), options));
   }
   (void)chain->destroy();
@@ -100,10 +97,13 @@ std::vector<Sample> monolithicSeries(const Options& options) {
   std::vector<Sample> series;
   for (int n = 0; n <= options.maxHops; ++n) {
     monolithic* skel = monolithic::open();
+    if (!skel)
+      kCommandLine.die(std::string("open monolithic: ") + std::strerror(errno));
     skel->rodata->stages = n;
-    if (!skel || monolithic::load(skel) != 0) {
-      std::fprintf(stderr, "load monolithic: %s\n", std::strerror(errno));
-      std::exit(1);
+    if (monolithic::load(skel) != 0) {
+      int error = errno;
+      monolithic::destroy(skel);
+      kCommandLine.die(std::string("load monolithic: ") + std::strerror(error));
     }
     series.push_back(measure(bpf_program__fd(skel->progs.monolithic_xdp), options));
     monolithic::destroy(skel);
@@ -115,32 +115,38 @@ double perHop(const std::vector<Sample>& s, int n) {
   return (s[n].median - s[0].median) / n;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  Options options;
-  bench::CommandLine("bpfchain-bench-dataplane",
-                     "Chain overhead per hop: bpfchain, l3af, monolithic and empty chains.")
-      .parse(argc, argv, [&](CLI::App& app) {
-        app.add_option("--max-hops", options.maxHops, "chains of 0..N hops (1..30)")
-            ->capture_default_str();
-        app.add_option("--runs", options.runs, "samples per point (at least 3)")
-            ->capture_default_str();
-        app.add_option("--repeat", options.repeat, "packets per sample (at least 1000)")
-            ->capture_default_str();
-      });
-  options.maxHops = std::clamp(options.maxHops, 1, 30);
-  options.runs = std::max(options.runs, 3);
-  options.repeat = std::max(options.repeat, 1000u);
-
-  // A private bpffs: the benchmark's pins never meet anyone else's.
-  char dirTemplate[] = "/tmp/bpfchain-bench.XXXXXX";
-  if (!::mkdtemp(dirTemplate) || ::mount("bpf", dirTemplate, "bpf", 0, "mode=0700") != 0) {
-    std::fprintf(stderr, "mount bpffs: %s\n", std::strerror(errno));
-    return 1;
+// A bpffs mounted on a new directory under /tmp, unmounted and removed when it goes out of scope
+// (a run that dies too: CommandLine::die unwinds).
+class PrivateBpffs {
+public:
+  PrivateBpffs() {
+    char dir[] = "/tmp/bpfchain-bench.XXXXXX";
+    if (!::mkdtemp(dir))
+      kCommandLine.die(std::string("mkdtemp: ") + std::strerror(errno));
+    path_ = dir;
+    if (::mount("bpf", dir, "bpf", 0, "mode=0700") != 0) {
+      int error = errno;
+      ::rmdir(dir);
+      kCommandLine.die(std::string("mount bpffs: ") + std::strerror(error));
+    }
   }
-  std::string bpffs = dirTemplate;
+  ~PrivateBpffs() {
+    ::umount2(path_.c_str(), MNT_DETACH);
+    ::rmdir(path_.c_str());
+  }
+  PrivateBpffs(const PrivateBpffs&) = delete;
+  PrivateBpffs& operator=(const PrivateBpffs&) = delete;
+  const std::string& path() const { return path_; }
 
+private:
+  std::string path_;
+};
+
+// The four series in a private bpffs (the benchmark's pins never meet anyone else's), then the
+// tables.
+int runBenchmark(const Options& options) {
+  PrivateBpffs mount;
+  const std::string& bpffs = mount.path();
   ProgramSpec counter{.id = "",
                       .objectPath = kBpfDir + "/counter.bpf.o",
                       .entry = "counter_xdp",
@@ -157,8 +163,6 @@ int main(int argc, char** argv) {
                     .nextMap = "root_xdp_next"};
   auto hops = chainSeries(bpffs + "/empty", empty, options);
   auto mono = monolithicSeries(options);
-  ::umount2(bpffs.c_str(), MNT_DETACH);
-  ::rmdir(bpffs.c_str());
 
   std::printf("ns per packet, median [p25, p75] of %d runs x %u packets\n\n", options.runs,
               options.repeat);
@@ -176,4 +180,22 @@ int main(int argc, char** argv) {
                 perHop(theirs, n), perHop(mono, n), perHop(ours, n) - perHop(mono, n),
                 perHop(hops, n));
   return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  kCommandLine.parse(argc, argv, [&](CLI::App& app) {
+    app.add_option("--max-hops", options.maxHops, "chains of 0..N hops (1..30)")
+        ->capture_default_str();
+    app.add_option("--runs", options.runs, "samples per point (at least 3)")->capture_default_str();
+    app.add_option("--repeat", options.repeat, "packets per sample (at least 1000)")
+        ->capture_default_str();
+  });
+  options.maxHops = std::clamp(options.maxHops, 1, 30);
+  options.runs = std::max(options.runs, 3);
+  options.repeat = std::max(options.repeat, 1000u);
+
+  return kCommandLine.run([&] { return runBenchmark(options); });
 }

@@ -369,55 +369,57 @@ RunResult parseResult(const std::string& out) {
 
 int main(int argc, char** argv) {
   Options o = parseOptions(argc, argv);
-  if (o.measureOnce) {
-    measureOnce(o);
+  return kCommandLine.run([&] {
+    if (o.measureOnce) {
+      measureOnce(o);
+      return 0;
+    }
+    auto client = connect(o);
+    ensureCrd(*client);
+    populate(*client, o);
+    client.reset();
+
+    std::vector<std::string> args{"--measure-once",
+                                  "--kubeconfig",
+                                  o.kubeconfig,
+                                  "--objects",
+                                  std::to_string(o.objects),
+                                  "--changes",
+                                  std::to_string(o.changes),
+                                  "--page-size",
+                                  std::to_string(o.pageSize),
+                                  "--writers",
+                                  std::to_string(o.writers)};
+    if (o.firstListFromCache)
+      args.emplace_back("--first-list-from-cache");
+    std::vector<RunResult> runs;
+    for (int run = 0; run < o.runs; ++run) {
+      std::string out = runSelf(args);
+      std::fprintf(stderr, "run %d: %s", run + 1, out.c_str());
+      runs.push_back(parseResult(out));
+    }
+
+    std::printf("informer: %d objects (~1 KiB spec), first list %s, page size %lld, %d changes by "
+                "%d writers; median of %d runs\n",
+                o.objects, o.firstListFromCache ? "resourceVersion=0 (watch cache)" : "consistent",
+                static_cast<long long>(o.pageSize), o.changes, o.writers, o.runs);
+    for (const auto& [key, unused] : runs.front().values) {
+      std::vector<double> v;
+      for (const auto& r : runs)
+        v.push_back(r.values.at(key));
+      std::printf("  %-28s %10.2f   (runs:", key.c_str(), percentile(v, 0.5));
+      for (double x : v)
+        std::printf(" %.2f", x);
+      std::printf(")\n");
+    }
+
+    if (o.deleteAtEnd) {
+      client = connect(o);
+      parallel(o.objects, o.writers,
+               [&](int i) { (void)client->remove(kBenchWidgets, "", objectName(i)); });
+      (void)client->remove(resources::kCustomResourceDefinitions, "",
+                           "benchwidgets.bench.bpfchain.io");
+    }
     return 0;
-  }
-  auto client = connect(o);
-  ensureCrd(*client);
-  populate(*client, o);
-  client.reset();
-
-  std::vector<std::string> args{"--measure-once",
-                                "--kubeconfig",
-                                o.kubeconfig,
-                                "--objects",
-                                std::to_string(o.objects),
-                                "--changes",
-                                std::to_string(o.changes),
-                                "--page-size",
-                                std::to_string(o.pageSize),
-                                "--writers",
-                                std::to_string(o.writers)};
-  if (o.firstListFromCache)
-    args.emplace_back("--first-list-from-cache");
-  std::vector<RunResult> runs;
-  for (int run = 0; run < o.runs; ++run) {
-    std::string out = runSelf(args);
-    std::fprintf(stderr, "run %d: %s", run + 1, out.c_str());
-    runs.push_back(parseResult(out));
-  }
-
-  std::printf("informer: %d objects (~1 KiB spec), first list %s, page size %lld, %d changes by "
-              "%d writers; median of %d runs\n",
-              o.objects, o.firstListFromCache ? "resourceVersion=0 (watch cache)" : "consistent",
-              static_cast<long long>(o.pageSize), o.changes, o.writers, o.runs);
-  for (const auto& [key, unused] : runs.front().values) {
-    std::vector<double> v;
-    for (const auto& r : runs)
-      v.push_back(r.values.at(key));
-    std::printf("  %-28s %10.2f   (runs:", key.c_str(), percentile(v, 0.5));
-    for (double x : v)
-      std::printf(" %.2f", x);
-    std::printf(")\n");
-  }
-
-  if (o.deleteAtEnd) {
-    client = connect(o);
-    parallel(o.objects, o.writers,
-             [&](int i) { (void)client->remove(kBenchWidgets, "", objectName(i)); });
-    (void)client->remove(resources::kCustomResourceDefinitions, "",
-                         "benchwidgets.bench.bpfchain.io");
-  }
-  return 0;
+  });
 }

@@ -793,11 +793,7 @@ std::string seconds(double ms) {
   return text;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  Options o = parseOptions(argc, argv);
-  ::signal(SIGPIPE, SIG_IGN);
+int runBenchmark(const Options& o) {
 
   std::unique_ptr<bpfchain::testing::ControlPlane> plane;
   std::string kubeconfig = o.kubeconfig;
@@ -882,9 +878,17 @@ int main(int argc, char** argv) {
 
   // Startup: a BpfNodeConfig per node.
   size_t n = static_cast<size_t>(o.nodes);
-  if (!agents.waitFor([&] { return agents.configs() == n; }, 600s)) {
+  bool exited = false;
+  if (!agents.waitFor(
+          [&] {
+            exited = !op->running();
+            return exited || agents.configs() == n;
+          },
+          600s) ||
+      exited) {
     showLog();
-    kCommandLine.die("the operator did not create every BpfNodeConfig within 600 s");
+    kCommandLine.die(exited ? "the operator exited before it created every BpfNodeConfig"
+                            : "the operator did not create every BpfNodeConfig within 600 s");
   }
   double startupMs = msSince(startedAt);
   uint16_t metricsPort = metricsPortFrom(log);
@@ -1121,4 +1125,12 @@ int main(int argc, char** argv) {
                 heartbeatCpu.op / window, idleCpu.op / window);
   }
   return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options o = parseOptions(argc, argv);
+  ::signal(SIGPIPE, SIG_IGN);
+  return kCommandLine.run([&] { return runBenchmark(o); });
 }

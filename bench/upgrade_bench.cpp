@@ -152,37 +152,39 @@ int main(int argc, char** argv) {
         ->capture_default_str();
   });
 
-  std::printf("%d runs x %d upgrades of ratelimit -> counter under a BPF_PROG_TEST_RUN flood; "
-              "rate %llu pps, burst %llu\n\n",
-              o.runs, o.upgrades, static_cast<unsigned long long>(o.rate),
-              static_cast<unsigned long long>(o.burst));
-  std::printf("%-6s %12s %16s %22s %26s %6s\n", "mode", "packets/s", "passed/allowed",
-              "excess/upgrade median", "apply ms median [p25,p75] max", "lost");
-  for (bool fresh : {false, true}) {
-    std::vector<double> excess, applyMs, rates;
-    uint64_t passed = 0, allowed = 0, lost = 0, errors = 0;
-    for (int run = 0; run < o.runs; ++run) {
-      RunResult r = runOnce(cl, o, fresh, run);
-      excess.push_back(r.passed > r.allowed ? static_cast<double>(r.passed - r.allowed) / o.upgrades
-                                            : 0.0);
-      applyMs.insert(applyMs.end(), r.applyMs.begin(), r.applyMs.end());
-      rates.push_back(static_cast<double>(r.packets) / r.seconds);
-      passed += r.passed;
-      allowed += r.allowed;
-      lost += r.passed - std::min(r.passed, r.counted);
-      errors += r.errors;
+  return cl.run([&] {
+    std::printf("%d runs x %d upgrades of ratelimit -> counter under a BPF_PROG_TEST_RUN flood; "
+                "rate %llu pps, burst %llu\n\n",
+                o.runs, o.upgrades, static_cast<unsigned long long>(o.rate),
+                static_cast<unsigned long long>(o.burst));
+    std::printf("%-6s %12s %16s %22s %26s %6s\n", "mode", "packets/s", "passed/allowed",
+                "excess/upgrade median", "apply ms median [p25,p75] max", "lost");
+    for (bool fresh : {false, true}) {
+      std::vector<double> excess, applyMs, rates;
+      uint64_t passed = 0, allowed = 0, lost = 0, errors = 0;
+      for (int run = 0; run < o.runs; ++run) {
+        RunResult r = runOnce(cl, o, fresh, run);
+        excess.push_back(
+            r.passed > r.allowed ? static_cast<double>(r.passed - r.allowed) / o.upgrades : 0.0);
+        applyMs.insert(applyMs.end(), r.applyMs.begin(), r.applyMs.end());
+        rates.push_back(static_cast<double>(r.packets) / r.seconds);
+        passed += r.passed;
+        allowed += r.allowed;
+        lost += r.passed - std::min(r.passed, r.counted);
+        errors += r.errors;
+      }
+      if (errors)
+        cl.die(std::to_string(errors) + " test runs failed");
+      char ratio[64], latency[96];
+      std::snprintf(ratio, sizeof ratio, "%llu/%llu", static_cast<unsigned long long>(passed),
+                    static_cast<unsigned long long>(allowed));
+      std::snprintf(latency, sizeof latency, "%.1f [%.1f,%.1f] %.1f",
+                    bench::percentile(applyMs, 0.5), bench::percentile(applyMs, 0.25),
+                    bench::percentile(applyMs, 0.75), bench::percentile(applyMs, 1.0));
+      std::printf("%-6s %12.0f %16s %22.1f %26s %6llu\n", fresh ? "fresh" : "carry",
+                  bench::percentile(rates, 0.5), ratio, bench::percentile(excess, 0.5), latency,
+                  static_cast<unsigned long long>(lost));
     }
-    if (errors)
-      cl.die(std::to_string(errors) + " test runs failed");
-    char ratio[64], latency[96];
-    std::snprintf(ratio, sizeof ratio, "%llu/%llu", static_cast<unsigned long long>(passed),
-                  static_cast<unsigned long long>(allowed));
-    std::snprintf(latency, sizeof latency, "%.1f [%.1f,%.1f] %.1f", bench::percentile(applyMs, 0.5),
-                  bench::percentile(applyMs, 0.25), bench::percentile(applyMs, 0.75),
-                  bench::percentile(applyMs, 1.0));
-    std::printf("%-6s %12.0f %16s %22.1f %26s %6llu\n", fresh ? "fresh" : "carry",
-                bench::percentile(rates, 0.5), ratio, bench::percentile(excess, 0.5), latency,
-                static_cast<unsigned long long>(lost));
-  }
-  return 0;
+    return 0;
+  });
 }
