@@ -3,13 +3,7 @@
 # clang-tidy, then runs every test tier (unit, kernel, cluster, e2e). Run as root.
 #   scripts/test.sh [ctest arguments...]     e.g. scripts/test.sh -L unit
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH=$PATH:/usr/local/go/bin:/usr/sbin
-# CI builds in a new clone each time: let ccache hit across checkout directories.
-export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
-
-start=$SECONDS
-step() { echo "== $* ($((SECONDS - start)) s)"; }
+source "$(dirname "$0")/lib/test-steps.sh"
 
 step "dependencies"
 case " $* " in
