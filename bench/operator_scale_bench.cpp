@@ -794,7 +794,6 @@ std::string seconds(double ms) {
 }
 
 int runBenchmark(const Options& o) {
-
   std::unique_ptr<bpfchain::testing::ControlPlane> plane;
   std::string kubeconfig = o.kubeconfig;
   if (kubeconfig.empty()) {
