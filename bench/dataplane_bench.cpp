@@ -21,15 +21,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <vector>
 
 #include "command_line.h"
 #include "dataplane/chain.h"
+#include "harness/bpffs.h"
 #include "monolithic.skel.h"
 
 using namespace bpfchain;
@@ -115,38 +112,13 @@ double perHop(const std::vector<Sample>& s, int n) {
   return (s[n].median - s[0].median) / n;
 }
 
-// A bpffs mounted on a new directory under /tmp, unmounted and removed when it goes out of scope
-// (a run that dies too: CommandLine::die unwinds).
-class PrivateBpffs {
-public:
-  PrivateBpffs() {
-    char dir[] = "/tmp/bpfchain-bench.XXXXXX";
-    if (!::mkdtemp(dir))
-      kCommandLine.die(std::string("mkdtemp: ") + std::strerror(errno));
-    path_ = dir;
-    if (::mount("bpf", dir, "bpf", 0, "mode=0700") != 0) {
-      int error = errno;
-      ::rmdir(dir);
-      kCommandLine.die(std::string("mount bpffs: ") + std::strerror(error));
-    }
-  }
-  ~PrivateBpffs() {
-    ::umount2(path_.c_str(), MNT_DETACH);
-    ::rmdir(path_.c_str());
-  }
-  PrivateBpffs(const PrivateBpffs&) = delete;
-  PrivateBpffs& operator=(const PrivateBpffs&) = delete;
-  const std::string& path() const { return path_; }
-
-private:
-  std::string path_;
-};
-
 // The four series in a private bpffs (the benchmark's pins never meet anyone else's), then the
 // tables.
 int runBenchmark(const Options& options) {
-  PrivateBpffs mount;
-  const std::string& bpffs = mount.path();
+  auto mount = testing::TestBpffs::mount();
+  if (!mount)
+    kCommandLine.die(mount.error().message());
+  const std::string bpffs = mount->path();
   ProgramSpec counter{.id = "",
                       .objectPath = kBpfDir + "/counter.bpf.o",
                       .entry = "counter_xdp",
